@@ -1,0 +1,450 @@
+/* config.c: see config.h. */
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char **err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int fail(char **err, const char *fmt, ...) {
+  va_list ap;
+
+  va_start(ap, fmt);
+  if (vasprintf(err, fmt, ap) < 0)
+    *err = NULL;
+  va_end(ap);
+  return -1;
+}
+
+/* Every member of obj must be one of `keys` (NULL-terminated). */
+static int check_keys(const cJSON *obj, const char *const *keys,
+                      const char *where, const char *path, char **err) {
+  const cJSON *item;
+  const char *const *k;
+
+  if (!cJSON_IsObject(obj))
+    return fail(err, "%s: %s must be an object", path, where);
+  cJSON_ArrayForEach(item, obj) {
+    for (k = keys; *k != NULL; k++)
+      if (strcmp(item->string, *k) == 0)
+        break;
+    if (*k == NULL)
+      return fail(err, "%s: unknown key \"%s\" in %s", path, item->string,
+                  where);
+  }
+  return 0;
+}
+
+static int get_string(const cJSON *obj, const char *key, const char *def,
+                      char **out, const char *path, char **err) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+  if (v == NULL) {
+    *out = def ? strdup(def) : NULL;
+    return 0;
+  }
+  if (!cJSON_IsString(v))
+    return fail(err, "%s: \"%s\" must be a string", path, key);
+  *out = strdup(v->valuestring);
+  return 0;
+}
+
+static int get_uint(const cJSON *obj, const char *key, double min, double max,
+                    double *out, const char *path, char **err) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+  if (v == NULL)
+    return 0;
+  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble)
+    return fail(err, "%s: \"%s\" must be an integer", path, key);
+  if (v->valuedouble < min || v->valuedouble > max)
+    return fail(err, "%s: \"%s\" must be between %.0f and %.0f", path, key,
+                min, max);
+  *out = v->valuedouble;
+  return 0;
+}
+
+static char **get_strings(const cJSON *obj, const char *key,
+                          const char *const *def, const char *path,
+                          char **err, int *failed) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key), *item;
+  char **list;
+  size_t n = 0;
+
+  *failed = 0;
+  if (v == NULL) {
+    while (def != NULL && def[n] != NULL)
+      n++;
+    list = calloc(n + 1, sizeof(char *));
+    for (n = 0; def != NULL && def[n] != NULL; n++)
+      list[n] = strdup(def[n]);
+    return list;
+  }
+  if (!cJSON_IsArray(v)) {
+    *failed = fail(err, "%s: \"%s\" must be an array of strings", path, key);
+    return NULL;
+  }
+  list = calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(char *));
+  cJSON_ArrayForEach(item, v) {
+    if (!cJSON_IsString(item)) {
+      *failed = fail(err, "%s: \"%s\" must be an array of strings", path, key);
+      break;
+    }
+    list[n++] = strdup(item->valuestring);
+  }
+  return list;
+}
+
+static void free_strings(char **list) {
+  char **p;
+
+  if (list == NULL)
+    return;
+  for (p = list; *p != NULL; p++)
+    free(*p);
+  free(list);
+}
+
+int ph__valid_prefix(const char *p) {
+  size_t i, n = strlen(p);
+
+  if (n == 0)
+    return 1;
+  if (n > 16 || p[0] < 'a' || p[0] > 'z')
+    return 0;
+  for (i = 1; i < n; i++)
+    if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') ||
+          p[i] == '-'))
+      return 0;
+  return 1;
+}
+
+int ph__valid_name(const char *s) {
+  size_t i, n = strlen(s);
+
+  if (n < 1 || n > 64)
+    return 0;
+  for (i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+          (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+      return 0;
+  return 1;
+}
+
+int ph__glob_match(const char *pat, const char *s) {
+  const char *star = NULL, *resume = NULL;
+
+  /* Iterative matching with one backtrack point: linear enough for names
+   * of at most 64 characters, and no recursion on hostile patterns. */
+  while (*s != '\0') {
+    if (*pat == '*') {
+      star = pat++;
+      resume = s;
+    } else if (*pat == '?' || *pat == *s) {
+      pat++;
+      s++;
+    } else if (star != NULL) {
+      pat = star + 1;
+      s = ++resume;
+    } else {
+      return 0;
+    }
+  }
+  while (*pat == '*')
+    pat++;
+  return *pat == '\0';
+}
+
+static const char *const top_keys[] = {
+    "plugin_dir", "cache_dir", "listen",   "separator",       "log_level",
+    "page_size",  "hmac_key",  "limits",   "allowed_origins", "allowed_hosts",
+    "departments", NULL};
+static const char *const limit_keys[] = {
+    "max_message_bytes", "max_json_depth",   "call_timeout_ms",
+    "workers_per_plugin", "queue_per_plugin", "max_inflight_per_session",
+    "shutdown_timeout_ms", "drain_timeout_ms", "max_sessions",
+    "session_idle_ms",    "max_header_bytes", "max_connections",
+    "header_timeout_ms",  "idle_timeout_ms",  NULL};
+static const char *const dept_keys[] = {"plugins", "allow", "deny", NULL};
+static const char *const inst_keys[] = {"plugin", "prefix", "config",
+                                        "workers", NULL};
+static const char *const allow_all[] = {"*", NULL};
+
+static int parse_limits(const cJSON *obj, ph__limits *l, const char *path,
+                        char **err) {
+  double v;
+
+#define LIMIT(key, min, max, field, type)                                      \
+  v = (double)l->field;                                                        \
+  if (get_uint(obj, key, min, max, &v, path, err) != 0)                        \
+    return -1;                                                                 \
+  l->field = (type)v;
+
+  if (obj == NULL)
+    return 0;
+  if (check_keys(obj, limit_keys, "\"limits\"", path, err) != 0)
+    return -1;
+  LIMIT("max_message_bytes", 1024, 1 << 30, max_message_bytes, size_t)
+  LIMIT("max_json_depth", 4, 10000, max_json_depth, int)
+  LIMIT("call_timeout_ms", 1, 86400000, call_timeout_ms, uint32_t)
+  LIMIT("workers_per_plugin", 1, 256, workers_per_plugin, int)
+  LIMIT("queue_per_plugin", 1, 1 << 20, queue_per_plugin, int)
+  LIMIT("max_inflight_per_session", 1, 1 << 20, max_inflight_per_session, int)
+  LIMIT("shutdown_timeout_ms", 0, 3600000, shutdown_timeout_ms, uint32_t)
+  LIMIT("drain_timeout_ms", 0, 86400000, drain_timeout_ms, uint32_t)
+  LIMIT("max_sessions", 1, 10000000, max_sessions, int)
+  LIMIT("session_idle_ms", 1000, 86400000, session_idle_ms, uint32_t)
+  LIMIT("max_header_bytes", 1024, 1 << 24, max_header_bytes, size_t)
+  LIMIT("max_connections", 1, 1000000, max_connections, int)
+  LIMIT("header_timeout_ms", 100, 3600000, header_timeout_ms, uint32_t)
+  LIMIT("idle_timeout_ms", 100, 86400000, idle_timeout_ms, uint32_t)
+#undef LIMIT
+  return 0;
+}
+
+static int parse_instance(const cJSON *obj, ph__instance_cfg *ic,
+                          const char *dept, const char *path, char **err) {
+  const cJSON *conf;
+  double workers = 0;
+
+  if (check_keys(obj, inst_keys, "a plugin instance", path, err) != 0)
+    return -1;
+  if (get_string(obj, "plugin", NULL, &ic->plugin, path, err) != 0)
+    return -1;
+  if (ic->plugin == NULL)
+    return fail(err, "%s: department \"%s\": an instance lacks \"plugin\"",
+                path, dept);
+  if (get_string(obj, "prefix", ic->plugin, &ic->prefix, path, err) != 0)
+    return -1;
+  if (!ph__valid_prefix(ic->prefix))
+    return fail(err,
+                "%s: department \"%s\": prefix \"%s\" must match "
+                "^[a-z][a-z0-9-]{0,15}$ or be empty",
+                path, dept, ic->prefix);
+  conf = cJSON_GetObjectItemCaseSensitive(obj, "config");
+  if (conf != NULL && !cJSON_IsObject(conf))
+    return fail(err, "%s: department \"%s\": \"config\" must be an object",
+                path, dept);
+  ic->config_json = conf ? cJSON_PrintUnformatted(conf) : strdup("{}");
+  if (get_uint(obj, "workers", 1, 256, &workers, path, err) != 0)
+    return -1;
+  ic->workers = (int)workers;
+  return 0;
+}
+
+static int parse_department(const cJSON *obj, ph__department_cfg *d,
+                            const char *path, char **err) {
+  const cJSON *plugins, *item;
+  int failed;
+
+  if (check_keys(obj, dept_keys, "a department", path, err) != 0)
+    return -1;
+  plugins = cJSON_GetObjectItemCaseSensitive(obj, "plugins");
+  if (plugins == NULL) {
+    d->all_plugins = 1;
+  } else {
+    if (!cJSON_IsArray(plugins))
+      return fail(err, "%s: department \"%s\": \"plugins\" must be an array",
+                  path, d->name);
+    d->instances = calloc((size_t)cJSON_GetArraySize(plugins) + 1,
+                          sizeof(ph__instance_cfg));
+    cJSON_ArrayForEach(item, plugins) {
+      if (parse_instance(item, &d->instances[d->ninstances++], d->name, path,
+                         err) != 0)
+        return -1;
+    }
+  }
+  d->allow = get_strings(obj, "allow", allow_all, path, err, &failed);
+  if (failed)
+    return -1;
+  d->deny = get_strings(obj, "deny", NULL, path, err, &failed);
+  return failed ? -1 : 0;
+}
+
+ph__config *ph__config_parse(const char *text, const char *path, char **err) {
+  ph__config *cfg;
+  cJSON *root;
+  const cJSON *depts, *item;
+  char *level = NULL;
+  double page = 100;
+  int failed;
+
+  *err = NULL;
+  root = cJSON_Parse(text);
+  if (root == NULL) {
+    fail(err, "%s: not valid JSON near \"%.20s\"", path,
+         cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
+    return NULL;
+  }
+  cfg = calloc(1, sizeof(*cfg));
+  cfg->path = strdup(path);
+  cfg->limits = (ph__limits){
+      .max_message_bytes = 4u << 20,
+      .max_json_depth = 64,
+      .call_timeout_ms = 60000,
+      .workers_per_plugin = 4,
+      .queue_per_plugin = 1024,
+      .max_inflight_per_session = 256,
+      .shutdown_timeout_ms = 10000,
+      .drain_timeout_ms = 30000,
+      .max_sessions = 10000,
+      .session_idle_ms = 30 * 60 * 1000,
+      .max_header_bytes = 16384,
+      .max_connections = 1024,
+      .header_timeout_ms = 10000,
+      .idle_timeout_ms = 60000,
+  };
+  if (check_keys(root, top_keys, "the top level", path, err) != 0)
+    goto fail;
+  if (get_string(root, "plugin_dir", "build/plugins", &cfg->plugin_dir, path,
+                 err) != 0 ||
+      get_string(root, "cache_dir", NULL, &cfg->cache_dir, path, err) != 0 ||
+      get_string(root, "listen", "127.0.0.1:8080", &cfg->listen, path, err) !=
+          0 ||
+      get_string(root, "separator", "_", &cfg->separator, path, err) != 0 ||
+      get_string(root, "log_level", "info", &level, path, err) != 0 ||
+      get_string(root, "hmac_key", NULL, &cfg->hmac_key, path, err) != 0)
+    goto fail;
+  if (strlen(cfg->separator) > 4 || !(cfg->separator[0] == '\0' ||
+                                      ph__valid_name(cfg->separator))) {
+    fail(err, "%s: \"separator\" must be up to 4 of [A-Za-z0-9_-]", path);
+    goto fail;
+  }
+  cfg->log_level = ph__log_level_parse(level);
+  if (cfg->log_level < 0) {
+    fail(err, "%s: \"log_level\" \"%s\" is not a log level", path, level);
+    goto fail;
+  }
+  if (get_uint(root, "page_size", 1, 10000, &page, path, err) != 0)
+    goto fail;
+  cfg->page_size = (int)page;
+  cfg->allowed_origins =
+      get_strings(root, "allowed_origins", NULL, path, err, &failed);
+  if (failed)
+    goto fail;
+  cfg->allowed_hosts =
+      get_strings(root, "allowed_hosts", NULL, path, err, &failed);
+  if (failed)
+    goto fail;
+  if (parse_limits(cJSON_GetObjectItemCaseSensitive(root, "limits"),
+                   &cfg->limits, path, err) != 0)
+    goto fail;
+
+  depts = cJSON_GetObjectItemCaseSensitive(root, "departments");
+  if (depts != NULL && !cJSON_IsObject(depts)) {
+    fail(err, "%s: \"departments\" must be an object", path);
+    goto fail;
+  }
+  cfg->departments = calloc((size_t)cJSON_GetArraySize(depts) + 1,
+                            sizeof(ph__department_cfg));
+  cJSON_ArrayForEach(item, depts) {
+    ph__department_cfg *d = &cfg->departments[cfg->ndepartments++];
+
+    d->name = strdup(item->string);
+    if (!ph__valid_prefix(d->name) || d->name[0] == '\0') {
+      fail(err, "%s: department name \"%s\" must match ^[a-z][a-z0-9-]{0,15}$",
+           path, d->name);
+      goto fail;
+    }
+    if (parse_department(item, d, path, err) != 0)
+      goto fail;
+  }
+  if (ph__config_department(cfg, "default") == NULL) {
+    /* Every config has a default department: all plugins, default names. */
+    ph__department_cfg *d = &cfg->departments[cfg->ndepartments++];
+
+    d->name = strdup("default");
+    d->all_plugins = 1;
+    d->allow = get_strings(NULL, "allow", allow_all, path, err, &failed);
+    d->deny = get_strings(NULL, "deny", NULL, path, err, &failed);
+  }
+  free(level);
+  cJSON_Delete(root);
+  return cfg;
+
+fail:
+  free(level);
+  cJSON_Delete(root);
+  ph__config_free(cfg);
+  return NULL;
+}
+
+ph__config *ph__config_load(const char *path, char **err) {
+  ph__config *cfg;
+  FILE *f;
+  char *text;
+  long n;
+
+  *err = NULL;
+  f = fopen(path, "rb");
+  if (f == NULL) {
+    fail(err, "%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  if (n < 0 || n > (16 << 20)) {
+    fclose(f);
+    fail(err, "%s: unreadable or larger than 16 MiB", path);
+    return NULL;
+  }
+  text = malloc((size_t)n + 1);
+  if (fread(text, 1, (size_t)n, f) != (size_t)n) {
+    fclose(f);
+    free(text);
+    fail(err, "%s: read failed", path);
+    return NULL;
+  }
+  fclose(f);
+  text[n] = '\0';
+  cfg = ph__config_parse(text, path, err);
+  free(text);
+  return cfg;
+}
+
+const ph__department_cfg *ph__config_department(const ph__config *cfg,
+                                                 const char *name) {
+  size_t i;
+
+  for (i = 0; i < cfg->ndepartments; i++)
+    if (strcmp(cfg->departments[i].name, name) == 0)
+      return &cfg->departments[i];
+  return NULL;
+}
+
+void ph__config_free(ph__config *cfg) {
+  size_t i, j;
+
+  if (cfg == NULL)
+    return;
+  for (i = 0; i < cfg->ndepartments; i++) {
+    ph__department_cfg *d = &cfg->departments[i];
+
+    for (j = 0; j < d->ninstances; j++) {
+      free(d->instances[j].plugin);
+      free(d->instances[j].prefix);
+      free(d->instances[j].config_json);
+    }
+    free(d->instances);
+    free_strings(d->allow);
+    free_strings(d->deny);
+    free(d->name);
+  }
+  free(cfg->departments);
+  free_strings(cfg->allowed_origins);
+  free_strings(cfg->allowed_hosts);
+  free(cfg->path);
+  free(cfg->plugin_dir);
+  free(cfg->cache_dir);
+  free(cfg->listen);
+  free(cfg->separator);
+  free(cfg->hmac_key);
+  free(cfg);
+}

@@ -1,0 +1,679 @@
+/* loader.c: see loader.h. */
+#include "loader.h"
+
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fail(char **err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int fail(char **err, const char *fmt, ...) {
+  va_list ap;
+
+  va_start(ap, fmt);
+  if (vasprintf(err, fmt, ap) < 0)
+    *err = NULL;
+  va_end(ap);
+  return -1;
+}
+
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+/* Copies src to a fresh file in cache_dir, hashing it on the way. A private
+ * copy per load matters twice: dlopen caches by path (a new version at the
+ * same path would not be loaded), and an operator overwriting the original
+ * in place must never touch pages the process has mapped. */
+static int copy_to_cache(const char *src, const char *cache_dir,
+                         const char *base, char **out_path, char hash[65],
+                         char **err) {
+  static atomic_uint counter;
+  unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
+  unsigned mdlen = 0, i;
+  EVP_MD_CTX *ctx = NULL;
+  int in = -1, out = -1, rc = -1;
+  char *path = NULL;
+  ssize_t n;
+
+  in = open(src, O_RDONLY | O_CLOEXEC);
+  if (in < 0) {
+    fail(err, "cannot open: %s", strerror(errno));
+    goto done;
+  }
+  if (asprintf(&path, "%s/%u-%u-%s", cache_dir, (unsigned)getpid(),
+               atomic_fetch_add(&counter, 1), base) < 0) {
+    path = NULL;
+    fail(err, "out of memory");
+    goto done;
+  }
+  out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+  if (out < 0) {
+    fail(err, "cannot create cache copy %s: %s", path, strerror(errno));
+    goto done;
+  }
+  ctx = EVP_MD_CTX_new();
+  if (ctx == NULL || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+    fail(err, "sha256 unavailable");
+    goto done;
+  }
+  while ((n = read(in, buf, sizeof(buf))) > 0) {
+    EVP_DigestUpdate(ctx, buf, (size_t)n);
+    if (write(out, buf, (size_t)n) != n) {
+      fail(err, "cannot write cache copy: %s", strerror(errno));
+      goto done;
+    }
+  }
+  if (n < 0) {
+    fail(err, "read failed: %s", strerror(errno));
+    goto done;
+  }
+  EVP_DigestFinal_ex(ctx, md, &mdlen);
+  for (i = 0; i < mdlen && i < 32; i++)
+    snprintf(hash + 2 * i, 3, "%02x", md[i]);
+  rc = 0;
+
+done:
+  EVP_MD_CTX_free(ctx);
+  if (in >= 0)
+    close(in);
+  if (out >= 0 && close(out) != 0 && rc == 0)
+    rc = fail(err, "cannot write cache copy: %s", strerror(errno));
+  if (rc != 0 && path != NULL) {
+    unlink(path);
+    free(path);
+    path = NULL;
+  }
+  *out_path = path;
+  return rc;
+}
+
+/* Parses optional JSON text that must be an object. */
+static int parse_object(const char *text, cJSON **out, const char *what,
+                        const char *item, char **err) {
+  *out = NULL;
+  if (text == NULL)
+    return 0;
+  *out = cJSON_Parse(text);
+  if (!cJSON_IsObject(*out)) {
+    cJSON_Delete(*out);
+    *out = NULL;
+    return fail(err, "%s of \"%s\" is not a JSON object", what, item);
+  }
+  return 0;
+}
+
+static int copy_tool(ph__tool_def *d, const ph_tool *t, char **err) {
+  char *why = NULL;
+
+  if (!ph__valid_name(t->name))
+    return fail(err, "tool name \"%s\" must match [A-Za-z0-9_-]{1,64}",
+                t->name);
+  d->name = strdup(t->name);
+  d->title = dup_or_null(t->title);
+  d->description = dup_or_null(t->description);
+  d->annotations = t->annotations;
+  d->required_scope = dup_or_null(t->required_scope);
+  d->timeout_ms = t->timeout_ms;
+  d->run_inline = t->run_inline;
+  d->handler = t->handler;
+  if (t->handler == NULL)
+    return fail(err, "tool \"%s\" has no handler", t->name);
+  if (parse_object(t->input_schema ? t->input_schema : "{\"type\":\"object\"}",
+                   &d->input_schema, "input schema", t->name, err) != 0)
+    return -1;
+  if (parse_object(t->output_schema, &d->output_schema, "output schema",
+                   t->name, err) != 0)
+    return -1;
+  if (parse_object(t->extra_json, &d->extra, "extra_json", t->name, err) != 0)
+    return -1;
+  d->input_validator = ph__schema_compile(d->input_schema, &why);
+  if (d->input_validator == NULL)
+    goto bad_schema;
+  if (d->output_schema != NULL) {
+    d->output_validator = ph__schema_compile(d->output_schema, &why);
+    if (d->output_validator == NULL)
+      goto bad_schema;
+  }
+  return 0;
+
+bad_schema:
+  fail(err, "tool \"%s\": schema refused: %s", t->name, why ? why : "?");
+  free(why);
+  return -1;
+}
+
+/* RFC 6570 level 1 only: literal text and {name} expressions. */
+static int valid_template(const char *t) {
+  const char *p;
+  int in_var = 0, var_len = 0, vars = 0;
+
+  for (p = t; *p != '\0'; p++) {
+    if (*p == '{') {
+      if (in_var)
+        return 0;
+      in_var = 1;
+      var_len = 0;
+    } else if (*p == '}') {
+      if (!in_var || var_len == 0)
+        return 0;
+      in_var = 0;
+      vars++;
+    } else if (in_var) {
+      if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || *p == '_'))
+        return 0;
+      var_len++;
+    }
+  }
+  return !in_var && vars > 0 && strchr(t, ':') != NULL;
+}
+
+/* Reads the idx-th item of a plugin table compiled with item size `size`,
+ * zero-filling fields this host knows and the plugin does not. */
+static const void *table_item(const void *table, size_t size, size_t host,
+                              size_t idx, void *scratch) {
+  const char *p = (const char *)table + idx * size;
+
+  if (size >= host)
+    return p;
+  memset(scratch, 0, host);
+  memcpy(scratch, p, size);
+  return scratch;
+}
+
+static int dup_in(char **names, size_t n, const char *name) {
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (strcmp(names[i], name) == 0)
+      return 1;
+  return 0;
+}
+
+static char **copy_strings(const char *const *list) {
+  char **out;
+  size_t n = 0;
+
+  while (list != NULL && list[n] != NULL)
+    n++;
+  out = calloc(n + 1, sizeof(char *));
+  for (n = 0; list != NULL && list[n] != NULL; n++)
+    out[n] = strdup(list[n]);
+  return out;
+}
+
+static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d,
+                           char **err) {
+  union {
+    ph_tool t;
+    ph_resource r;
+    ph_resource_template rt;
+    ph_prompt pr;
+  } scratch;
+  char **seen = NULL;
+  size_t n, i;
+  int rc = -1;
+
+  if (d->magic != PH_MAGIC)
+    return fail(err, "wrong magic 0x%08x (not a plughost plugin)", d->magic);
+  if (d->abi_major != PH_ABI_MAJOR)
+    return fail(err, "ABI major %u, this host speaks %u", d->abi_major,
+                PH_ABI_MAJOR);
+  if (d->abi_minor > PH_ABI_MINOR)
+    return fail(err, "ABI minor %u is newer than this host's %u",
+                d->abi_minor, PH_ABI_MINOR);
+  if (d->size < sizeof(ph_plugin_desc))
+    return fail(err, "descriptor size %u is shorter than ABI 1.0's %zu",
+                d->size, sizeof(ph_plugin_desc));
+  if (d->tool_size < sizeof(ph_tool) ||
+      d->resource_size < sizeof(ph_resource) ||
+      d->template_size < sizeof(ph_resource_template) ||
+      d->prompt_size < sizeof(ph_prompt))
+    return fail(err, "item sizes are shorter than ABI 1.0's");
+  if (d->name == NULL || !ph__valid_prefix(d->name) || d->name[0] == '\0')
+    return fail(err, "plugin name \"%s\" must match ^[a-z][a-z0-9-]{0,15}$",
+                d->name ? d->name : "(null)");
+  p->name = strdup(d->name);
+  p->version = strdup(d->version ? d->version : "0");
+  p->description = dup_or_null(d->description);
+  p->abi_minor = d->abi_minor;
+  p->init = d->init;
+  p->fini = d->fini;
+  p->service = d->service;
+  p->provides = copy_strings(d->provides);
+  p->requires = copy_strings(d->requires);
+  if (p->provides[0] != NULL && p->service == NULL)
+    return fail(err, "provides services but has no service handler");
+
+  for (n = 0; d->tools != NULL; n++) {
+    const ph_tool *t = table_item(d->tools, d->tool_size, sizeof(ph_tool), n,
+                                  &scratch);
+    if (t->name == NULL)
+      break;
+  }
+  p->tools = calloc(n + 1, sizeof(ph__tool_def));
+  seen = calloc(n + 1, sizeof(char *));
+  for (i = 0; i < n; i++) {
+    const ph_tool *t = table_item(d->tools, d->tool_size, sizeof(ph_tool), i,
+                                  &scratch);
+    if (dup_in(seen, i, t->name)) {
+      fail(err, "duplicate tool name \"%s\"", t->name);
+      goto done;
+    }
+    seen[i] = (char *)t->name;
+    p->ntools++;
+    if (copy_tool(&p->tools[i], t, err) != 0)
+      goto done;
+  }
+  free(seen);
+  seen = NULL;
+
+  for (n = 0; d->resources != NULL; n++) {
+    const ph_resource *r = table_item(d->resources, d->resource_size,
+                                      sizeof(ph_resource), n, &scratch);
+    if (r->uri == NULL)
+      break;
+  }
+  p->resources = calloc(n + 1, sizeof(ph__resource_def));
+  seen = calloc(n + 1, sizeof(char *));
+  for (i = 0; i < n; i++) {
+    const ph_resource *r = table_item(d->resources, d->resource_size,
+                                      sizeof(ph_resource), i, &scratch);
+    ph__resource_def *rd = &p->resources[i];
+
+    if (strchr(r->uri, ':') == NULL || r->handler == NULL ||
+        r->name == NULL) {
+      fail(err, "resource \"%s\" needs an absolute uri, a name and a handler",
+           r->uri);
+      goto done;
+    }
+    if (dup_in(seen, i, r->uri)) {
+      fail(err, "duplicate resource uri \"%s\"", r->uri);
+      goto done;
+    }
+    seen[i] = (char *)r->uri;
+    p->nresources++;
+    rd->uri = strdup(r->uri);
+    rd->name = strdup(r->name);
+    rd->title = dup_or_null(r->title);
+    rd->description = dup_or_null(r->description);
+    rd->mime_type = dup_or_null(r->mime_type);
+    rd->handler = r->handler;
+    if (parse_object(r->extra_json, &rd->extra, "extra_json", r->uri, err))
+      goto done;
+  }
+  free(seen);
+  seen = NULL;
+
+  for (n = 0; d->templates != NULL; n++) {
+    const ph_resource_template *rt =
+        table_item(d->templates, d->template_size,
+                   sizeof(ph_resource_template), n, &scratch);
+    if (rt->uri_template == NULL)
+      break;
+  }
+  p->templates = calloc(n + 1, sizeof(ph__template_def));
+  seen = calloc(n + 1, sizeof(char *));
+  for (i = 0; i < n; i++) {
+    const ph_resource_template *rt =
+        table_item(d->templates, d->template_size,
+                   sizeof(ph_resource_template), i, &scratch);
+    ph__template_def *td = &p->templates[i];
+
+    if (!valid_template(rt->uri_template) || rt->handler == NULL ||
+        rt->name == NULL) {
+      fail(err,
+           "resource template \"%s\" must be an absolute RFC 6570 level 1 "
+           "template with a name and a handler",
+           rt->uri_template);
+      goto done;
+    }
+    if (dup_in(seen, i, rt->uri_template)) {
+      fail(err, "duplicate resource template \"%s\"", rt->uri_template);
+      goto done;
+    }
+    seen[i] = (char *)rt->uri_template;
+    p->ntemplates++;
+    td->uri_template = strdup(rt->uri_template);
+    td->name = strdup(rt->name);
+    td->title = dup_or_null(rt->title);
+    td->description = dup_or_null(rt->description);
+    td->mime_type = dup_or_null(rt->mime_type);
+    td->handler = rt->handler;
+    td->complete = rt->complete;
+    if (parse_object(rt->extra_json, &td->extra, "extra_json",
+                     rt->uri_template, err))
+      goto done;
+  }
+  free(seen);
+  seen = NULL;
+
+  for (n = 0; d->prompts != NULL; n++) {
+    const ph_prompt *pr = table_item(d->prompts, d->prompt_size,
+                                     sizeof(ph_prompt), n, &scratch);
+    if (pr->name == NULL)
+      break;
+  }
+  p->prompts = calloc(n + 1, sizeof(ph__prompt_def));
+  seen = calloc(n + 1, sizeof(char *));
+  for (i = 0; i < n; i++) {
+    const ph_prompt *pr = table_item(d->prompts, d->prompt_size,
+                                     sizeof(ph_prompt), i, &scratch);
+    ph__prompt_def *pd = &p->prompts[i];
+    size_t a, na = 0;
+
+    if (!ph__valid_name(pr->name) || pr->handler == NULL) {
+      fail(err, "prompt \"%s\" needs a valid name and a handler", pr->name);
+      goto done;
+    }
+    if (dup_in(seen, i, pr->name)) {
+      fail(err, "duplicate prompt name \"%s\"", pr->name);
+      goto done;
+    }
+    seen[i] = (char *)pr->name;
+    p->nprompts++;
+    pd->name = strdup(pr->name);
+    pd->title = dup_or_null(pr->title);
+    pd->description = dup_or_null(pr->description);
+    pd->handler = pr->handler;
+    pd->complete = pr->complete;
+    while (pr->args != NULL && pr->args[na].name != NULL)
+      na++;
+    pd->args = calloc(na + 1, sizeof(ph__prompt_arg_def));
+    for (a = 0; a < na; a++) {
+      pd->args[a].name = strdup(pr->args[a].name);
+      pd->args[a].title = dup_or_null(pr->args[a].title);
+      pd->args[a].description = dup_or_null(pr->args[a].description);
+      pd->args[a].required = pr->args[a].required;
+      pd->nargs++;
+    }
+    if (parse_object(pr->extra_json, &pd->extra, "extra_json", pr->name, err))
+      goto done;
+  }
+  rc = 0;
+
+done:
+  free(seen);
+  return rc;
+}
+
+static void free_strings(char **list) {
+  char **p;
+
+  for (p = list; p != NULL && *p != NULL; p++)
+    free(*p);
+  free(list);
+}
+
+static void plugin_free(ph__plugin *p) {
+  size_t i, a;
+
+  for (i = 0; i < p->ntools; i++) {
+    ph__tool_def *t = &p->tools[i];
+    free(t->name);
+    free(t->title);
+    free(t->description);
+    free(t->required_scope);
+    cJSON_Delete(t->input_schema);
+    cJSON_Delete(t->output_schema);
+    cJSON_Delete(t->extra);
+    ph__schema_free(t->input_validator);
+    ph__schema_free(t->output_validator);
+  }
+  /* A refused tool may be half-copied past ntools. */
+  if (p->tools != NULL) {
+    ph__tool_def *t = &p->tools[p->ntools];
+    if (t->name != NULL) {
+      free(t->name);
+      free(t->title);
+      free(t->description);
+      free(t->required_scope);
+      cJSON_Delete(t->input_schema);
+      cJSON_Delete(t->output_schema);
+      cJSON_Delete(t->extra);
+      ph__schema_free(t->input_validator);
+      ph__schema_free(t->output_validator);
+    }
+  }
+  free(p->tools);
+  for (i = 0; i < p->nresources; i++) {
+    ph__resource_def *r = &p->resources[i];
+    free(r->uri);
+    free(r->name);
+    free(r->title);
+    free(r->description);
+    free(r->mime_type);
+    cJSON_Delete(r->extra);
+  }
+  free(p->resources);
+  for (i = 0; i < p->ntemplates; i++) {
+    ph__template_def *t = &p->templates[i];
+    free(t->uri_template);
+    free(t->name);
+    free(t->title);
+    free(t->description);
+    free(t->mime_type);
+    cJSON_Delete(t->extra);
+  }
+  free(p->templates);
+  for (i = 0; i < p->nprompts; i++) {
+    ph__prompt_def *pr = &p->prompts[i];
+    free(pr->name);
+    free(pr->title);
+    free(pr->description);
+    for (a = 0; a < pr->nargs; a++) {
+      free(pr->args[a].name);
+      free(pr->args[a].title);
+      free(pr->args[a].description);
+    }
+    free(pr->args);
+    cJSON_Delete(pr->extra);
+  }
+  free(p->prompts);
+  free_strings(p->provides);
+  free_strings(p->requires);
+  if (p->dl != NULL)
+    dlclose(p->dl);
+  if (p->cache_path != NULL)
+    unlink(p->cache_path);
+  free(p->cache_path);
+  free(p->source_path);
+  free(p->name);
+  free(p->version);
+  free(p->description);
+  free(p);
+}
+
+ph__plugin *ph__plugin_load(const char *path, const char *cache_dir,
+                            char **err) {
+  ph_plugin_entry_fn entry;
+  const ph_plugin_desc *desc;
+  const char *base;
+  ph__plugin *p;
+
+  *err = NULL;
+  p = calloc(1, sizeof(*p));
+  atomic_init(&p->refs, 1);
+  p->source_path = strdup(path);
+  base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  if (copy_to_cache(path, cache_dir, base, &p->cache_path, p->hash, err) != 0)
+    goto fail;
+  p->dl = dlopen(p->cache_path, RTLD_NOW | RTLD_LOCAL);
+  if (p->dl == NULL) {
+    fail(err, "dlopen failed: %s", dlerror());
+    goto fail;
+  }
+  *(void **)&entry = dlsym(p->dl, PH_ENTRY_SYMBOL);
+  if (entry == NULL) {
+    fail(err, "no %s symbol (not a plughost plugin)", PH_ENTRY_SYMBOL);
+    goto fail;
+  }
+  desc = entry();
+  if (desc == NULL) {
+    fail(err, "%s returned NULL", PH_ENTRY_SYMBOL);
+    goto fail;
+  }
+  if (copy_descriptor(p, desc, err) != 0)
+    goto fail;
+  return p;
+
+fail:
+  plugin_free(p);
+  return NULL;
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t ph__plugin_scan(const char *dir, const char *cache_dir,
+                       ph__plugin ***out) {
+  struct dirent *de;
+  ph__plugin **plugins, *p;
+  char **names = NULL, *path, *err;
+  size_t n = 0, cap = 0, i, j, loaded = 0;
+  DIR *d;
+
+  *out = NULL;
+  d = opendir(dir);
+  if (d == NULL) {
+    ph__error("plugin directory %s: %s", dir, strerror(errno));
+    return 0;
+  }
+  while ((de = readdir(d)) != NULL) {
+    size_t len = strlen(de->d_name);
+    if (len < 4 || strcmp(de->d_name + len - 3, ".so") != 0 ||
+        de->d_name[0] == '.')
+      continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      names = realloc(names, cap * sizeof(char *));
+    }
+    names[n++] = strdup(de->d_name);
+  }
+  closedir(d);
+  if (n > 0)
+    qsort(names, n, sizeof(char *), by_name);
+  plugins = calloc(n + 1, sizeof(ph__plugin *));
+  for (i = 0; i < n; i++) {
+    if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
+      continue;
+    p = ph__plugin_load(path, cache_dir, &err);
+    if (p == NULL) {
+      ph__error("refused plugin %s: %s", path, err ? err : "out of memory");
+      free(err);
+    } else {
+      for (j = 0; j < loaded; j++)
+        if (strcmp(plugins[j]->name, p->name) == 0)
+          break;
+      if (j < loaded) {
+        ph__error("refused plugin %s: name \"%s\" already loaded from %s",
+                  path, p->name, plugins[j]->source_path);
+        ph__plugin_unref(p);
+      } else {
+        ph__debug("loaded plugin %s from %s (sha256 %.16s)", p->name, path,
+                  p->hash);
+        plugins[loaded++] = p;
+      }
+    }
+    free(path);
+    free(names[i]);
+  }
+  free(names);
+  *out = plugins;
+  return loaded;
+}
+
+void ph__plugin_ref(ph__plugin *p) {
+  atomic_fetch_add(&p->refs, 1);
+}
+
+void ph__plugin_unref(ph__plugin *p) {
+  if (p != NULL && atomic_fetch_sub(&p->refs, 1) == 1)
+    plugin_free(p);
+}
+
+int ph__plugin_provides(const ph__plugin *p, const char *service) {
+  char **s;
+
+  for (s = p->provides; *s != NULL; s++)
+    if (strcmp(*s, service) == 0)
+      return 1;
+  return 0;
+}
+
+ph_instance *ph__instance_create(ph__plugin *p, const char *department,
+                                 const char *prefix, const char *config_json,
+                                 int workers, int queue, char **err) {
+  ph_instance *inst;
+  int rc;
+
+  *err = NULL;
+  inst = calloc(1, sizeof(*inst));
+  atomic_init(&inst->refs, 1);
+  ph__plugin_ref(p);
+  inst->plugin = p;
+  inst->department = strdup(department);
+  inst->prefix = strdup(prefix);
+  inst->config_json = strdup(config_json ? config_json : "{}");
+  if (asprintf(&inst->label, "%s/%s (%s)", department,
+               prefix[0] ? prefix : "-", p->name) < 0)
+    inst->label = NULL;
+  if (p->init != NULL) {
+    rc = p->init(inst, &ph__host_api, inst->config_json, &inst->state);
+    if (rc != 0) {
+      fail(err, "init of %s failed (returned %d)", inst->label, rc);
+      goto fail;
+    }
+  }
+  inst->initialised = 1;
+  inst->pool = ph__pool_create(inst, workers, queue);
+  if (inst->pool == NULL) {
+    fail(err, "cannot start %d worker threads for %s", workers, inst->label);
+    goto fail;
+  }
+  return inst;
+
+fail:
+  ph__instance_unref(inst);
+  return NULL;
+}
+
+void ph__instance_ref(ph_instance *inst) {
+  atomic_fetch_add(&inst->refs, 1);
+}
+
+void ph__instance_unref(ph_instance *inst) {
+  if (inst != NULL && atomic_fetch_sub(&inst->refs, 1) == 1)
+    ph__instance_finalise(inst);
+}
+
+void ph__instance_destroy(ph_instance *inst) {
+  /* The pool goes first: its threads may still be returning from handlers
+   * that already replied. */
+  ph__pool_destroy(inst->pool);
+  if (inst->initialised && inst->plugin->fini != NULL)
+    inst->plugin->fini(inst->state);
+  ph__debug("finalised instance %s", inst->label);
+  ph__plugin_unref(inst->plugin);
+  free(inst->department);
+  free(inst->prefix);
+  free(inst->config_json);
+  free(inst->label);
+  free(inst);
+}

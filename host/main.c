@@ -1,0 +1,247 @@
+/* main.c: command line, start-up and orderly shutdown. */
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+#include "protocol.h"
+#include "registry.h"
+#include "transport_stdio.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+static struct {
+  uv_loop_t *loop;
+  ph__config *cfg; /* Owned by the current generation once published. */
+  const char *config_path;
+  const char *department;
+  char *cache_dir;
+  int own_cache_dir;
+  int use_stdio;
+  const char *listen;
+  int shutting_down;
+  uint64_t shutdown_deadline;
+  uv_signal_t sigterm, sigint, sighup;
+  uv_timer_t drain_timer;
+} M;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: plughost --config FILE [--stdio | --listen HOST:PORT]\n"
+          "                [--department NAME] [--check]\n"
+          "  --config FILE      the host configuration (JSON)\n"
+          "  --stdio            serve MCP on stdin/stdout\n"
+          "  --listen HOST:PORT serve MCP over Streamable HTTP\n"
+          "  --department NAME  the department stdio serves (default: "
+          "default)\n"
+          "  --check            validate the config and plugins, then exit\n"
+          "  --version          print the version\n");
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+static void finish_shutdown(void) {
+  ph__generation *g;
+
+  ph__stdio_close();
+  g = ph__registry_publish(NULL);
+  ph__generation_unref(g); /* Runs fini on every instance. */
+  uv_timer_stop(&M.drain_timer);
+  uv_close((uv_handle_t *)&M.drain_timer, NULL);
+  uv_close((uv_handle_t *)&M.sigterm, NULL);
+  uv_close((uv_handle_t *)&M.sigint, NULL);
+  uv_close((uv_handle_t *)&M.sighup, NULL);
+  ph__dispatch_close();
+}
+
+/* Waits for running calls, then tears down; past the deadline it leaves
+ * whatever is still running behind. */
+static void on_drain_tick(uv_timer_t *t) {
+  long live = ph__dispatch_live_calls();
+
+  (void)t;
+  if (live > 0 && uv_now(M.loop) < M.shutdown_deadline)
+    return;
+  if (live > 0)
+    ph__warn("shutdown: %ld calls still running after %u ms; exiting anyway",
+             live, M.cfg->limits.shutdown_timeout_ms);
+  finish_shutdown();
+}
+
+static void begin_shutdown(const char *why) {
+  if (M.shutting_down)
+    return;
+  M.shutting_down = 1;
+  ph__info("shutting down (%s)", why);
+  ph__stdio_stop();
+  M.shutdown_deadline = uv_now(M.loop) + M.cfg->limits.shutdown_timeout_ms;
+  uv_timer_start(&M.drain_timer, on_drain_tick, 0, 5);
+}
+
+static void on_stdin_eof(void) {
+  begin_shutdown("stdin closed");
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  (void)h;
+  if (signum == SIGHUP) {
+    ph__warn("SIGHUP: reload is not available in this build");
+    return;
+  }
+  begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static int make_cache_dir(void) {
+  const char *tmp = getenv("TMPDIR");
+  char *tpl;
+
+  if (M.cfg->cache_dir != NULL) {
+    M.cache_dir = strdup(M.cfg->cache_dir);
+    if (mkdir(M.cache_dir, 0700) != 0 && errno != EEXIST) {
+      ph__error("cache_dir %s: %s", M.cache_dir, strerror(errno));
+      return -1;
+    }
+    return 0;
+  }
+  if (asprintf(&tpl, "%s/plughost-XXXXXX", tmp ? tmp : "/tmp") < 0)
+    return -1;
+  if (mkdtemp(tpl) == NULL) {
+    ph__error("cannot create a plugin cache directory: %s", strerror(errno));
+    free(tpl);
+    return -1;
+  }
+  M.cache_dir = tpl;
+  M.own_cache_dir = 1;
+  return 0;
+}
+
+/* Loads plugins and builds the first generation. Returns the number of
+ * problems logged on the way (refusals), or -1 if nothing can be served. */
+static int load_all(ph__generation **out) {
+  ph__plugin **plugins;
+  ph__generation *g;
+  size_t n, i;
+  long errors_before = ph__log_errors();
+
+  n = ph__plugin_scan(M.cfg->plugin_dir, M.cache_dir, &plugins);
+  g = ph__generation_build(M.cfg, plugins, n, NULL);
+  for (i = 0; i < n; i++)
+    ph__plugin_unref(plugins[i]);
+  free(plugins);
+  *out = g;
+  return (int)(ph__log_errors() - errors_before);
+}
+
+int main(int argc, char **argv) {
+  ph__generation *g;
+  char *err = NULL;
+  int i, check = 0, problems, rc = 0;
+
+  M.department = "default";
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      M.config_path = argv[++i];
+    } else if (strcmp(argv[i], "--stdio") == 0) {
+      M.use_stdio = 1;
+    } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+      M.listen = argv[++i];
+    } else if (strcmp(argv[i], "--department") == 0 && i + 1 < argc) {
+      M.department = argv[++i];
+    } else if (strcmp(argv[i], "--check") == 0) {
+      check = 1;
+    } else if (strcmp(argv[i], "--version") == 0) {
+      printf("plughost %s (plugin ABI %d.%d)\n", PH_VERSION, PH_ABI_MAJOR,
+             PH_ABI_MINOR);
+      return 0;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "plughost: unknown or incomplete option %s\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (M.config_path == NULL) {
+    fprintf(stderr, "plughost: --config FILE is required\n");
+    usage(stderr);
+    return 2;
+  }
+  if (M.use_stdio && M.listen != NULL) {
+    fprintf(stderr, "plughost: choose one of --stdio and --listen\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  M.cfg = ph__config_load(M.config_path, &err);
+  if (M.cfg == NULL) {
+    fprintf(stderr, "plughost: %s\n", err ? err : "out of memory");
+    free(err);
+    return 2;
+  }
+  ph__log_set_level(M.cfg->log_level);
+  if (ph__config_department(M.cfg, M.department) == NULL) {
+    fprintf(stderr, "plughost: %s: no department named \"%s\"\n",
+            M.config_path, M.department);
+    ph__config_free(M.cfg);
+    return 2;
+  }
+  if (make_cache_dir() != 0)
+    return 1;
+
+  M.loop = uv_default_loop();
+  if (!check)
+    ph__dispatch_init(M.loop);
+  problems = load_all(&g);
+  if (check) {
+    /* Same checks as serving, then the verdict, like nginx -t. */
+    ph__generation_unref(g);
+    rmdir(M.cache_dir);
+    fprintf(stderr, "plughost: %s: %s\n", M.config_path,
+            problems == 0 ? "configuration and plugins are valid"
+                          : "problems found (see the lines above)");
+    return problems == 0 ? 0 : 1;
+  }
+  ph__registry_publish(g);
+  if (ph__protocol_init(M.cfg) != 0) {
+    ph__error("cannot initialise the protocol (no random source?)");
+    return 1;
+  }
+  uv_timer_init(M.loop, &M.drain_timer);
+  uv_signal_init(M.loop, &M.sigterm);
+  uv_signal_init(M.loop, &M.sigint);
+  uv_signal_init(M.loop, &M.sighup);
+  uv_signal_start(&M.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&M.sigint, on_signal, SIGINT);
+  uv_signal_start(&M.sighup, on_signal, SIGHUP);
+
+  if (M.use_stdio) {
+    if (ph__stdio_start(M.loop, M.cfg, M.department, on_stdin_eof) != 0) {
+      begin_shutdown("stdio unavailable");
+      rc = 1;
+    }
+  } else {
+    ph__error("the HTTP transport is not available in this build; use "
+              "--stdio");
+    begin_shutdown("no transport");
+    rc = 1;
+  }
+  ph__info("plughost %s serving department %s%s", PH_VERSION, M.department,
+           M.use_stdio ? " on stdio" : "");
+  uv_run(M.loop, UV_RUN_DEFAULT);
+  uv_walk(M.loop, close_walk, NULL);
+  uv_run(M.loop, UV_RUN_DEFAULT);
+  uv_loop_close(M.loop);
+  if (M.own_cache_dir)
+    rmdir(M.cache_dir);
+  free(M.cache_dir);
+  return rc;
+}

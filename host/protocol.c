@@ -1,0 +1,1402 @@
+/* protocol.c: see protocol.h. Methods are looked up in one table; each
+ * handler either answers at once or starts a call whose answer comes back
+ * through on_call_answer(). Both eras share the handlers: the modern one
+ * only adds per-request metadata checks and decorates results. */
+#include "protocol.h"
+
+#include "dispatch.h"
+#include "log.h"
+#include "registry.h"
+
+#include <math.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define META_VERSION "io.modelcontextprotocol/protocolVersion"
+#define META_CAPS "io.modelcontextprotocol/clientCapabilities"
+#define META_LOGLEVEL "io.modelcontextprotocol/logLevel"
+#define META_SERVERINFO "io.modelcontextprotocol/serverInfo"
+#define STATE_TTL_S 3600
+
+static const char *const legacy_versions[] = {"2025-11-25", "2025-06-18",
+                                              "2025-03-26", "2024-11-05"};
+#define NEWEST_LEGACY "2025-11-25"
+
+static struct {
+  const ph__config *cfg;
+  unsigned char hmac_key[32];
+  size_t hmac_len;
+  int check_output; /* Validate structuredContent against outputSchema. */
+} P;
+
+/* What one incoming request needs while it is being answered. */
+typedef struct request {
+  ph__session *s;
+  ph__outlet *o;
+  const char *method;
+  const cJSON *id; /* NULL for notifications. */
+  char *id_json;
+  const cJSON *params;
+  int modern;
+  const cJSON *caps; /* Modern: from _meta; legacy: the session's. */
+  int log_level;     /* Threshold for notifications/message; -1 none. */
+  ph__generation *gen;
+  const ph__dept *dept;
+} request;
+
+int ph__protocol_version_supported(const char *version) {
+  size_t i;
+
+  for (i = 0; i < sizeof(legacy_versions) / sizeof(*legacy_versions); i++)
+    if (strcmp(version, legacy_versions[i]) == 0)
+      return 1;
+  return 0;
+}
+
+/* ---- Output helpers ---- */
+
+static char *server_info_json(void) {
+  return strdup("{\"name\":\"plughost\",\"title\":\"plughost MCP server "
+                "host\",\"version\":\"" PH_VERSION "\"}");
+}
+
+/* Finishes with {"jsonrpc":"2.0","id":ID,"result":RESULT}. */
+static void send_result(ph__outlet *o, const char *id_json,
+                        const char *result) {
+  size_t n = strlen(id_json) + strlen(result) + 40;
+  char *msg = malloc(n);
+  int len;
+
+  len = snprintf(msg, n, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":%s}",
+                 id_json, result);
+  o->finish(o, 200, msg, (size_t)len);
+  free(msg);
+}
+
+static void send_error(ph__outlet *o, int status, const char *id_json,
+                       int code, const char *message, const char *data_json) {
+  cJSON *msg = cJSON_CreateObject(), *err;
+  char *text;
+
+  cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
+  if (id_json != NULL)
+    cJSON_AddRawToObject(msg, "id", id_json);
+  else
+    cJSON_AddNullToObject(msg, "id");
+  err = cJSON_AddObjectToObject(msg, "error");
+  cJSON_AddNumberToObject(err, "code", code);
+  cJSON_AddStringToObject(err, "message", message);
+  if (data_json != NULL)
+    cJSON_AddRawToObject(err, "data", data_json);
+  text = cJSON_PrintUnformatted(msg);
+  cJSON_Delete(msg);
+  o->finish(o, o->http ? status : 200, text, strlen(text));
+  free(text);
+}
+
+void ph__protocol_reject(ph__outlet *o, int status, int code,
+                         const char *message) {
+  send_error(o, status, NULL, code, message, NULL);
+}
+
+/* Modern results carry resultType and serverInfo; lists and reads also
+ * carry caching hints. Takes ownership of result. */
+static char *decorate_modern(cJSON *result, int cache_hints) {
+  cJSON *meta;
+  char *text;
+
+  if (cJSON_GetObjectItemCaseSensitive(result, "resultType") == NULL)
+    cJSON_AddStringToObject(result, "resultType", "complete");
+  meta = cJSON_GetObjectItemCaseSensitive(result, "_meta");
+  if (!cJSON_IsObject(meta)) {
+    cJSON_DeleteItemFromObjectCaseSensitive(result, "_meta");
+    meta = cJSON_AddObjectToObject(result, "_meta");
+  }
+  text = server_info_json();
+  cJSON_AddRawToObject(meta, META_SERVERINFO, text);
+  free(text);
+  if (cache_hints) {
+    /* The lists only change on reload, when list_changed tells clients;
+     * a minute bounds staleness for clients that do not listen. */
+    cJSON_AddNumberToObject(result, "ttlMs", 60000);
+    cJSON_AddStringToObject(result, "cacheScope", "public");
+  }
+  text = cJSON_PrintUnformatted(result);
+  cJSON_Delete(result);
+  return text;
+}
+
+/* Answers a request with a result given as text. */
+static void answer_text(request *r, const char *result, int cache_hints) {
+  char *text;
+
+  if (!r->modern) {
+    send_result(r->o, r->id_json, result);
+    return;
+  }
+  text = decorate_modern(cJSON_Parse(result), cache_hints);
+  send_result(r->o, r->id_json, text);
+  free(text);
+}
+
+static void answer_json(request *r, cJSON *result, int cache_hints) {
+  char *text;
+
+  if (r->modern) {
+    text = decorate_modern(result, cache_hints);
+  } else {
+    text = cJSON_PrintUnformatted(result);
+    cJSON_Delete(result);
+  }
+  send_result(r->o, r->id_json, text);
+  free(text);
+}
+
+static void answer_error(request *r, int code, const char *message,
+                         const char *data_json) {
+  int status = 200;
+
+  /* The modern HTTP transport maps protocol errors onto status codes. */
+  if (r->modern && r->o->http) {
+    if (code == -32601)
+      status = 404;
+    else if (code == -32602 || code == -32020 || code == -32021 ||
+             code == -32022 || code == -32600)
+      status = 400;
+  }
+  send_error(r->o, status, r->id_json, code, message, data_json);
+}
+
+/* ---- UTF-8 and nesting check ---- */
+
+const char *ph__json_precheck(const char *text, size_t len, int max_depth) {
+  const unsigned char *p = (const unsigned char *)text, *end = p + len;
+  int depth = 0, in_string = 0;
+
+  while (p < end) {
+    unsigned c = *p;
+
+    if (c >= 0x80) {
+      int n;
+      unsigned cp;
+
+      if ((c & 0xE0) == 0xC0 && c >= 0xC2)
+        n = 1, cp = c & 0x1F;
+      else if ((c & 0xF0) == 0xE0)
+        n = 2, cp = c & 0x0F;
+      else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
+        n = 3, cp = c & 0x07;
+      else
+        return "invalid UTF-8";
+      if (end - p <= n)
+        return "invalid UTF-8";
+      for (int i = 1; i <= n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+          return "invalid UTF-8";
+        cp = cp << 6 | (p[i] & 0x3F);
+      }
+      if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 ||
+                                                cp > 0x10FFFF)) ||
+          (cp >= 0xD800 && cp <= 0xDFFF))
+        return "invalid UTF-8";
+      p += n + 1;
+      continue;
+    }
+    if (in_string) {
+      if (c == '\\')
+        p++;
+      else if (c == '"')
+        in_string = 0;
+    } else if (c == '"') {
+      in_string = 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth)
+        return "JSON nested too deeply";
+    } else if (c == ']' || c == '}') {
+      depth--;
+    } else if (c == '\0') {
+      return "NUL byte in message";
+    }
+    p++;
+  }
+  return NULL;
+}
+
+/* ---- Request state for input-required rounds (modern) ---- */
+
+static char *b64(const unsigned char *data, size_t len) {
+  char *out = malloc(4 * ((len + 2) / 3) + 1);
+
+  EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+  return out;
+}
+
+static unsigned char *unb64(const char *text, size_t *len) {
+  size_t n = strlen(text), pad = 0;
+  unsigned char *out;
+  int got;
+
+  if (n == 0 || n % 4 != 0)
+    return NULL;
+  out = malloc(n / 4 * 3 + 1);
+  got = EVP_DecodeBlock(out, (const unsigned char *)text, (int)n);
+  if (got < 0) {
+    free(out);
+    return NULL;
+  }
+  while (pad < 2 && n > pad && text[n - 1 - pad] == '=')
+    pad++;
+  *len = (size_t)got - pad;
+  out[*len] = '\0';
+  return out;
+}
+
+/* state := base64(payload) "." base64(HMAC-SHA256(key, payload)); payload
+ * binds the plugin's state to the method, the target and an expiry, so a
+ * state cannot be replayed against another tool or forever. */
+static char *sign_state(const char *method, const char *target,
+                        const char *state) {
+  unsigned char mac[32];
+  unsigned maclen = 0;
+  cJSON *payload = cJSON_CreateObject();
+  char *text, *p64, *m64, *out;
+
+  cJSON_AddStringToObject(payload, "m", method);
+  cJSON_AddStringToObject(payload, "t", target);
+  cJSON_AddNumberToObject(payload, "x", (double)(time(NULL) + STATE_TTL_S));
+  if (state != NULL)
+    cJSON_AddStringToObject(payload, "s", state);
+  text = cJSON_PrintUnformatted(payload);
+  cJSON_Delete(payload);
+  HMAC(EVP_sha256(), P.hmac_key, (int)P.hmac_len, (unsigned char *)text,
+       strlen(text), mac, &maclen);
+  p64 = b64((unsigned char *)text, strlen(text));
+  m64 = b64(mac, maclen);
+  if (asprintf(&out, "%s.%s", p64, m64) < 0)
+    out = NULL;
+  free(text);
+  free(p64);
+  free(m64);
+  return out;
+}
+
+/* Returns 0 and the plugin state (or NULL) in *state, or -1 if tampered,
+ * expired or meant for another request. */
+static int verify_state(const char *signed_state, const char *method,
+                        const char *target, char **state) {
+  unsigned char mac[32], *payload = NULL, *given = NULL;
+  unsigned maclen = 0;
+  size_t plen, glen;
+  const char *dot = strchr(signed_state, '.');
+  char *p64 = NULL;
+  cJSON *j = NULL;
+  int rc = -1;
+
+  *state = NULL;
+  if (dot == NULL)
+    return -1;
+  p64 = strndup(signed_state, (size_t)(dot - signed_state));
+  payload = unb64(p64, &plen);
+  given = unb64(dot + 1, &glen);
+  if (payload == NULL || given == NULL || glen != 32)
+    goto done;
+  HMAC(EVP_sha256(), P.hmac_key, (int)P.hmac_len, payload, plen, mac,
+       &maclen);
+  if (CRYPTO_memcmp(mac, given, 32) != 0)
+    goto done;
+  j = cJSON_ParseWithLength((const char *)payload, plen);
+  if (!cJSON_IsObject(j))
+    goto done;
+  if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "m")) ?: "",
+             method) != 0 ||
+      strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "t")) ?: "",
+             target) != 0 ||
+      cJSON_GetNumberValue(cJSON_GetObjectItem(j, "x")) < (double)time(NULL))
+    goto done;
+  if (cJSON_IsString(cJSON_GetObjectItem(j, "s")))
+    *state = strdup(cJSON_GetObjectItem(j, "s")->valuestring);
+  rc = 0;
+
+done:
+  cJSON_Delete(j);
+  free(p64);
+  free(payload);
+  free(given);
+  return rc;
+}
+
+/* ---- Capabilities ---- */
+
+static cJSON *capabilities(const ph__dept *d) {
+  cJSON *caps = cJSON_CreateObject(), *c;
+
+  if (d == NULL)
+    return caps;
+  if (d->nitems[PH__TOOL] > 0) {
+    c = cJSON_AddObjectToObject(caps, "tools");
+    cJSON_AddBoolToObject(c, "listChanged", 1);
+  }
+  if (d->nitems[PH__RESOURCE] > 0 || d->nitems[PH__TEMPLATE] > 0) {
+    c = cJSON_AddObjectToObject(caps, "resources");
+    cJSON_AddBoolToObject(c, "subscribe", 1);
+    cJSON_AddBoolToObject(c, "listChanged", 1);
+  }
+  if (d->nitems[PH__PROMPT] > 0) {
+    c = cJSON_AddObjectToObject(caps, "prompts");
+    cJSON_AddBoolToObject(c, "listChanged", 1);
+  }
+  cJSON_AddObjectToObject(caps, "logging");
+  if (d->nitems[PH__PROMPT] > 0 || d->nitems[PH__TEMPLATE] > 0)
+    cJSON_AddObjectToObject(caps, "completions");
+  return caps;
+}
+
+/* ---- Calls ---- */
+
+static void session_forget_call(ph__session *s, ph_call *call) {
+  size_t i;
+
+  for (i = 0; i < s->ninflight; i++) {
+    if (s->inflight[i] == call) {
+      s->inflight[i] = s->inflight[--s->ninflight];
+      return;
+    }
+  }
+}
+
+static int output_matches(const ph__tool_def *t, const cJSON *result,
+                          char **why) {
+  const cJSON *sc;
+
+  *why = NULL;
+  if (t->output_validator == NULL ||
+      cJSON_IsTrue(cJSON_GetObjectItem(result, "isError")))
+    return 1;
+  sc = cJSON_GetObjectItemCaseSensitive(result, "structuredContent");
+  if (sc == NULL) {
+    *why = strdup("declares an outputSchema but returned no "
+                  "structuredContent");
+    return 0;
+  }
+  return ph__schema_validate(t->output_validator, sc, why) == 0;
+}
+
+static cJSON *tool_error_result(const char *text) {
+  cJSON *res = cJSON_CreateObject(), *content, *block;
+
+  content = cJSON_AddArrayToObject(res, "content");
+  block = cJSON_CreateObject();
+  cJSON_AddStringToObject(block, "type", "text");
+  cJSON_AddStringToObject(block, "text", text);
+  cJSON_AddItemToArray(content, block);
+  cJSON_AddBoolToObject(res, "isError", 1);
+  return res;
+}
+
+/* Loop thread: the one place a call's answer is written. */
+static void on_call_answer(ph_call *call) {
+  ph__session *s = call->session;
+  ph__outlet *o = call->outlet;
+  request r = {0};
+  cJSON *result;
+  char msg[256];
+
+  session_forget_call(s, call);
+  if (o == NULL)
+    return;
+  if (atomic_load(&call->cancelled) && !call->timed_out) {
+    o->finish(o, 202, NULL, 0); /* Cancelled: no response is due. */
+    return;
+  }
+  r.s = s;
+  r.o = o;
+  r.id_json = call->id_json;
+  r.modern = call->era == PH__ERA_MODERN;
+
+  if (call->timed_out) {
+    snprintf(msg, sizeof(msg), "%s timed out after %u ms", call->name,
+             call->timeout_ms);
+    if (call->kind == PH__CALL_TOOL)
+      answer_json(&r, tool_error_result(msg), 0);
+    else
+      answer_error(&r, -32603, msg, NULL);
+    return;
+  }
+  if (r.modern && call->missing_capability != NULL) {
+    snprintf(msg, sizeof(msg),
+             "{\"requiredCapabilities\":{\"%s\":{}}}", call->missing_capability);
+    answer_error(&r, -32021, "Missing required client capability", msg);
+    return;
+  }
+  if (r.modern && call->input_requests != NULL) {
+    char *state = sign_state(call->method, call->name, call->state_out);
+
+    result = cJSON_CreateObject();
+    cJSON_AddStringToObject(result, "resultType", "input_required");
+    cJSON_AddItemToObject(result, "inputRequests",
+                          cJSON_Duplicate(call->input_requests, 1));
+    cJSON_AddStringToObject(result, "requestState", state);
+    free(state);
+    answer_json(&r, result, 0);
+    return;
+  }
+  if (call->error_code != 0) {
+    int code = call->error_code;
+    char *data = NULL;
+
+    if (code == PH_RPC_RESOURCE_NOT_FOUND && r.modern)
+      code = -32602; /* 2026-07-28 must not emit -32002. */
+    if (call->kind == PH__CALL_READ && call->error_data == NULL &&
+        (code == -32602 || code == -32002)) {
+      cJSON *d = cJSON_CreateObject();
+      cJSON_AddStringToObject(d, "uri", call->uri);
+      data = cJSON_PrintUnformatted(d);
+      cJSON_Delete(d);
+    }
+    answer_error(&r, code, call->error_message,
+                 data ? data : call->error_data);
+    free(data);
+    return;
+  }
+  result = cJSON_Parse(call->result_json);
+  if (call->kind == PH__CALL_TOOL && P.check_output) {
+    char *why = NULL;
+
+    if (!output_matches(call->def, result, &why)) {
+      ph__error("%s on %s: structured result violates its outputSchema: %s",
+                call->name, call->inst->label, why);
+      snprintf(msg, sizeof(msg), "tool result violates its outputSchema: %s",
+               why);
+      cJSON_Delete(result);
+      result = tool_error_result(msg);
+    }
+    free(why);
+  }
+  if (call->kind == PH__CALL_COMPLETE) {
+    cJSON *wrap = cJSON_CreateObject();
+    cJSON *values = cJSON_GetObjectItem(result, "values");
+
+    if (!cJSON_IsArray(values))
+      cJSON_AddItemToObject(result, "values", cJSON_CreateArray());
+    while (cJSON_GetArraySize(cJSON_GetObjectItem(result, "values")) > 100)
+      cJSON_DeleteItemFromArray(cJSON_GetObjectItem(result, "values"), 100);
+    cJSON_AddItemToObject(wrap, "completion", result);
+    result = wrap;
+  }
+  if (call->kind == PH__CALL_READ) {
+    cJSON *contents = cJSON_GetObjectItem(result, "contents");
+    if (!cJSON_IsArray(contents) || cJSON_GetArraySize(contents) == 0) {
+      cJSON_Delete(result);
+      answer_error(&r, -32603, "resource handler returned no contents",
+                   NULL);
+      return;
+    }
+  }
+  answer_json(&r, result, call->kind == PH__CALL_READ);
+}
+
+/* Common set-up and start of a call for request r. */
+static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
+  ph__session *s = r->s;
+  const cJSON *meta, *token;
+  uint32_t cap = P.cfg->limits.call_timeout_ms;
+  int err;
+
+  if (s->ninflight >= (size_t)P.cfg->limits.max_inflight_per_session) {
+    ph__call_unref(call);
+    send_error(r->o, 429, r->id_json, -32603,
+               "too many requests in flight on this session", NULL);
+    return;
+  }
+  call->session = s;
+  ph__session_ref(s);
+  call->outlet = r->o;
+  call->id_json = strdup(r->id_json);
+  call->method = strdup(r->method);
+  call->era = r->modern ? PH__ERA_MODERN : PH__ERA_LEGACY;
+  call->client_caps = r->caps ? cJSON_Duplicate(r->caps, 1) : NULL;
+  call->log_level = r->log_level;
+  call->timeout_ms = timeout_ms == 0 || timeout_ms > cap ? cap : timeout_ms;
+  call->on_answer = on_call_answer;
+  meta = cJSON_GetObjectItemCaseSensitive(r->params, "_meta");
+  token = cJSON_GetObjectItemCaseSensitive(meta, "progressToken");
+  if (cJSON_IsString(token) || cJSON_IsNumber(token))
+    call->progress_token = cJSON_PrintUnformatted(token);
+  if (s->ninflight == s->capinflight) {
+    s->capinflight = s->capinflight ? 2 * s->capinflight : 8;
+    s->inflight = realloc(s->inflight, s->capinflight * sizeof(ph_call *));
+  }
+  s->inflight[s->ninflight++] = call;
+  err = ph__call_start(call);
+  if (err) {
+    session_forget_call(s, call);
+    call->answered = 1;
+    send_error(r->o, 503, r->id_json, -32603,
+               "the plugin's queue is full; try again later", NULL);
+    ph__call_unref(call);
+  }
+}
+
+/* Modern retries carry inputResponses and a signed requestState. Returns
+ * -1 after answering when the state does not verify. */
+static int take_round_state(request *r, ph_call *call) {
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(r->params,
+                                                     "requestState");
+  const cJSON *resp = cJSON_GetObjectItemCaseSensitive(r->params,
+                                                       "inputResponses");
+
+  if (!r->modern)
+    return 0;
+  if (cJSON_IsObject(resp))
+    call->input_responses = cJSON_Duplicate(resp, 1);
+  if (st == NULL)
+    return 0;
+  if (!cJSON_IsString(st) ||
+      verify_state(st->valuestring, r->method, call->name, &call->state_in)) {
+    answer_error(r, -32602, "Invalid params: requestState failed "
+                            "verification",
+                 NULL);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- Methods ---- */
+
+static void m_ping(request *r) {
+  answer_text(r, "{}", 0);
+}
+
+static void m_initialize(request *r) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->params, "protocolVersion");
+  const cJSON *caps = cJSON_GetObjectItemCaseSensitive(r->params,
+                                                       "capabilities");
+  cJSON *res;
+  char *info;
+
+  if (!cJSON_IsString(v)) {
+    answer_error(r, -32602, "Invalid params: protocolVersion is required",
+                 NULL);
+    return;
+  }
+  if (caps != NULL && !cJSON_IsObject(caps)) {
+    answer_error(r, -32602, "Invalid params: capabilities must be an object",
+                 NULL);
+    return;
+  }
+  snprintf(r->s->version, sizeof(r->s->version), "%s",
+           ph__protocol_version_supported(v->valuestring) ? v->valuestring
+                                                          : NEWEST_LEGACY);
+  cJSON_Delete(r->s->client_caps);
+  r->s->client_caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
+  r->s->initialized = 1;
+  res = cJSON_CreateObject();
+  cJSON_AddStringToObject(res, "protocolVersion", r->s->version);
+  cJSON_AddItemToObject(res, "capabilities", capabilities(r->dept));
+  info = server_info_json();
+  cJSON_AddRawToObject(res, "serverInfo", info);
+  free(info);
+  cJSON_AddStringToObject(res, "instructions",
+                          "Tools, resources and prompts of the plugins "
+                          "loaded in this department, named prefix_name.");
+  answer_json(r, res, 0);
+}
+
+static void m_discover(request *r) {
+  cJSON *res = cJSON_CreateObject(), *versions;
+
+  versions = cJSON_AddArrayToObject(res, "supportedVersions");
+  cJSON_AddItemToArray(versions, cJSON_CreateString(PH__MODERN_VERSION));
+  cJSON_AddItemToObject(res, "capabilities", capabilities(r->dept));
+  cJSON_AddStringToObject(res, "instructions",
+                          "Tools, resources and prompts of the plugins "
+                          "loaded in this department, named prefix_name.");
+  answer_json(r, res, 1);
+}
+
+static const char *const list_keys[] = {"tools", "resources",
+                                        "resourceTemplates", "prompts"};
+
+static void list(request *r, int kind) {
+  const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(r->params, "cursor");
+  const char *page;
+  char *next = NULL, *text;
+  size_t n;
+
+  if (cursor != NULL && !cJSON_IsString(cursor) && !cJSON_IsNull(cursor)) {
+    answer_error(r, -32602, "Invalid params: cursor must be a string", NULL);
+    return;
+  }
+  page = ph__dept_page(r->dept, kind,
+                       cJSON_IsString(cursor) ? cursor->valuestring : NULL,
+                       &next);
+  if (page == NULL) {
+    answer_error(r, -32602, "Invalid params: unknown cursor", NULL);
+    return;
+  }
+  n = strlen(page) + 64 + (next ? strlen(next) : 0);
+  text = malloc(n);
+  if (next != NULL)
+    snprintf(text, n, "{\"%s\":%s,\"nextCursor\":\"%s\"}", list_keys[kind],
+             page, next);
+  else
+    snprintf(text, n, "{\"%s\":%s}", list_keys[kind], page);
+  answer_text(r, text, 1);
+  free(text);
+  free(next);
+}
+
+static void m_tools_list(request *r) {
+  list(r, PH__TOOL);
+}
+static void m_resources_list(request *r) {
+  list(r, PH__RESOURCE);
+}
+static void m_templates_list(request *r) {
+  list(r, PH__TEMPLATE);
+}
+static void m_prompts_list(request *r) {
+  list(r, PH__PROMPT);
+}
+
+static void m_tools_call(request *r) {
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(r->params, "name");
+  const cJSON *args = cJSON_GetObjectItemCaseSensitive(r->params, "arguments");
+  const ph__item *it;
+  const ph__tool_def *t;
+  cJSON *empty = NULL;
+  ph_call *call;
+  char *why = NULL, msg[600];
+
+  if (!cJSON_IsString(name)) {
+    answer_error(r, -32602, "Invalid params: name must be a string", NULL);
+    return;
+  }
+  it = ph__dept_lookup(r->dept, PH__TOOL, name->valuestring);
+  if (it == NULL) {
+    snprintf(msg, sizeof(msg), "Unknown tool: %.200s", name->valuestring);
+    answer_error(r, -32602, msg, NULL);
+    return;
+  }
+  t = it->def;
+  if (args != NULL && !cJSON_IsObject(args) && !cJSON_IsNull(args)) {
+    answer_error(r, -32602, "Invalid params: arguments must be an object",
+                 NULL);
+    return;
+  }
+  if (args == NULL || cJSON_IsNull(args))
+    args = empty = cJSON_CreateObject();
+  /* Validation failures are tool errors (2025-11-25), so a model can read
+   * them and correct its call. */
+  if (ph__schema_validate(t->input_validator, args, &why) != 0) {
+    snprintf(msg, sizeof(msg), "Invalid arguments for %s: %s", it->name,
+             why ? why : "rejected by the input schema");
+    free(why);
+    cJSON_Delete(empty);
+    answer_json(r, tool_error_result(msg), 0);
+    return;
+  }
+  call = ph__call_new(PH__CALL_TOOL, it->inst);
+  call->def = t;
+  call->name = strdup(it->name);
+  call->args_json = cJSON_PrintUnformatted(args);
+  cJSON_Delete(empty);
+  if (take_round_state(r, call) != 0) {
+    ph__call_unref(call);
+    return;
+  }
+  start_call(r, call, t->timeout_ms);
+}
+
+static void m_resources_read(request *r) {
+  const cJSON *uri = cJSON_GetObjectItemCaseSensitive(r->params, "uri");
+  const ph__item *it;
+  cJSON *vars = NULL, *data;
+  ph_call *call;
+  char *data_text;
+
+  if (!cJSON_IsString(uri)) {
+    answer_error(r, -32602, "Invalid params: uri must be a string", NULL);
+    return;
+  }
+  it = ph__dept_lookup(r->dept, PH__RESOURCE, uri->valuestring);
+  if (it == NULL)
+    it = ph__dept_match_template(r->dept, uri->valuestring, &vars);
+  if (it == NULL) {
+    data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "uri", uri->valuestring);
+    data_text = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    answer_error(r, r->modern ? -32602 : -32002, "Resource not found",
+                 data_text);
+    free(data_text);
+    return;
+  }
+  call = ph__call_new(PH__CALL_READ, it->inst);
+  call->def = it->def;
+  call->name = strdup(uri->valuestring);
+  call->uri = strdup(uri->valuestring);
+  if (vars != NULL) {
+    call->vars_json = cJSON_PrintUnformatted(vars);
+    cJSON_Delete(vars);
+  }
+  if (take_round_state(r, call) != 0) {
+    ph__call_unref(call);
+    return;
+  }
+  start_call(r, call, 0);
+}
+
+static void m_prompts_get(request *r) {
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(r->params, "name");
+  const cJSON *args = cJSON_GetObjectItemCaseSensitive(r->params, "arguments");
+  const cJSON *a;
+  const ph__item *it;
+  const ph__prompt_def *p;
+  ph_call *call;
+  char msg[300];
+  size_t i;
+
+  if (!cJSON_IsString(name)) {
+    answer_error(r, -32602, "Invalid params: name must be a string", NULL);
+    return;
+  }
+  it = ph__dept_lookup(r->dept, PH__PROMPT, name->valuestring);
+  if (it == NULL) {
+    snprintf(msg, sizeof(msg), "Unknown prompt: %.200s", name->valuestring);
+    answer_error(r, -32602, msg, NULL);
+    return;
+  }
+  p = it->def;
+  if (args != NULL && !cJSON_IsObject(args)) {
+    answer_error(r, -32602, "Invalid params: arguments must be an object",
+                 NULL);
+    return;
+  }
+  cJSON_ArrayForEach(a, args) {
+    if (!cJSON_IsString(a)) {
+      snprintf(msg, sizeof(msg),
+               "Invalid params: argument \"%.100s\" must be a string",
+               a->string);
+      answer_error(r, -32602, msg, NULL);
+      return;
+    }
+  }
+  for (i = 0; i < p->nargs; i++) {
+    if (p->args[i].required &&
+        !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(args,
+                                                         p->args[i].name))) {
+      snprintf(msg, sizeof(msg),
+               "Invalid params: missing required argument \"%.100s\"",
+               p->args[i].name);
+      answer_error(r, -32602, msg, NULL);
+      return;
+    }
+  }
+  call = ph__call_new(PH__CALL_PROMPT, it->inst);
+  call->def = p;
+  call->name = strdup(it->name);
+  call->args_json = args ? cJSON_PrintUnformatted(args) : strdup("{}");
+  if (take_round_state(r, call) != 0) {
+    ph__call_unref(call);
+    return;
+  }
+  start_call(r, call, 0);
+}
+
+static void m_complete(request *r) {
+  const cJSON *ref = cJSON_GetObjectItemCaseSensitive(r->params, "ref");
+  const cJSON *arg = cJSON_GetObjectItemCaseSensitive(r->params, "argument");
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive(ref, "type");
+  const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(r->params, "context");
+  const cJSON *aname = cJSON_GetObjectItemCaseSensitive(arg, "name");
+  const cJSON *avalue = cJSON_GetObjectItemCaseSensitive(arg, "value");
+  const ph__item *it = NULL;
+  const ph_complete_fn *fn = NULL;
+  ph_call *call;
+  cJSON *vars = NULL;
+
+  if (!cJSON_IsString(type) || !cJSON_IsString(aname) ||
+      !cJSON_IsString(avalue)) {
+    answer_error(r, -32602,
+                 "Invalid params: ref.type, argument.name and argument.value "
+                 "are required",
+                 NULL);
+    return;
+  }
+  if (strcmp(type->valuestring, "ref/prompt") == 0) {
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(ref, "name");
+    if (cJSON_IsString(n))
+      it = ph__dept_lookup(r->dept, PH__PROMPT, n->valuestring);
+    if (it != NULL)
+      fn = &((const ph__prompt_def *)it->def)->complete;
+  } else if (strcmp(type->valuestring, "ref/resource") == 0) {
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(ref, "uri");
+    if (cJSON_IsString(u)) {
+      it = ph__dept_template(r->dept, u->valuestring);
+      if (it == NULL)
+        it = ph__dept_match_template(r->dept, u->valuestring, &vars);
+      cJSON_Delete(vars);
+    }
+    if (it != NULL)
+      fn = &((const ph__template_def *)it->def)->complete;
+  }
+  if (it == NULL) {
+    answer_error(r, -32602, "Invalid params: unknown prompt or resource "
+                            "template in ref",
+                 NULL);
+    return;
+  }
+  if (*fn == NULL) {
+    answer_text(r, "{\"completion\":{\"values\":[],\"hasMore\":false}}", 0);
+    return;
+  }
+  call = ph__call_new(PH__CALL_COMPLETE, it->inst);
+  call->def = fn;
+  call->name = strdup(it->name);
+  call->arg_name = strdup(aname->valuestring);
+  call->arg_value = strdup(avalue->valuestring);
+  ctx = cJSON_GetObjectItemCaseSensitive(ctx, "arguments");
+  call->context_json = cJSON_IsObject(ctx) ? cJSON_PrintUnformatted(ctx)
+                                           : strdup("{}");
+  start_call(r, call, 0);
+}
+
+static void m_set_level(request *r) {
+  const cJSON *level = cJSON_GetObjectItemCaseSensitive(r->params, "level");
+  int l = cJSON_IsString(level) ? ph__log_level_parse(level->valuestring) : -1;
+
+  if (l < 0) {
+    answer_error(r, -32602, "Invalid params: level must be one of debug, "
+                            "info, notice, warning, error, critical, alert, "
+                            "emergency",
+                 NULL);
+    return;
+  }
+  r->s->log_level = l;
+  answer_text(r, "{}", 0);
+}
+
+static void m_subscribe(request *r) {
+  const cJSON *uri = cJSON_GetObjectItemCaseSensitive(r->params, "uri");
+  ph__session *s = r->s;
+  size_t i;
+
+  if (!cJSON_IsString(uri)) {
+    answer_error(r, -32602, "Invalid params: uri must be a string", NULL);
+    return;
+  }
+  for (i = 0; i < s->nsubscriptions; i++)
+    if (strcmp(s->subscriptions[i], uri->valuestring) == 0)
+      break;
+  if (i == s->nsubscriptions && s->nsubscriptions < 1024) {
+    s->subscriptions = realloc(s->subscriptions, (s->nsubscriptions + 1) *
+                                                     sizeof(char *));
+    s->subscriptions[s->nsubscriptions++] = strdup(uri->valuestring);
+  }
+  answer_text(r, "{}", 0);
+}
+
+static void m_unsubscribe(request *r) {
+  const cJSON *uri = cJSON_GetObjectItemCaseSensitive(r->params, "uri");
+  ph__session *s = r->s;
+  size_t i;
+
+  if (!cJSON_IsString(uri)) {
+    answer_error(r, -32602, "Invalid params: uri must be a string", NULL);
+    return;
+  }
+  for (i = 0; i < s->nsubscriptions; i++) {
+    if (strcmp(s->subscriptions[i], uri->valuestring) == 0) {
+      free(s->subscriptions[i]);
+      s->subscriptions[i] = s->subscriptions[--s->nsubscriptions];
+      break;
+    }
+  }
+  answer_text(r, "{}", 0);
+}
+
+enum { LEGACY = 1, MODERN = 2, BOTH = 3 };
+
+static const struct method {
+  const char *name;
+  void (*fn)(request *r);
+  int eras;
+} methods[] = {
+    {"initialize", m_initialize, LEGACY},
+    {"ping", m_ping, LEGACY},
+    {"server/discover", m_discover, MODERN},
+    {"tools/list", m_tools_list, BOTH},
+    {"tools/call", m_tools_call, BOTH},
+    {"resources/list", m_resources_list, BOTH},
+    {"resources/templates/list", m_templates_list, BOTH},
+    {"resources/read", m_resources_read, BOTH},
+    {"resources/subscribe", m_subscribe, LEGACY},
+    {"resources/unsubscribe", m_unsubscribe, LEGACY},
+    {"prompts/list", m_prompts_list, BOTH},
+    {"prompts/get", m_prompts_get, BOTH},
+    {"completion/complete", m_complete, BOTH},
+    {"logging/setLevel", m_set_level, LEGACY},
+};
+
+static const struct method *find_method(const char *name) {
+  size_t i;
+
+  for (i = 0; i < sizeof(methods) / sizeof(*methods); i++)
+    if (strcmp(methods[i].name, name) == 0)
+      return &methods[i];
+  return NULL;
+}
+
+/* ---- Messages ---- */
+
+static void handle_notification(ph__session *s, const char *method,
+                                const cJSON *params) {
+  const cJSON *rid;
+  char *id_text;
+  size_t i;
+
+  if (strcmp(method, "notifications/initialized") == 0) {
+    s->ready = 1;
+  } else if (strcmp(method, "notifications/cancelled") == 0) {
+    rid = cJSON_GetObjectItemCaseSensitive(params, "requestId");
+    if (rid == NULL)
+      return;
+    id_text = cJSON_PrintUnformatted(rid);
+    for (i = 0; i < s->ninflight; i++) {
+      if (strcmp(s->inflight[i]->id_json, id_text) == 0) {
+        ph__call_cancel(s->inflight[i]);
+        break;
+      }
+    }
+    free(id_text);
+  }
+  /* Other notifications (roots/list_changed, progress) need nothing. */
+}
+
+static void handle_response(ph__session *s, const cJSON *id,
+                            const char *text) {
+  char *id_text = cJSON_PrintUnformatted(id);
+  size_t i;
+
+  for (i = 0; i < s->npending; i++) {
+    if (strcmp(s->pending[i].id, id_text) == 0) {
+      ph_call *call = s->pending[i].call;
+
+      free(s->pending[i].id);
+      s->pending[i] = s->pending[--s->npending];
+      ph__call_client_answer(call, text);
+      ph__call_unref(call);
+      free(id_text);
+      return;
+    }
+  }
+  ph__debug("response to unknown request id %s ignored", id_text);
+  free(id_text);
+}
+
+static int valid_id(const cJSON *id) {
+  if (cJSON_IsString(id))
+    return 1;
+  return cJSON_IsNumber(id) && id->valuedouble == floor(id->valuedouble) &&
+         fabs(id->valuedouble) < 9007199254740992.0;
+}
+
+/* Modern per-request metadata. Returns 0 or answers and returns -1. */
+static int read_modern_meta(request *r, const cJSON *meta) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, META_VERSION);
+  const cJSON *caps = cJSON_GetObjectItemCaseSensitive(meta, META_CAPS);
+  const cJSON *level = cJSON_GetObjectItemCaseSensitive(meta, META_LOGLEVEL);
+  cJSON *data, *sup;
+  char *text;
+  size_t i;
+
+  if (!cJSON_IsString(v)) {
+    answer_error(r, -32602, "Invalid params: _meta." META_VERSION
+                            " must be a string",
+                 NULL);
+    return -1;
+  }
+  if (strcmp(v->valuestring, PH__MODERN_VERSION) != 0) {
+    data = cJSON_CreateObject();
+    sup = cJSON_AddArrayToObject(data, "supported");
+    cJSON_AddItemToArray(sup, cJSON_CreateString(PH__MODERN_VERSION));
+    for (i = 0; i < sizeof(legacy_versions) / sizeof(*legacy_versions); i++)
+      cJSON_AddItemToArray(sup, cJSON_CreateString(legacy_versions[i]));
+    cJSON_AddStringToObject(data, "requested", v->valuestring);
+    text = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    answer_error(r, -32022, "Unsupported protocol version", text);
+    free(text);
+    return -1;
+  }
+  if (!cJSON_IsObject(caps)) {
+    answer_error(r, -32602, "Invalid params: _meta." META_CAPS
+                            " must be an object",
+                 NULL);
+    return -1;
+  }
+  r->caps = caps;
+  r->log_level = -1; /* No logLevel: no notifications/message at all. */
+  if (level != NULL) {
+    r->log_level = cJSON_IsString(level)
+                       ? ph__log_level_parse(level->valuestring)
+                       : -1;
+    if (r->log_level < 0) {
+      answer_error(r, -32602, "Invalid params: unknown _meta." META_LOGLEVEL,
+                   NULL);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
+                           const char *method, const cJSON *id) {
+  request r = {0};
+  const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+  const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+  const struct method *m;
+  size_t i;
+
+  r.s = s;
+  r.o = o;
+  r.method = method;
+  r.id = id;
+  r.id_json = cJSON_PrintUnformatted(id);
+  r.params = params;
+  r.modern = cJSON_GetObjectItemCaseSensitive(meta, META_VERSION) != NULL;
+  if (params != NULL && !cJSON_IsObject(params)) {
+    answer_error(&r, -32602, "Invalid params: params must be an object",
+                 NULL);
+    goto done;
+  }
+  for (i = 0; i < s->ninflight; i++) {
+    if (strcmp(s->inflight[i]->id_json, r.id_json) == 0) {
+      answer_error(&r, -32600, "Invalid Request: id is already in use by a "
+                               "request in flight",
+                   NULL);
+      goto done;
+    }
+  }
+  if (r.modern) {
+    if (read_modern_meta(&r, meta) != 0)
+      goto done;
+  } else {
+    r.caps = s->client_caps;
+    r.log_level = s->log_level;
+  }
+  m = find_method(method);
+  if (m == NULL || !(m->eras & (r.modern ? MODERN : LEGACY))) {
+    char text[200];
+
+    if (m == NULL && strcmp(method, "server/discover") != 0)
+      snprintf(text, sizeof(text), "Method not found: %.100s", method);
+    else if (r.modern)
+      snprintf(text, sizeof(text),
+               "Method not found: %.100s is not part of " PH__MODERN_VERSION,
+               method);
+    else
+      snprintf(text, sizeof(text),
+               "Method not found: %.100s needs the " PH__MODERN_VERSION
+               " _meta fields",
+               method);
+    answer_error(&r, -32601, text, NULL);
+    goto done;
+  }
+  if (!r.modern && !s->initialized && m->fn != m_initialize &&
+      m->fn != m_ping) {
+    answer_error(&r, -32600,
+                 "Invalid Request: the session is not initialized; send "
+                 "initialize first",
+                 NULL);
+    goto done;
+  }
+  r.gen = ph__registry_acquire();
+  r.dept = r.gen ? ph__generation_dept(r.gen, s->department) : NULL;
+  if (r.dept == NULL) {
+    answer_error(&r, -32603, "Internal error: department is not served",
+                 NULL);
+    goto done;
+  }
+  m->fn(&r);
+
+done:
+  ph__generation_unref(r.gen);
+  free(r.id_json);
+}
+
+static void handle_message(ph__session *s, ph__outlet *o, const cJSON *msg,
+                           const char *text) {
+  const cJSON *jsonrpc = cJSON_GetObjectItemCaseSensitive(msg, "jsonrpc");
+  const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+  char *id_text = NULL;
+
+  if (!cJSON_IsObject(msg) || !cJSON_IsString(jsonrpc) ||
+      strcmp(jsonrpc->valuestring, "2.0") != 0) {
+    send_error(o, 400, NULL, -32600,
+               "Invalid Request: not a JSON-RPC 2.0 message", NULL);
+    return;
+  }
+  if (method == NULL) {
+    /* A response to one of our requests. */
+    if (valid_id(id) &&
+        (cJSON_GetObjectItem(msg, "result") || cJSON_GetObjectItem(msg,
+                                                                   "error"))) {
+      handle_response(s, id, text);
+      o->finish(o, 202, NULL, 0);
+      return;
+    }
+    send_error(o, 400, NULL, -32600,
+               "Invalid Request: neither a request, a notification nor a "
+               "response",
+               NULL);
+    return;
+  }
+  if (!cJSON_IsString(method)) {
+    if (valid_id(id))
+      id_text = cJSON_PrintUnformatted(id);
+    send_error(o, 400, id_text, -32600,
+               "Invalid Request: method must be a string", NULL);
+    free(id_text);
+    return;
+  }
+  if (id == NULL) {
+    handle_notification(s, method->valuestring,
+                        cJSON_GetObjectItemCaseSensitive(msg, "params"));
+    o->finish(o, 202, NULL, 0);
+    return;
+  }
+  if (!valid_id(id)) {
+    send_error(o, 400, NULL, -32600,
+               "Invalid Request: id must be a string or an integer", NULL);
+    return;
+  }
+  handle_request(s, o, msg, method->valuestring, id);
+}
+
+/* ---- Batches (2025-03-26 only) ---- */
+
+typedef struct batch {
+  ph__outlet *parent;
+  int pending;
+  cJSON *responses;
+} batch;
+
+typedef struct batch_part {
+  ph__outlet base;
+  batch *b;
+} batch_part;
+
+static void part_send(ph__outlet *o, const char *json, size_t len) {
+  batch_part *p = (batch_part *)o;
+
+  p->b->parent->send(p->b->parent, json, len);
+}
+
+static void part_finish(ph__outlet *o, int status, const char *json,
+                        size_t len) {
+  batch_part *p = (batch_part *)o;
+  batch *b = p->b;
+  char *text;
+
+  (void)status;
+  if (json != NULL)
+    cJSON_AddItemToArray(b->responses, cJSON_ParseWithLength(json, len));
+  free(p);
+  if (--b->pending > 0)
+    return;
+  if (cJSON_GetArraySize(b->responses) == 0) {
+    b->parent->finish(b->parent, 202, NULL, 0);
+  } else {
+    text = cJSON_PrintUnformatted(b->responses);
+    b->parent->finish(b->parent, 200, text, strlen(text));
+    free(text);
+  }
+  cJSON_Delete(b->responses);
+  free(b);
+}
+
+static void handle_batch(ph__session *s, ph__outlet *o, const cJSON *arr) {
+  batch *b = calloc(1, sizeof(*b));
+  const cJSON *item;
+  char *text;
+
+  b->parent = o;
+  b->responses = cJSON_CreateArray();
+  b->pending = cJSON_GetArraySize(arr) + 1; /* +1 until all are started. */
+  cJSON_ArrayForEach(item, arr) {
+    batch_part *p = calloc(1, sizeof(*p));
+
+    p->base.send = part_send;
+    p->base.finish = part_finish;
+    p->base.http = 0;
+    p->b = b;
+    text = cJSON_PrintUnformatted(item);
+    handle_message(s, &p->base, item, text);
+    free(text);
+  }
+  {
+    batch_part *last = calloc(1, sizeof(*last));
+    last->b = b;
+    part_finish(&last->base, 200, NULL, 0);
+  }
+}
+
+void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
+                         size_t len) {
+  const char *why;
+  cJSON *root;
+  char msg[128];
+
+  why = ph__json_precheck(text, len, P.cfg->limits.max_json_depth);
+  if (why != NULL) {
+    snprintf(msg, sizeof(msg), "Parse error: %s", why);
+    send_error(o, 400, NULL, -32700, msg, NULL);
+    return;
+  }
+  root = cJSON_ParseWithLength(text, len);
+  if (root == NULL) {
+    send_error(o, 400, NULL, -32700, "Parse error: not valid JSON", NULL);
+    return;
+  }
+  if (cJSON_IsArray(root)) {
+    if (strcmp(s->version, "2025-03-26") != 0 || !s->initialized)
+      send_error(o, 400, NULL, -32600,
+                 "Invalid Request: batches are only accepted on a session "
+                 "that negotiated 2025-03-26",
+                 NULL);
+    else if (cJSON_GetArraySize(root) == 0)
+      send_error(o, 400, NULL, -32600, "Invalid Request: empty batch", NULL);
+    else
+      handle_batch(s, o, root);
+  } else {
+    char *copy = strndup(text, len);
+    handle_message(s, o, root, copy);
+    free(copy);
+  }
+  cJSON_Delete(root);
+}
+
+/* ---- Notifications out ---- */
+
+static void send_unsolicited(ph__session *s, const char *json) {
+  if (s->notify != NULL && s->initialized && !s->closed)
+    s->notify(s, json, strlen(json));
+}
+
+void ph__protocol_lists_changed(const char *department, unsigned kinds) {
+  static const char *const names[PH__NKINDS] = {
+      "notifications/tools/list_changed",
+      "notifications/resources/list_changed",
+      "notifications/resources/list_changed",
+      "notifications/prompts/list_changed"};
+  char text[128];
+  ph__session *s;
+  int k, sent_resources;
+
+  for (s = ph__session_first(); s != NULL; s = s->next) {
+    if (strcmp(s->department, department) != 0)
+      continue;
+    sent_resources = 0;
+    for (k = 0; k < PH__NKINDS; k++) {
+      if (!(kinds & (1u << k)))
+        continue;
+      if (k == PH__RESOURCE || k == PH__TEMPLATE) {
+        if (sent_resources++)
+          continue;
+      }
+      snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"method\":\"%s\"}",
+               names[k]);
+      send_unsolicited(s, text);
+    }
+  }
+}
+
+static void on_plugin_notify(ph_instance *inst, int kind, const char *uri) {
+  ph__session *s;
+  cJSON *msg, *params;
+  char *text;
+  size_t i;
+
+  switch (kind) {
+  case PH_NOTIFY_TOOLS_CHANGED:
+    ph__protocol_lists_changed(inst->department, 1u << PH__TOOL);
+    return;
+  case PH_NOTIFY_RESOURCES_CHANGED:
+    ph__protocol_lists_changed(inst->department, 1u << PH__RESOURCE);
+    return;
+  case PH_NOTIFY_PROMPTS_CHANGED:
+    ph__protocol_lists_changed(inst->department, 1u << PH__PROMPT);
+    return;
+  }
+  msg = cJSON_CreateObject();
+  cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
+  cJSON_AddStringToObject(msg, "method", "notifications/resources/updated");
+  params = cJSON_AddObjectToObject(msg, "params");
+  cJSON_AddStringToObject(params, "uri", uri);
+  text = cJSON_PrintUnformatted(msg);
+  cJSON_Delete(msg);
+  for (s = ph__session_first(); s != NULL; s = s->next) {
+    if (strcmp(s->department, inst->department) != 0)
+      continue;
+    for (i = 0; i < s->nsubscriptions; i++) {
+      if (strcmp(s->subscriptions[i], uri) == 0) {
+        send_unsolicited(s, text);
+        break;
+      }
+    }
+  }
+  free(text);
+}
+
+static void on_client_request(ph_call *call, const char *id,
+                              const char *json) {
+  ph__session *s = call->session;
+
+  if (s->closed || call->outlet == NULL) {
+    ph__call_client_answer(call, NULL);
+    return;
+  }
+  if (s->npending == s->cappending) {
+    s->cappending = s->cappending ? 2 * s->cappending : 4;
+    s->pending = realloc(s->pending, s->cappending * sizeof(ph__pending));
+  }
+  s->pending[s->npending].id = strdup(id);
+  s->pending[s->npending].call = call;
+  s->npending++;
+  ph__call_ref(call);
+  ph__outlet_send(call->outlet, json, strlen(json));
+}
+
+int ph__protocol_init(const ph__config *cfg) {
+  const char *env = getenv("PLUGHOST_CHECK_OUTPUT");
+
+  P.cfg = cfg;
+  if (cfg->hmac_key != NULL && cfg->hmac_key[0] != '\0') {
+    unsigned len = 0;
+    /* Any length of key text becomes a 32-byte key. */
+    EVP_Digest(cfg->hmac_key, strlen(cfg->hmac_key), P.hmac_key, &len,
+               EVP_sha256(), NULL);
+    P.hmac_len = len;
+  } else {
+    if (RAND_bytes(P.hmac_key, sizeof(P.hmac_key)) != 1)
+      return -1;
+    P.hmac_len = sizeof(P.hmac_key);
+  }
+#ifdef NDEBUG
+  P.check_output = env != NULL && strcmp(env, "1") == 0;
+#else
+  P.check_output = env == NULL || strcmp(env, "0") != 0;
+#endif
+  ph__dispatch_set_notify_hook(on_plugin_notify);
+  ph__dispatch_set_client_request_hook(on_client_request);
+  return 0;
+}

@@ -1,0 +1,40 @@
+/* protocol.h: MCP over JSON-RPC, both eras, independent of the transport.
+ * A transport hands in each message it receives with the session it
+ * belongs to and an outlet for what goes back. */
+#ifndef PH_PROTOCOL_H
+#define PH_PROTOCOL_H
+
+#include "config.h"
+#include "session.h"
+
+#include <stddef.h>
+
+#define PH__MODERN_VERSION "2026-07-28"
+
+/* Sets up protocol state (serverInfo, HMAC key for request state) and
+ * hooks into dispatch. Loop thread, once. */
+int ph__protocol_init(const ph__config *cfg);
+
+/* Handles one received message (a JSON object or, on a 2025-03-26
+ * session, a batch array). Answers go to `o` (see ph__outlet). Loop
+ * thread. */
+void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
+                         size_t len);
+
+/* Answers a message that was refused before parsing (too large): an error
+ * with the given code and message, id null. */
+void ph__protocol_reject(ph__outlet *o, int status, int code,
+                         const char *message);
+
+/* Checks that text is valid UTF-8 and nests at most max_depth deep.
+ * Returns NULL or a static reason. */
+const char *ph__json_precheck(const char *text, size_t len, int max_depth);
+
+/* Whether a legacy version string is one we speak. */
+int ph__protocol_version_supported(const char *version);
+
+/* Tells every session whose department lists changed (used by reload).
+ * kinds: bit (1 << PH__TOOL) etc. */
+void ph__protocol_lists_changed(const char *department, unsigned kinds);
+
+#endif

@@ -1,0 +1,76 @@
+/* session.h: what the protocol knows about one client connection: a stdio
+ * process, a legacy HTTP session, or one stateless modern HTTP request. An
+ * outlet is where the messages of one incoming message go: its related
+ * notifications first, then its final answer. */
+#ifndef PH_SESSION_H
+#define PH_SESSION_H
+
+#include <cJSON.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+typedef struct ph_call ph_call;
+typedef struct ph__outlet ph__outlet;
+typedef struct ph__session ph__session;
+
+struct ph__outlet {
+  /* A message related to the request, before its answer: progress, log
+   * messages, server-to-client requests. */
+  void (*send)(ph__outlet *o, const char *json, size_t len);
+  /* The answer: a response (or batch) as JSON, or NULL when none is due (a
+   * notification, a response, a cancelled call). status is the HTTP status
+   * that fits (200, 202, 400, 404, ...); stdio ignores it. Called exactly
+   * once per ph__protocol_handle() for HTTP outlets. */
+  void (*finish)(ph__outlet *o, int status, const char *json, size_t len);
+  /* Non-zero: a request may be answered with status != 200 (HTTP). */
+  int http;
+};
+
+static inline void ph__outlet_send(ph__outlet *o, const char *json,
+                                   size_t len) {
+  o->send(o, json, len);
+}
+
+typedef struct ph__pending {
+  char *id; /* Our request id, JSON text. */
+  ph_call *call;
+} ph__pending;
+
+struct ph__session {
+  atomic_int refs;
+  ph__session *prev, *next; /* All live sessions; loop thread only. */
+  char *department;
+  int initialized; /* initialize answered (legacy). */
+  int ready;       /* notifications/initialized received. */
+  char version[16];
+  cJSON *client_caps;
+  int log_level; /* Legacy logging/setLevel threshold. */
+  ph_call **inflight;
+  size_t ninflight, capinflight;
+  ph__pending *pending;
+  size_t npending, cappending;
+  char **subscriptions;
+  size_t nsubscriptions;
+  /* Unsolicited messages (list_changed, resources/updated): the stdio
+   * stream or the legacy GET stream. NULL drops them. */
+  void (*notify)(ph__session *s, const char *json, size_t len);
+  void *transport;
+  int closed;
+};
+
+/* A new session in `department`, with one reference. Loop thread. */
+ph__session *ph__session_new(const char *department);
+void ph__session_ref(ph__session *s);
+void ph__session_unref(ph__session *s); /* Any thread. */
+
+/* Loop thread: cancels its calls, forgets its pending requests, leaves the
+ * session list and drops the caller's reference. */
+void ph__session_close(ph__session *s);
+
+/* Loop thread: iterate over live sessions. */
+ph__session *ph__session_first(void);
+
+/* Number of in-flight calls of a session. */
+size_t ph__session_inflight(const ph__session *s);
+
+#endif

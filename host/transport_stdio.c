@@ -1,0 +1,251 @@
+/* transport_stdio.c: see transport_stdio.h. */
+#include "transport_stdio.h"
+
+#include "log.h"
+#include "protocol.h"
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Stop reading stdin while this much output waits for a slow client, so a
+ * client that never reads cannot make us buffer without bound. */
+#define OUTPUT_HIGH_WATER (16u << 20)
+
+static struct {
+  uv_loop_t *loop;
+  const ph__config *cfg;
+  union {
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+  } in, out;
+  int in_open, out_open, reading, eof;
+  ph__session *session;
+  ph__outlet outlet;
+  char *buf; /* Bytes of the current, incomplete line. */
+  size_t len, cap;
+  int skipping; /* Discarding an oversized line up to its newline. */
+  void (*on_eof)(void);
+} S;
+
+typedef struct {
+  uv_write_t req;
+  char *data;
+} write_req;
+
+static void on_write(uv_write_t *req, int status) {
+  write_req *w = (write_req *)req;
+
+  if (status < 0 && status != UV_ECANCELED)
+    ph__debug("stdout write failed: %s", uv_strerror(status));
+  free(w->data);
+  free(w);
+}
+
+static void maybe_resume(void);
+
+static void write_line(const char *json, size_t len) {
+  write_req *w;
+  uv_buf_t b;
+
+  if (!S.out_open)
+    return;
+  w = malloc(sizeof(*w));
+  w->data = malloc(len + 1);
+  memcpy(w->data, json, len);
+  w->data[len] = '\n';
+  b = uv_buf_init(w->data, (unsigned)len + 1);
+  if (uv_write(&w->req, (uv_stream_t *)&S.out, &b, 1, on_write) != 0) {
+    free(w->data);
+    free(w);
+  }
+}
+
+static void outlet_send(ph__outlet *o, const char *json, size_t len) {
+  (void)o;
+  write_line(json, len);
+}
+
+static void outlet_finish(ph__outlet *o, int status, const char *json,
+                          size_t len) {
+  (void)o;
+  (void)status;
+  if (json != NULL)
+    write_line(json, len);
+}
+
+static void session_notify(ph__session *s, const char *json, size_t len) {
+  (void)s;
+  write_line(json, len);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h;
+  (void)suggested;
+  if (S.cap - S.len < 65536) {
+    S.cap = S.cap ? S.cap * 2 : 131072;
+    S.buf = realloc(S.buf, S.cap);
+  }
+  *buf = uv_buf_init(S.buf + S.len, (unsigned)(S.cap - S.len));
+}
+
+static void handle_line(char *line, size_t len) {
+  if (len > 0 && line[len - 1] == '\r')
+    len--;
+  while (len > 0 && (*line == ' ' || *line == '\t'))
+    line++, len--;
+  if (len == 0)
+    return;
+  ph__protocol_handle(S.session, &S.outlet, line, len);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  size_t max = S.cfg->limits.max_message_bytes, start = 0, i, keep;
+
+  (void)stream;
+  (void)buf;
+  if (nread < 0) {
+    if (nread != UV_EOF)
+      ph__error("stdin: %s", uv_strerror((int)nread));
+    ph__stdio_stop();
+    S.eof = 1;
+    if (S.on_eof != NULL)
+      S.on_eof();
+    return;
+  }
+  i = S.len;
+  S.len += (size_t)nread;
+  for (; i < S.len; i++) {
+    if (S.buf[i] != '\n')
+      continue;
+    if (S.skipping) {
+      S.skipping = 0;
+      ph__warn("stdin: skipped a message larger than %zu bytes", max);
+      ph__protocol_reject(&S.outlet, 413, -32600,
+                          "Invalid Request: message exceeds the size limit");
+    } else {
+      handle_line(S.buf + start, i - start);
+    }
+    start = i + 1;
+  }
+  keep = S.len - start;
+  if (S.skipping) {
+    keep = 0; /* Nothing of an oversized line is worth keeping. */
+  } else if (keep > max) {
+    S.skipping = 1;
+    keep = 0;
+  }
+  memmove(S.buf, S.buf + S.len - keep, keep);
+  S.len = keep;
+  if (S.out_open &&
+      uv_stream_get_write_queue_size((uv_stream_t *)&S.out) >
+          OUTPUT_HIGH_WATER &&
+      S.reading) {
+    uv_read_stop((uv_stream_t *)&S.in);
+    S.reading = 0;
+    maybe_resume();
+  }
+}
+
+static uv_timer_t resume_timer;
+
+static void on_resume_check(uv_timer_t *t) {
+  (void)t;
+  maybe_resume();
+}
+
+/* Resumes reading once the client has taken most of our output. */
+static void maybe_resume(void) {
+  if (S.reading || S.eof || !S.in_open)
+    return;
+  if (uv_stream_get_write_queue_size((uv_stream_t *)&S.out) <
+      OUTPUT_HIGH_WATER / 2) {
+    if (uv_read_start((uv_stream_t *)&S.in, on_alloc, on_read) == 0)
+      S.reading = 1;
+    return;
+  }
+  uv_timer_start(&resume_timer, on_resume_check, 10, 0);
+}
+
+static int open_stream(uv_loop_t *loop, int fd, void *handle, int readable) {
+  uv_handle_type t = uv_guess_handle(fd);
+  int err;
+
+  if (t == UV_TTY)
+    return uv_tty_init(loop, handle, fd, readable);
+  if (t == UV_NAMED_PIPE || t == UV_TCP) {
+    err = uv_pipe_init(loop, handle, 0);
+    if (err)
+      return err;
+    return uv_pipe_open(handle, fd);
+  }
+  return UV_EINVAL;
+}
+
+int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
+                    const char *department, void (*on_eof)(void)) {
+  int err;
+
+  S.loop = loop;
+  S.cfg = cfg;
+  S.on_eof = on_eof;
+  S.outlet.send = outlet_send;
+  S.outlet.finish = outlet_finish;
+  S.outlet.http = 0;
+  err = open_stream(loop, STDOUT_FILENO, &S.out, 0);
+  if (err) {
+    ph__error("stdout must be a pipe or a terminal: %s", uv_strerror(err));
+    return err;
+  }
+  S.out_open = 1;
+  err = open_stream(loop, STDIN_FILENO, &S.in, 1);
+  if (err) {
+    ph__error("stdin must be a pipe or a terminal: %s", uv_strerror(err));
+    return err;
+  }
+  S.in_open = 1;
+  uv_timer_init(loop, &resume_timer);
+  S.session = ph__session_new(department);
+  S.session->notify = session_notify;
+  err = uv_read_start((uv_stream_t *)&S.in, on_alloc, on_read);
+  if (err)
+    return err;
+  S.reading = 1;
+  return 0;
+}
+
+void ph__stdio_stop(void) {
+  if (S.reading) {
+    uv_read_stop((uv_stream_t *)&S.in);
+    S.reading = 0;
+  }
+  S.eof = 1;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  uv_close((uv_handle_t *)req->handle, NULL);
+}
+
+void ph__stdio_close(void) {
+  if (S.session != NULL) {
+    ph__session_close(S.session);
+    S.session = NULL;
+  }
+  if (S.in_open) {
+    uv_close((uv_handle_t *)&S.in, NULL);
+    uv_close((uv_handle_t *)&resume_timer, NULL);
+    S.in_open = 0;
+  }
+  if (S.out_open) {
+    /* Shut down rather than close, so queued responses reach the client
+     * before the handle goes. */
+    static uv_shutdown_t req;
+    if (uv_shutdown(&req, (uv_stream_t *)&S.out, on_shutdown) != 0)
+      uv_close((uv_handle_t *)&S.out, NULL);
+    S.out_open = 0;
+  }
+  free(S.buf);
+  S.buf = NULL;
+}

@@ -1,0 +1,84 @@
+/* harness.h: drive the real build/plughost binary over stdio pipes from
+ * criterion tests. One message per line each way, as MCP stdio frames. */
+#ifndef PH_TEST_HARNESS_H
+#define PH_TEST_HARNESS_H
+
+#include <cJSON.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct th_host th_host;
+
+/* Starts `plughost --config <config> --stdio` plus the NULL-terminated
+ * extra arguments (e.g. "--department", "sales", NULL). The host's stderr
+ * goes to a temporary file readable with th_stderr(). Aborts the test on
+ * failure. config is a path; see th_write_config to make one. */
+th_host *th_start(const char *config, ...);
+
+/* Writes `text` to a fresh temporary file and returns its path (static
+ * storage until the next call from this thread is not promised: the string
+ * is malloc'd and owned by the caller). Handy for per-test configs. */
+char *th_write_temp(const char *text, const char *suffix);
+
+/* Sends raw bytes followed by '\n'. Returns 0 or -1 (pipe closed). */
+int th_send(th_host *h, const char *line);
+
+/* Sends a raw buffer exactly as given (no newline added). */
+int th_send_raw(th_host *h, const void *buf, size_t len);
+
+/* Next message from the host in arrival order (responses and
+ * notifications), or NULL after timeout_ms. Caller frees with
+ * cJSON_Delete. */
+cJSON *th_recv(th_host *h, int timeout_ms);
+
+/* Sends a request with a fresh integer id and returns its response (the
+ * whole message, with "result" or "error"). Notifications arriving meanwhile
+ * are kept for th_notification(). NULL on timeout. */
+cJSON *th_request(th_host *h, const char *method, const char *params_json,
+                  int timeout_ms);
+
+/* Sends a request with an explicit id given as JSON text ("7", "\"abc\"")
+ * without waiting. */
+int th_request_async(th_host *h, const char *id_json, const char *method,
+                     const char *params_json);
+
+/* Waits for the response whose id equals id_json; notifications and other
+ * responses are kept. NULL on timeout. */
+cJSON *th_response(th_host *h, const char *id_json, int timeout_ms);
+
+/* Next kept or arriving notification named `method` (NULL: any), or NULL
+ * after timeout_ms. */
+cJSON *th_notification(th_host *h, const char *method, int timeout_ms);
+
+/* initialize (protocolVersion `version`, capabilities JSON or NULL) plus
+ * notifications/initialized; returns the initialize result's response. */
+cJSON *th_initialize(th_host *h, const char *version, const char *caps);
+
+/* Everything the host wrote to stderr so far (NUL-terminated, owned by h). */
+const char *th_stderr(th_host *h);
+
+/* Waits until stderr contains `needle` or timeout_ms passes; 1 if found. */
+int th_wait_stderr(th_host *h, const char *needle, int timeout_ms);
+
+/* Sends a signal to the host. */
+void th_kill(th_host *h, int sig);
+
+/* Closes stdin, waits up to timeout_ms for exit and returns the exit status
+ * (as from waitpid: use WIFEXITED etc.), or -1 on timeout (then kills it).
+ * Frees h. */
+int th_stop(th_host *h, int timeout_ms);
+
+/* The host's pid. */
+pid_t th_pid(th_host *h);
+
+/* Path of the built binary and source/build dirs, from compile
+ * definitions. */
+const char *th_binary(void);
+
+/* Shorthands on cJSON: the string at a dotted path ("result.content.0.text")
+ * or NULL; the number, or NaN. */
+const char *th_str(const cJSON *j, const char *path);
+double th_num(const cJSON *j, const char *path);
+const cJSON *th_get(const cJSON *j, const char *path);
+
+#endif
