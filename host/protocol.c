@@ -79,8 +79,8 @@ static void send_result(ph__outlet *o, const char *id_json,
   free(msg);
 }
 
-static void send_error(ph__outlet *o, int status, const char *id_json,
-                       int code, const char *message, const char *data_json) {
+static void send_error(ph__outlet *o, int status, const char *id_json, int code,
+                       const char *message, const char *data_json) {
   cJSON *msg = cJSON_CreateObject(), *err;
   char *text;
 
@@ -201,8 +201,8 @@ const char *ph__json_precheck(const char *text, size_t len, int max_depth) {
           return "invalid UTF-8";
         cp = cp << 6 | (p[i] & 0x3F);
       }
-      if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 ||
-                                                cp > 0x10FFFF)) ||
+      if ((n == 2 && cp < 0x800) ||
+          (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
           (cp >= 0xD800 && cp <= 0xDFFF))
         return "invalid UTF-8";
       p += n + 1;
@@ -306,17 +306,16 @@ static int verify_state(const char *signed_state, const char *method,
   given = unb64(dot + 1, &glen);
   if (payload == NULL || given == NULL || glen != 32)
     goto done;
-  HMAC(EVP_sha256(), P.hmac_key, (int)P.hmac_len, payload, plen, mac,
-       &maclen);
+  HMAC(EVP_sha256(), P.hmac_key, (int)P.hmac_len, payload, plen, mac, &maclen);
   if (CRYPTO_memcmp(mac, given, 32) != 0)
     goto done;
   j = cJSON_ParseWithLength((const char *)payload, plen);
   if (!cJSON_IsObject(j))
     goto done;
-  if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "m")) ?: "",
-             method) != 0 ||
-      strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "t")) ?: "",
-             target) != 0 ||
+  if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "m")) ?: "", method) !=
+          0 ||
+      strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "t")) ?: "", target) !=
+          0 ||
       cJSON_GetNumberValue(cJSON_GetObjectItem(j, "x")) < (double)time(NULL))
     goto done;
   if (cJSON_IsString(cJSON_GetObjectItem(j, "s")))
@@ -428,12 +427,6 @@ static void on_call_answer(ph_call *call) {
       answer_error(&r, -32603, msg, NULL);
     return;
   }
-  if (r.modern && call->missing_capability != NULL) {
-    snprintf(msg, sizeof(msg),
-             "{\"requiredCapabilities\":{\"%s\":{}}}", call->missing_capability);
-    answer_error(&r, -32021, "Missing required client capability", msg);
-    return;
-  }
   if (r.modern && call->input_requests != NULL) {
     char *state = sign_state(call->method, call->name, call->state_out);
 
@@ -444,6 +437,14 @@ static void on_call_answer(ph_call *call) {
     cJSON_AddStringToObject(result, "requestState", state);
     free(state);
     answer_json(&r, result, 0);
+    return;
+  }
+  /* Only when nothing else can be asked: a tool may fall back from a
+   * capability the client lacks to one it has. */
+  if (r.modern && call->missing_capability != NULL) {
+    snprintf(msg, sizeof(msg), "{\"requiredCapabilities\":{\"%s\":{}}}",
+             call->missing_capability);
+    answer_error(&r, -32021, "Missing required client capability", msg);
     return;
   }
   if (call->error_code != 0) {
@@ -459,8 +460,7 @@ static void on_call_answer(ph_call *call) {
       data = cJSON_PrintUnformatted(d);
       cJSON_Delete(d);
     }
-    answer_error(&r, code, call->error_message,
-                 data ? data : call->error_data);
+    answer_error(&r, code, call->error_message, data ? data : call->error_data);
     free(data);
     return;
   }
@@ -493,8 +493,7 @@ static void on_call_answer(ph_call *call) {
     cJSON *contents = cJSON_GetObjectItem(result, "contents");
     if (!cJSON_IsArray(contents) || cJSON_GetArraySize(contents) == 0) {
       cJSON_Delete(result);
-      answer_error(&r, -32603, "resource handler returned no contents",
-                   NULL);
+      answer_error(&r, -32603, "resource handler returned no contents", NULL);
       return;
     }
   }
@@ -546,10 +545,9 @@ static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
 /* Modern retries carry inputResponses and a signed requestState. Returns
  * -1 after answering when the state does not verify. */
 static int take_round_state(request *r, ph_call *call) {
-  const cJSON *st = cJSON_GetObjectItemCaseSensitive(r->params,
-                                                     "requestState");
-  const cJSON *resp = cJSON_GetObjectItemCaseSensitive(r->params,
-                                                       "inputResponses");
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(r->params, "requestState");
+  const cJSON *resp =
+      cJSON_GetObjectItemCaseSensitive(r->params, "inputResponses");
 
   if (!r->modern)
     return 0;
@@ -559,8 +557,9 @@ static int take_round_state(request *r, ph_call *call) {
     return 0;
   if (!cJSON_IsString(st) ||
       verify_state(st->valuestring, r->method, call->name, &call->state_in)) {
-    answer_error(r, -32602, "Invalid params: requestState failed "
-                            "verification",
+    answer_error(r, -32602,
+                 "Invalid params: requestState failed "
+                 "verification",
                  NULL);
     return -1;
   }
@@ -574,9 +573,10 @@ static void m_ping(request *r) {
 }
 
 static void m_initialize(request *r) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->params, "protocolVersion");
-  const cJSON *caps = cJSON_GetObjectItemCaseSensitive(r->params,
-                                                       "capabilities");
+  const cJSON *v =
+      cJSON_GetObjectItemCaseSensitive(r->params, "protocolVersion");
+  const cJSON *caps =
+      cJSON_GetObjectItemCaseSensitive(r->params, "capabilities");
   cJSON *res;
   char *info;
 
@@ -633,9 +633,9 @@ static void list(request *r, int kind) {
     answer_error(r, -32602, "Invalid params: cursor must be a string", NULL);
     return;
   }
-  page = ph__dept_page(r->dept, kind,
-                       cJSON_IsString(cursor) ? cursor->valuestring : NULL,
-                       &next);
+  page =
+      ph__dept_page(r->dept, kind,
+                    cJSON_IsString(cursor) ? cursor->valuestring : NULL, &next);
   if (page == NULL) {
     answer_error(r, -32602, "Invalid params: unknown cursor", NULL);
     return;
@@ -789,9 +789,8 @@ static void m_prompts_get(request *r) {
     }
   }
   for (i = 0; i < p->nargs; i++) {
-    if (p->args[i].required &&
-        !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(args,
-                                                         p->args[i].name))) {
+    if (p->args[i].required && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
+                                   args, p->args[i].name))) {
       snprintf(msg, sizeof(msg),
                "Invalid params: missing required argument \"%.100s\"",
                p->args[i].name);
@@ -848,8 +847,9 @@ static void m_complete(request *r) {
       fn = &((const ph__template_def *)it->def)->complete;
   }
   if (it == NULL) {
-    answer_error(r, -32602, "Invalid params: unknown prompt or resource "
-                            "template in ref",
+    answer_error(r, -32602,
+                 "Invalid params: unknown prompt or resource "
+                 "template in ref",
                  NULL);
     return;
   }
@@ -863,8 +863,8 @@ static void m_complete(request *r) {
   call->arg_name = strdup(aname->valuestring);
   call->arg_value = strdup(avalue->valuestring);
   ctx = cJSON_GetObjectItemCaseSensitive(ctx, "arguments");
-  call->context_json = cJSON_IsObject(ctx) ? cJSON_PrintUnformatted(ctx)
-                                           : strdup("{}");
+  call->context_json =
+      cJSON_IsObject(ctx) ? cJSON_PrintUnformatted(ctx) : strdup("{}");
   start_call(r, call, 0);
 }
 
@@ -873,9 +873,10 @@ static void m_set_level(request *r) {
   int l = cJSON_IsString(level) ? ph__log_level_parse(level->valuestring) : -1;
 
   if (l < 0) {
-    answer_error(r, -32602, "Invalid params: level must be one of debug, "
-                            "info, notice, warning, error, critical, alert, "
-                            "emergency",
+    answer_error(r, -32602,
+                 "Invalid params: level must be one of debug, "
+                 "info, notice, warning, error, critical, alert, "
+                 "emergency",
                  NULL);
     return;
   }
@@ -896,8 +897,8 @@ static void m_subscribe(request *r) {
     if (strcmp(s->subscriptions[i], uri->valuestring) == 0)
       break;
   if (i == s->nsubscriptions && s->nsubscriptions < 1024) {
-    s->subscriptions = realloc(s->subscriptions, (s->nsubscriptions + 1) *
-                                                     sizeof(char *));
+    s->subscriptions =
+        realloc(s->subscriptions, (s->nsubscriptions + 1) * sizeof(char *));
     s->subscriptions[s->nsubscriptions++] = strdup(uri->valuestring);
   }
   answer_text(r, "{}", 0);
@@ -980,8 +981,7 @@ static void handle_notification(ph__session *s, const char *method,
   /* Other notifications (roots/list_changed, progress) need nothing. */
 }
 
-static void handle_response(ph__session *s, const cJSON *id,
-                            const char *text) {
+static void handle_response(ph__session *s, const cJSON *id, const char *text) {
   char *id_text = cJSON_PrintUnformatted(id);
   size_t i;
 
@@ -1018,8 +1018,8 @@ static int read_modern_meta(request *r, const cJSON *meta) {
   size_t i;
 
   if (!cJSON_IsString(v)) {
-    answer_error(r, -32602, "Invalid params: _meta." META_VERSION
-                            " must be a string",
+    answer_error(r, -32602,
+                 "Invalid params: _meta." META_VERSION " must be a string",
                  NULL);
     return -1;
   }
@@ -1037,17 +1037,15 @@ static int read_modern_meta(request *r, const cJSON *meta) {
     return -1;
   }
   if (!cJSON_IsObject(caps)) {
-    answer_error(r, -32602, "Invalid params: _meta." META_CAPS
-                            " must be an object",
-                 NULL);
+    answer_error(r, -32602,
+                 "Invalid params: _meta." META_CAPS " must be an object", NULL);
     return -1;
   }
   r->caps = caps;
   r->log_level = -1; /* No logLevel: no notifications/message at all. */
   if (level != NULL) {
-    r->log_level = cJSON_IsString(level)
-                       ? ph__log_level_parse(level->valuestring)
-                       : -1;
+    r->log_level =
+        cJSON_IsString(level) ? ph__log_level_parse(level->valuestring) : -1;
     if (r->log_level < 0) {
       answer_error(r, -32602, "Invalid params: unknown _meta." META_LOGLEVEL,
                    NULL);
@@ -1073,14 +1071,14 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
   r.params = params;
   r.modern = cJSON_GetObjectItemCaseSensitive(meta, META_VERSION) != NULL;
   if (params != NULL && !cJSON_IsObject(params)) {
-    answer_error(&r, -32602, "Invalid params: params must be an object",
-                 NULL);
+    answer_error(&r, -32602, "Invalid params: params must be an object", NULL);
     goto done;
   }
   for (i = 0; i < s->ninflight; i++) {
     if (strcmp(s->inflight[i]->id_json, r.id_json) == 0) {
-      answer_error(&r, -32600, "Invalid Request: id is already in use by a "
-                               "request in flight",
+      answer_error(&r, -32600,
+                   "Invalid Request: id is already in use by a "
+                   "request in flight",
                    NULL);
       goto done;
     }
@@ -1121,8 +1119,7 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
   r.gen = ph__registry_acquire();
   r.dept = r.gen ? ph__generation_dept(r.gen, s->department) : NULL;
   if (r.dept == NULL) {
-    answer_error(&r, -32603, "Internal error: department is not served",
-                 NULL);
+    answer_error(&r, -32603, "Internal error: department is not served", NULL);
     goto done;
   }
   m->fn(&r);
@@ -1147,9 +1144,8 @@ static void handle_message(ph__session *s, ph__outlet *o, const cJSON *msg,
   }
   if (method == NULL) {
     /* A response to one of our requests. */
-    if (valid_id(id) &&
-        (cJSON_GetObjectItem(msg, "result") || cJSON_GetObjectItem(msg,
-                                                                   "error"))) {
+    if (valid_id(id) && (cJSON_GetObjectItem(msg, "result") ||
+                         cJSON_GetObjectItem(msg, "error"))) {
       handle_response(s, id, text);
       o->finish(o, 202, NULL, 0);
       return;
@@ -1357,8 +1353,7 @@ static void on_plugin_notify(ph_instance *inst, int kind, const char *uri) {
   free(text);
 }
 
-static void on_client_request(ph_call *call, const char *id,
-                              const char *json) {
+static void on_client_request(ph_call *call, const char *id, const char *json) {
   ph__session *s = call->session;
 
   if (s->closed || call->outlet == NULL) {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: setup, a -Werror build, a
+# throwaway PostgreSQL, unit and integration tests, the out-of-tree SDK
+# build, the official conformance suite, then the unit and integration
+# tests again under ASan and UBSan. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+scripts/setup.sh -DPH_WERROR=ON
+. scripts/env.sh
+
+pg_started=0
+cleanup() {
+  if [ "$pg_started" = 1 ]; then scripts/pg-stop.sh || true; fi
+}
+trap cleanup EXIT
+if [ -x scripts/pg-start.sh ]; then
+  eval "$(scripts/pg-start.sh)"
+  pg_started=1
+fi
+
+status=0
+(cd build && ctest --output-on-failure -j2 --timeout 600) || status=1
+
+if [ -x tests/conformance/run.sh ]; then
+  tests/conformance/run.sh build/plughost || status=1
+fi
+
+# Sanitizers: the same unit and integration tests on an ASan+UBSan build.
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPH_WERROR=ON \
+  -DPH_ASAN=ON -DPH_UBSAN=ON >/dev/null
+cmake --build build-asan -j"$(nproc)" >/dev/null
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 \
+  ctest --output-on-failure -j2 -L 'unit|integration' --timeout 600) ||
+  status=1
+
+if [ "$status" = 0 ]; then echo "test: all passed"; else echo "test: FAILED"; fi
+exit $status
