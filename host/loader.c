@@ -216,8 +216,7 @@ static char **copy_strings(const char *const *list) {
   return out;
 }
 
-static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d,
-                           char **err) {
+static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
   union {
     ph_tool t;
     ph_resource r;
@@ -234,8 +233,8 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d,
     return fail(err, "ABI major %u, this host speaks %u", d->abi_major,
                 PH_ABI_MAJOR);
   if (d->abi_minor > PH_ABI_MINOR)
-    return fail(err, "ABI minor %u is newer than this host's %u",
-                d->abi_minor, PH_ABI_MINOR);
+    return fail(err, "ABI minor %u is newer than this host's %u", d->abi_minor,
+                PH_ABI_MINOR);
   if (d->size < sizeof(ph_plugin_desc))
     return fail(err, "descriptor size %u is shorter than ABI 1.0's %zu",
                 d->size, sizeof(ph_plugin_desc));
@@ -260,16 +259,16 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d,
     return fail(err, "provides services but has no service handler");
 
   for (n = 0; d->tools != NULL; n++) {
-    const ph_tool *t = table_item(d->tools, d->tool_size, sizeof(ph_tool), n,
-                                  &scratch);
+    const ph_tool *t =
+        table_item(d->tools, d->tool_size, sizeof(ph_tool), n, &scratch);
     if (t->name == NULL)
       break;
   }
   p->tools = calloc(n + 1, sizeof(ph__tool_def));
   seen = calloc(n + 1, sizeof(char *));
   for (i = 0; i < n; i++) {
-    const ph_tool *t = table_item(d->tools, d->tool_size, sizeof(ph_tool), i,
-                                  &scratch);
+    const ph_tool *t =
+        table_item(d->tools, d->tool_size, sizeof(ph_tool), i, &scratch);
     if (dup_in(seen, i, t->name)) {
       fail(err, "duplicate tool name \"%s\"", t->name);
       goto done;
@@ -295,8 +294,7 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d,
                                       sizeof(ph_resource), i, &scratch);
     ph__resource_def *rd = &p->resources[i];
 
-    if (strchr(r->uri, ':') == NULL || r->handler == NULL ||
-        r->name == NULL) {
+    if (strchr(r->uri, ':') == NULL || r->handler == NULL || r->name == NULL) {
       fail(err, "resource \"%s\" needs an absolute uri, a name and a handler",
            r->uri);
       goto done;
@@ -321,8 +319,8 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d,
 
   for (n = 0; d->templates != NULL; n++) {
     const ph_resource_template *rt =
-        table_item(d->templates, d->template_size,
-                   sizeof(ph_resource_template), n, &scratch);
+        table_item(d->templates, d->template_size, sizeof(ph_resource_template),
+                   n, &scratch);
     if (rt->uri_template == NULL)
       break;
   }
@@ -330,8 +328,8 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d,
   seen = calloc(n + 1, sizeof(char *));
   for (i = 0; i < n; i++) {
     const ph_resource_template *rt =
-        table_item(d->templates, d->template_size,
-                   sizeof(ph_resource_template), i, &scratch);
+        table_item(d->templates, d->template_size, sizeof(ph_resource_template),
+                   i, &scratch);
     ph__template_def *td = &p->templates[i];
 
     if (!valid_template(rt->uri_template) || rt->handler == NULL ||
@@ -355,24 +353,24 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d,
     td->mime_type = dup_or_null(rt->mime_type);
     td->handler = rt->handler;
     td->complete = rt->complete;
-    if (parse_object(rt->extra_json, &td->extra, "extra_json",
-                     rt->uri_template, err))
+    if (parse_object(rt->extra_json, &td->extra, "extra_json", rt->uri_template,
+                     err))
       goto done;
   }
   free(seen);
   seen = NULL;
 
   for (n = 0; d->prompts != NULL; n++) {
-    const ph_prompt *pr = table_item(d->prompts, d->prompt_size,
-                                     sizeof(ph_prompt), n, &scratch);
+    const ph_prompt *pr =
+        table_item(d->prompts, d->prompt_size, sizeof(ph_prompt), n, &scratch);
     if (pr->name == NULL)
       break;
   }
   p->prompts = calloc(n + 1, sizeof(ph__prompt_def));
   seen = calloc(n + 1, sizeof(char *));
   for (i = 0; i < n; i++) {
-    const ph_prompt *pr = table_item(d->prompts, d->prompt_size,
-                                     sizeof(ph_prompt), i, &scratch);
+    const ph_prompt *pr =
+        table_item(d->prompts, d->prompt_size, sizeof(ph_prompt), i, &scratch);
     ph__prompt_def *pd = &p->prompts[i];
     size_t a, na = 0;
 
@@ -541,11 +539,42 @@ static int by_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* SHA-256 of a file as hex, without copying it. */
+static int hash_file(const char *path, char hash[65]) {
+  unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
+  unsigned mdlen = 0, i;
+  EVP_MD_CTX *ctx;
+  ssize_t n;
+  int fd;
+
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+  while ((n = read(fd, buf, sizeof(buf))) > 0)
+    EVP_DigestUpdate(ctx, buf, (size_t)n);
+  close(fd);
+  EVP_DigestFinal_ex(ctx, md, &mdlen);
+  EVP_MD_CTX_free(ctx);
+  if (n < 0)
+    return -1;
+  for (i = 0; i < mdlen && i < 32; i++)
+    snprintf(hash + 2 * i, 3, "%02x", md[i]);
+  return 0;
+}
+
 size_t ph__plugin_scan(const char *dir, const char *cache_dir,
                        ph__plugin ***out) {
+  return ph__plugin_rescan(dir, cache_dir, NULL, 0, out);
+}
+
+size_t ph__plugin_rescan(const char *dir, const char *cache_dir,
+                         ph__plugin *const *current, size_t ncurrent,
+                         ph__plugin ***out) {
   struct dirent *de;
   ph__plugin **plugins, *p;
-  char **names = NULL, *path, *err;
+  char **names = NULL, *path, *err, hash[65];
   size_t n = 0, cap = 0, i, j, loaded = 0;
   DIR *d;
 
@@ -573,17 +602,43 @@ size_t ph__plugin_scan(const char *dir, const char *cache_dir,
   for (i = 0; i < n; i++) {
     if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
       continue;
-    p = ph__plugin_load(path, cache_dir, &err);
+    p = NULL;
+    err = NULL;
+    /* Identity is the content: an unchanged file keeps its loaded code and
+     * its instances; a changed one is loaded afresh from a new copy. */
+    if (ncurrent > 0 && hash_file(path, hash) == 0) {
+      for (j = 0; j < ncurrent; j++) {
+        if (strcmp(current[j]->hash, hash) == 0) {
+          p = current[j];
+          ph__plugin_ref(p);
+          break;
+        }
+      }
+    }
+    if (p == NULL)
+      p = ph__plugin_load(path, cache_dir, &err);
     if (p == NULL) {
       ph__error("refused plugin %s: %s", path, err ? err : "out of memory");
       free(err);
-    } else {
+      /* Per-plugin rollback: the code loaded from this file before keeps
+       * serving until a good build replaces it. */
+      for (j = 0; j < ncurrent; j++) {
+        if (strcmp(current[j]->source_path, path) == 0) {
+          ph__error("keeping the previous build of %s (sha256 %.16s)",
+                    current[j]->name, current[j]->hash);
+          p = current[j];
+          ph__plugin_ref(p);
+          break;
+        }
+      }
+    }
+    if (p != NULL) {
       for (j = 0; j < loaded; j++)
         if (strcmp(plugins[j]->name, p->name) == 0)
           break;
       if (j < loaded) {
-        ph__error("refused plugin %s: name \"%s\" already loaded from %s",
-                  path, p->name, plugins[j]->source_path);
+        ph__error("refused plugin %s: name \"%s\" already loaded from %s", path,
+                  p->name, plugins[j]->source_path);
         ph__plugin_unref(p);
       } else {
         ph__debug("loaded plugin %s from %s (sha256 %.16s)", p->name, path,
@@ -631,8 +686,8 @@ ph_instance *ph__instance_create(ph__plugin *p, const char *department,
   inst->department = strdup(department);
   inst->prefix = strdup(prefix);
   inst->config_json = strdup(config_json ? config_json : "{}");
-  if (asprintf(&inst->label, "%s/%s (%s)", department,
-               prefix[0] ? prefix : "-", p->name) < 0)
+  if (asprintf(&inst->label, "%s/%s (%s)", department, prefix[0] ? prefix : "-",
+               p->name) < 0)
     inst->label = NULL;
   if (p->init != NULL) {
     rc = p->init(inst, &ph__host_api, inst->config_json, &inst->state);

@@ -91,7 +91,7 @@ struct ph_instance {
   char *label; /* "department/prefix (plugin)" for log lines. */
   void *state;
   ph__pool *pool;
-  int initialised; /* init succeeded: fini is owed. */
+  int initialised;  /* init succeeded: fini is owed. */
   atomic_int stuck; /* Retired but still busy past the drain deadline. */
 };
 
@@ -106,6 +106,13 @@ ph__plugin *ph__plugin_load(const char *path, const char *cache_dir,
  * each plugin). */
 size_t ph__plugin_scan(const char *dir, const char *cache_dir,
                        ph__plugin ***out);
+
+/* The same, for a reload: a file whose content hash equals one of
+ * `current` reuses that plugin (no new dlopen); a file that fails to load
+ * keeps the plugin `current` had loaded from the same path. */
+size_t ph__plugin_rescan(const char *dir, const char *cache_dir,
+                         ph__plugin *const *current, size_t ncurrent,
+                         ph__plugin ***out);
 
 void ph__plugin_ref(ph__plugin *p);
 void ph__plugin_unref(ph__plugin *p);

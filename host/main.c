@@ -28,19 +28,24 @@ static struct {
   uint64_t shutdown_deadline;
   uv_signal_t sigterm, sigint, sighup;
   uv_timer_t drain_timer;
+  /* Reload: one at a time; signals during one coalesce into one more. */
+  uv_work_t reload_work;
+  int reload_running, reload_again;
+  ph__generation *reload_prev; /* The generation the reload started from. */
+  ph__generation *reload_next; /* Built off the loop, or NULL on failure. */
+  unsigned long reloads;
 } M;
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: plughost --config FILE [--stdio | --listen HOST:PORT]\n"
-          "                [--department NAME] [--check]\n"
-          "  --config FILE      the host configuration (JSON)\n"
-          "  --stdio            serve MCP on stdin/stdout\n"
-          "  --listen HOST:PORT serve MCP over Streamable HTTP\n"
-          "  --department NAME  the department stdio serves (default: "
-          "default)\n"
-          "  --check            validate the config and plugins, then exit\n"
-          "  --version          print the version\n");
+  fprintf(f, "usage: plughost --config FILE [--stdio | --listen HOST:PORT]\n"
+             "                [--department NAME] [--check]\n"
+             "  --config FILE      the host configuration (JSON)\n"
+             "  --stdio            serve MCP on stdin/stdout\n"
+             "  --listen HOST:PORT serve MCP over Streamable HTTP\n"
+             "  --department NAME  the department stdio serves (default: "
+             "default)\n"
+             "  --check            validate the config and plugins, then exit\n"
+             "  --version          print the version\n");
 }
 
 static void close_walk(uv_handle_t *h, void *arg) {
@@ -69,7 +74,7 @@ static void on_drain_tick(uv_timer_t *t) {
   long live = ph__dispatch_live_calls();
 
   (void)t;
-  if (live > 0 && uv_now(M.loop) < M.shutdown_deadline)
+  if ((live > 0 || M.reload_running) && uv_now(M.loop) < M.shutdown_deadline)
     return;
   if (live > 0)
     ph__warn("shutdown: %ld calls still running after %u ms; exiting anyway",
@@ -91,10 +96,99 @@ static void on_stdin_eof(void) {
   begin_shutdown("stdin closed");
 }
 
+/* Off the loop: re-read the config and rescan the directory, then build
+ * a complete new generation (running init of new instances here too). */
+static void reload_build(uv_work_t *req) {
+  ph__generation *prev = M.reload_prev;
+  ph__plugin **plugins;
+  ph__config *cfg;
+  char *err = NULL;
+  size_t n, i;
+
+  (void)req;
+  M.reload_next = NULL;
+  cfg = ph__config_load(M.config_path, &err);
+  if (cfg == NULL) {
+    ph__error("reload: %s; keeping the current configuration and plugins",
+              err ? err : "out of memory");
+    free(err);
+    return;
+  }
+  if (ph__config_department(cfg, M.department) == NULL) {
+    ph__error("reload: %s has no department \"%s\"; keeping the current "
+              "generation",
+              M.config_path, M.department);
+    ph__config_free(cfg);
+    return;
+  }
+  n = ph__plugin_rescan(cfg->plugin_dir, M.cache_dir, prev->plugins,
+                        prev->nplugins, &plugins);
+  M.reload_next = ph__generation_build(cfg, plugins, n, prev);
+  for (i = 0; i < n; i++)
+    ph__plugin_unref(plugins[i]);
+  free(plugins);
+}
+
+static void start_reload(void);
+
+/* On the loop: publish with one pointer swap, then tell every session
+ * whose lists changed. */
+static void reload_publish(uv_work_t *req, int status) {
+  ph__generation *old, *now = M.reload_next;
+  size_t i;
+
+  (void)req;
+  (void)status;
+  M.reload_running = 0;
+  if (now != NULL && !M.shutting_down) {
+    ph__log_set_level(now->config->log_level);
+    ph__protocol_set_config(now->config);
+    ph__stdio_set_config(now->config);
+    old = ph__registry_publish(now);
+    M.cfg = now->config;
+    M.reloads++;
+    ph__info("reload %lu: generation %llu published", M.reloads,
+             (unsigned long long)now->id);
+    for (i = 0; i < now->ndepts; i++) {
+      const ph__dept *d = &now->depts[i];
+      unsigned kinds = ph__dept_changes(ph__generation_dept(old, d->name), d);
+      if (kinds != 0)
+        ph__protocol_lists_changed(d->name, kinds);
+    }
+    ph__generation_unref(old);
+  } else if (now != NULL) {
+    ph__generation_unref(now);
+  }
+  ph__generation_unref(M.reload_prev);
+  M.reload_prev = NULL;
+  M.reload_next = NULL;
+  if (M.reload_again && !M.shutting_down) {
+    M.reload_again = 0;
+    start_reload();
+  }
+}
+
+static void start_reload(void) {
+  if (M.reload_running) {
+    M.reload_again = 1;
+    return;
+  }
+  M.reload_prev = ph__registry_acquire();
+  if (M.reload_prev == NULL)
+    return;
+  M.reload_running = 1;
+  if (uv_queue_work(M.loop, &M.reload_work, reload_build, reload_publish)) {
+    M.reload_running = 0;
+    ph__generation_unref(M.reload_prev);
+    M.reload_prev = NULL;
+  }
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   (void)h;
   if (signum == SIGHUP) {
-    ph__warn("SIGHUP: reload is not available in this build");
+    if (!M.shutting_down)
+      start_reload();
     return;
   }
   begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -189,8 +283,8 @@ int main(int argc, char **argv) {
   }
   ph__log_set_level(M.cfg->log_level);
   if (ph__config_department(M.cfg, M.department) == NULL) {
-    fprintf(stderr, "plughost: %s: no department named \"%s\"\n",
-            M.config_path, M.department);
+    fprintf(stderr, "plughost: %s: no department named \"%s\"\n", M.config_path,
+            M.department);
     ph__config_free(M.cfg);
     return 2;
   }

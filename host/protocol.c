@@ -1371,6 +1371,10 @@ static void on_client_request(ph_call *call, const char *id, const char *json) {
   ph__outlet_send(call->outlet, json, strlen(json));
 }
 
+void ph__protocol_set_config(const ph__config *cfg) {
+  P.cfg = cfg;
+}
+
 int ph__protocol_init(const ph__config *cfg) {
   const char *env = getenv("PLUGHOST_CHECK_OUTPUT");
 

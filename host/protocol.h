@@ -15,6 +15,9 @@
  * hooks into dispatch. Loop thread, once. */
 int ph__protocol_init(const ph__config *cfg);
 
+/* Points the protocol at a new configuration after a reload (loop). */
+void ph__protocol_set_config(const ph__config *cfg);
+
 /* Handles one received message (a JSON object or, on a 2025-03-26
  * session, a batch array). Answers go to `o` (see ph__outlet). Loop
  * thread. */

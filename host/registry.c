@@ -51,6 +51,19 @@ static ph_instance *reusable(const ph__generation *prev, const char *dept,
   return NULL;
 }
 
+static ph_instance *previous_instance(const ph__generation *prev,
+                                      const char *dept, const char *prefix) {
+  const ph__dept *d;
+  size_t i;
+
+  if (prev == NULL || (d = ph__generation_dept(prev, dept)) == NULL)
+    return NULL;
+  for (i = 0; i < d->ninstances; i++)
+    if (strcmp(d->instances[i]->prefix, prefix) == 0)
+      return d->instances[i];
+  return NULL;
+}
+
 static int allowed(const ph__department_cfg *dc, const char *name) {
   char **g;
   int ok = 0;
@@ -129,7 +142,8 @@ static char *item_json(int kind, const ph__item *it) {
     cJSON_AddStringToObject(o, "name", it->name);
     add_optional(o, "title", t->title);
     add_optional(o, "description", t->description);
-    cJSON_AddItemToObject(o, "inputSchema", cJSON_Duplicate(t->input_schema, 1));
+    cJSON_AddItemToObject(o, "inputSchema",
+                          cJSON_Duplicate(t->input_schema, 1));
     if (t->output_schema != NULL)
       cJSON_AddItemToObject(o, "outputSchema",
                             cJSON_Duplicate(t->output_schema, 1));
@@ -205,8 +219,8 @@ static int cmp_item_ptr(const void *a, const void *b) {
 
 /* Adds one candidate item unless its name is malformed or filtered. */
 static void add_candidate(ph__dept *d, const ph__department_cfg *dc, int kind,
-                          ph_instance *inst, const char *sep,
-                          const char *name, const void *def) {
+                          ph_instance *inst, const char *sep, const char *name,
+                          const void *def) {
   ph__item *it;
   char *exposed;
 
@@ -328,10 +342,10 @@ static void build_dept(ph__dept *d, const ph__department_cfg *dc,
   d->name = strdup(dc->name);
   d->instances = calloc(ninst + 1, sizeof(ph_instance *));
   for (i = 0; i < ninst; i++) {
-    const char *pname = dc->all_plugins ? plugins[i]->name
-                                        : dc->instances[i].plugin;
-    const char *prefix = dc->all_plugins ? plugins[i]->name
-                                         : dc->instances[i].prefix;
+    const char *pname =
+        dc->all_plugins ? plugins[i]->name : dc->instances[i].plugin;
+    const char *prefix =
+        dc->all_plugins ? plugins[i]->name : dc->instances[i].prefix;
     const char *conf = dc->all_plugins ? "{}" : dc->instances[i].config_json;
     int workers = dc->all_plugins || dc->instances[i].workers == 0
                       ? cfg->limits.workers_per_plugin
@@ -365,7 +379,14 @@ static void build_dept(ph__dept *d, const ph__department_cfg *dc,
         ph__error("refused plugin %s in department %s: %s", p->source_path,
                   dc->name, err ? err : "out of memory");
         free(err);
-        continue;
+        /* Per-plugin rollback: the instance that served this prefix
+         * before keeps serving. */
+        inst = previous_instance(prev, dc->name, prefix);
+        if (inst == NULL)
+          continue;
+        ph__error("keeping the previous instance %s (sha256 %.16s)",
+                  inst->label, inst->plugin->hash);
+        ph__instance_ref(inst);
       }
     }
     d->instances[d->ninstances++] = inst;
@@ -397,8 +418,8 @@ static void build_dept(ph__dept *d, const ph__department_cfg *dc,
       d->has_completions |= p->templates[j].complete != NULL;
     }
     for (j = 0; j < p->nprompts; j++) {
-      add_candidate(d, dc, PH__PROMPT, inst, cfg->separator,
-                    p->prompts[j].name, &p->prompts[j]);
+      add_candidate(d, dc, PH__PROMPT, inst, cfg->separator, p->prompts[j].name,
+                    &p->prompts[j]);
       d->has_completions |= p->prompts[j].complete != NULL;
     }
   }
@@ -408,9 +429,8 @@ static void build_dept(ph__dept *d, const ph__department_cfg *dc,
   }
   ph__info("department %s: %zu instances, %zu tools, %zu resources, %zu "
            "templates, %zu prompts",
-           d->name, d->ninstances, d->nitems[PH__TOOL],
-           d->nitems[PH__RESOURCE], d->nitems[PH__TEMPLATE],
-           d->nitems[PH__PROMPT]);
+           d->name, d->ninstances, d->nitems[PH__TOOL], d->nitems[PH__RESOURCE],
+           d->nitems[PH__TEMPLATE], d->nitems[PH__PROMPT]);
 }
 
 ph__generation *ph__generation_build(ph__config *cfg, ph__plugin **plugins,
@@ -470,6 +490,30 @@ void ph__generation_unref(ph__generation *g) {
   free(g);
 }
 
+unsigned ph__dept_changes(const ph__dept *old, const ph__dept *now) {
+  unsigned kinds = 0;
+  size_t i;
+  int k;
+
+  for (k = 0; k < PH__NKINDS; k++) {
+    if (old == NULL || now == NULL) {
+      kinds |= 1u << k;
+      continue;
+    }
+    if (old->npages[k] != now->npages[k]) {
+      kinds |= 1u << k;
+      continue;
+    }
+    for (i = 0; i < now->npages[k]; i++) {
+      if (strcmp(old->pages[k][i], now->pages[k][i]) != 0) {
+        kinds |= 1u << k;
+        break;
+      }
+    }
+  }
+  return kinds;
+}
+
 ph__generation *ph__registry_acquire(void) {
   ph__generation *g;
 
@@ -493,8 +537,7 @@ ph__generation *ph__registry_publish(ph__generation *g) {
   return old;
 }
 
-const ph__dept *ph__generation_dept(const ph__generation *g,
-                                    const char *name) {
+const ph__dept *ph__generation_dept(const ph__generation *g, const char *name) {
   size_t i;
 
   for (i = 0; i < g->ndepts; i++)
@@ -503,8 +546,7 @@ const ph__dept *ph__generation_dept(const ph__generation *g,
   return NULL;
 }
 
-const ph__item *ph__dept_lookup(const ph__dept *d, int kind,
-                                const char *name) {
+const ph__item *ph__dept_lookup(const ph__dept *d, int kind, const char *name) {
   size_t lo = 0, hi = d->nitems[kind], mid;
   int c;
 
@@ -550,8 +592,8 @@ static int match_template(const char *tpl, const char *uri, cJSON *vars) {
       name[nlen] = '\0';
       val = w = malloc((size_t)(uri - start) + 1);
       for (; start < uri; start++) {
-        if (*start == '%' && start + 2 < uri &&
-            hexval(start[1]) >= 0 && hexval(start[2]) >= 0) {
+        if (*start == '%' && start + 2 < uri && hexval(start[1]) >= 0 &&
+            hexval(start[2]) >= 0) {
           *w++ = (char)(hexval(start[1]) * 16 + hexval(start[2]));
           start += 2;
         } else {
@@ -590,8 +632,7 @@ const ph__item *ph__dept_match_template(const ph__dept *d, const char *uri,
   return NULL;
 }
 
-const ph__item *ph__dept_template(const ph__dept *d,
-                                  const char *uri_template) {
+const ph__item *ph__dept_template(const ph__dept *d, const char *uri_template) {
   size_t i;
 
   for (i = 0; i < d->nitems[PH__TEMPLATE]; i++)

@@ -62,12 +62,10 @@ ph__generation *ph__registry_acquire(void);
  * previous one, whose reference now belongs to the caller. */
 ph__generation *ph__registry_publish(ph__generation *g);
 
-const ph__dept *ph__generation_dept(const ph__generation *g,
-                                    const char *name);
+const ph__dept *ph__generation_dept(const ph__generation *g, const char *name);
 
 /* Looks up a tool or prompt by exposed name, a resource by URI. */
-const ph__item *ph__dept_lookup(const ph__dept *d, int kind,
-                                const char *name);
+const ph__item *ph__dept_lookup(const ph__dept *d, int kind, const char *name);
 
 /* The template matching uri, with its variables in *vars (a JSON object of
  * strings, caller frees), or NULL. */
@@ -85,5 +83,9 @@ ph_instance *ph__dept_service(const ph__dept *d, const char *service);
  * an invalid cursor. */
 const char *ph__dept_page(const ph__dept *d, int kind, const char *cursor,
                           char **next);
+
+/* Which lists differ between two builds of a department, as bits
+ * (1 << PH__TOOL) ...; everything when either is NULL. */
+unsigned ph__dept_changes(const ph__dept *old, const ph__dept *now);
 
 #endif

@@ -215,6 +215,10 @@ int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
   return 0;
 }
 
+void ph__stdio_set_config(const ph__config *cfg) {
+  S.cfg = cfg;
+}
+
 void ph__stdio_stop(void) {
   if (S.reading) {
     uv_read_stop((uv_stream_t *)&S.in);

@@ -12,6 +12,9 @@
 int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
                     const char *department, void (*on_eof)(void));
 
+/* Uses a new configuration's limits after a reload. */
+void ph__stdio_set_config(const ph__config *cfg);
+
 /* Stops reading; pending writes still flush. */
 void ph__stdio_stop(void);
 
