@@ -64,15 +64,15 @@ static int get_uint(const cJSON *obj, const char *key, double min, double max,
   if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble)
     return fail(err, "%s: \"%s\" must be an integer", path, key);
   if (v->valuedouble < min || v->valuedouble > max)
-    return fail(err, "%s: \"%s\" must be between %.0f and %.0f", path, key,
-                min, max);
+    return fail(err, "%s: \"%s\" must be between %.0f and %.0f", path, key, min,
+                max);
   *out = v->valuedouble;
   return 0;
 }
 
 static char **get_strings(const cJSON *obj, const char *key,
-                          const char *const *def, const char *path,
-                          char **err, int *failed) {
+                          const char *const *def, const char *path, char **err,
+                          int *failed) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key), *item;
   char **list;
   size_t n = 0;
@@ -162,18 +162,19 @@ int ph__glob_match(const char *pat, const char *s) {
 }
 
 static const char *const top_keys[] = {
-    "plugin_dir", "cache_dir", "listen",   "separator",       "log_level",
-    "page_size",  "hmac_key",  "limits",   "allowed_origins", "allowed_hosts",
-    "departments", NULL};
+    "plugin_dir", "cache_dir",       "listen",           "separator",
+    "log_level",  "page_size",       "watch_plugin_dir", "hmac_key",
+    "limits",     "allowed_origins", "allowed_hosts",    "departments",
+    NULL};
 static const char *const limit_keys[] = {
-    "max_message_bytes", "max_json_depth",   "call_timeout_ms",
-    "workers_per_plugin", "queue_per_plugin", "max_inflight_per_session",
+    "max_message_bytes",   "max_json_depth",   "call_timeout_ms",
+    "workers_per_plugin",  "queue_per_plugin", "max_inflight_per_session",
     "shutdown_timeout_ms", "drain_timeout_ms", "max_sessions",
-    "session_idle_ms",    "max_header_bytes", "max_connections",
-    "header_timeout_ms",  "idle_timeout_ms",  NULL};
+    "session_idle_ms",     "max_header_bytes", "max_connections",
+    "header_timeout_ms",   "idle_timeout_ms",  NULL};
 static const char *const dept_keys[] = {"plugins", "allow", "deny", NULL};
-static const char *const inst_keys[] = {"plugin", "prefix", "config",
-                                        "workers", NULL};
+static const char *const inst_keys[] = {"plugin", "prefix", "config", "workers",
+                                        NULL};
 static const char *const allow_all[] = {"*", NULL};
 
 static int parse_limits(const cJSON *obj, ph__limits *l, const char *path,
@@ -311,8 +312,8 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
       get_string(root, "log_level", "info", &level, path, err) != 0 ||
       get_string(root, "hmac_key", NULL, &cfg->hmac_key, path, err) != 0)
     goto fail;
-  if (strlen(cfg->separator) > 4 || !(cfg->separator[0] == '\0' ||
-                                      ph__valid_name(cfg->separator))) {
+  if (strlen(cfg->separator) > 4 ||
+      !(cfg->separator[0] == '\0' || ph__valid_name(cfg->separator))) {
     fail(err, "%s: \"separator\" must be up to 4 of [A-Za-z0-9_-]", path);
     goto fail;
   }
@@ -323,6 +324,14 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
   }
   if (get_uint(root, "page_size", 1, 10000, &page, path, err) != 0)
     goto fail;
+  {
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "watch_plugin_dir");
+    if (w != NULL && !cJSON_IsBool(w)) {
+      fail(err, "%s: \"watch_plugin_dir\" must be true or false", path);
+      goto fail;
+    }
+    cfg->watch_plugin_dir = cJSON_IsTrue(w);
+  }
   cfg->page_size = (int)page;
   cfg->allowed_origins =
       get_strings(root, "allowed_origins", NULL, path, err, &failed);
@@ -341,8 +350,8 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
     fail(err, "%s: \"departments\" must be an object", path);
     goto fail;
   }
-  cfg->departments = calloc((size_t)cJSON_GetArraySize(depts) + 1,
-                            sizeof(ph__department_cfg));
+  cfg->departments =
+      calloc((size_t)cJSON_GetArraySize(depts) + 1, sizeof(ph__department_cfg));
   cJSON_ArrayForEach(item, depts) {
     ph__department_cfg *d = &cfg->departments[cfg->ndepartments++];
 
@@ -410,7 +419,7 @@ ph__config *ph__config_load(const char *path, char **err) {
 }
 
 const ph__department_cfg *ph__config_department(const ph__config *cfg,
-                                                 const char *name) {
+                                                const char *name) {
   size_t i;
 
   for (i = 0; i < cfg->ndepartments; i++)

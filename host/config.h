@@ -24,31 +24,32 @@ typedef struct ph__department_cfg {
 } ph__department_cfg;
 
 typedef struct ph__limits {
-  size_t max_message_bytes;   /* One JSON-RPC message (stdio line, body). */
-  int max_json_depth;         /* Nesting of arrays and objects. */
-  uint32_t call_timeout_ms;   /* Cap on every call's deadline. */
-  int workers_per_plugin;     /* Default worker pool size per instance. */
-  int queue_per_plugin;       /* Waiting calls per instance pool. */
+  size_t max_message_bytes;     /* One JSON-RPC message (stdio line, body). */
+  int max_json_depth;           /* Nesting of arrays and objects. */
+  uint32_t call_timeout_ms;     /* Cap on every call's deadline. */
+  int workers_per_plugin;       /* Default worker pool size per instance. */
+  int queue_per_plugin;         /* Waiting calls per instance pool. */
   int max_inflight_per_session; /* Calls running for one session. */
   uint32_t shutdown_timeout_ms; /* Bounded wait for calls at exit. */
-  uint32_t drain_timeout_ms;  /* Retired instance: mark stuck after this. */
-  int max_sessions;           /* HTTP sessions. */
-  uint32_t session_idle_ms;   /* HTTP session idle TTL. */
-  size_t max_header_bytes;    /* HTTP request head. */
-  int max_connections;        /* HTTP connections. */
-  uint32_t header_timeout_ms; /* HTTP: whole head must arrive in this. */
-  uint32_t idle_timeout_ms;   /* HTTP keep-alive idle. */
+  uint32_t drain_timeout_ms;    /* Retired instance: mark stuck after this. */
+  int max_sessions;             /* HTTP sessions. */
+  uint32_t session_idle_ms;     /* HTTP session idle TTL. */
+  size_t max_header_bytes;      /* HTTP request head. */
+  int max_connections;          /* HTTP connections. */
+  uint32_t header_timeout_ms;   /* HTTP: whole head must arrive in this. */
+  uint32_t idle_timeout_ms;     /* HTTP keep-alive idle. */
 } ph__limits;
 
 typedef struct ph__config {
-  char *path;        /* Where it was read from. */
-  char *plugin_dir;  /* Relative to the working directory. */
-  char *cache_dir;   /* Private copies of loaded .so files. */
-  char *listen;      /* HOST:PORT for HTTP. */
-  char *separator;   /* Between prefix and name. */
-  int log_level;     /* enum ph_log_level. */
-  int page_size;     /* Items per list page. */
-  char *hmac_key;    /* Signs cursors and request state; random if unset. */
+  char *path;           /* Where it was read from. */
+  char *plugin_dir;     /* Relative to the working directory. */
+  char *cache_dir;      /* Private copies of loaded .so files. */
+  char *listen;         /* HOST:PORT for HTTP. */
+  char *separator;      /* Between prefix and name. */
+  int log_level;        /* enum ph_log_level. */
+  int page_size;        /* Items per list page. */
+  int watch_plugin_dir; /* Reload by itself when the directory changes. */
+  char *hmac_key;       /* Signs cursors and request state; random if unset. */
   char **allowed_origins; /* Browser origins for CORS; NULL-terminated. */
   char **allowed_hosts;   /* Extra Host header values; NULL-terminated. */
   ph__limits limits;
@@ -67,7 +68,7 @@ void ph__config_free(ph__config *cfg);
 
 /* The department called name, or NULL. */
 const ph__department_cfg *ph__config_department(const ph__config *cfg,
-                                                 const char *name);
+                                                const char *name);
 
 /* Prefix rule: ^[a-z][a-z0-9-]{0,15}$ or empty. */
 int ph__valid_prefix(const char *prefix);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 static int fail(char **err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -672,6 +673,77 @@ int ph__plugin_provides(const ph__plugin *p, const char *service) {
   return 0;
 }
 
+/* Every instance from creation to destruction, so retired ones can be
+ * watched while they drain. */
+static uv_mutex_t live_lock;
+static uv_once_t live_once = UV_ONCE_INIT;
+static ph_instance *live;
+
+static void init_live_lock(void) {
+  uv_mutex_init(&live_lock);
+}
+
+static void live_add(ph_instance *inst) {
+  uv_once(&live_once, init_live_lock);
+  uv_mutex_lock(&live_lock);
+  inst->live_next = live;
+  if (live != NULL)
+    live->live_prev = inst;
+  live = inst;
+  uv_mutex_unlock(&live_lock);
+}
+
+static void live_remove(ph_instance *inst) {
+  uv_once(&live_once, init_live_lock);
+  uv_mutex_lock(&live_lock);
+  if (inst->live_prev != NULL)
+    inst->live_prev->live_next = inst->live_next;
+  else if (live == inst)
+    live = inst->live_next;
+  if (inst->live_next != NULL)
+    inst->live_next->live_prev = inst->live_prev;
+  uv_mutex_unlock(&live_lock);
+}
+
+void ph__instance_retire(ph_instance *inst, uint64_t now) {
+  uv_once(&live_once, init_live_lock);
+  uv_mutex_lock(&live_lock);
+  if (inst->retired_at == 0)
+    inst->retired_at = now ? now : 1;
+  uv_mutex_unlock(&live_lock);
+}
+
+int ph__instances_check_stuck(uint64_t now, uint64_t drain_ms) {
+  ph_instance *inst;
+  int stuck = 0;
+
+  uv_once(&live_once, init_live_lock);
+  uv_mutex_lock(&live_lock);
+  for (inst = live; inst != NULL; inst = inst->live_next) {
+    if (inst->retired_at == 0 || now - inst->retired_at < drain_ms)
+      continue;
+    if (!atomic_exchange(&inst->stuck, 1))
+      ph__error("instance %s is stuck: still busy %llu ms after it was "
+                "retired; it will not be unloaded",
+                inst->label, (unsigned long long)(now - inst->retired_at));
+    stuck++;
+  }
+  uv_mutex_unlock(&live_lock);
+  return stuck;
+}
+
+int ph__instances_draining(void) {
+  ph_instance *inst;
+  int n = 0;
+
+  uv_once(&live_once, init_live_lock);
+  uv_mutex_lock(&live_lock);
+  for (inst = live; inst != NULL; inst = inst->live_next)
+    n += inst->retired_at != 0;
+  uv_mutex_unlock(&live_lock);
+  return n;
+}
+
 ph_instance *ph__instance_create(ph__plugin *p, const char *department,
                                  const char *prefix, const char *config_json,
                                  int workers, int queue, char **err) {
@@ -686,6 +758,7 @@ ph_instance *ph__instance_create(ph__plugin *p, const char *department,
   inst->department = strdup(department);
   inst->prefix = strdup(prefix);
   inst->config_json = strdup(config_json ? config_json : "{}");
+  live_add(inst);
   if (asprintf(&inst->label, "%s/%s (%s)", department, prefix[0] ? prefix : "-",
                p->name) < 0)
     inst->label = NULL;
@@ -719,6 +792,7 @@ void ph__instance_unref(ph_instance *inst) {
 }
 
 void ph__instance_destroy(ph_instance *inst) {
+  live_remove(inst);
   /* The pool goes first: its threads may still be returning from handlers
    * that already replied. */
   ph__pool_destroy(inst->pool);

@@ -91,8 +91,10 @@ struct ph_instance {
   char *label; /* "department/prefix (plugin)" for log lines. */
   void *state;
   ph__pool *pool;
-  int initialised;  /* init succeeded: fini is owed. */
-  atomic_int stuck; /* Retired but still busy past the drain deadline. */
+  int initialised;     /* init succeeded: fini is owed. */
+  atomic_int stuck;    /* Retired but still busy past the drain deadline. */
+  uint64_t retired_at; /* Loop time it left the current generation, or 0. */
+  ph_instance *live_prev, *live_next; /* All instances not yet destroyed. */
 };
 
 /* Loads one .so: copies it into cache_dir, dlopens the copy and validates
@@ -134,6 +136,17 @@ void ph__instance_unref(ph_instance *inst);
 
 /* Runs fini and frees; only through ph__instance_finalise (dispatch.h). */
 void ph__instance_destroy(ph_instance *inst);
+
+/* Marks an instance as retired at loop time `now` (it left the current
+ * generation and drains). */
+void ph__instance_retire(ph_instance *inst, uint64_t now);
+
+/* Marks retired instances busy for longer than drain_ms as stuck (they are
+ * never unloaded) and logs each once. Returns how many are stuck. */
+int ph__instances_check_stuck(uint64_t now, uint64_t drain_ms);
+
+/* Retired instances still draining (stuck ones included). */
+int ph__instances_draining(void);
 
 /* The host API table handed to plugins (defined in dispatch.c). */
 extern const ph_host_api ph__host_api;

@@ -34,6 +34,11 @@ static struct {
   ph__generation *reload_prev; /* The generation the reload started from. */
   ph__generation *reload_next; /* Built off the loop, or NULL on failure. */
   unsigned long reloads;
+  uv_timer_t stuck_timer;  /* Watches retired instances drain. */
+  uv_fs_event_t dir_watch; /* watch_plugin_dir */
+  uv_timer_t dir_debounce; /* Lets a burst of file events settle. */
+  int watching;
+  char *watched_dir;
 } M;
 
 static void usage(FILE *f) {
@@ -62,6 +67,10 @@ static void finish_shutdown(void) {
   ph__generation_unref(g); /* Runs fini on every instance. */
   uv_timer_stop(&M.drain_timer);
   uv_close((uv_handle_t *)&M.drain_timer, NULL);
+  uv_close((uv_handle_t *)&M.stuck_timer, NULL);
+  uv_close((uv_handle_t *)&M.dir_debounce, NULL);
+  uv_close((uv_handle_t *)&M.dir_watch, NULL);
+  free(M.watched_dir);
   uv_close((uv_handle_t *)&M.sigterm, NULL);
   uv_close((uv_handle_t *)&M.sigint, NULL);
   uv_close((uv_handle_t *)&M.sighup, NULL);
@@ -130,6 +139,73 @@ static void reload_build(uv_work_t *req) {
 }
 
 static void start_reload(void);
+static void update_watch(const ph__config *cfg);
+
+static int in_generation(const ph__generation *g, const ph_instance *inst) {
+  size_t i, j;
+
+  for (i = 0; i < g->ndepts; i++)
+    for (j = 0; j < g->depts[i].ninstances; j++)
+      if (g->depts[i].instances[j] == inst)
+        return 1;
+  return 0;
+}
+
+/* Instances of the old generation that the new one dropped start
+ * draining: they finalise when their last call ends, or are reported
+ * stuck past limits.drain_timeout_ms. */
+static void retire_missing(const ph__generation *old,
+                           const ph__generation *now) {
+  size_t i, j;
+
+  for (i = 0; old != NULL && i < old->ndepts; i++)
+    for (j = 0; j < old->depts[i].ninstances; j++)
+      if (!in_generation(now, old->depts[i].instances[j]))
+        ph__instance_retire(old->depts[i].instances[j], uv_now(M.loop));
+}
+
+static void on_stuck_tick(uv_timer_t *t) {
+  (void)t;
+  ph__instances_check_stuck(uv_now(M.loop), M.cfg->limits.drain_timeout_ms);
+}
+
+static void on_dir_debounced(uv_timer_t *t) {
+  (void)t;
+  ph__info("plugin directory changed; reloading");
+  start_reload();
+}
+
+static void on_dir_event(uv_fs_event_t *h, const char *file, int events,
+                         int status) {
+  (void)h;
+  (void)events;
+  if (status < 0 || M.shutting_down)
+    return;
+  /* Our own cache copies never live here, but editors' temp files do:
+   * only .so names matter. */
+  if (file != NULL && strstr(file, ".so") == NULL)
+    return;
+  uv_timer_start(&M.dir_debounce, on_dir_debounced, 200, 0);
+}
+
+static void update_watch(const ph__config *cfg) {
+  if (M.watching &&
+      (!cfg->watch_plugin_dir || strcmp(M.watched_dir, cfg->plugin_dir) != 0)) {
+    uv_fs_event_stop(&M.dir_watch);
+    M.watching = 0;
+    free(M.watched_dir);
+    M.watched_dir = NULL;
+  }
+  if (!M.watching && cfg->watch_plugin_dir) {
+    if (uv_fs_event_start(&M.dir_watch, on_dir_event, cfg->plugin_dir, 0) ==
+        0) {
+      M.watching = 1;
+      M.watched_dir = strdup(cfg->plugin_dir);
+    } else {
+      ph__error("cannot watch plugin directory %s", cfg->plugin_dir);
+    }
+  }
+}
 
 /* On the loop: publish with one pointer swap, then tell every session
  * whose lists changed. */
@@ -155,7 +231,9 @@ static void reload_publish(uv_work_t *req, int status) {
       if (kinds != 0)
         ph__protocol_lists_changed(d->name, kinds);
     }
+    retire_missing(old, now);
     ph__generation_unref(old);
+    update_watch(now->config);
   } else if (now != NULL) {
     ph__generation_unref(now);
   }
@@ -310,6 +388,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   uv_timer_init(M.loop, &M.drain_timer);
+  uv_timer_init(M.loop, &M.stuck_timer);
+  uv_timer_start(&M.stuck_timer, on_stuck_tick, 1000, 1000);
+  uv_unref((uv_handle_t *)&M.stuck_timer);
+  uv_timer_init(M.loop, &M.dir_debounce);
+  uv_fs_event_init(M.loop, &M.dir_watch);
+  update_watch(M.cfg);
   uv_signal_init(M.loop, &M.sigterm);
   uv_signal_init(M.loop, &M.sigint);
   uv_signal_init(M.loop, &M.sighup);
