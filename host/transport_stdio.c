@@ -21,6 +21,8 @@ static struct {
     uv_tty_t tty;
   } in, out;
   int in_open, out_open, reading, eof;
+  int in_file, out_file; /* Redirected to or from a regular file. */
+  uv_fs_t file_read;
   ph__session *session;
   ph__outlet outlet;
   char *buf; /* Bytes of the current, incomplete line. */
@@ -51,6 +53,23 @@ static void write_line(const char *json, size_t len) {
 
   if (!S.out_open)
     return;
+  if (S.out_file) {
+    /* A regular file never blocks for long; write it through. */
+    const char *p = json;
+    size_t left = len;
+    ssize_t n;
+
+    while (left > 0) {
+      n = write(STDOUT_FILENO, p, left);
+      if (n < 0)
+        return;
+      p += n;
+      left -= (size_t)n;
+    }
+    if (write(STDOUT_FILENO, "\n", 1) < 0)
+      return;
+    return;
+  }
   w = malloc(sizeof(*w));
   w->data = malloc(len + 1);
   memcpy(w->data, json, len);
@@ -100,11 +119,9 @@ static void handle_line(char *line, size_t len) {
   ph__protocol_handle(S.session, &S.outlet, line, len);
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+static void consume(ssize_t nread) {
   size_t max = S.cfg->limits.max_message_bytes, start = 0, i, keep;
 
-  (void)stream;
-  (void)buf;
   if (nread < 0) {
     if (nread != UV_EOF)
       ph__error("stdin: %s", uv_strerror((int)nread));
@@ -119,7 +136,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   for (; i < S.len; i++) {
     if (S.buf[i] != '\n')
       continue;
-    if (S.skipping) {
+    if (S.skipping || i - start > max) {
       S.skipping = 0;
       ph__warn("stdin: skipped a message larger than %zu bytes", max);
       ph__protocol_reject(&S.outlet, 413, -32600,
@@ -138,7 +155,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
   memmove(S.buf, S.buf + S.len - keep, keep);
   S.len = keep;
-  if (S.out_open &&
+  if (S.out_open && !S.out_file && !S.in_file &&
       uv_stream_get_write_queue_size((uv_stream_t *)&S.out) >
           OUTPUT_HIGH_WATER &&
       S.reading) {
@@ -146,6 +163,37 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     S.reading = 0;
     maybe_resume();
   }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  (void)stream;
+  (void)buf;
+  consume(nread);
+}
+
+static void read_file_chunk(void);
+
+static void on_file_read(uv_fs_t *req) {
+  ssize_t n = req->result;
+
+  uv_fs_req_cleanup(req);
+  S.reading = 0;
+  if (S.eof)
+    return; /* Shutting down: the rest of the file is not read. */
+  consume(n == 0 ? UV_EOF : n);
+  if (n > 0 && !S.eof)
+    read_file_chunk();
+}
+
+/* stdin redirected from a file: libuv streams cannot read regular files,
+ * so read it chunk by chunk on the threadpool. */
+static void read_file_chunk(void) {
+  uv_buf_t buf;
+
+  on_alloc(NULL, 0, &buf);
+  if (uv_fs_read(S.loop, &S.file_read, STDIN_FILENO, &buf, 1, -1,
+                 on_file_read) == 0)
+    S.reading = 1;
 }
 
 static uv_timer_t resume_timer;
@@ -157,7 +205,7 @@ static void on_resume_check(uv_timer_t *t) {
 
 /* Resumes reading once the client has taken most of our output. */
 static void maybe_resume(void) {
-  if (S.reading || S.eof || !S.in_open)
+  if (S.reading || S.eof || !S.in_open || S.in_file)
     return;
   if (uv_stream_get_write_queue_size((uv_stream_t *)&S.out) <
       OUTPUT_HIGH_WATER / 2) {
@@ -194,12 +242,20 @@ int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
   S.outlet.finish = outlet_finish;
   S.outlet.http = 0;
   err = open_stream(loop, STDOUT_FILENO, &S.out, 0);
+  if (err == UV_EINVAL && uv_guess_handle(STDOUT_FILENO) == UV_FILE) {
+    S.out_file = 1;
+    err = 0;
+  }
   if (err) {
     ph__error("stdout must be a pipe or a terminal: %s", uv_strerror(err));
     return err;
   }
   S.out_open = 1;
   err = open_stream(loop, STDIN_FILENO, &S.in, 1);
+  if (err == UV_EINVAL && uv_guess_handle(STDIN_FILENO) == UV_FILE) {
+    S.in_file = 1;
+    err = 0;
+  }
   if (err) {
     ph__error("stdin must be a pipe or a terminal: %s", uv_strerror(err));
     return err;
@@ -208,6 +264,10 @@ int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
   uv_timer_init(loop, &resume_timer);
   S.session = ph__session_new(department);
   S.session->notify = session_notify;
+  if (S.in_file) {
+    read_file_chunk();
+    return 0;
+  }
   err = uv_read_start((uv_stream_t *)&S.in, on_alloc, on_read);
   if (err)
     return err;
@@ -220,7 +280,7 @@ void ph__stdio_set_config(const ph__config *cfg) {
 }
 
 void ph__stdio_stop(void) {
-  if (S.reading) {
+  if (S.reading && !S.in_file) {
     uv_read_stop((uv_stream_t *)&S.in);
     S.reading = 0;
   }
@@ -238,11 +298,14 @@ void ph__stdio_close(void) {
     S.session = NULL;
   }
   if (S.in_open) {
-    uv_close((uv_handle_t *)&S.in, NULL);
+    if (!S.in_file)
+      uv_close((uv_handle_t *)&S.in, NULL);
     uv_close((uv_handle_t *)&resume_timer, NULL);
     S.in_open = 0;
   }
-  if (S.out_open) {
+  if (S.out_open && S.out_file) {
+    S.out_open = 0;
+  } else if (S.out_open) {
     /* Shut down rather than close, so queued responses reach the client
      * before the handle goes. */
     static uv_shutdown_t req;
@@ -250,6 +313,8 @@ void ph__stdio_close(void) {
       uv_close((uv_handle_t *)&S.out, NULL);
     S.out_open = 0;
   }
+  if (S.in_file && S.reading)
+    return; /* The threadpool still writes into S.buf; the process ends. */
   free(S.buf);
   S.buf = NULL;
 }
