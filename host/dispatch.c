@@ -68,8 +68,7 @@ void ph__dispatch_set_notify_hook(void (*hook)(ph_instance *, int,
   D.notify_hook = hook;
 }
 
-void ph__dispatch_set_client_request_hook(void (*hook)(ph_call *,
-                                                       const char *,
+void ph__dispatch_set_client_request_hook(void (*hook)(ph_call *, const char *,
                                                        const char *)) {
   D.client_request_hook = hook;
 }
@@ -461,9 +460,11 @@ static int finish(ph_call *call, char *result, int code, const char *message,
     return PH_OK;
   }
   if (ph__on_loop_thread()) {
+    int was_cancelled = atomic_load(&call->cancelled);
+
     answer(call);
-    ph__call_unref(call); /* The plugin's reference. */
-    return atomic_load(&call->cancelled) ? PH_ECANCELED : PH_OK;
+    ph__call_unref(call); /* The plugin's reference; call may be gone. */
+    return was_cancelled ? PH_ECANCELED : PH_OK;
   }
   /* The event inherits the plugin's reference. */
   ev = calloc(1, sizeof(*ev));
@@ -479,8 +480,8 @@ static int api_reply(ph_call *call, const char *result_json) {
   if (call == NULL || result_json == NULL)
     return PH_EINVAL;
   check = cJSON_Parse(result_json);
-  if (check == NULL || (call->kind != PH__CALL_SERVICE &&
-                        !cJSON_IsObject(check))) {
+  if (check == NULL ||
+      (call->kind != PH__CALL_SERVICE && !cJSON_IsObject(check))) {
     cJSON_Delete(check);
     ph__error("%s on %s: reply is not a JSON object; answered as an error",
               call->name ? call->name : "call", call->inst->label);
@@ -530,9 +531,9 @@ static void send_related(ph_call *call, char *text) {
   post(ev);
 }
 
-static const char *const level_names[] = {
-    "debug", "info", "notice", "warning", "error", "critical", "alert",
-    "emergency"};
+static const char *const level_names[] = {"debug",   "info",     "notice",
+                                          "warning", "error",    "critical",
+                                          "alert",   "emergency"};
 
 static int api_message(ph_call *call, int level, const char *logger,
                        const char *data_json) {
