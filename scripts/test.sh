@@ -11,7 +11,7 @@ scripts/setup.sh -DPH_WERROR=ON
 
 pg_started=0
 cleanup() {
-  if [ "$pg_started" = 1 ]; then scripts/pg-stop.sh || true; fi
+  if [ "$pg_started" = 1 ]; then scripts/pg-stop.sh "$PH_PG_DIR" || true; fi
 }
 trap cleanup EXIT
 if [ -x scripts/pg-start.sh ]; then

@@ -1,0 +1,1143 @@
+/* database.c: the database foundation plugin. One instance points at one
+ * database (SQLite file or PostgreSQL server) and exposes it to clients as
+ * typed, bounded, paginated read-only queries, schema introspection and,
+ * when the operator enables it, single-statement writes. Other plugins reach
+ * the same engine through the "sql" service.
+ *
+ * This file owns the instance: config, limits, argument handling, replies.
+ * The engines own connections and every database-specific safety layer. */
+#include "db.h"
+
+#include <fnmatch.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_LIMIT 100
+#define MAX_LIMIT 10000
+#define DEFAULT_TIMEOUT_MS 5000
+#define MAX_TIMEOUT_MS 30000
+#define MAX_SQL_BYTES 10000
+#define MAX_RESULT_BYTES (2 * 1024 * 1024)
+#define MAX_AFFECTED 1000
+#define SAMPLE_ROWS 10
+
+/* ---- shared helpers (db.h) ---- */
+
+long long db_now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void db_errorf(char **err, const char *fmt, ...) {
+  va_list ap;
+  char *msg = NULL;
+
+  if (err == NULL)
+    return;
+  va_start(ap, fmt);
+  if (vasprintf(&msg, fmt, ap) < 0)
+    msg = NULL;
+  va_end(ap);
+  free(*err);
+  *err = msg;
+}
+
+cJSON *db_json_int64(long long v) {
+  char text[24];
+
+  /* Doubles hold integers exactly up to 2^53; past that a client's JSON
+   * parser would round, so the digits travel as a string. */
+  if (v >= -9007199254740992LL && v <= 9007199254740992LL)
+    return cJSON_CreateNumber((double)v);
+  snprintf(text, sizeof(text), "%lld", v);
+  return cJSON_CreateString(text);
+}
+
+static size_t json_weight(const cJSON *v) {
+  const cJSON *item;
+  size_t n = 1;
+  char *text;
+
+  if (cJSON_IsString(v))
+    return strlen(v->valuestring) + 3;
+  if (cJSON_IsNumber(v))
+    return 20;
+  if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+    if (cJSON_GetArraySize(v) > 64) {
+      text = cJSON_PrintUnformatted(v);
+      n = text != NULL ? strlen(text) : 0;
+      cJSON_free(text);
+      return n;
+    }
+    cJSON_ArrayForEach(item, v) {
+      n += json_weight(item) + 1;
+      if (item->string != NULL)
+        n += strlen(item->string) + 3;
+    }
+    return n;
+  }
+  return 6;
+}
+
+int db_rows_add(db_rows *out, cJSON *row) {
+  size_t weight = json_weight(row);
+
+  /* The first row always goes out, so one huge row still pages. */
+  if (out->count > 0 && out->max_bytes > 0 &&
+      out->bytes + weight > out->max_bytes) {
+    cJSON_Delete(row);
+    out->truncated = 1;
+    return -1;
+  }
+  cJSON_AddItemToArray(out->rows, row);
+  out->bytes += weight;
+  out->count++;
+  return 0;
+}
+
+int db_table_hidden(const db *d, const char *table) {
+  const char *dot = strrchr(table, '.');
+  int i;
+
+  for (i = 0; i < d->nhidden; i++)
+    if (fnmatch(d->hidden[i], table, FNM_CASEFOLD) == 0 ||
+        (dot != NULL && fnmatch(d->hidden[i], dot + 1, FNM_CASEFOLD) == 0))
+      return 1;
+  return 0;
+}
+
+int db_column_masked(const db *d, const char *table, const char *column) {
+  char qualified[512];
+  const char *dot = table != NULL ? strrchr(table, '.') : NULL;
+  int i;
+
+  snprintf(qualified, sizeof(qualified), "%s.%s",
+           dot != NULL     ? dot + 1
+           : table != NULL ? table
+                           : "",
+           column);
+  for (i = 0; i < d->nmasked; i++) {
+    const char *pattern = d->masked[i];
+    if (fnmatch(pattern, strchr(pattern, '.') != NULL ? qualified : column,
+                FNM_CASEFOLD) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* ---- config ---- */
+
+static void free_list(char **list, int n) {
+  int i;
+
+  for (i = 0; i < n; i++)
+    free(list[i]);
+  free(list);
+}
+
+static void db_free(db *d) {
+  if (d == NULL)
+    return;
+  free(d->url);
+  free(d->path);
+  free(d->seed);
+  free_list(d->hidden, d->nhidden);
+  free_list(d->masked, d->nmasked);
+  free(d);
+}
+
+/* Copies an array of strings; -1 on a non-string item or no memory. */
+static int string_list(const cJSON *array, char ***out, int *n) {
+  const cJSON *item;
+  int count = cJSON_GetArraySize(array), i = 0;
+
+  *out = calloc((size_t)count + 1, sizeof(char *));
+  *n = 0;
+  if (*out == NULL)
+    return -1;
+  cJSON_ArrayForEach(item, array) {
+    if (!cJSON_IsString(item))
+      return -1;
+    (*out)[i] = strdup(item->valuestring);
+    if ((*out)[i] == NULL)
+      return -1;
+    *n = ++i;
+  }
+  return 0;
+}
+
+static int number_in(const cJSON *v, double lo, double hi, double *out) {
+  if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi)
+    return -1;
+  *out = v->valuedouble;
+  return 0;
+}
+
+/* The default seed for "x.db" is "x.sql" beside it, if that file exists. */
+static char *default_seed(const char *path) {
+  const char *dot = strrchr(path, '.');
+  char *seed;
+  FILE *f;
+
+  if (dot == NULL || strchr(dot, '/') != NULL)
+    return NULL;
+  if (asprintf(&seed, "%.*s.sql", (int)(dot - path), path) < 0)
+    return NULL;
+  f = fopen(seed, "r");
+  if (f == NULL) {
+    free(seed);
+    return NULL;
+  }
+  fclose(f);
+  return seed;
+}
+
+static int parse_url(db *d, char **err) {
+  const char *url = d->url, *path;
+
+  if (strncmp(url, "sqlite:", 7) == 0) {
+    path = url + 7;
+    /* sqlite:///abs and sqlite://rel both mean a file path. */
+    if (strncmp(path, "//", 2) == 0)
+      path += 2;
+    if (*path == '\0') {
+      db_errorf(err, "url: no file after sqlite:");
+      return -1;
+    }
+    d->kind = DB_SQLITE;
+    d->engine = &db_sqlite_engine;
+    d->path = strdup(path);
+  } else if (strncmp(url, "postgresql://", 13) == 0 ||
+             strncmp(url, "postgres://", 11) == 0) {
+    d->kind = DB_POSTGRES;
+    d->engine = &db_postgres_engine;
+    d->path = strdup(url);
+  } else {
+    db_errorf(err, "url: expected sqlite:PATH or postgresql://..., got '%s'",
+              url);
+    return -1;
+  }
+  if (d->path == NULL) {
+    db_errorf(err, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+static int parse_config(db *d, const char *config_json, char **err) {
+  static const char *const defaults_masked[] = {"*password*", "*secret*",
+                                                "*token*", "*api_key*"};
+  cJSON *cfg = cJSON_Parse(config_json), *item;
+  const char *key;
+  double v;
+  int rc = -1, i;
+
+  if (!cJSON_IsObject(cfg)) {
+    db_errorf(err, "config is not a JSON object");
+    goto cleanup;
+  }
+  d->default_limit = DEFAULT_LIMIT;
+  d->max_limit = MAX_LIMIT;
+  d->default_timeout = DEFAULT_TIMEOUT_MS;
+  d->max_timeout = MAX_TIMEOUT_MS;
+  d->max_sql = MAX_SQL_BYTES;
+  d->max_bytes = MAX_RESULT_BYTES;
+  d->max_affected = MAX_AFFECTED;
+  d->pool_size = 4;
+  if (RAND_bytes(d->cursor_key, sizeof(d->cursor_key)) != 1) {
+    db_errorf(err, "no randomness for the cursor key");
+    goto cleanup;
+  }
+  cJSON_ArrayForEach(item, cfg) {
+    key = item->string;
+    if (strcmp(key, "url") == 0 && cJSON_IsString(item)) {
+      d->url = strdup(item->valuestring);
+    } else if (strcmp(key, "seed") == 0 && cJSON_IsString(item)) {
+      d->seed = strdup(item->valuestring);
+    } else if (strcmp(key, "hidden_tables") == 0 && cJSON_IsArray(item)) {
+      if (string_list(item, &d->hidden, &d->nhidden) != 0)
+        goto bad_value;
+    } else if (strcmp(key, "masked_columns") == 0 && cJSON_IsArray(item)) {
+      if (string_list(item, &d->masked, &d->nmasked) != 0)
+        goto bad_value;
+    } else if (strcmp(key, "default_limit") == 0) {
+      if (number_in(item, 1, MAX_LIMIT, &v) != 0)
+        goto bad_value;
+      d->default_limit = (long)v;
+    } else if (strcmp(key, "max_limit") == 0) {
+      if (number_in(item, 1, 1000000, &v) != 0)
+        goto bad_value;
+      d->max_limit = (long)v;
+    } else if (strcmp(key, "default_timeout_ms") == 0) {
+      if (number_in(item, 1, 3600000, &v) != 0)
+        goto bad_value;
+      d->default_timeout = (int)v;
+    } else if (strcmp(key, "max_timeout_ms") == 0) {
+      if (number_in(item, 1, 3600000, &v) != 0)
+        goto bad_value;
+      d->max_timeout = (int)v;
+    } else if (strcmp(key, "max_sql_length") == 0) {
+      if (number_in(item, 1, 16777216, &v) != 0)
+        goto bad_value;
+      d->max_sql = (size_t)v;
+    } else if (strcmp(key, "max_result_bytes") == 0) {
+      if (number_in(item, 1024, 1073741824, &v) != 0)
+        goto bad_value;
+      d->max_bytes = (size_t)v;
+    } else if (strcmp(key, "max_affected_rows") == 0) {
+      if (number_in(item, 1, 1e12, &v) != 0)
+        goto bad_value;
+      d->max_affected = (long long)v;
+    } else if (strcmp(key, "pool_size") == 0) {
+      if (number_in(item, 1, 256, &v) != 0)
+        goto bad_value;
+      d->pool_size = (int)v;
+    } else if (strcmp(key, "allow_writes") == 0 && cJSON_IsBool(item)) {
+      d->allow_writes = cJSON_IsTrue(item);
+    } else if (strcmp(key, "cursor_secret") == 0 && cJSON_IsString(item)) {
+      /* A fixed secret keeps cursors valid across restarts and between
+       * instances that share it. */
+      SHA256((const unsigned char *)item->valuestring,
+             strlen(item->valuestring), d->cursor_key);
+    } else {
+      db_errorf(err, "config: unknown key or wrong type: '%s'", key);
+      goto cleanup;
+    }
+  }
+  if (d->url == NULL) {
+    db_errorf(err, "config: \"url\" is required (sqlite:PATH or "
+                   "postgresql://...)");
+    goto cleanup;
+  }
+  if (d->default_limit > d->max_limit)
+    d->default_limit = d->max_limit;
+  if (d->default_timeout > d->max_timeout)
+    d->default_timeout = d->max_timeout;
+  if (d->masked == NULL) {
+    d->masked = calloc(4, sizeof(char *));
+    if (d->masked == NULL)
+      goto cleanup;
+    for (i = 0; i < 4; i++)
+      if ((d->masked[d->nmasked++] = strdup(defaults_masked[i])) == NULL)
+        goto cleanup;
+  }
+  if (parse_url(d, err) != 0)
+    goto cleanup;
+  if (d->kind == DB_SQLITE && d->seed == NULL)
+    d->seed = default_seed(d->path);
+  rc = 0;
+  goto cleanup;
+
+bad_value:
+  db_errorf(err, "config: bad value for '%s'", key);
+cleanup:
+  cJSON_Delete(cfg);
+  return rc;
+}
+
+static int database_init(ph_instance *self, const ph_host_api *api,
+                         const char *config_json, void **state) {
+  char *err = NULL;
+  db *d;
+
+  d = calloc(1, sizeof(*d));
+  if (d == NULL)
+    return -1;
+  d->self = self;
+  d->api = api;
+  if (parse_config(d, config_json, &err) != 0 ||
+      d->engine->open(d, &err) != DB_OK) {
+    api->log(self, PH_LOG_ERROR, "database: %s",
+             err != NULL ? err : "out of memory");
+    free(err);
+    if (d->engine_state != NULL)
+      d->engine->close(d);
+    db_free(d);
+    return -1;
+  }
+  api->log(self, PH_LOG_INFO, "database: %s at %s, writes %s", d->engine->name,
+           d->kind == DB_SQLITE ? d->path : "(postgresql)",
+           d->allow_writes ? "enabled" : "disabled");
+  *state = d;
+  return 0;
+}
+
+static void database_fini(void *state) {
+  db *d = state;
+
+  d->engine->close(d);
+  db_free(d);
+}
+
+/* ---- requests ---- */
+
+/* Fills rq from arguments shared by query, explain, execute and the
+ * service: sql, params, limit, timeout_ms. */
+static int request_from_args(db *d, ph_call *call, const cJSON *args,
+                             db_request *rq, char **err) {
+  const cJSON *sql = cJSON_GetObjectItemCaseSensitive(args, "sql");
+  const cJSON *params = cJSON_GetObjectItemCaseSensitive(args, "params");
+  const cJSON *limit = cJSON_GetObjectItemCaseSensitive(args, "limit");
+  const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(args, "timeout_ms");
+
+  memset(rq, 0, sizeof(*rq));
+  rq->call = call;
+  rq->api = d->api;
+  if (!cJSON_IsString(sql)) {
+    db_errorf(err, "sql: a string with one SQL statement is required");
+    return DB_EINVALID;
+  }
+  if (strlen(sql->valuestring) > d->max_sql) {
+    db_errorf(err, "sql: longer than %zu bytes", d->max_sql);
+    return DB_EINVALID;
+  }
+  rq->sql = sql->valuestring;
+  if (params != NULL && !cJSON_IsNull(params)) {
+    if (!cJSON_IsArray(params)) {
+      db_errorf(err, "params: must be an array of values for $1/? "
+                     "placeholders");
+      return DB_EINVALID;
+    }
+    rq->params = params;
+  }
+  rq->limit = d->default_limit;
+  if (cJSON_IsNumber(limit))
+    rq->limit = limit->valuedouble < 1 ? 1
+                : limit->valuedouble > (double)d->max_limit
+                    ? d->max_limit
+                    : (long)limit->valuedouble;
+  else if (limit != NULL && !cJSON_IsNull(limit)) {
+    db_errorf(err, "limit: must be an integer");
+    return DB_EINVALID;
+  }
+  rq->timeout_ms = d->default_timeout;
+  if (cJSON_IsNumber(timeout))
+    rq->timeout_ms = timeout->valuedouble < 1 ? 1
+                     : timeout->valuedouble > d->max_timeout
+                         ? d->max_timeout
+                         : (int)timeout->valuedouble;
+  else if (timeout != NULL && !cJSON_IsNull(timeout)) {
+    db_errorf(err, "timeout_ms: must be an integer");
+    return DB_EINVALID;
+  }
+  rq->deadline = db_now_ms() + rq->timeout_ms;
+  return DB_OK;
+}
+
+/* Runs a read-only query from tool or service arguments; *result is
+ * {columns, rows, row_count, truncated, next_cursor}. */
+static int run_query(db *d, ph_call *call, const cJSON *args, cJSON **result,
+                     char **err) {
+  const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(args, "cursor");
+  db_rows out = {0};
+  db_request rq;
+  char *next = NULL;
+  int rc;
+
+  *result = NULL;
+  rc = request_from_args(d, call, args, &rq, err);
+  if (rc != DB_OK)
+    return rc;
+  if (cJSON_IsString(cursor) && cursor->valuestring[0] != '\0') {
+    if (db_cursor_open(d, cursor->valuestring, rq.sql, rq.params, &rq.offset) !=
+        0) {
+      db_errorf(err, "Invalid cursor: it was not issued by this server for "
+                     "this exact statement and parameters");
+      return DB_EREFUSED;
+    }
+  } else if (cursor != NULL && !cJSON_IsNull(cursor) &&
+             !cJSON_IsString(cursor)) {
+    db_errorf(err, "cursor: must be a string from next_cursor");
+    return DB_EINVALID;
+  }
+  out.columns = cJSON_CreateArray();
+  out.rows = cJSON_CreateArray();
+  out.max_bytes = d->max_bytes;
+  if (out.columns == NULL || out.rows == NULL) {
+    rc = DB_EINTERNAL;
+    db_errorf(err, "out of memory");
+    goto cleanup;
+  }
+  rc = d->engine->query(d, &rq, &out, err);
+  if (rc != DB_OK)
+    goto cleanup;
+  if (out.truncated) {
+    next = db_cursor_make(d, rq.sql, rq.params, rq.offset + out.count);
+    if (next == NULL) {
+      rc = DB_EINTERNAL;
+      db_errorf(err, "out of memory");
+      goto cleanup;
+    }
+  }
+  *result = cJSON_CreateObject();
+  if (*result == NULL) {
+    rc = DB_EINTERNAL;
+    goto cleanup;
+  }
+  cJSON_AddItemToObject(*result, "columns", out.columns);
+  cJSON_AddItemToObject(*result, "rows", out.rows);
+  out.columns = out.rows = NULL;
+  cJSON_AddNumberToObject(*result, "row_count", (double)out.count);
+  cJSON_AddBoolToObject(*result, "truncated", out.truncated);
+  if (next != NULL)
+    cJSON_AddStringToObject(*result, "next_cursor", next);
+  else
+    cJSON_AddNullToObject(*result, "next_cursor");
+
+cleanup:
+  free(next);
+  cJSON_Delete(out.columns);
+  cJSON_Delete(out.rows);
+  return rc;
+}
+
+/* A request for the plugin's own catalog work (list, describe, schema). */
+static void catalog_request(db *d, ph_call *call, db_request *rq) {
+  memset(rq, 0, sizeof(*rq));
+  rq->call = call;
+  rq->api = d->api;
+  rq->introspect = 1;
+  rq->timeout_ms = d->max_timeout;
+  rq->deadline = db_now_ms() + rq->timeout_ms;
+}
+
+/* A growable string for building SQL. */
+typedef struct sqlbuf {
+  char *buf;
+  size_t len, cap;
+  int failed;
+} sqlbuf;
+
+/* Appends s, as a quoted identifier ("a""b") when quoted is non-zero. */
+static void sqlbuf_add(sqlbuf *t, const char *s, int quoted) {
+  size_t need = t->len + 2 * strlen(s) + 3;
+  char *grown;
+
+  if (t->failed)
+    return;
+  if (need > t->cap) {
+    grown = realloc(t->buf, need * 2);
+    if (grown == NULL) {
+      t->failed = 1;
+      return;
+    }
+    t->buf = grown;
+    t->cap = need * 2;
+  }
+  if (quoted)
+    t->buf[t->len++] = '"';
+  for (; *s != '\0'; s++) {
+    if (quoted && *s == '"')
+      t->buf[t->len++] = '"';
+    t->buf[t->len++] = *s;
+  }
+  if (quoted)
+    t->buf[t->len++] = '"';
+  t->buf[t->len] = '\0';
+}
+
+/* Sample rows of a described table: only the columns describe returned,
+ * so masked ones are never selected. *sample stays NULL when every column
+ * is masked. */
+static int sample_rows(db *d, ph_call *call, const cJSON *desc, cJSON **sample,
+                       char **err) {
+  const cJSON *columns = cJSON_GetObjectItemCaseSensitive(desc, "columns");
+  const char *schema =
+      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(desc, "schema"));
+  const char *name =
+      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(desc, "name"));
+  const cJSON *col;
+  cJSON *args = NULL;
+  sqlbuf sql = {0};
+  int rc = DB_EINTERNAL, first = 1;
+
+  *sample = NULL;
+  if (name == NULL)
+    goto cleanup;
+  sqlbuf_add(&sql, "SELECT ", 0);
+  cJSON_ArrayForEach(col, columns) {
+    const char *cname =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(col, "name"));
+    if (cname == NULL)
+      continue;
+    if (!first)
+      sqlbuf_add(&sql, ", ", 0);
+    sqlbuf_add(&sql, cname, 1);
+    first = 0;
+  }
+  if (first) {
+    rc = DB_OK;
+    goto cleanup;
+  }
+  sqlbuf_add(&sql, " FROM ", 0);
+  if (schema != NULL) {
+    sqlbuf_add(&sql, schema, 1);
+    sqlbuf_add(&sql, ".", 0);
+  }
+  sqlbuf_add(&sql, name, 1);
+  args = cJSON_CreateObject();
+  if (sql.failed || args == NULL)
+    goto cleanup;
+  cJSON_AddStringToObject(args, "sql", sql.buf);
+  cJSON_AddNumberToObject(args, "limit", SAMPLE_ROWS);
+  rc = run_query(d, call, args, sample, err);
+  if (rc == DB_OK)
+    cJSON_DeleteItemFromObject(*sample, "next_cursor");
+
+cleanup:
+  if (rc == DB_EINTERNAL && err != NULL && *err == NULL)
+    db_errorf(err, "out of memory");
+  cJSON_Delete(args);
+  free(sql.buf);
+  return rc;
+}
+
+/* ---- tool replies ---- */
+
+static void reply_structured(db *d, ph_call *call, cJSON *result) {
+  char *text = cJSON_PrintUnformatted(result);
+
+  if (text == NULL) {
+    ph_reply_text(d->api, call, "out of memory", 1);
+    return;
+  }
+  ph_reply_structured(d->api, call, text, 0);
+  cJSON_free(text);
+}
+
+static void reply_failure(db *d, ph_call *call, int rc, const char *err) {
+  (void)rc;
+  ph_reply_text(d->api, call, err != NULL ? err : "database error", 1);
+}
+
+static cJSON *parse_args(db *d, ph_call *call, const char *args_json) {
+  cJSON *args = cJSON_Parse(args_json != NULL ? args_json : "{}");
+
+  if (!cJSON_IsObject(args)) {
+    cJSON_Delete(args);
+    ph_reply_text(d->api, call, "arguments must be a JSON object", 1);
+    return NULL;
+  }
+  return args;
+}
+
+static void tool_query(ph_call *call, const char *args_json, void *state) {
+  db *d = state;
+  cJSON *args, *result = NULL;
+  char *err = NULL;
+  int rc;
+
+  args = parse_args(d, call, args_json);
+  if (args == NULL)
+    return;
+  rc = run_query(d, call, args, &result, &err);
+  if (rc == DB_OK)
+    reply_structured(d, call, result);
+  else
+    reply_failure(d, call, rc, err);
+  cJSON_Delete(result);
+  cJSON_Delete(args);
+  free(err);
+}
+
+static void tool_explain(ph_call *call, const char *args_json, void *state) {
+  db *d = state;
+  cJSON *args, *plan = NULL, *result = NULL;
+  db_request rq;
+  char *err = NULL;
+  int rc;
+
+  args = parse_args(d, call, args_json);
+  if (args == NULL)
+    return;
+  rc = request_from_args(d, call, args, &rq, &err);
+  if (rc == DB_OK)
+    rc = d->engine->explain(d, &rq, &plan, &err);
+  if (rc == DB_OK && (result = cJSON_CreateObject()) != NULL) {
+    cJSON_AddStringToObject(result, "engine", d->engine->name);
+    cJSON_AddItemToObject(result, "plan", plan);
+    plan = NULL;
+    reply_structured(d, call, result);
+  } else {
+    reply_failure(d, call, rc, err);
+  }
+  cJSON_Delete(plan);
+  cJSON_Delete(result);
+  cJSON_Delete(args);
+  free(err);
+}
+
+static void tool_execute(ph_call *call, const char *args_json, void *state) {
+  db *d = state;
+  cJSON *args, *result = NULL;
+  long long affected = 0;
+  db_request rq;
+  char *err = NULL;
+  int rc;
+
+  if (!d->allow_writes) {
+    ph_reply_text(d->api, call,
+                  "Writes are disabled for this database: the operator has "
+                  "not set \"allow_writes\": true in its config",
+                  1);
+    return;
+  }
+  args = parse_args(d, call, args_json);
+  if (args == NULL)
+    return;
+  rc = request_from_args(d, call, args, &rq, &err);
+  if (rc == DB_OK)
+    rc = d->engine->execute(d, &rq, &affected, &err);
+  if (rc == DB_OK && (result = cJSON_CreateObject()) != NULL) {
+    cJSON_AddItemToObject(result, "affected_rows", db_json_int64(affected));
+    reply_structured(d, call, result);
+  } else {
+    reply_failure(d, call, rc, err);
+  }
+  cJSON_Delete(result);
+  cJSON_Delete(args);
+  free(err);
+}
+
+static void tool_list_tables(ph_call *call, const char *args_json,
+                             void *state) {
+  db *d = state;
+  cJSON *tables = NULL, *result = NULL;
+  db_request rq;
+  char *err = NULL;
+  int rc;
+
+  (void)args_json;
+  catalog_request(d, call, &rq);
+  rc = d->engine->list_tables(d, &rq, &tables, &err);
+  if (rc == DB_OK && (result = cJSON_CreateObject()) != NULL) {
+    cJSON_AddStringToObject(result, "engine", d->engine->name);
+    cJSON_AddItemToObject(result, "tables", tables);
+    tables = NULL;
+    reply_structured(d, call, result);
+  } else {
+    reply_failure(d, call, rc, err);
+  }
+  cJSON_Delete(tables);
+  cJSON_Delete(result);
+  free(err);
+}
+
+static void tool_describe_table(ph_call *call, const char *args_json,
+                                void *state) {
+  db *d = state;
+  cJSON *args, *desc = NULL;
+  const char *table;
+  db_request rq;
+  char *err = NULL;
+  int rc;
+
+  args = parse_args(d, call, args_json);
+  if (args == NULL)
+    return;
+  table = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "table"));
+  if (table == NULL || *table == '\0') {
+    ph_reply_text(d->api, call, "table: the name of a table is required", 1);
+    goto cleanup;
+  }
+  catalog_request(d, call, &rq);
+  rc = d->engine->describe(d, &rq, table, &desc, &err);
+  if (rc == DB_OK)
+    reply_structured(d, call, desc);
+  else if (rc == DB_ENOTFOUND)
+    ph_reply_textf(d->api, call, 1, "Table '%s' does not exist", table);
+  else
+    reply_failure(d, call, rc, err);
+
+cleanup:
+  cJSON_Delete(desc);
+  cJSON_Delete(args);
+  free(err);
+}
+
+/* ---- resources ---- */
+
+/* The whole schema: every visible table, described. */
+static int whole_schema(db *d, ph_call *call, cJSON **schema, char **err) {
+  cJSON *tables = NULL, *list, *item, *desc;
+  db_request rq;
+  int rc;
+
+  *schema = NULL;
+  catalog_request(d, call, &rq);
+  rc = d->engine->list_tables(d, &rq, &tables, err);
+  if (rc != DB_OK)
+    return rc;
+  *schema = cJSON_CreateObject();
+  list = cJSON_AddArrayToObject(*schema, "tables");
+  if (*schema == NULL || list == NULL) {
+    cJSON_Delete(tables);
+    return DB_EINTERNAL;
+  }
+  cJSON_AddStringToObject(*schema, "engine", d->engine->name);
+  cJSON_ArrayForEach(item, tables) {
+    const char *name =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "name"));
+    if (name == NULL)
+      continue;
+    rc = d->engine->describe(d, &rq, name, &desc, err);
+    if (rc == DB_ENOTFOUND)
+      continue; /* Dropped meanwhile. */
+    if (rc != DB_OK)
+      break;
+    cJSON_AddItemToArray(list, desc);
+  }
+  cJSON_Delete(tables);
+  if (rc == DB_ENOTFOUND)
+    rc = DB_OK;
+  if (rc != DB_OK) {
+    cJSON_Delete(*schema);
+    *schema = NULL;
+  }
+  return rc;
+}
+
+static void reply_json_resource(db *d, ph_call *call, const char *uri,
+                                const cJSON *value) {
+  char *text = cJSON_PrintUnformatted(value);
+
+  if (text == NULL) {
+    d->api->reply_error(call, PH_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return;
+  }
+  ph_reply_resource_text(d->api, call, uri, "application/json", text);
+  cJSON_free(text);
+}
+
+static void read_schema(ph_call *call, const char *uri, const char *vars_json,
+                        void *state) {
+  db *d = state;
+  cJSON *schema = NULL;
+  char *err = NULL;
+
+  (void)vars_json;
+  if (whole_schema(d, call, &schema, &err) == DB_OK)
+    reply_json_resource(d, call, uri, schema);
+  else
+    d->api->reply_error(call, PH_RPC_INTERNAL_ERROR,
+                        err != NULL ? err : "database error", NULL);
+  cJSON_Delete(schema);
+  free(err);
+}
+
+static void read_table(ph_call *call, const char *uri, const char *vars_json,
+                       void *state) {
+  db *d = state;
+  cJSON *vars = cJSON_Parse(vars_json), *desc = NULL, *sample = NULL;
+  const char *table;
+  db_request rq;
+  char *err = NULL, *msg = NULL;
+  int rc;
+
+  table = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(vars, "table"));
+  if (table == NULL || *table == '\0') {
+    d->api->reply_error(call, PH_RPC_INVALID_PARAMS, "no table in the URI",
+                        NULL);
+    goto cleanup;
+  }
+  catalog_request(d, call, &rq);
+  rc = d->engine->describe(d, &rq, table, &desc, &err);
+  if (rc == DB_OK)
+    rc = sample_rows(d, call, desc, &sample, &err);
+  if (rc == DB_OK) {
+    if (sample != NULL)
+      cJSON_AddItemToObject(desc, "sample", sample);
+    sample = NULL;
+    reply_json_resource(d, call, uri, desc);
+  } else if (rc == DB_ENOTFOUND) {
+    if (asprintf(&msg, "Table '%s' does not exist", table) < 0)
+      msg = NULL;
+    d->api->reply_error(call, PH_RPC_RESOURCE_NOT_FOUND,
+                        msg != NULL ? msg : "no such table", NULL);
+  } else {
+    d->api->reply_error(call, PH_RPC_INTERNAL_ERROR,
+                        err != NULL ? err : "database error", NULL);
+  }
+
+cleanup:
+  cJSON_Delete(sample);
+  cJSON_Delete(desc);
+  cJSON_Delete(vars);
+  free(msg);
+  free(err);
+}
+
+static void complete_table(ph_call *call, const char *arg, const char *value,
+                           const char *context_json, void *state) {
+  db *d = state;
+  cJSON *tables = NULL, *item, *result, *values;
+  size_t prefix = value != NULL ? strlen(value) : 0;
+  db_request rq;
+  char *err = NULL, *text;
+  int total = 0;
+
+  (void)arg;
+  (void)context_json;
+  result = cJSON_CreateObject();
+  values = cJSON_AddArrayToObject(result, "values");
+  catalog_request(d, call, &rq);
+  if (values != NULL &&
+      d->engine->list_tables(d, &rq, &tables, &err) == DB_OK) {
+    cJSON_ArrayForEach(item, tables) {
+      const char *name =
+          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "name"));
+      if (name == NULL || strncmp(name, value ? value : "", prefix) != 0)
+        continue;
+      if (total++ < 100)
+        cJSON_AddItemToArray(values, cJSON_CreateString(name));
+    }
+  }
+  cJSON_AddNumberToObject(result, "total", total);
+  cJSON_AddBoolToObject(result, "hasMore", total > 100);
+  text = cJSON_PrintUnformatted(result);
+  if (text != NULL)
+    d->api->reply(call, text);
+  else
+    d->api->reply_error(call, PH_RPC_INTERNAL_ERROR, "out of memory", NULL);
+  cJSON_free(text);
+  cJSON_Delete(result);
+  cJSON_Delete(tables);
+  free(err);
+}
+
+/* ---- the "sql" service ---- */
+
+static const char *failure_reason(int rc) {
+  switch (rc) {
+  case DB_EREFUSED:
+    return "refused";
+  case DB_EINVALID:
+    return "invalid";
+  case DB_ETIMEOUT:
+    return "timeout";
+  case DB_ECANCELED:
+    return "cancelled";
+  case DB_ENOTFOUND:
+    return "not_found";
+  default:
+    return "internal";
+  }
+}
+
+/* Requests: {"sql","params","limit","timeout_ms","cursor"} answers like the
+ * query tool's structuredContent; {"op":"tables"}, {"op":"describe",
+ * "table"}, {"op":"explain","sql",...} and {"op":"ping"} reach the rest.
+ * Failures are JSON-RPC errors whose data.reason says which kind. */
+static void serve_sql(ph_call *call, const char *service,
+                      const char *request_json, void *state) {
+  db *d = state;
+  cJSON *req = cJSON_Parse(request_json), *result = NULL, *value = NULL;
+  const char *op;
+  db_request rq;
+  char *err = NULL, *text, data[64];
+  int rc = DB_EINVALID;
+
+  (void)service;
+  if (!cJSON_IsObject(req)) {
+    db_errorf(&err, "the sql service takes a JSON object");
+    goto done;
+  }
+  op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "op"));
+  if (op == NULL || strcmp(op, "query") == 0) {
+    rc = run_query(d, call, req, &result, &err);
+  } else if (strcmp(op, "tables") == 0) {
+    catalog_request(d, call, &rq);
+    rc = d->engine->list_tables(d, &rq, &value, &err);
+  } else if (strcmp(op, "describe") == 0) {
+    const char *table =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "table"));
+    catalog_request(d, call, &rq);
+    rc = table == NULL ? DB_EINVALID
+                       : d->engine->describe(d, &rq, table, &result, &err);
+    if (rc == DB_ENOTFOUND)
+      db_errorf(&err, "Table '%s' does not exist", table);
+    else if (table == NULL)
+      db_errorf(&err, "describe needs \"table\"");
+  } else if (strcmp(op, "explain") == 0) {
+    rc = request_from_args(d, call, req, &rq, &err);
+    if (rc == DB_OK)
+      rc = d->engine->explain(d, &rq, &value, &err);
+  } else if (strcmp(op, "ping") == 0) {
+    rc = d->engine->ping(d, &err);
+  } else {
+    db_errorf(&err, "unknown op '%s'", op);
+  }
+  if (rc == DB_OK && result == NULL) {
+    result = cJSON_CreateObject();
+    if (result != NULL) {
+      cJSON_AddStringToObject(result, "engine", d->engine->name);
+      if (value != NULL)
+        cJSON_AddItemToObject(
+            result, op != NULL && strcmp(op, "tables") == 0 ? "tables" : "plan",
+            value);
+      else
+        cJSON_AddBoolToObject(result, "ready", 1);
+      value = NULL;
+    }
+  }
+
+done:
+  if (rc == DB_OK && result != NULL &&
+      (text = cJSON_PrintUnformatted(result)) != NULL) {
+    d->api->reply(call, text);
+    cJSON_free(text);
+  } else {
+    snprintf(data, sizeof(data), "{\"reason\":\"%s\"}", failure_reason(rc));
+    d->api->reply_error(call,
+                        rc == DB_EREFUSED || rc == DB_EINVALID ||
+                                rc == DB_ENOTFOUND
+                            ? PH_RPC_INVALID_PARAMS
+                            : PH_RPC_INTERNAL_ERROR,
+                        err != NULL ? err : "database error", data);
+  }
+  cJSON_Delete(value);
+  cJSON_Delete(result);
+  cJSON_Delete(req);
+  free(err);
+}
+
+/* ---- the descriptor ---- */
+
+#define ROWS_SCHEMA                                                            \
+  "{\"type\":\"object\",\"properties\":{"                                      \
+  "\"columns\":{\"type\":\"array\",\"items\":{\"type\":\"object\","            \
+  "\"properties\":{\"name\":{\"type\":\"string\"},"                            \
+  "\"type\":{\"type\":\"string\"}},\"required\":[\"name\",\"type\"]}},"        \
+  "\"rows\":{\"type\":\"array\",\"items\":{\"type\":\"array\"}},"              \
+  "\"row_count\":{\"type\":\"integer\",\"minimum\":0},"                        \
+  "\"truncated\":{\"type\":\"boolean\"},"                                      \
+  "\"next_cursor\":{\"type\":[\"string\",\"null\"]}},"                         \
+  "\"required\":[\"columns\",\"rows\",\"row_count\",\"truncated\","            \
+  "\"next_cursor\"]}"
+
+#define SQL_ARGS                                                               \
+  "\"sql\":{\"type\":\"string\",\"minLength\":1,"                              \
+  "\"description\":\"One SQL statement.\"},"                                   \
+  "\"params\":{\"type\":\"array\",\"description\":\"Values for the "           \
+  "positional placeholders, in order: ? in SQLite, $1, $2, ... in "            \
+  "PostgreSQL. Never splice values into sql.\"},"                              \
+  "\"timeout_ms\":{\"type\":\"integer\",\"minimum\":1,\"description\":"        \
+  "\"Time limit in milliseconds; default 5000, at most 30000 "                 \
+  "(clamped).\"}"
+
+static const ph_tool database_tools[] = {
+    {.name = "list_tables",
+     .title = "List tables",
+     .description =
+         "Lists the tables and views of the database (SQLite or "
+         "PostgreSQL: the result's \"engine\" says which) with row "
+         "estimates and comments. Tables the operator hid are not listed.",
+     .input_schema = "{\"type\":\"object\",\"properties\":{},"
+                     "\"additionalProperties\":false}",
+     .annotations = {PH_HINT_TRUE, PH_HINT_FALSE, PH_HINT_TRUE, PH_HINT_FALSE},
+     .timeout_ms = 35000,
+     .handler = tool_list_tables},
+    {.name = "describe_table",
+     .title = "Describe a table",
+     .description = "Describes one table or view: columns (type, "
+                    "nullability, default), primary key, foreign keys and "
+                    "indexes. Masked columns are left out.",
+     .input_schema =
+         "{\"type\":\"object\",\"properties\":{\"table\":{\"type\":"
+         "\"string\",\"minLength\":1,\"description\":\"Table name, as "
+         "list_tables shows it (PostgreSQL: schema.table outside "
+         "public).\"}},\"required\":[\"table\"],"
+         "\"additionalProperties\":false}",
+     .annotations = {PH_HINT_TRUE, PH_HINT_FALSE, PH_HINT_TRUE, PH_HINT_FALSE},
+     .timeout_ms = 35000,
+     .handler = tool_describe_table},
+    {.name = "query",
+     .title = "Run a read-only SQL query",
+     .description =
+         "Runs one read-only SQL statement (SELECT, WITH, VALUES) and "
+         "returns typed rows. The engine is SQLite or PostgreSQL (see "
+         "list_tables): use its dialect and its placeholders, ? for SQLite "
+         "and $1, $2, ... for PostgreSQL, with the values in params. At most "
+         "limit rows come back (default 100, at most 10000); when "
+         "truncated is true, call again with the same sql and params and "
+         "cursor set to next_cursor for the next page. Integers beyond "
+         "2^53 and exact numerics come as strings, binary data as base64, "
+         "timestamps as ISO 8601. Writes, multiple statements and hidden "
+         "tables or masked columns are refused.",
+     .input_schema =
+         "{\"type\":\"object\",\"properties\":{" SQL_ARGS ","
+         "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"description\":"
+         "\"Rows per page; default 100, at most 10000 (clamped).\"},"
+         "\"cursor\":{\"type\":\"string\",\"description\":\"next_cursor "
+         "of the previous page of the same statement.\"}},"
+         "\"required\":[\"sql\"],\"additionalProperties\":false}",
+     .output_schema = ROWS_SCHEMA,
+     .annotations = {PH_HINT_TRUE, PH_HINT_FALSE, PH_HINT_TRUE, PH_HINT_FALSE},
+     .timeout_ms = 35000,
+     .handler = tool_query},
+    {.name = "explain",
+     .title = "Explain a query plan",
+     .description = "Shows the plan the engine (SQLite: EXPLAIN QUERY "
+                    "PLAN; PostgreSQL: EXPLAIN in JSON) would use for one "
+                    "read-only statement, without running it.",
+     .input_schema = "{\"type\":\"object\",\"properties\":{" SQL_ARGS "},"
+                     "\"required\":[\"sql\"],\"additionalProperties\":false}",
+     .annotations = {PH_HINT_TRUE, PH_HINT_FALSE, PH_HINT_TRUE, PH_HINT_FALSE},
+     .timeout_ms = 35000,
+     .handler = tool_explain},
+    {.name = "execute",
+     .title = "Run one write statement",
+     .description =
+         "Runs one INSERT, UPDATE or DELETE (UPDATE and DELETE need a "
+         "WHERE clause) in its own transaction and returns affected_rows. "
+         "Values go in params (? in SQLite, $1 in PostgreSQL). Refused "
+         "unless the operator enabled writes for this database; changing "
+         "more rows than the configured maximum rolls back.",
+     .input_schema = "{\"type\":\"object\",\"properties\":{" SQL_ARGS "},"
+                     "\"required\":[\"sql\"],\"additionalProperties\":false}",
+     .output_schema = "{\"type\":\"object\",\"properties\":{\"affected_rows\":"
+                      "{\"type\":[\"integer\",\"string\"]}},"
+                      "\"required\":[\"affected_rows\"]}",
+     .annotations = {PH_HINT_FALSE, PH_HINT_TRUE, PH_HINT_FALSE, PH_HINT_FALSE},
+     .required_scope = "db:write",
+     .timeout_ms = 35000,
+     .handler = tool_execute},
+    {0}};
+
+static const ph_resource database_resources[] = {
+    {.uri = "db://schema",
+     .name = "schema",
+     .title = "Database schema",
+     .description = "Every visible table and view with columns, keys and "
+                    "indexes, as JSON. Hidden tables and masked columns "
+                    "are left out.",
+     .mime_type = "application/json",
+     .handler = read_schema},
+    {0}};
+
+static const ph_resource_template database_templates[] = {
+    {.uri_template = "db://tables/{table}",
+     .name = "table",
+     .title = "One table",
+     .description = "One table's schema and up to 10 sample rows, as JSON.",
+     .mime_type = "application/json",
+     .handler = read_table,
+     .complete = complete_table},
+    {0}};
+
+static const char *const database_provides[] = {"sql", NULL};
+
+PH_PLUGIN(.name = "database", .version = "1.0.0",
+          .description = "SQLite and PostgreSQL: safe, typed, paginated "
+                         "read-only SQL; the sql service",
+          .provides = database_provides, .init = database_init,
+          .fini = database_fini, .tools = database_tools,
+          .resources = database_resources, .templates = database_templates,
+          .service = serve_sql)

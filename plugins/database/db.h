@@ -1,0 +1,172 @@
+/* db.h: internals shared by the database plugin's files. Not installed; the
+ * plugin's only public surface is its descriptor.
+ *
+ * database.c owns the instance (config, tools, resources, the "sql" service)
+ * and talks to an engine (engine_sqlite.c, engine_pg.c) through db_engine.
+ * sql_scan.c is a small lexer both use to refuse hostile statements before a
+ * server sees them; cursor.c signs pagination cursors. */
+#ifndef PH_DATABASE_DB_H
+#define PH_DATABASE_DB_H
+
+#include "plughost.h"
+
+#include <cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Result codes of engine functions; the message goes out through *err. */
+#define DB_OK 0
+#define DB_EREFUSED (-1)  /* The statement is not allowed here. */
+#define DB_EINVALID (-2)  /* Bad input or an SQL error the user can fix. */
+#define DB_ETIMEOUT (-3)  /* The time limit passed. */
+#define DB_ECANCELED (-4) /* The client cancelled the call. */
+#define DB_EINTERNAL (-5) /* Connection lost, out of memory, server down. */
+#define DB_ENOTFOUND (-6) /* No such table (or it is hidden). */
+
+typedef enum { DB_SQLITE = 1, DB_POSTGRES } db_kind;
+
+typedef struct db db;
+
+/* One unit of work handed to an engine. */
+typedef struct db_request {
+  const char *sql;        /* The statement, as the client sent it. */
+  const cJSON *params;    /* Positional parameters (array) or NULL. */
+  long offset;            /* Rows to skip (from a cursor). */
+  long limit;             /* Rows to return at most (already clamped). */
+  int timeout_ms;         /* Time limit of the statement (clamped). */
+  long long deadline;     /* db_now_ms() + timeout_ms. */
+  ph_call *call;          /* For cancellation; NULL outside calls. */
+  const ph_host_api *api; /* Host table, for cancelled() and base64. */
+  int introspect;         /* Non-zero: the plugin's own catalog query. */
+} db_request;
+
+/* Rows as JSON, filled by an engine, bounded by limit and max bytes. */
+typedef struct db_rows {
+  cJSON *columns; /* [{"name":..,"type":..}] */
+  cJSON *rows;    /* [[...], ...] */
+  long count;     /* Rows in `rows`. */
+  int truncated;  /* More rows exist past what was returned. */
+  size_t bytes;   /* Rough size of the rows as JSON, against max_bytes. */
+  size_t max_bytes;
+} db_rows;
+
+/* What an engine implements. Every function is called on a worker thread,
+ * several at once; each borrows a connection from its own pool. */
+typedef struct db_engine {
+  const char *name; /* "SQLite" or "PostgreSQL", for descriptions. */
+  int (*open)(db *d, char **err);
+  void (*close)(db *d);
+  /* A read-only SELECT; fills out (columns, rows, truncated). */
+  int (*query)(db *d, const db_request *rq, db_rows *out, char **err);
+  /* The plan of a read-only statement, as JSON. */
+  int (*explain)(db *d, const db_request *rq, cJSON **plan, char **err);
+  /* One INSERT/UPDATE/DELETE in a transaction; *affected rows. */
+  int (*execute)(db *d, const db_request *rq, long long *affected, char **err);
+  /* [{"name","type","row_estimate","comment"}] without hidden tables. */
+  int (*list_tables)(db *d, const db_request *rq, cJSON **tables, char **err);
+  /* One table without masked columns; DB_ENOTFOUND if absent or hidden. */
+  int (*describe)(db *d, const db_request *rq, const char *table, cJSON **desc,
+                  char **err);
+  /* Checks a connection can be made now. */
+  int (*ping)(db *d, char **err);
+} db_engine;
+
+extern const db_engine db_sqlite_engine;
+extern const db_engine db_postgres_engine;
+
+/* The instance. Immutable after init except the engine's own state, which
+ * the engine guards itself. */
+struct db {
+  ph_instance *self;
+  const ph_host_api *api;
+  db_kind kind;
+  const db_engine *engine;
+  char *url;     /* As configured. */
+  char *path;    /* SQLite: the file; PostgreSQL: the conninfo. */
+  char *seed;    /* SQLite: SQL file run when the file is missing. */
+  char **hidden; /* Table globs hidden from everything. */
+  int nhidden;
+  char **masked; /* Column globs ("col" or "table.col"). */
+  int nmasked;
+  long default_limit;     /* Rows when the client gives no limit. */
+  long max_limit;         /* Rows at most, whatever the client asks. */
+  int default_timeout;    /* Milliseconds. */
+  int max_timeout;        /* Milliseconds. */
+  size_t max_sql;         /* Bytes of SQL text accepted. */
+  size_t max_bytes;       /* Rough bytes of rows per reply. */
+  long long max_affected; /* Rows one execute may change. */
+  int pool_size;          /* Connections per instance. */
+  int allow_writes;       /* Non-zero: execute is enabled. */
+  unsigned char cursor_key[32];
+  void *engine_state; /* Owned by the engine. */
+};
+
+/* Milliseconds on the monotonic clock. */
+long long db_now_ms(void);
+
+/* Non-zero when a table (plain name, any case) is hidden by the config. */
+int db_table_hidden(const db *d, const char *table);
+
+/* Non-zero when column `column` of `table` is masked by the config. */
+int db_column_masked(const db *d, const char *table, const char *column);
+
+/* Appends one row (a JSON array, taken over) to out; returns 0 when the
+ * row fits and -1 when the byte budget is exhausted (the row is dropped and
+ * out->truncated set). */
+int db_rows_add(db_rows *out, cJSON *row);
+
+/* A JSON value for a 64-bit integer: a number when exact in a double, else
+ * a string. */
+cJSON *db_json_int64(long long v);
+
+/* Formats an error message in malloc'd memory into *err (if err). */
+void db_errorf(char **err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- sql_scan.c ---- */
+
+/* What the lexer found in one SQL text. */
+typedef struct sql_ident {
+  char *text; /* Lower-cased unless quoted. */
+  int quoted; /* Non-zero: written as "x" (or [x], `x` in SQLite). */
+} sql_ident;
+
+typedef struct sql_scan {
+  char first[16];    /* First keyword, upper case ("" if none). */
+  int statements;    /* Non-empty statements separated by ';'. */
+  sql_ident *idents; /* Identifiers and keywords in order. */
+  int nidents;
+  int unicode_ident; /* A U&"..." identifier was seen. */
+  int unterminated;  /* A string, identifier or comment never ended. */
+} sql_scan;
+
+/* Lexes sql for the given engine. Returns 0, or -1 when out of memory. */
+int sql_scan_run(sql_scan *s, const char *sql, db_kind kind);
+void sql_scan_free(sql_scan *s);
+
+/* Checks a statement for the query/explain tools (write == 0) or for
+ * execute (write != 0) against the engine-independent rules: one
+ * statement, allowed first keyword, denied functions, hidden tables.
+ * Returns DB_OK or DB_EREFUSED/DB_EINVALID with a message in *err. */
+int sql_check(const db *d, const sql_scan *s, int write, char **err);
+
+/* Non-zero if `ident` names a function the plugin never lets run. */
+int sql_function_denied(db_kind kind, const char *ident);
+
+/* ---- cursor.c ---- */
+
+/* Makes an opaque cursor for `offset` bound to sql and params, in malloc'd
+ * memory. NULL when out of memory. */
+char *db_cursor_make(const db *d, const char *sql, const cJSON *params,
+                     long offset);
+
+/* Verifies a cursor made by db_cursor_make for the same sql and params and
+ * returns its offset in *offset. Returns 0, or -1 for a tampered, foreign or
+ * malformed cursor. */
+int db_cursor_open(const db *d, const char *cursor, const char *sql,
+                   const cJSON *params, long *offset);
+
+#endif

@@ -1,0 +1,1691 @@
+/* engine_pg.c: the PostgreSQL engine, on libpq. A pool of lazily opened
+ * connections serves reads; one more connection, opened on the first
+ * execute, serves writes. Safety layers, from the outside in: the lexer's
+ * checks (sql_scan.c: one statement, allowed first keyword, functions with
+ * side effects, hidden tables), connections whose default transactions are
+ * read-only, BEGIN READ ONLY with SET LOCAL statement_timeout around every
+ * statement, the extended protocol (PQsendQueryParams refuses several
+ * statements and keeps parameters out of the SQL text), a plan check
+ * (EXPLAIN VERBOSE) whenever a statement names a table with masked columns,
+ * a hidden table or a view, and PQcancel on timeout or client cancellation.
+ * Every transaction ends in ROLLBACK, so even a session-level SET made
+ * inside one is undone before the connection goes back to the pool. */
+#include "db.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define POLL_SLICE_MS 50
+#define CANCEL_GRACE_MS 500    /* After the deadline, before our PQcancel. */
+#define ABANDON_AFTER_MS 5000  /* After PQcancel, before dropping the link. */
+#define SENSITIVE_TTL_MS 10000 /* How long a catalog snapshot is trusted. */
+
+typedef struct pg_conn {
+  PGconn *conn;
+  PGcancel *cancel;
+  int busy;
+} pg_conn;
+
+/* A relation a statement must not touch freely. */
+typedef struct pg_rel {
+  char *name;    /* relname as stored. */
+  int hidden;    /* Hidden by the config. */
+  int view;      /* A view or materialized view: may hide anything. */
+  char **masked; /* Masked column names. */
+  int nmasked;
+  char **columns; /* Every column in attnum order (only if nmasked). */
+  int ncolumns;
+} pg_rel;
+
+typedef struct pg_state {
+  pthread_mutex_t lock;
+  pthread_cond_t freed;
+  pg_conn *conns;
+  int nconns;
+  int connected; /* Last known state, to log transitions once. */
+  pthread_mutex_t write_lock;
+  pg_conn writer;
+  pthread_mutex_t rel_lock; /* Guards rels and rels_loaded. */
+  pg_rel *rels;
+  int nrels;
+  long long rels_loaded;
+} pg_state;
+
+/* Why a wait ended early. */
+enum pg_stop { PG_RUNNING = 0, PG_TIMEOUT, PG_CANCELLED, PG_BROKEN };
+
+/* ---- connections ---- */
+
+static void link_close(pg_conn *c) {
+  if (c->cancel != NULL)
+    PQfreeCancel(c->cancel);
+  if (c->conn != NULL)
+    PQfinish(c->conn);
+  c->cancel = NULL;
+  c->conn = NULL;
+}
+
+static void note_state(db *d, int connected, const char *why) {
+  pg_state *s = d->engine_state;
+  int was;
+
+  pthread_mutex_lock(&s->lock);
+  was = s->connected;
+  s->connected = connected;
+  pthread_mutex_unlock(&s->lock);
+  if (was != connected)
+    d->api->log(d->self, connected ? PH_LOG_INFO : PH_LOG_WARNING,
+                "database: PostgreSQL %s%s%s",
+                connected ? "connected" : "unavailable", why ? ": " : "",
+                why ? why : "");
+}
+
+/* Connects c if it has no live connection. Session settings make values
+ * predictable (UTC, ISO dates, hex bytea) and reads the default. */
+static int link_open(db *d, pg_conn *c, int writable, char **err) {
+  const char *keys[] = {"dbname", "connect_timeout", "application_name",
+                        "client_encoding", NULL};
+  const char *vals[] = {d->path, "5", "plughost-database", "UTF8", NULL};
+  PGresult *res;
+  char msg[512];
+
+  if (c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK)
+    return DB_OK;
+  link_close(c);
+  c->conn = PQconnectdbParams(keys, vals, 1);
+  if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK) {
+    snprintf(msg, sizeof(msg), "%s",
+             c->conn != NULL ? PQerrorMessage(c->conn) : "out of memory");
+    msg[strcspn(msg, "\n")] = '\0';
+    db_errorf(err, "PostgreSQL is not reachable: %s", msg);
+    note_state(d, 0, msg);
+    link_close(c);
+    return DB_EINTERNAL;
+  }
+  res = PQexec(c->conn,
+               writable ? "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
+                          " SET bytea_output = 'hex'"
+                        : "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
+                          " SET bytea_output = 'hex';"
+                          " SET default_transaction_read_only = on");
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    db_errorf(err, "PostgreSQL: %s", PQerrorMessage(c->conn));
+    PQclear(res);
+    link_close(c);
+    return DB_EINTERNAL;
+  }
+  PQclear(res);
+  c->cancel = PQgetCancel(c->conn);
+  note_state(d, 1, NULL);
+  return DB_OK;
+}
+
+static int pg_open(db *d, char **err) {
+  pg_state *s;
+
+  (void)err;
+  s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return DB_EINTERNAL;
+  d->engine_state = s;
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->freed, NULL);
+  pthread_mutex_init(&s->write_lock, NULL);
+  pthread_mutex_init(&s->rel_lock, NULL);
+  s->conns = calloc((size_t)d->pool_size, sizeof(pg_conn));
+  if (s->conns == NULL)
+    return DB_EINTERNAL;
+  s->nconns = d->pool_size;
+  s->connected = -1;
+  /* Connections open lazily, so the host starts while the server is
+   * still down; the first call (or a ping) connects. */
+  return DB_OK;
+}
+
+static void free_rels(pg_rel *rels, int n) {
+  int i, j;
+
+  for (i = 0; i < n; i++) {
+    free(rels[i].name);
+    for (j = 0; j < rels[i].nmasked; j++)
+      free(rels[i].masked[j]);
+    free(rels[i].masked);
+    for (j = 0; j < rels[i].ncolumns; j++)
+      free(rels[i].columns[j]);
+    free(rels[i].columns);
+  }
+  free(rels);
+}
+
+static void pg_close(db *d) {
+  pg_state *s = d->engine_state;
+  int i;
+
+  if (s == NULL)
+    return;
+  for (i = 0; s->conns != NULL && i < s->nconns; i++)
+    link_close(&s->conns[i]);
+  link_close(&s->writer);
+  free(s->conns);
+  free_rels(s->rels, s->nrels);
+  pthread_mutex_destroy(&s->lock);
+  pthread_cond_destroy(&s->freed);
+  pthread_mutex_destroy(&s->write_lock);
+  pthread_mutex_destroy(&s->rel_lock);
+  free(s);
+  d->engine_state = NULL;
+}
+
+/* Borrows a connection (connecting it if needed) until the deadline. */
+static pg_conn *checkout(db *d, const db_request *rq, char **err) {
+  pg_state *s = d->engine_state;
+  struct timespec until;
+  long long left = rq->deadline - db_now_ms();
+  pg_conn *c = NULL;
+  int i;
+
+  clock_gettime(CLOCK_REALTIME, &until);
+  if (left > 0) {
+    until.tv_sec += left / 1000;
+    until.tv_nsec += (left % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000;
+    }
+  }
+  pthread_mutex_lock(&s->lock);
+  for (;;) {
+    /* Prefer a connected one, so the pool grows only under load. */
+    for (i = 0; i < s->nconns && c == NULL; i++)
+      if (!s->conns[i].busy && s->conns[i].conn != NULL)
+        c = &s->conns[i];
+    for (i = 0; i < s->nconns && c == NULL; i++)
+      if (!s->conns[i].busy)
+        c = &s->conns[i];
+    if (c != NULL) {
+      c->busy = 1;
+      break;
+    }
+    if (db_now_ms() >= rq->deadline ||
+        pthread_cond_timedwait(&s->freed, &s->lock, &until) == ETIMEDOUT)
+      break;
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (c == NULL) {
+    db_errorf(err, "Query timed out waiting for a free connection");
+    return NULL;
+  }
+  if (link_open(d, c, 0, err) != DB_OK) {
+    pthread_mutex_lock(&s->lock);
+    c->busy = 0;
+    pthread_cond_signal(&s->freed);
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+  }
+  return c;
+}
+
+static void checkin(db *d, pg_conn *c) {
+  pg_state *s = d->engine_state;
+
+  /* A connection in any state but idle is not worth saving. */
+  if (c->conn != NULL && (PQstatus(c->conn) != CONNECTION_OK ||
+                          PQtransactionStatus(c->conn) != PQTRANS_IDLE)) {
+    link_close(c);
+    note_state(d, 0, "connection lost");
+  }
+  pthread_mutex_lock(&s->lock);
+  c->busy = 0;
+  pthread_cond_signal(&s->freed);
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- waiting with deadline and cancellation ---- */
+
+/* The next result of the command in flight, or NULL at its end (or when
+ * the connection broke: *stop says so). Polls in short slices so a client
+ * cancellation or a missed deadline turns into a PQcancel. */
+static PGresult *next_result(db *d, pg_conn *c, const db_request *rq,
+                             enum pg_stop *stop, long long *cancel_at) {
+  struct pollfd pfd;
+  char buf[256];
+  long long now;
+
+  for (;;) {
+    if (!PQisBusy(c->conn))
+      return PQgetResult(c->conn);
+    pfd.fd = PQsocket(c->conn);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (pfd.fd < 0 ||
+        (poll(&pfd, 1, POLL_SLICE_MS) > 0 && !PQconsumeInput(c->conn))) {
+      *stop = PG_BROKEN;
+      return NULL;
+    }
+    now = db_now_ms();
+    if (*cancel_at == 0) {
+      /* The server's statement_timeout fires first; this is the backup
+       * for a server that does not answer, and the path for cancels. */
+      if (rq->call != NULL && d->api->cancelled(rq->call))
+        *stop = PG_CANCELLED;
+      else if (now > rq->deadline + CANCEL_GRACE_MS)
+        *stop = PG_TIMEOUT;
+      if (*stop != PG_RUNNING) {
+        *cancel_at = now;
+        if (c->cancel == NULL || !PQcancel(c->cancel, buf, sizeof(buf)))
+          *cancel_at = now - ABANDON_AFTER_MS;
+      }
+    } else if (now > *cancel_at + ABANDON_AFTER_MS) {
+      *stop = PG_BROKEN;
+      return NULL;
+    }
+  }
+}
+
+/* Reads and drops every remaining result of the command in flight. */
+static void drain(db *d, pg_conn *c, const db_request *rq, enum pg_stop *stop,
+                  long long *cancel_at) {
+  PGresult *res;
+
+  while ((res = next_result(d, c, rq, stop, cancel_at)) != NULL)
+    PQclear(res);
+  if (*stop == PG_BROKEN)
+    link_close(c);
+}
+
+/* Maps a failed result to a code and a message a client can act on. */
+static int pg_failure(pg_conn *c, const PGresult *res, const db_request *rq,
+                      enum pg_stop stop, char **err) {
+  const char *state =
+      res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary =
+      res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+  if (stop == PG_CANCELLED) {
+    db_errorf(err, "Query cancelled by the client");
+    return DB_ECANCELED;
+  }
+  if (stop == PG_TIMEOUT || (state != NULL && strcmp(state, "57014") == 0)) {
+    db_errorf(err, "Query timed out after %d ms", rq->timeout_ms);
+    return DB_ETIMEOUT;
+  }
+  if (stop == PG_BROKEN || c->conn == NULL ||
+      PQstatus(c->conn) != CONNECTION_OK) {
+    db_errorf(err, "Lost the connection to PostgreSQL; try again");
+    return DB_EINTERNAL;
+  }
+  if (primary == NULL)
+    primary = c->conn != NULL ? PQerrorMessage(c->conn) : "unknown error";
+  if (state != NULL && strcmp(state, "25006") == 0) {
+    db_errorf(err, "Writes are not allowed: %s", primary);
+    return DB_EREFUSED;
+  }
+  if (state != NULL && strcmp(state, "42601") == 0 &&
+      strstr(primary, "multiple commands") != NULL) {
+    db_errorf(err, "Multiple statements are not allowed: send one "
+                   "statement per call");
+    return DB_EREFUSED;
+  }
+  if (state != NULL && strncmp(state, "42501", 5) == 0) {
+    db_errorf(err, "Not permitted: %s", primary);
+    return DB_EREFUSED;
+  }
+  db_errorf(err, "PostgreSQL: %s", primary);
+  return state != NULL && strncmp(state, "08", 2) == 0 ? DB_EINTERNAL
+                                                       : DB_EINVALID;
+}
+
+/* Runs one of the plugin's own commands (no parameters from clients)
+ * synchronously; returns the result or NULL with *err set. */
+static PGresult *run_own(db *d, pg_conn *c, const db_request *rq,
+                         const char *sql, int nparams,
+                         const char *const *values, char **err) {
+  enum pg_stop stop = PG_RUNNING;
+  long long cancel_at = 0;
+  PGresult *res = NULL, *next;
+  ExecStatusType st;
+
+  if (!PQsendQueryParams(c->conn, sql, nparams, NULL, values, NULL, NULL, 0)) {
+    pg_failure(c, NULL, rq, PG_BROKEN, err);
+    link_close(c);
+    return NULL;
+  }
+  while ((next = next_result(d, c, rq, &stop, &cancel_at)) != NULL) {
+    if (res == NULL)
+      res = next;
+    else
+      PQclear(next);
+  }
+  if (stop == PG_BROKEN)
+    link_close(c);
+  st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    pg_failure(c, res, rq, stop, err);
+    PQclear(res);
+    return NULL;
+  }
+  return res;
+}
+
+/* BEGIN (READ ONLY unless write) with the request's statement timeout. */
+static int begin(db *d, pg_conn *c, const db_request *rq, int write,
+                 char **err) {
+  char sql[128];
+  PGresult *res;
+
+  snprintf(sql, sizeof(sql), "BEGIN%s; SET LOCAL statement_timeout = %d",
+           write ? " READ WRITE" : " READ ONLY", rq->timeout_ms);
+  /* The simple protocol: our own two commands, no client text. */
+  if (!PQsendQuery(c->conn, sql)) {
+    link_close(c);
+    return pg_failure(c, NULL, rq, PG_BROKEN, err);
+  }
+  {
+    enum pg_stop stop = PG_RUNNING;
+    long long cancel_at = 0;
+    int failed = 0;
+
+    while ((res = next_result(d, c, rq, &stop, &cancel_at)) != NULL) {
+      if (!failed && PQresultStatus(res) != PGRES_COMMAND_OK) {
+        failed = 1;
+        pg_failure(c, res, rq, stop, err);
+      }
+      PQclear(res);
+    }
+    if (stop == PG_BROKEN) {
+      link_close(c);
+      return pg_failure(c, NULL, rq, PG_BROKEN, err);
+    }
+    return failed ? DB_EINTERNAL : DB_OK;
+  }
+}
+
+static void rollback(pg_conn *c) {
+  PGresult *res;
+
+  if (c->conn == NULL || PQtransactionStatus(c->conn) == PQTRANS_IDLE)
+    return;
+  res = PQexec(c->conn, "ROLLBACK");
+  PQclear(res);
+}
+
+/* Borrows a connection and opens a read-only transaction on it. A
+ * connection that died while idle in the pool (the server restarted) is
+ * reconnected once: nothing has run yet, so trying again is safe. */
+static pg_conn *begin_read(db *d, const db_request *rq, char **err, int *rc) {
+  pg_conn *c;
+  int attempt;
+
+  for (attempt = 0; attempt < 2; attempt++) {
+    c = checkout(d, rq, err);
+    if (c == NULL) {
+      *rc = db_now_ms() >= rq->deadline ? DB_ETIMEOUT : DB_EINTERNAL;
+      return NULL;
+    }
+    *rc = begin(d, c, rq, 0, err);
+    if (*rc == DB_OK)
+      return c;
+    if (c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK) {
+      rollback(c);
+      checkin(d, c);
+      return NULL;
+    }
+    checkin(d, c);
+  }
+  return NULL;
+}
+
+/* ---- values ---- */
+
+/* Type names and element types of the built-in types worth naming. */
+static const struct {
+  Oid oid;
+  const char *name;
+  Oid elem; /* For arrays: the element type. */
+} pg_types[] = {
+    {16, "boolean", 0},
+    {17, "bytea", 0},
+    {18, "char", 0},
+    {19, "name", 0},
+    {20, "bigint", 0},
+    {21, "smallint", 0},
+    {23, "integer", 0},
+    {25, "text", 0},
+    {26, "oid", 0},
+    {114, "json", 0},
+    {142, "xml", 0},
+    {700, "real", 0},
+    {701, "double precision", 0},
+    {790, "money", 0},
+    {1042, "character", 0},
+    {1043, "character varying", 0},
+    {1082, "date", 0},
+    {1083, "time", 0},
+    {1114, "timestamp", 0},
+    {1184, "timestamptz", 0},
+    {1186, "interval", 0},
+    {1266, "timetz", 0},
+    {1700, "numeric", 0},
+    {2950, "uuid", 0},
+    {3802, "jsonb", 0},
+    {869, "inet", 0},
+    {650, "cidr", 0},
+    {2249, "record", 0},
+    {2278, "void", 0},
+    {705, "unknown", 0},
+    {1000, "boolean[]", 16},
+    {1001, "bytea[]", 17},
+    {1005, "smallint[]", 21},
+    {1007, "integer[]", 23},
+    {1009, "text[]", 25},
+    {1014, "character[]", 1042},
+    {1015, "character varying[]", 1043},
+    {1016, "bigint[]", 20},
+    {1021, "real[]", 700},
+    {1022, "double precision[]", 701},
+    {1028, "oid[]", 26},
+    {1003, "name[]", 19},
+    {1115, "timestamp[]", 1114},
+    {1182, "date[]", 1082},
+    {1183, "time[]", 1083},
+    {1185, "timestamptz[]", 1184},
+    {1231, "numeric[]", 1700},
+    {199, "json[]", 114},
+    {3807, "jsonb[]", 3802},
+    {2951, "uuid[]", 2950},
+    {1187, "interval[]", 1186},
+};
+
+static int type_index(Oid oid) {
+  size_t i;
+
+  for (i = 0; i < sizeof(pg_types) / sizeof(pg_types[0]); i++)
+    if (pg_types[i].oid == oid)
+      return (int)i;
+  return -1;
+}
+
+static cJSON *pg_value(db *d, Oid oid, const char *text, size_t len);
+
+static int hex_digit(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c = tolower(c);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* bytea's hex output (\x0a1b...) as base64. */
+static cJSON *bytea_value(db *d, const char *text, size_t len) {
+  unsigned char *bytes;
+  size_t n = 0, i;
+  char *b64;
+  cJSON *v;
+
+  if (len < 2 || text[0] != '\\' || text[1] != 'x')
+    return cJSON_CreateString(text);
+  bytes = malloc(len / 2 + 1);
+  if (bytes == NULL)
+    return NULL;
+  for (i = 2; i + 1 < len; i += 2) {
+    int hi = hex_digit((unsigned char)text[i]);
+    int lo = hex_digit((unsigned char)text[i + 1]);
+    if (hi < 0 || lo < 0)
+      break;
+    bytes[n++] = (unsigned char)(hi << 4 | lo);
+  }
+  b64 = ph_base64(d->api, bytes, n);
+  free(bytes);
+  if (b64 == NULL)
+    return NULL;
+  v = cJSON_CreateString(b64);
+  d->api->free(b64);
+  return v;
+}
+
+/* "2024-01-02 03:04:05.5+00" -> "2024-01-02T03:04:05.5+00:00". */
+static cJSON *timestamp_value(const char *text, size_t len) {
+  char iso[64];
+  size_t n;
+
+  if (len < 19 || len + 4 > sizeof(iso) || text[10] != ' ')
+    return cJSON_CreateString(text); /* infinity, BC dates */
+  memcpy(iso, text, len + 1);
+  iso[10] = 'T';
+  n = len;
+  if ((iso[n - 3] == '+' || iso[n - 3] == '-') &&
+      isdigit((unsigned char)iso[n - 1]))
+    memcpy(iso + n, ":00", 4);
+  return cJSON_CreateString(iso);
+}
+
+/* Parses one level of PostgreSQL's array output, "{1,NULL,"a b"}", with
+ * nested levels for multi-dimensional arrays. */
+static cJSON *array_value(db *d, Oid elem, const char **pp) {
+  const char *p = *pp;
+  cJSON *array = cJSON_CreateArray(), *item;
+  char *buf = NULL;
+  size_t cap = 0, n;
+  int quoted;
+
+  if (array == NULL || *p != '{')
+    goto fail;
+  p++;
+  if (*p == '}') {
+    *pp = p + 1;
+    return array;
+  }
+  for (;;) {
+    if (*p == '{') {
+      item = array_value(d, elem, &p);
+      if (item == NULL)
+        goto fail;
+    } else {
+      quoted = *p == '"';
+      if (quoted)
+        p++;
+      n = 0;
+      while (*p != '\0' && (quoted ? *p != '"' : *p != ',' && *p != '}')) {
+        if (quoted && *p == '\\' && p[1] != '\0')
+          p++;
+        if (n + 2 > cap) {
+          char *grown = realloc(buf, cap = cap * 2 + 64);
+          if (grown == NULL)
+            goto fail;
+          buf = grown;
+        }
+        buf[n++] = *p++;
+      }
+      if (quoted) {
+        if (*p != '"')
+          goto fail;
+        p++;
+      }
+      if (buf == NULL && (buf = malloc(cap = 64)) == NULL)
+        goto fail;
+      buf[n] = '\0';
+      if (!quoted && strcasecmp(buf, "NULL") == 0)
+        item = cJSON_CreateNull();
+      else
+        item = pg_value(d, elem, buf, n);
+      if (item == NULL)
+        goto fail;
+    }
+    cJSON_AddItemToArray(array, item);
+    if (*p == ',') {
+      p++;
+      continue;
+    }
+    if (*p == '}') {
+      p++;
+      break;
+    }
+    goto fail;
+  }
+  free(buf);
+  *pp = p;
+  return array;
+
+fail:
+  free(buf);
+  cJSON_Delete(array);
+  return NULL;
+}
+
+/* One value in its JSON type, from PostgreSQL's text output. */
+static cJSON *pg_value(db *d, Oid oid, const char *text, size_t len) {
+  int t = type_index(oid);
+  const char *p;
+  cJSON *v;
+  char *end;
+
+  switch (oid) {
+  case 16:
+    return cJSON_CreateBool(text[0] == 't');
+  case 20:
+  case 21:
+  case 23:
+  case 26:
+    errno = 0;
+    {
+      long long n = strtoll(text, &end, 10);
+      if (errno == 0 && *end == '\0')
+        return db_json_int64(n);
+    }
+    return cJSON_CreateString(text);
+  case 700:
+  case 701: {
+    double f = strtod(text, &end);
+    if (*end == '\0' && isfinite(f))
+      return cJSON_CreateNumber(f);
+    return cJSON_CreateString(text);
+  }
+  case 114:
+  case 3802:
+    v = cJSON_ParseWithLength(text, len);
+    return v != NULL ? v : cJSON_CreateString(text);
+  case 17:
+    return bytea_value(d, text, len);
+  case 1114:
+  case 1184:
+    return timestamp_value(text, len);
+  default:
+    break;
+  }
+  if (t >= 0 && pg_types[t].elem != 0) {
+    p = text;
+    if (*p == '[') /* Explicit bounds: "[0:1]={...}". */
+      p = strchr(p, '=') != NULL ? strchr(p, '=') + 1 : p;
+    v = array_value(d, pg_types[t].elem, &p);
+    return v != NULL ? v : cJSON_CreateString(text);
+  }
+  /* numeric, money, text, uuid, interval, date, enums...: the text. */
+  return cJSON_CreateString(text);
+}
+
+/* Parameters as text for PQexecParams: the server infers their types. */
+static int param_texts(const cJSON *params, char ***values, int *n,
+                       char **err) {
+  const cJSON *p, *e;
+  char **out;
+  int i = 0;
+
+  *n = params != NULL ? cJSON_GetArraySize(params) : 0;
+  *values = out = calloc((size_t)*n + 1, sizeof(char *));
+  if (out == NULL)
+    return DB_EINTERNAL;
+  cJSON_ArrayForEach(p, params) {
+    if (cJSON_IsNull(p)) {
+      out[i] = NULL;
+    } else if (cJSON_IsBool(p)) {
+      out[i] = strdup(cJSON_IsTrue(p) ? "true" : "false");
+    } else if (cJSON_IsNumber(p)) {
+      double v = p->valuedouble;
+      if (v == floor(v) && fabs(v) < 9.2e18) {
+        if (asprintf(&out[i], "%lld", (long long)v) < 0)
+          out[i] = NULL;
+      } else if (asprintf(&out[i], "%.17g", v) < 0) {
+        out[i] = NULL;
+      }
+    } else if (cJSON_IsString(p)) {
+      out[i] = strdup(p->valuestring);
+    } else if (cJSON_IsArray(p)) {
+      /* A JSON array of scalars becomes an array literal, for = ANY($1). */
+      size_t len = 3, used = 0;
+      cJSON_ArrayForEach(e, p) {
+        if (cJSON_IsArray(e) || cJSON_IsObject(e)) {
+          db_errorf(err, "params[%d]: nested arrays are not supported", i);
+          return DB_EINVALID;
+        }
+        len += 2 * (cJSON_IsString(e) ? strlen(e->valuestring) : 32) + 4;
+      }
+      out[i] = malloc(len);
+      if (out[i] == NULL)
+        return DB_EINTERNAL;
+      out[i][used++] = '{';
+      cJSON_ArrayForEach(e, p) {
+        const char *s;
+        char num[40];
+        if (used > 1)
+          out[i][used++] = ',';
+        if (cJSON_IsNull(e)) {
+          memcpy(out[i] + used, "NULL", 4);
+          used += 4;
+          continue;
+        }
+        if (cJSON_IsNumber(e)) {
+          snprintf(num, sizeof(num), "%.17g", e->valuedouble);
+          s = num;
+        } else if (cJSON_IsBool(e)) {
+          s = cJSON_IsTrue(e) ? "true" : "false";
+        } else {
+          s = e->valuestring;
+        }
+        out[i][used++] = '"';
+        for (; *s != '\0'; s++) {
+          if (*s == '"' || *s == '\\')
+            out[i][used++] = '\\';
+          out[i][used++] = *s;
+        }
+        out[i][used++] = '"';
+      }
+      out[i][used++] = '}';
+      out[i][used] = '\0';
+    } else {
+      out[i] = cJSON_PrintUnformatted(p);
+    }
+    if (!cJSON_IsNull(p) && out[i] == NULL)
+      return DB_EINTERNAL;
+    i++;
+  }
+  return DB_OK;
+}
+
+static void free_texts(char **values, int n) {
+  int i;
+
+  for (i = 0; values != NULL && i < n; i++)
+    free(values[i]);
+  free(values);
+}
+
+/* ---- the plan check ---- */
+
+/* Loads which relations are hidden, views, or have masked columns. */
+static int load_rels(db *d, pg_conn *c, const db_request *rq, char **err) {
+  pg_state *s = d->engine_state;
+  PGresult *res;
+  pg_rel *rels = NULL, *r = NULL;
+  int nrels = 0, i;
+
+  pthread_mutex_lock(&s->rel_lock);
+  if (s->rels_loaded != 0 && db_now_ms() - s->rels_loaded < SENSITIVE_TTL_MS) {
+    pthread_mutex_unlock(&s->rel_lock);
+    return DB_OK;
+  }
+  pthread_mutex_unlock(&s->rel_lock);
+  res = run_own(d, c, rq,
+                "SELECT c.relname, c.relkind IN ('v', 'm'), a.attname "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                "c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid "
+                "AND a.attnum > 0 AND NOT a.attisdropped WHERE c.relkind IN "
+                "('r', 'v', 'm', 'p', 'f') AND n.nspname NOT IN "
+                "('pg_catalog', 'information_schema') AND n.nspname NOT "
+                "LIKE 'pg\\_%' ORDER BY c.relname, a.attnum",
+                0, NULL, err);
+  if (res == NULL)
+    return DB_EINTERNAL;
+  rels = calloc((size_t)PQntuples(res) + 1, sizeof(pg_rel));
+  if (rels == NULL) {
+    PQclear(res);
+    return DB_EINTERNAL;
+  }
+  for (i = 0; i < PQntuples(res); i++) {
+    const char *name = PQgetvalue(res, i, 0);
+    const char *col = PQgetvalue(res, i, 2);
+    if (r == NULL || strcmp(r->name, name) != 0) {
+      r = &rels[nrels++];
+      r->name = strdup(name);
+      r->hidden = db_table_hidden(d, name);
+      r->view = PQgetvalue(res, i, 1)[0] == 't';
+      r->masked = calloc((size_t)PQntuples(res) + 1, sizeof(char *));
+      r->columns = calloc((size_t)PQntuples(res) + 1, sizeof(char *));
+      if (r->name == NULL || r->masked == NULL || r->columns == NULL)
+        break;
+    }
+    if ((r->columns[r->ncolumns] = strdup(col)) != NULL)
+      r->ncolumns++;
+    if (db_column_masked(d, name, col) &&
+        (r->masked[r->nmasked] = strdup(col)) != NULL)
+      r->nmasked++;
+  }
+  PQclear(res);
+  pthread_mutex_lock(&s->rel_lock);
+  free_rels(s->rels, s->nrels);
+  s->rels = rels;
+  s->nrels = nrels;
+  s->rels_loaded = db_now_ms();
+  pthread_mutex_unlock(&s->rel_lock);
+  return DB_OK;
+}
+
+/* Non-zero when a statement names a relation the plan check must see. */
+static int needs_plan_check(db *d, const sql_scan *scan) {
+  pg_state *s = d->engine_state;
+  int i, j, hit = 0;
+
+  pthread_mutex_lock(&s->rel_lock);
+  for (i = 0; i < s->nrels && !hit; i++) {
+    pg_rel *r = &s->rels[i];
+    if (!r->hidden && !r->view && r->nmasked == 0)
+      continue;
+    for (j = 0; j < scan->nidents && !hit; j++)
+      hit = strcasecmp(scan->idents[j].text, r->name) == 0;
+  }
+  pthread_mutex_unlock(&s->rel_lock);
+  return hit;
+}
+
+/* Reads one identifier at p (plain or double-quoted) into name; returns
+ * the position after it, or p when there is none. */
+static const char *plan_ident(const char *p, char *name, size_t size) {
+  size_t n = 0;
+
+  if (*p == '"') {
+    for (p++; *p != '\0'; p++) {
+      if (*p == '"' && p[1] != '"')
+        break;
+      if (*p == '"')
+        p++;
+      if (n + 1 < size)
+        name[n++] = *p;
+    }
+    name[n] = '\0';
+    return *p == '"' ? p + 1 : p;
+  }
+  while (isalnum((unsigned char)*p) || *p == '_' || *p == '$' ||
+         (unsigned char)*p >= 0x80) {
+    if (n + 1 < size)
+      name[n++] = *p;
+    p++;
+  }
+  name[n] = '\0';
+  return p;
+}
+
+/* The masked column of r called name, or NULL. */
+static const char *masked_name(const pg_rel *r, const char *name) {
+  int i;
+
+  for (i = 0; i < r->nmasked; i++)
+    if (strcmp(r->masked[i], name) == 0)
+      return r->masked[i];
+  return NULL;
+}
+
+/* Does a plan expression use a masked column of r: "any.col", a bare
+ * "col" (EXPLAIN leaves names unqualified when the plan has one
+ * relation), or "alias.*", the whole row? Returns the column, "*" or
+ * NULL. String literals are skipped. */
+static const char *masked_reference(const char *text, const char *alias,
+                                    const pg_rel *r) {
+  char name[128], field[128];
+  const char *p = text, *next;
+
+  while (*p != '\0') {
+    if (*p == '\'') {
+      for (p++; *p != '\0' && !(*p == '\'' && p[1] != '\''); p++)
+        if (*p == '\'')
+          p++;
+      if (*p != '\0')
+        p++;
+      continue;
+    }
+    next = plan_ident(p, name, sizeof(name));
+    if (next == p) {
+      p++;
+      continue;
+    }
+    p = next;
+    if (*p != '.') {
+      if (masked_name(r, name) != NULL)
+        return masked_name(r, name);
+      continue;
+    }
+    p++;
+    if (*p == '*') {
+      if (strcmp(name, alias) == 0)
+        return "*";
+      p++;
+      continue;
+    }
+    next = plan_ident(p, field, sizeof(field));
+    if (next == p)
+      continue;
+    p = next;
+    /* Any qualifier: a subquery alias may carry the column upwards. */
+    if (masked_name(r, field) != NULL)
+      return masked_name(r, field);
+  }
+  return NULL;
+}
+
+/* Scans of relations with masked columns found in a plan. */
+typedef struct plan_scan {
+  const char *alias;
+  const pg_rel *rel;
+} plan_scan;
+
+typedef struct plan_walk {
+  db *d;
+  plan_scan scans[64];
+  int nscans;
+  const char *hit; /* The masked column found, or "*". */
+  const char *hit_rel;
+} plan_walk;
+
+static const pg_rel *find_rel(pg_state *s, const char *name) {
+  int i;
+
+  for (i = 0; i < s->nrels; i++)
+    if (strcmp(s->rels[i].name, name) == 0)
+      return &s->rels[i];
+  return NULL;
+}
+
+/* Is a scan's Output every column of its relation in order? PostgreSQL
+ * emits such a "physical" target list below nodes that project anyway
+ * (aggregates, joins), so it says nothing about what reaches the client. */
+static int physical_tlist(const cJSON *output, const pg_rel *r) {
+  const cJSON *item;
+  char first[128], second[128];
+  const char *p, *name;
+  int i = 0;
+
+  if (cJSON_GetArraySize(output) != r->ncolumns)
+    return 0;
+  cJSON_ArrayForEach(item, output) {
+    if (!cJSON_IsString(item))
+      return 0;
+    p = plan_ident(item->valuestring, first, sizeof(first));
+    name = first;
+    if (*p == '.') {
+      p = plan_ident(p + 1, second, sizeof(second));
+      name = second;
+    }
+    if (*p != '\0' || strcmp(name, r->columns[i++]) != 0)
+      return 0;
+  }
+  return 1;
+}
+
+/* Collects the scans of relations with masked columns; refuses hidden
+ * relations on the way. */
+static int collect_scans(plan_walk *w, const cJSON *node, char **err) {
+  pg_state *s = w->d->engine_state;
+  const cJSON *child;
+  const char *rel, *alias;
+  const pg_rel *r;
+  int rc;
+
+  if (cJSON_IsArray(node)) {
+    cJSON_ArrayForEach(child, node) {
+      if ((rc = collect_scans(w, child, err)) != DB_OK)
+        return rc;
+    }
+    return DB_OK;
+  }
+  if (!cJSON_IsObject(node))
+    return DB_OK;
+  if ((child = cJSON_GetObjectItemCaseSensitive(node, "Plan")) != NULL)
+    return collect_scans(w, child, err);
+  rel = cJSON_GetStringValue(cJSON_GetObjectItem(node, "Relation Name"));
+  alias = cJSON_GetStringValue(cJSON_GetObjectItem(node, "Alias"));
+  if (rel != NULL) {
+    if (db_table_hidden(w->d, rel)) {
+      db_errorf(err, "Table '%s' is not accessible", rel);
+      return DB_EREFUSED;
+    }
+    r = find_rel(s, rel);
+    if (r != NULL && r->nmasked > 0 &&
+        w->nscans < (int)(sizeof(w->scans) / sizeof(w->scans[0]))) {
+      w->scans[w->nscans].alias = alias != NULL ? alias : rel;
+      w->scans[w->nscans].rel = r;
+      w->nscans++;
+    }
+  }
+  child = cJSON_GetObjectItemCaseSensitive(node, "Plans");
+  return child != NULL ? collect_scans(w, child, err) : DB_OK;
+}
+
+/* Searches the strings of one node (not its children) for masked
+ * references of any collected scan. */
+static void search_strings(plan_walk *w, const cJSON *value) {
+  const cJSON *item;
+  int i;
+
+  if (w->hit != NULL)
+    return;
+  if (cJSON_IsString(value)) {
+    for (i = 0; i < w->nscans && w->hit == NULL; i++) {
+      w->hit = masked_reference(value->valuestring, w->scans[i].alias,
+                                w->scans[i].rel);
+      w->hit_rel = w->scans[i].rel->name;
+    }
+    return;
+  }
+  cJSON_ArrayForEach(item, value) search_strings(w, item);
+}
+
+/* Nodes that compute their own output from their input's columns, so a
+ * physical list below them is not what they emit. Append, Limit, Sort and
+ * the like pass rows through unchanged. */
+static int projects(const char *node_type) {
+  static const char *const kinds[] = {
+      "Aggregate", "Nested Loop", "Hash Join",     "Merge Join", "Group",
+      "WindowAgg", "Result",      "Subquery Scan", "ProjectSet", NULL};
+  int i;
+
+  for (i = 0; node_type != NULL && kinds[i] != NULL; i++)
+    if (strcmp(node_type, kinds[i]) == 0)
+      return 1;
+  return 0;
+}
+
+/* parent: the Node Type above node, NULL at the root. */
+static void search_plan(plan_walk *w, const cJSON *node, const char *parent) {
+  pg_state *s = w->d->engine_state;
+  const cJSON *item;
+  const char *rel, *type;
+  const pg_rel *r;
+
+  if (cJSON_IsArray(node)) {
+    cJSON_ArrayForEach(item, node) search_plan(w, item, parent);
+    return;
+  }
+  if (!cJSON_IsObject(node) || w->hit != NULL)
+    return;
+  if ((item = cJSON_GetObjectItemCaseSensitive(node, "Plan")) != NULL) {
+    search_plan(w, item, NULL);
+    return;
+  }
+  type = cJSON_GetStringValue(cJSON_GetObjectItem(node, "Node Type"));
+  rel = cJSON_GetStringValue(cJSON_GetObjectItem(node, "Relation Name"));
+  r = rel != NULL ? find_rel(s, rel) : NULL;
+  cJSON_ArrayForEach(item, node) {
+    if (strcmp(item->string, "Plans") == 0)
+      continue;
+    /* Under a projecting node, a scan's full physical list is no use of
+     * its columns: the node above says what it takes. */
+    if (projects(parent) && r != NULL && r->nmasked > 0 &&
+        strcmp(item->string, "Output") == 0 && physical_tlist(item, r))
+      continue;
+    search_strings(w, item);
+  }
+  item = cJSON_GetObjectItemCaseSensitive(node, "Plans");
+  if (item != NULL)
+    cJSON_ArrayForEach(item, item) search_plan(w, item, type);
+}
+
+/* Refuses a plan that scans a hidden relation or uses a masked column
+ * (or the whole row of a table that has one) anywhere. */
+static int check_plan(db *d, const cJSON *plan, char **err) {
+  pg_state *s = d->engine_state;
+  plan_walk w;
+  int rc;
+
+  memset(&w, 0, sizeof(w));
+  w.d = d;
+  pthread_mutex_lock(&s->rel_lock);
+  rc = collect_scans(&w, plan, err);
+  if (rc == DB_OK && w.nscans > 0)
+    search_plan(&w, plan, NULL);
+  if (rc == DB_OK && w.hit != NULL) {
+    rc = DB_EREFUSED;
+    if (strcmp(w.hit, "*") == 0)
+      db_errorf(err,
+                "Table '%s' has masked columns, so its whole row cannot be "
+                "read; select the other columns by name",
+                w.hit_rel);
+    else
+      db_errorf(err,
+                "Column '%s.%s' is masked by the operator and cannot be "
+                "read; select the other columns by name",
+                w.hit_rel, w.hit);
+  }
+  pthread_mutex_unlock(&s->rel_lock);
+  return rc;
+}
+
+/* EXPLAIN (VERBOSE, FORMAT JSON) of the client's statement with its
+ * parameters, inside the open transaction. */
+static int explain_json(db *d, pg_conn *c, const db_request *rq, char **values,
+                        int nvalues, int verbose, cJSON **plan, char **err) {
+  PGresult *res;
+  char *sql;
+
+  *plan = NULL;
+  if (asprintf(&sql, "EXPLAIN (%sFORMAT JSON) %s", verbose ? "VERBOSE, " : "",
+               rq->sql) < 0)
+    return DB_EINTERNAL;
+  res = run_own(d, c, rq, sql, nvalues, (const char *const *)values, err);
+  free(sql);
+  if (res == NULL)
+    return DB_EINVALID;
+  if (PQntuples(res) == 1)
+    *plan = cJSON_Parse(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  if (*plan == NULL) {
+    db_errorf(err, "PostgreSQL returned no plan");
+    return DB_EINTERNAL;
+  }
+  return DB_OK;
+}
+
+/* The lexer's checks, then the catalog snapshot and the plan check when
+ * the statement names a sensitive relation. */
+static int screen(db *d, pg_conn *c, const db_request *rq, char **values,
+                  int nvalues, int write, char **err) {
+  sql_scan scan;
+  cJSON *plan = NULL;
+  int rc, i;
+
+  if (sql_scan_run(&scan, rq->sql, DB_POSTGRES) != 0) {
+    sql_scan_free(&scan);
+    return DB_EINTERNAL;
+  }
+  rc = sql_check(d, &scan, write, err);
+  if (rc == DB_OK && write) {
+    /* Writes are never planned here; a masked column named anywhere in
+     * one is refused outright. */
+    for (i = 0; i < scan.nidents && rc == DB_OK; i++)
+      if (db_column_masked(d, NULL, scan.idents[i].text)) {
+        db_errorf(err, "Column '%s' is masked by the operator",
+                  scan.idents[i].text);
+        rc = DB_EREFUSED;
+      }
+  }
+  if (rc == DB_OK && !write && c != NULL) {
+    rc = load_rels(d, c, rq, err);
+    if (rc == DB_OK && needs_plan_check(d, &scan)) {
+      rc = explain_json(d, c, rq, values, nvalues, 1, &plan, err);
+      if (rc == DB_OK)
+        rc = check_plan(d, plan, err);
+    }
+  }
+  cJSON_Delete(plan);
+  sql_scan_free(&scan);
+  return rc;
+}
+
+/* ---- engine functions ---- */
+
+static int type_name_of(Oid oid, char *buf, size_t size) {
+  int t = type_index(oid);
+
+  if (t >= 0)
+    snprintf(buf, size, "%s", pg_types[t].name);
+  else
+    snprintf(buf, size, "oid:%u", (unsigned)oid);
+  return 0;
+}
+
+static void add_columns(db_rows *out, const PGresult *res) {
+  char type[64];
+  cJSON *col;
+  int i;
+
+  for (i = 0; i < PQnfields(res); i++) {
+    col = cJSON_CreateObject();
+    cJSON_AddStringToObject(col, "name", PQfname(res, i));
+    type_name_of(PQftype(res, i), type, sizeof(type));
+    cJSON_AddStringToObject(col, "type", type);
+    cJSON_AddItemToArray(out->columns, col);
+  }
+}
+
+/* Streams the client's statement row by row (single-row mode), so a huge
+ * result costs no memory: past the limit the rest is cancelled. */
+static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
+                       int nvalues, db_rows *out, char **err) {
+  enum pg_stop stop = PG_RUNNING;
+  long long cancel_at = 0;
+  PGresult *res;
+  long skipped = 0;
+  int rc = DB_OK, have_columns = 0, done = 0, i;
+  char buf[256];
+  cJSON *row, *v;
+
+  if (!PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
+                         (const char *const *)values, NULL, NULL, 0)) {
+    return pg_failure(c, NULL, rq, PG_BROKEN, err);
+  }
+  PQsetSingleRowMode(c->conn);
+  while (!done && (res = next_result(d, c, rq, &stop, &cancel_at)) != NULL) {
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
+      if (!have_columns) {
+        add_columns(out, res);
+        have_columns = 1;
+      }
+      if (st == PGRES_TUPLES_OK) {
+        PQclear(res);
+        continue;
+      }
+      if (skipped < rq->offset) {
+        skipped++;
+        PQclear(res);
+        continue;
+      }
+      if (out->count >= rq->limit) {
+        out->truncated = 1;
+        done = 1;
+        PQclear(res);
+        break;
+      }
+      row = cJSON_CreateArray();
+      for (i = 0; row != NULL && i < PQnfields(res); i++) {
+        if (PQgetisnull(res, 0, i))
+          v = cJSON_CreateNull();
+        else
+          v = pg_value(d, PQftype(res, i), PQgetvalue(res, 0, i),
+                       (size_t)PQgetlength(res, 0, i));
+        if (v == NULL) {
+          cJSON_Delete(row);
+          row = NULL;
+          break;
+        }
+        cJSON_AddItemToArray(row, v);
+      }
+      if (row == NULL) {
+        db_errorf(err, "out of memory");
+        rc = DB_EINTERNAL;
+        done = 1;
+      } else if (db_rows_add(out, row) != 0) {
+        done = 1;
+      }
+    } else if (st == PGRES_COMMAND_OK) {
+      /* SHOW and friends end here with no rows. */
+    } else if (rc == DB_OK) {
+      rc = pg_failure(c, res, rq, stop, err);
+    }
+    PQclear(res);
+  }
+  if (done && c->conn != NULL) {
+    /* Stop the server producing rows nobody will read. */
+    if (c->cancel != NULL)
+      PQcancel(c->cancel, buf, sizeof(buf));
+    cancel_at = db_now_ms();
+    stop = PG_RUNNING;
+    drain(d, c, rq, &stop, &cancel_at);
+  } else if (stop != PG_RUNNING && rc == DB_OK) {
+    rc = pg_failure(c, NULL, rq, stop, err);
+  }
+  if (stop == PG_BROKEN)
+    link_close(c);
+  return rc;
+}
+
+static int pg_query(db *d, const db_request *rq, db_rows *out, char **err) {
+  char **values = NULL;
+  int nvalues = 0, rc;
+  pg_conn *c;
+
+  rc = screen(d, NULL, rq, NULL, 0, 0, err);
+  if (rc != DB_OK)
+    return rc;
+  rc = param_texts(rq->params, &values, &nvalues, err);
+  if (rc != DB_OK)
+    goto cleanup;
+  c = begin_read(d, rq, err, &rc);
+  if (c == NULL)
+    goto cleanup;
+  rc = screen(d, c, rq, values, nvalues, 0, err);
+  if (rc == DB_OK)
+    rc = stream_rows(d, c, rq, values, nvalues, out, err);
+  rollback(c);
+  checkin(d, c);
+
+cleanup:
+  free_texts(values, nvalues);
+  return rc;
+}
+
+static int pg_explain(db *d, const db_request *rq, cJSON **plan, char **err) {
+  char **values = NULL;
+  int nvalues = 0, rc;
+  pg_conn *c;
+
+  *plan = NULL;
+  rc = screen(d, NULL, rq, NULL, 0, 0, err);
+  if (rc != DB_OK)
+    return rc;
+  rc = param_texts(rq->params, &values, &nvalues, err);
+  if (rc != DB_OK)
+    goto cleanup;
+  c = begin_read(d, rq, err, &rc);
+  if (c == NULL)
+    goto cleanup;
+  rc = screen(d, c, rq, values, nvalues, 0, err);
+  if (rc == DB_OK)
+    rc = explain_json(d, c, rq, values, nvalues, 0, plan, err);
+  rollback(c);
+  checkin(d, c);
+
+cleanup:
+  free_texts(values, nvalues);
+  return rc;
+}
+
+static int pg_execute(db *d, const db_request *rq, long long *affected,
+                      char **err) {
+  pg_state *s = d->engine_state;
+  pg_conn *c = &s->writer;
+  enum pg_stop stop = PG_RUNNING;
+  long long cancel_at = 0;
+  char **values = NULL;
+  PGresult *res, *first = NULL;
+  int nvalues = 0, rc;
+
+  *affected = 0;
+  rc = screen(d, NULL, rq, NULL, 0, 1, err);
+  if (rc != DB_OK)
+    return rc;
+  rc = param_texts(rq->params, &values, &nvalues, err);
+  if (rc != DB_OK)
+    goto cleanup;
+  pthread_mutex_lock(&s->write_lock);
+  rc = link_open(d, c, 1, err);
+  if (rc == DB_OK)
+    rc = begin(d, c, rq, 1, err);
+  if (rc != DB_OK)
+    goto unlock;
+  if (!PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
+                         (const char *const *)values, NULL, NULL, 0)) {
+    rc = pg_failure(c, NULL, rq, PG_BROKEN, err);
+    goto unlock;
+  }
+  while ((res = next_result(d, c, rq, &stop, &cancel_at)) != NULL) {
+    if (first == NULL)
+      first = res;
+    else
+      PQclear(res);
+  }
+  if (first == NULL || (PQresultStatus(first) != PGRES_COMMAND_OK &&
+                        PQresultStatus(first) != PGRES_TUPLES_OK)) {
+    rc = pg_failure(c, first, rq, stop, err);
+    goto unlock;
+  }
+  *affected = strtoll(PQcmdTuples(first), NULL, 10);
+  if (*affected > d->max_affected) {
+    db_errorf(err,
+              "The statement would change %lld rows, more than the limit "
+              "of %lld; nothing was changed",
+              *affected, d->max_affected);
+    rc = DB_EREFUSED;
+    goto unlock;
+  }
+  PQclear(first);
+  first = PQexec(c->conn, "COMMIT");
+  if (PQresultStatus(first) != PGRES_COMMAND_OK)
+    rc = pg_failure(c, first, rq, PG_RUNNING, err);
+
+unlock:
+  PQclear(first);
+  rollback(c);
+  if (c->conn != NULL && PQstatus(c->conn) != CONNECTION_OK)
+    link_close(c);
+  pthread_mutex_unlock(&s->write_lock);
+cleanup:
+  free_texts(values, nvalues);
+  return rc;
+}
+
+static int pg_list_tables(db *d, const db_request *rq, cJSON **tables,
+                          char **err) {
+  PGresult *res = NULL;
+  pg_conn *c;
+  cJSON *item;
+  char name[300];
+  int rc, i;
+
+  *tables = NULL;
+  c = begin_read(d, rq, err, &rc);
+  if (c == NULL)
+    return rc;
+  /* reltuples is the planner's estimate; -1 before the first ANALYZE,
+   * when an exact count stands in. */
+  res = run_own(
+      d, c, rq,
+      "SELECT n.nspname, c.relname, CASE c.relkind WHEN 'v' THEN 'view' "
+      "WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' "
+      "ELSE 'table' END, CASE WHEN c.relkind IN ('v', 'f') THEN NULL WHEN "
+      "c.reltuples >= 0 THEN c.reltuples::bigint END, "
+      "obj_description(c.oid, 'pg_class') FROM pg_class c JOIN "
+      "pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', "
+      "'v', 'm', 'p', 'f') AND NOT c.relispartition AND n.nspname NOT IN "
+      "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
+      "'pg\\_%' AND has_table_privilege(c.oid, 'SELECT') ORDER BY "
+      "n.nspname <> 'public', n.nspname, c.relname",
+      0, NULL, err);
+  if (res == NULL) {
+    rc = DB_EINTERNAL;
+    goto cleanup;
+  }
+  *tables = cJSON_CreateArray();
+  for (i = 0; *tables != NULL && i < PQntuples(res); i++) {
+    const char *schema = PQgetvalue(res, i, 0);
+    const char *type = PQgetvalue(res, i, 2);
+    snprintf(name, sizeof(name), "%s%s%s",
+             strcmp(schema, "public") == 0 ? "" : schema,
+             strcmp(schema, "public") == 0 ? "" : ".", PQgetvalue(res, i, 1));
+    if (db_table_hidden(d, name))
+      continue;
+    item = cJSON_CreateObject();
+    cJSON_AddStringToObject(item, "name", name);
+    cJSON_AddStringToObject(item, "type", type);
+    if (!PQgetisnull(res, i, 3)) {
+      cJSON_AddItemToObject(
+          item, "row_estimate",
+          db_json_int64(strtoll(PQgetvalue(res, i, 3), NULL, 10)));
+    } else if (strcmp(type, "table") == 0) {
+      char *sql = NULL, *quoted_schema, *quoted_name;
+      PGresult *count = NULL;
+      quoted_schema = PQescapeIdentifier(c->conn, schema, strlen(schema));
+      quoted_name = PQescapeIdentifier(c->conn, PQgetvalue(res, i, 1),
+                                       (size_t)PQgetlength(res, i, 1));
+      if (quoted_schema != NULL && quoted_name != NULL &&
+          asprintf(&sql, "SELECT count(*) FROM %s.%s", quoted_schema,
+                   quoted_name) >= 0)
+        count = run_own(d, c, rq, sql, 0, NULL, err);
+      if (count != NULL && PQntuples(count) == 1)
+        cJSON_AddItemToObject(
+            item, "row_estimate",
+            db_json_int64(strtoll(PQgetvalue(count, 0, 0), NULL, 10)));
+      else
+        cJSON_AddNullToObject(item, "row_estimate");
+      PQclear(count);
+      PQfreemem(quoted_schema);
+      PQfreemem(quoted_name);
+      free(sql);
+      if (c->conn == NULL || PQtransactionStatus(c->conn) != PQTRANS_INTRANS)
+        break; /* The count failed (timeout); the transaction is gone. */
+    } else {
+      cJSON_AddNullToObject(item, "row_estimate");
+    }
+    if (PQgetisnull(res, i, 4))
+      cJSON_AddNullToObject(item, "comment");
+    else
+      cJSON_AddStringToObject(item, "comment", PQgetvalue(res, i, 4));
+    cJSON_AddItemToArray(*tables, item);
+  }
+  rc = *tables != NULL ? DB_OK : DB_EINTERNAL;
+  if (c->conn == NULL || PQtransactionStatus(c->conn) != PQTRANS_INTRANS) {
+    rc = db_now_ms() >= rq->deadline ? DB_ETIMEOUT : DB_EINTERNAL;
+    if (err != NULL && *err == NULL)
+      db_errorf(err, "Listing tables failed");
+  }
+
+cleanup:
+  PQclear(res);
+  rollback(c);
+  checkin(d, c);
+  if (rc != DB_OK) {
+    cJSON_Delete(*tables);
+    *tables = NULL;
+  }
+  return rc;
+}
+
+/* One query builds the whole description as JSON on the server. */
+static const char describe_sql[] =
+    "SELECT json_build_object("
+    "'name', c.relname, 'schema', n.nspname, "
+    "'type', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN "
+    "'materialized view' WHEN 'f' THEN 'foreign table' ELSE 'table' END, "
+    "'comment', obj_description(c.oid, 'pg_class'), "
+    "'columns', (SELECT coalesce(json_agg(json_build_object("
+    "'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), "
+    "'nullable', NOT a.attnotnull, "
+    "'default', pg_get_expr(ad.adbin, ad.adrelid), "
+    "'comment', col_description(a.attrelid, a.attnum)) ORDER BY a.attnum), "
+    "'[]') FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = "
+    "a.attrelid AND ad.adnum = a.attnum WHERE a.attrelid = c.oid AND "
+    "a.attnum > 0 AND NOT a.attisdropped), "
+    "'primary_key', (SELECT coalesce(json_agg(a.attname ORDER BY k.ord), "
+    "'[]') FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) "
+    "WITH ORDINALITY AS k(num, ord) JOIN pg_attribute a ON a.attrelid = "
+    "i.indrelid AND a.attnum = k.num WHERE i.indrelid = c.oid AND "
+    "i.indisprimary), "
+    "'foreign_keys', (SELECT coalesce(json_agg(json_build_object("
+    "'name', con.conname, "
+    "'columns', (SELECT json_agg(a.attname ORDER BY k.ord) FROM "
+    "unnest(con.conkey) WITH ORDINALITY AS k(num, ord) JOIN pg_attribute a "
+    "ON a.attrelid = con.conrelid AND a.attnum = k.num), "
+    "'references', json_build_object('table', CASE WHEN fn.nspname = "
+    "'public' THEN fc.relname ELSE fn.nspname || '.' || fc.relname END, "
+    "'columns', (SELECT json_agg(a.attname ORDER BY k.ord) FROM "
+    "unnest(con.confkey) WITH ORDINALITY AS k(num, ord) JOIN pg_attribute "
+    "a ON a.attrelid = con.confrelid AND a.attnum = k.num)), "
+    "'on_update', CASE con.confupdtype WHEN 'r' THEN 'RESTRICT' WHEN 'c' "
+    "THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' "
+    "ELSE 'NO ACTION' END, "
+    "'on_delete', CASE con.confdeltype WHEN 'r' THEN 'RESTRICT' WHEN 'c' "
+    "THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' "
+    "ELSE 'NO ACTION' END) ORDER BY con.conname), '[]') "
+    "FROM pg_constraint con JOIN pg_class fc ON fc.oid = con.confrelid "
+    "JOIN pg_namespace fn ON fn.oid = fc.relnamespace WHERE con.conrelid = "
+    "c.oid AND con.contype = 'f'), "
+    "'indexes', (SELECT coalesce(json_agg(json_build_object("
+    "'name', ic.relname, 'unique', i.indisunique, 'primary_key', "
+    "i.indisprimary, 'columns', (SELECT json_agg(coalesce(a.attname, "
+    "'<expression>') ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH "
+    "ORDINALITY AS k(num, ord) LEFT JOIN pg_attribute a ON a.attrelid = "
+    "i.indrelid AND a.attnum = k.num), "
+    "'definition', pg_get_indexdef(i.indexrelid)) ORDER BY ic.relname), "
+    "'[]') FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE "
+    "i.indrelid = c.oid))::text "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND n.nspname NOT IN "
+    "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' "
+    "AND has_table_privilege(c.oid, 'SELECT') "
+    "AND (c.relname = $1 OR c.relname = lower($1)) AND ($2::text IS NULL "
+    "OR n.nspname = $2) ORDER BY c.relname = $1 DESC, n.nspname = "
+    "'public' DESC, n.nspname LIMIT 1";
+
+/* Drops array items naming masked columns of `table` (a list of names) or
+ * returns 1 if any name in `names` is masked (for keys and indexes). */
+static int names_masked(db *d, const char *table, const cJSON *names) {
+  const cJSON *n;
+
+  cJSON_ArrayForEach(n, names) {
+    if (cJSON_IsString(n) && db_column_masked(d, table, n->valuestring))
+      return 1;
+  }
+  return 0;
+}
+
+/* Removes what the operator hid from a description built on the server. */
+static void redact(db *d, cJSON *desc) {
+  const char *table = cJSON_GetStringValue(cJSON_GetObjectItem(desc, "name"));
+  cJSON *list, *item, *next;
+
+  list = cJSON_GetObjectItem(desc, "columns");
+  for (item = list != NULL ? list->child : NULL; item != NULL; item = next) {
+    next = item->next;
+    if (db_column_masked(
+            d, table, cJSON_GetStringValue(cJSON_GetObjectItem(item, "name"))))
+      cJSON_Delete(cJSON_DetachItemViaPointer(list, item));
+  }
+  list = cJSON_GetObjectItem(desc, "primary_key");
+  for (item = list != NULL ? list->child : NULL; item != NULL; item = next) {
+    next = item->next;
+    if (cJSON_IsString(item) && db_column_masked(d, table, item->valuestring))
+      cJSON_Delete(cJSON_DetachItemViaPointer(list, item));
+  }
+  list = cJSON_GetObjectItem(desc, "foreign_keys");
+  for (item = list != NULL ? list->child : NULL; item != NULL; item = next) {
+    cJSON *ref = cJSON_GetObjectItem(item, "references");
+    const char *target =
+        cJSON_GetStringValue(cJSON_GetObjectItem(ref, "table"));
+    next = item->next;
+    if (names_masked(d, table, cJSON_GetObjectItem(item, "columns")) ||
+        target == NULL || db_table_hidden(d, target) ||
+        names_masked(d, target, cJSON_GetObjectItem(ref, "columns")))
+      cJSON_Delete(cJSON_DetachItemViaPointer(list, item));
+  }
+  list = cJSON_GetObjectItem(desc, "indexes");
+  for (item = list != NULL ? list->child : NULL; item != NULL; item = next) {
+    next = item->next;
+    if (names_masked(d, table, cJSON_GetObjectItem(item, "columns")))
+      cJSON_Delete(cJSON_DetachItemViaPointer(list, item));
+  }
+}
+
+static int pg_describe(db *d, const db_request *rq, const char *table,
+                       cJSON **desc, char **err) {
+  const char *dot = strchr(table, '.');
+  const char *values[2];
+  char *schema = NULL;
+  PGresult *res = NULL;
+  pg_conn *c;
+  int rc;
+
+  *desc = NULL;
+  if (db_table_hidden(d, table))
+    return DB_ENOTFOUND;
+  if (dot != NULL) {
+    schema = strndup(table, (size_t)(dot - table));
+    if (schema == NULL)
+      return DB_EINTERNAL;
+  }
+  values[0] = dot != NULL ? dot + 1 : table;
+  values[1] = schema;
+  c = begin_read(d, rq, err, &rc);
+  if (c == NULL)
+    goto cleanup;
+  res = run_own(d, c, rq, describe_sql, 2, values, err);
+  if (res == NULL)
+    rc = DB_EINTERNAL;
+  else if (PQntuples(res) == 0)
+    rc = DB_ENOTFOUND;
+  else if ((*desc = cJSON_Parse(PQgetvalue(res, 0, 0))) == NULL)
+    rc = DB_EINTERNAL;
+  else
+    rc = DB_OK;
+  PQclear(res);
+  rollback(c);
+  checkin(d, c);
+  if (rc == DB_OK) {
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(*desc, "name"));
+    if (name == NULL || db_table_hidden(d, name)) {
+      cJSON_Delete(*desc);
+      *desc = NULL;
+      rc = DB_ENOTFOUND;
+    } else {
+      redact(d, *desc);
+    }
+  }
+
+cleanup:
+  free(schema);
+  return rc;
+}
+
+static int pg_ping(db *d, char **err) {
+  db_request rq = {0};
+  PGresult *res;
+  pg_conn *c;
+  int rc;
+
+  rq.timeout_ms = 2000;
+  rq.deadline = db_now_ms() + rq.timeout_ms;
+  c = begin_read(d, &rq, err, &rc);
+  if (c == NULL)
+    return rc;
+  res = run_own(d, c, &rq, "SELECT 1", 0, NULL, err);
+  rc = res != NULL ? DB_OK : DB_EINTERNAL;
+  PQclear(res);
+  rollback(c);
+  checkin(d, c);
+  return rc;
+}
+
+const db_engine db_postgres_engine = {
+    .name = "PostgreSQL",
+    .open = pg_open,
+    .close = pg_close,
+    .query = pg_query,
+    .explain = pg_explain,
+    .execute = pg_execute,
+    .list_tables = pg_list_tables,
+    .describe = pg_describe,
+    .ping = pg_ping,
+};

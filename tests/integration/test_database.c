@@ -1,0 +1,1007 @@
+/* test_database.c: the database plugin through the real host, against both
+ * engines: SQLite (etc/data/sales.db, created from the seed on first run)
+ * and a real PostgreSQL whose URL comes in PH_TEST_PG_URL (the test command
+ * starts one with scripts/pg-start.sh). Without that variable the
+ * PostgreSQL half fails, unless PH_TEST_NO_PG=1 says to leave it out.
+ *
+ * The hostile corpus runs every input through db_query and checks after
+ * each that the answer is an isError result with a message and that the
+ * database's fingerprint (schema, row counts, sums) has not moved. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WAIT_MS 15000
+
+enum { SQLITE = 1, PG = 2, BOTH = 3 };
+
+typedef struct engine {
+  int kind;
+  const char *name;
+  char url[512];
+} engine;
+
+static long long now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The engines to run: SQLite always, PostgreSQL unless PH_TEST_NO_PG=1. */
+static int engines(engine out[2]) {
+  const char *pg = getenv("PH_TEST_PG_URL");
+  const char *no_pg = getenv("PH_TEST_NO_PG");
+  int n = 0;
+
+  out[n].kind = SQLITE;
+  out[n].name = "sqlite";
+  snprintf(out[n].url, sizeof(out[n].url), "sqlite:etc/data/sales.db");
+  n++;
+  if (no_pg != NULL && strcmp(no_pg, "1") == 0)
+    return n;
+  cr_assert(pg != NULL && *pg != '\0',
+            "PH_TEST_PG_URL is not set: start PostgreSQL with "
+            "scripts/pg-start.sh (or set PH_TEST_NO_PG=1 to skip it)");
+  out[n].kind = PG;
+  out[n].name = "postgresql";
+  snprintf(out[n].url, sizeof(out[n].url), "%s", pg);
+  return n + 1;
+}
+
+/* Starts the host with one database instance (prefix db) on url, with
+ * `extra` config members (JSON text after a comma) or NULL. */
+static th_host *start_db(const char *url, const char *extra, char **cfg) {
+  char *text;
+  th_host *h;
+
+  cr_assert(asprintf(&text,
+                     "{\"plugin_dir\":\"%s/plugins\",\"departments\":{"
+                     "\"default\":{\"plugins\":[{\"plugin\":\"database\","
+                     "\"prefix\":\"db\",\"config\":{\"url\":\"%s\"%s%s}}]}}}",
+                     PH_BUILD_DIR, url, extra ? "," : "",
+                     extra ? extra : "") > 0);
+  *cfg = th_write_temp(text, ".json");
+  free(text);
+  h = th_start(*cfg, NULL);
+  cJSON_Delete(th_initialize(h, "2025-06-18", NULL));
+  return h;
+}
+
+static void stop_db(th_host *h, char *cfg) {
+  th_stop(h, WAIT_MS);
+  unlink(cfg);
+  free(cfg);
+}
+
+/* tools/call of db_<tool> with arguments (a cJSON object, consumed). */
+static cJSON *call(th_host *h, const char *tool, cJSON *args) {
+  cJSON *params = cJSON_CreateObject();
+  char name[64], *text;
+  cJSON *res;
+
+  snprintf(name, sizeof(name), "db_%s", tool);
+  cJSON_AddStringToObject(params, "name", name);
+  cJSON_AddItemToObject(params, "arguments", args);
+  text = cJSON_PrintUnformatted(params);
+  res = th_request(h, "tools/call", text, WAIT_MS);
+  cr_assert_not_null(res, "no answer to %s; host stderr:\n%s", text,
+                     th_stderr(h));
+  cr_assert_null(th_get(res, "error"), "%s failed: %s", name,
+                 cJSON_PrintUnformatted(res));
+  free(text);
+  cJSON_Delete(params);
+  return res;
+}
+
+/* Arguments for query/explain/execute; params is JSON text or NULL. */
+static cJSON *sql_args(const char *sql, const char *params) {
+  cJSON *args = cJSON_CreateObject();
+
+  cJSON_AddStringToObject(args, "sql", sql);
+  if (params != NULL)
+    cJSON_AddItemToObject(args, "params", cJSON_Parse(params));
+  return args;
+}
+
+static cJSON *query(th_host *h, const char *sql, const char *params) {
+  return call(h, "query", sql_args(sql, params));
+}
+
+static int is_error(const cJSON *res) {
+  return cJSON_IsTrue(th_get(res, "result.isError"));
+}
+
+static const cJSON *rows(const cJSON *res) {
+  return th_get(res, "result.structuredContent.rows");
+}
+
+/* Asserts success and returns the structured rows. */
+static const cJSON *ok_rows(const cJSON *res) {
+  cr_assert(!is_error(res), "unexpected error: %s",
+            th_str(res, "result.content.0.text"));
+  cr_assert_not_null(rows(res), "no structuredContent.rows");
+  return rows(res);
+}
+
+/* The database's state as text: schema, counts and sums of every table. */
+static char *fingerprint(th_host *h, int kind) {
+  static const char *sqlite_sql =
+      "SELECT (SELECT group_concat(type || ':' || name, ',') FROM (SELECT "
+      "type, name FROM sqlite_schema ORDER BY name)), (SELECT count(*) || "
+      "'/' || sum(total) FROM orders), (SELECT count(*) || '/' || "
+      "sum(quantity) FROM order_lines), (SELECT count(*) FROM customers), "
+      "(SELECT group_concat(name) FROM regions), (SELECT sum(unit_price) "
+      "FROM products), (SELECT count(*) || '/' || sum(annual_quota) FROM "
+      "sales_reps)";
+  static const char *pg_sql =
+      "SELECT (SELECT string_agg(relkind::text || ':' || relname, ',' ORDER BY "
+      "relname) FROM pg_class WHERE relnamespace = 'public'::regnamespace), "
+      "(SELECT count(*) || '/' || sum(total) FROM orders), (SELECT count(*) "
+      "|| '/' || sum(quantity) FROM order_lines), (SELECT count(*) FROM "
+      "customers), (SELECT string_agg(name, ',' ORDER BY region_id) FROM "
+      "regions), (SELECT sum(unit_price) FROM products), (SELECT count(*) "
+      "|| '/' || sum(annual_quota) FROM sales_reps), "
+      "current_setting('default_transaction_read_only'), (SELECT count(*) "
+      "FROM pg_largeobject_metadata)";
+  cJSON *res = query(h, kind == PG ? pg_sql : sqlite_sql, NULL);
+  char *text = cJSON_PrintUnformatted(ok_rows(res));
+
+  cJSON_Delete(res);
+  return text;
+}
+
+/* ---- tools and schema ---- */
+
+Test(database, tools_are_listed_with_schemas_and_annotations) {
+  engine e[2];
+  char *cfg;
+  th_host *h;
+  cJSON *res;
+  const cJSON *tool;
+  int seen = 0;
+
+  engines(e);
+  h = start_db(e[0].url, NULL, &cfg);
+  res = th_request(h, "tools/list", NULL, WAIT_MS);
+  cr_assert_not_null(res);
+  cJSON_ArrayForEach(tool, th_get(res, "result.tools")) {
+    const char *name = th_str(tool, "name");
+    if (strcmp(name, "db_query") == 0) {
+      cr_assert_not_null(th_get(tool, "outputSchema.properties.rows"));
+      cr_assert(cJSON_IsTrue(th_get(tool, "annotations.readOnlyHint")));
+      cr_assert(strstr(th_str(tool, "description"), "SQLite") != NULL);
+      cr_assert(strstr(th_str(tool, "description"), "PostgreSQL") != NULL);
+      seen |= 1;
+    } else if (strcmp(name, "db_execute") == 0) {
+      cr_assert(cJSON_IsTrue(th_get(tool, "annotations.destructiveHint")));
+      seen |= 2;
+    } else if (strcmp(name, "db_list_tables") == 0 ||
+               strcmp(name, "db_describe_table") == 0 ||
+               strcmp(name, "db_explain") == 0) {
+      seen |= 4;
+    }
+  }
+  cr_assert_eq(seen, 7, "missing tools: %s", cJSON_PrintUnformatted(res));
+  cJSON_Delete(res);
+  stop_db(h, cfg);
+}
+
+Test(database, list_tables_on_both_engines) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    char *cfg, *text;
+    th_host *h = start_db(e[i].url, NULL, &cfg);
+    cJSON *res = call(h, "list_tables", cJSON_CreateObject());
+    const cJSON *t;
+    int found = 0;
+
+    cr_assert(!is_error(res), "%s: %s", e[i].name,
+              th_str(res, "result.content.0.text"));
+    cJSON_ArrayForEach(t, th_get(res, "result.structuredContent.tables")) {
+      const char *name = th_str(t, "name");
+      cr_assert(strncmp(name, "sqlite_", 7) != 0 && strncmp(name, "pg_", 3),
+                "%s lists a catalog: %s", e[i].name, name);
+      if (strcmp(name, "orders") == 0) {
+        cr_assert_eq(th_num(t, "row_estimate"), 3948, "%s", e[i].name);
+        cr_assert(strstr(th_str(t, "comment"), "order") != NULL);
+      }
+      found++;
+    }
+    text = cJSON_PrintUnformatted(res);
+    cr_assert_eq(found, 6, "%s: %s", e[i].name, text);
+    free(text);
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+}
+
+Test(database, describe_table_hides_masked_columns) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    char *cfg, *text;
+    th_host *h = start_db(e[i].url, NULL, &cfg);
+    cJSON *args = cJSON_CreateObject(), *res;
+
+    cJSON_AddStringToObject(args, "table", "order_lines");
+    res = call(h, "describe_table", args);
+    cr_assert(!is_error(res), "%s", th_str(res, "result.content.0.text"));
+    cr_assert_str_eq(th_str(res, "result.structuredContent.primary_key.1"),
+                     "line_no");
+    cr_assert_eq(cJSON_GetArraySize(
+                     th_get(res, "result.structuredContent.foreign_keys")),
+                 2, "%s", e[i].name);
+    cr_assert_str_eq(th_str(res, "result.structuredContent.columns.0.name"),
+                     "order_id");
+    cr_assert(cJSON_IsFalse(
+        th_get(res, "result.structuredContent.columns.0.nullable")));
+    cJSON_Delete(res);
+
+    args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "table", "sales_reps");
+    res = call(h, "describe_table", args);
+    text = cJSON_PrintUnformatted(res);
+    cr_assert(strstr(text, "email") != NULL, "%s", text);
+    cr_assert(strstr(text, "crm_api_token") == NULL,
+              "%s: masked column shown: %s", e[i].name, text);
+    free(text);
+    cJSON_Delete(res);
+
+    args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "table", "no_such_table");
+    res = call(h, "describe_table", args);
+    cr_assert(is_error(res));
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+}
+
+/* ---- values ---- */
+
+Test(database, values_keep_their_json_types) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    char *cfg;
+    th_host *h = start_db(e[i].url, NULL, &cfg);
+    cJSON *res;
+    const cJSON *r;
+
+    if (e[i].kind == SQLITE)
+      res = query(h,
+                  "SELECT 42, 9007199254740993, 1.5, 'text', NULL, "
+                  "x'00ff10', shipped_at, ? FROM orders WHERE order_id = "
+                  "(SELECT min(order_id) FROM orders WHERE shipped_at IS "
+                  "NOT NULL)",
+                  "[\"p\"]");
+    else
+      res = query(h,
+                  "SELECT 42, 9007199254740993::bigint, 1.5::float8, "
+                  "'text'::text, NULL, '\\x00ff10'::bytea, shipped_at, $1, "
+                  "12.50::numeric, true, '{\"a\":[1,2]}'::jsonb, "
+                  "ARRAY[1,NULL,3], ARRAY[['a','b'],['c','d']], "
+                  "'2024-01-02 03:04:05+00'::timestamptz, "
+                  "'2024-03-04'::date FROM orders WHERE order_id = (SELECT "
+                  "min(order_id) FROM orders WHERE shipped_at IS NOT NULL)",
+                  "[\"p\"]");
+    r = cJSON_GetArrayItem(ok_rows(res), 0);
+    cr_assert_eq(cJSON_GetArrayItem(r, 0)->valuedouble, 42);
+    cr_assert_str_eq(cJSON_GetArrayItem(r, 1)->valuestring, "9007199254740993");
+    cr_assert_eq(cJSON_GetArrayItem(r, 2)->valuedouble, 1.5);
+    cr_assert_str_eq(cJSON_GetArrayItem(r, 3)->valuestring, "text");
+    cr_assert(cJSON_IsNull(cJSON_GetArrayItem(r, 4)));
+    cr_assert_str_eq(cJSON_GetArrayItem(r, 5)->valuestring, "AP8Q");
+    cr_assert(strchr(cJSON_GetArrayItem(r, 6)->valuestring, 'T') != NULL,
+              "timestamp not ISO 8601: %s",
+              cJSON_GetArrayItem(r, 6)->valuestring);
+    cr_assert_str_eq(cJSON_GetArrayItem(r, 7)->valuestring, "p");
+    if (e[i].kind == PG) {
+      char *j = cJSON_PrintUnformatted(r);
+      cr_assert_str_eq(cJSON_GetArrayItem(r, 8)->valuestring, "12.50");
+      cr_assert(cJSON_IsTrue(cJSON_GetArrayItem(r, 9)));
+      cr_assert(strstr(j, "{\"a\":[1,2]}") != NULL, "%s", j);
+      cr_assert(strstr(j, "[1,null,3]") != NULL, "%s", j);
+      cr_assert(strstr(j, "[[\"a\",\"b\"],[\"c\",\"d\"]]") != NULL, "%s", j);
+      cr_assert_str_eq(cJSON_GetArrayItem(r, 13)->valuestring,
+                       "2024-01-02T03:04:05+00:00");
+      cr_assert_str_eq(cJSON_GetArrayItem(r, 14)->valuestring, "2024-03-04");
+      cr_assert_str_eq(th_str(res, "result.structuredContent.columns.8.type"),
+                       "numeric");
+      free(j);
+    }
+    cr_assert_not_null(th_str(res, "result.content.0.text"));
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+}
+
+/* ---- pagination and limits ---- */
+
+static cJSON *page(th_host *h, const char *sql, const char *params, int limit,
+                   const char *cursor) {
+  cJSON *args = sql_args(sql, params);
+
+  cJSON_AddNumberToObject(args, "limit", limit);
+  if (cursor != NULL)
+    cJSON_AddStringToObject(args, "cursor", cursor);
+  return call(h, "query", args);
+}
+
+Test(database, pagination_with_signed_cursors) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    const char *sql = e[i].kind == PG
+                          ? "SELECT order_id FROM orders WHERE order_id > $1 "
+                            "ORDER BY order_id"
+                          : "SELECT order_id FROM orders WHERE order_id > ? "
+                            "ORDER BY order_id";
+    char *cfg, *cursor = NULL, *first_cursor = NULL, bad[128];
+    th_host *h = start_db(e[i].url, NULL, &cfg), *other;
+    double last = 0;
+    int total = 0, pages = 0;
+    cJSON *res;
+
+    do {
+      const cJSON *r;
+      res = page(h, sql, "[0]", 1000, cursor);
+      cJSON_ArrayForEach(r, ok_rows(res)) {
+        cr_assert_gt(cJSON_GetArrayItem(r, 0)->valuedouble, last);
+        last = cJSON_GetArrayItem(r, 0)->valuedouble;
+        total++;
+      }
+      pages++;
+      free(cursor);
+      cursor = NULL;
+      if (th_str(res, "result.structuredContent.next_cursor") != NULL) {
+        cr_assert(
+            cJSON_IsTrue(th_get(res, "result.structuredContent.truncated")));
+        cursor = strdup(th_str(res, "result.structuredContent.next_cursor"));
+        if (first_cursor == NULL)
+          first_cursor = strdup(cursor);
+      }
+      cJSON_Delete(res);
+    } while (cursor != NULL);
+    cr_assert_eq(total, 3948, "%s: %d rows in %d pages", e[i].name, total,
+                 pages);
+    cr_assert_eq(pages, 4);
+
+    /* Tampered, moved to other parameters or another statement: refused. */
+    snprintf(bad, sizeof(bad), "%s", first_cursor);
+    bad[5] = bad[5] == 'A' ? 'B' : 'A';
+    res = page(h, sql, "[0]", 1000, bad);
+    cr_assert(is_error(res), "tampered cursor accepted");
+    cr_assert(strstr(th_str(res, "result.content.0.text"), "cursor") != NULL);
+    cJSON_Delete(res);
+    res = page(h, sql, "[10]", 1000, first_cursor);
+    cr_assert(is_error(res), "cursor accepted for other params");
+    cJSON_Delete(res);
+    res =
+        page(h, "SELECT customer_id FROM customers", NULL, 1000, first_cursor);
+    cr_assert(is_error(res), "cursor accepted for another statement");
+    cJSON_Delete(res);
+    res = page(h, sql, "[0]", 1000, "'; DROP TABLE orders; --");
+    cr_assert(is_error(res));
+    cJSON_Delete(res);
+
+    /* Another instance has another key: a foreign cursor. */
+    other = start_db(e[i].url, NULL, &cursor);
+    res = page(other, sql, "[0]", 1000, first_cursor);
+    cr_assert(is_error(res), "foreign cursor accepted");
+    cJSON_Delete(res);
+    stop_db(other, cursor);
+    free(first_cursor);
+    stop_db(h, cfg);
+  }
+}
+
+Test(database, limits_are_clamped_and_huge_results_stop) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    char *cfg;
+    th_host *h = start_db(e[i].url, NULL, &cfg);
+    long long t0;
+    cJSON *res;
+
+    /* 3948 x 9843 rows: stopped at the limit, quickly. */
+    t0 = now_ms();
+    res = page(h, "SELECT a.order_id, b.line_no FROM orders a, order_lines b",
+               NULL, 20000, NULL);
+    cr_assert_eq(th_num(res, "result.structuredContent.row_count"), 10000);
+    cr_assert(cJSON_IsTrue(th_get(res, "result.structuredContent.truncated")));
+    cr_assert_not_null(th_str(res, "result.structuredContent.next_cursor"));
+    cr_assert_lt(now_ms() - t0, 5000);
+    cJSON_Delete(res);
+
+    res = query(h, "SELECT order_id FROM orders", NULL);
+    cr_assert_eq(th_num(res, "result.structuredContent.row_count"), 100,
+                 "default limit");
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+}
+
+Test(database, timeouts_stop_long_queries) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    char *cfg;
+    th_host *h = start_db(e[i].url, NULL, &cfg);
+    cJSON *args, *res;
+    long long t0 = now_ms();
+
+    args = sql_args(e[i].kind == PG
+                        ? "SELECT pg_sleep(10)"
+                        : "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT "
+                          "x + 1 FROM c) SELECT count(*) FROM c",
+                    NULL);
+    cJSON_AddNumberToObject(args, "timeout_ms", 300);
+    res = call(h, "query", args);
+    cr_assert(is_error(res));
+    cr_assert(strstr(th_str(res, "result.content.0.text"), "timed out") != NULL,
+              "%s", th_str(res, "result.content.0.text"));
+    cr_assert_lt(now_ms() - t0, 3000, "%s: timeout took %lld ms", e[i].name,
+                 now_ms() - t0);
+    cJSON_Delete(res);
+    /* The connection is fine afterwards. */
+    res = query(h, "SELECT 1", NULL);
+    ok_rows(res);
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+}
+
+Test(database, client_cancellation_stops_the_statement) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    char *cfg, params[512];
+    th_host *h = start_db(e[i].url, "\"pool_size\":1", &cfg);
+    cJSON *res = NULL;
+    long long t0;
+
+    snprintf(params, sizeof(params),
+             "{\"name\":\"db_query\",\"arguments\":{\"sql\":\"%s\","
+             "\"timeout_ms\":30000}}",
+             e[i].kind == PG ? "SELECT pg_sleep(25)"
+                             : "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                               "SELECT x + 1 FROM c) SELECT count(*) FROM c");
+    th_request_async(h, "77", "tools/call", params);
+    usleep(500 * 1000);
+    th_send(h, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\","
+               "\"params\":{\"requestId\":77,\"reason\":\"test\"}}");
+    /* With one connection, the next query runs only once the cancelled
+     * statement let go of it. */
+    t0 = now_ms();
+    res = query(h,
+                e[i].kind == PG
+                    ? "SELECT count(*) FROM pg_stat_activity WHERE query = "
+                      "'SELECT pg_sleep(25)' AND state = 'active'"
+                    : "SELECT 0",
+                NULL);
+    cr_assert_eq(
+        cJSON_GetArrayItem(cJSON_GetArrayItem(ok_rows(res), 0), 0)->valuedouble,
+        0, "%s: the cancelled statement still runs", e[i].name);
+    cr_assert_lt(now_ms() - t0, 5000, "%s: cancel took %lld ms", e[i].name,
+                 now_ms() - t0);
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+}
+
+/* ---- the hostile corpus ---- */
+
+typedef struct hostile {
+  int engines;
+  const char *sql;
+  const char *params; /* JSON text or NULL. */
+} hostile;
+
+static const hostile corpus[] = {
+    {BOTH, "SELECT 1; DROP TABLE orders", NULL},
+    {BOTH, "SELECT 1; SELECT 2", NULL},
+    {BOTH, "SELECT 1 /* ; */ ; DELETE FROM orders", NULL},
+    {SQLITE, "SELECT ';'; DELETE FROM orders", NULL},
+    {PG, "SELECT $$;$$; DELETE FROM orders", NULL},
+    {BOTH, "INSERT INTO regions VALUES (9, 'XX', 'Evil')", NULL},
+    {BOTH, "UPDATE orders SET total = 0 WHERE order_id = 1", NULL},
+    {BOTH, "DELETE FROM order_lines", NULL},
+    {BOTH, "/* hi */ DELETE FROM orders WHERE order_id = 1", NULL},
+    {BOTH, "-- hi\nDROP TABLE orders", NULL},
+    {BOTH, "DROP TABLE orders", NULL},
+    {BOTH, "CREATE TABLE evil (x INTEGER)", NULL},
+    {BOTH, "CREATE TEMP TABLE evil AS SELECT 1", NULL},
+    {BOTH, "ALTER TABLE orders ADD COLUMN evil INTEGER", NULL},
+    {BOTH, "TRUNCATE orders", NULL},
+    {BOTH, "WITH x AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM x",
+     NULL},
+    {BOTH,
+     "WITH x AS (UPDATE orders SET total = 0 RETURNING 1) SELECT * "
+     "FROM x",
+     NULL},
+    {BOTH,
+     "WITH x AS (INSERT INTO regions VALUES (9, 'X', 'Y') RETURNING 1) "
+     "SELECT * FROM x",
+     NULL},
+    {BOTH, "SELECT * INTO evil FROM orders", NULL},
+    {BOTH, "COPY orders TO STDOUT", NULL},
+    {BOTH, "COPY orders FROM '/etc/passwd'", NULL},
+    {BOTH, "ATTACH DATABASE '/tmp/ph-evil.db' AS evil", NULL},
+    {BOTH, "DETACH DATABASE main", NULL},
+    {BOTH, "PRAGMA writable_schema = 1", NULL},
+    {SQLITE, "PRAGMA journal_mode = DELETE", NULL},
+    {SQLITE, "PRAGMA user_version = 7", NULL},
+    {SQLITE, "PRAGMA writable_schema", NULL},
+    {SQLITE, "SELECT * FROM pragma_table_info('sales_reps')", NULL},
+    {BOTH, "SELECT load_extension('/tmp/ph-evil.so')", NULL},
+    {BOTH, "SELECT pg_terminate_backend(pg_backend_pid())", NULL},
+    {BOTH, "SELECT pg_catalog.pg_cancel_backend(1)", NULL},
+    {BOTH, "SELECT \"pg_terminate_backend\"(1)", NULL},
+    {PG, "SELECT U&\"pg_terminate_backend\"(1)", NULL},
+    {BOTH, "SELECT lo_export(12345, '/tmp/ph-evil')", NULL},
+    {BOTH, "SELECT lo_import('/etc/passwd')", NULL},
+    {BOTH, "SELECT set_config('statement_timeout', '0', false)", NULL},
+    {BOTH, "SELECT set_config('default_transaction_read_only', 'off', false)",
+     NULL},
+    {BOTH, "SELECT pg_read_file('/etc/passwd')", NULL},
+    {BOTH,
+     "SELECT query_to_xml('DELETE FROM orders RETURNING 1', true, "
+     "true, '')",
+     NULL},
+    {BOTH,
+     "SELECT * FROM dblink('dbname=x', 'DELETE FROM orders') AS t(x "
+     "int)",
+     NULL},
+    {BOTH, "SELECT pg_advisory_lock(1)", NULL},
+    {BOTH, "SELECT nextval('evil_seq')", NULL},
+    {BOTH, "BEGIN", NULL},
+    {BOTH, "COMMIT", NULL},
+    {BOTH, "SAVEPOINT a", NULL},
+    {BOTH, "VACUUM", NULL},
+    {BOTH, "ANALYZE orders", NULL},
+    {BOTH, "REINDEX orders", NULL},
+    {BOTH, "GRANT ALL ON orders TO public", NULL},
+    {BOTH, "SET statement_timeout = 0", NULL},
+    {BOTH, "RESET ALL", NULL},
+    {BOTH, "DO $$ BEGIN DELETE FROM orders; END $$", NULL},
+    {BOTH, "CALL evil()", NULL},
+    {BOTH, "EXPLAIN ANALYZE DELETE FROM orders", NULL},
+    {BOTH, "LISTEN evil", NULL},
+    {BOTH, "NOTIFY evil", NULL},
+    {BOTH, "LOCK TABLE orders", NULL},
+    {BOTH, "PREPARE p AS DELETE FROM orders", NULL},
+    {BOTH, "EXECUTE p", NULL},
+    {SQLITE, "REPLACE INTO regions VALUES (1, 'XX', 'Evil')", NULL},
+    {BOTH,
+     "MERGE INTO regions r USING regions s ON r.region_id = "
+     "s.region_id WHEN MATCHED THEN DELETE",
+     NULL},
+    {BOTH, "SELECT crm_api_token FROM sales_reps", NULL},
+    {BOTH, "SELECT * FROM sales_reps", NULL},
+    {BOTH, "SELECT t FROM (SELECT crm_api_token AS t FROM sales_reps) x", NULL},
+    {BOTH, "SELECT rep_id FROM sales_reps WHERE crm_api_token LIKE 'a%'", NULL},
+    {PG, "SELECT row_to_json(r) FROM sales_reps r", NULL},
+    {PG, "SELECT most_common_vals FROM pg_stats", NULL},
+    {BOTH, "", NULL},
+    {BOTH, "   -- nothing\n", NULL},
+    {BOTH, "SELECT 'unterminated", NULL},
+    {SQLITE, "SELECT * FROM orders WHERE order_id = ?", "[1, 2]"},
+    {PG, "SELECT * FROM orders WHERE order_id = $1", "[1, 2]"},
+};
+
+Test(database, hostile_corpus_is_refused_and_changes_nothing, .timeout = 300) {
+  engine e[2];
+  int n = engines(e), i, checked = 0;
+  size_t k;
+
+  cr_assert_geq(sizeof(corpus) / sizeof(corpus[0]), 40);
+  for (i = 0; i < n; i++) {
+    char *cfg, *before, *after;
+    th_host *h = start_db(e[i].url, NULL, &cfg);
+
+    before = fingerprint(h, e[i].kind);
+    for (k = 0; k < sizeof(corpus) / sizeof(corpus[0]); k++) {
+      cJSON *res;
+      const char *text;
+
+      if (!(corpus[k].engines & e[i].kind))
+        continue;
+      res = query(h, corpus[k].sql, corpus[k].params);
+      text = th_str(res, "result.content.0.text");
+      cr_assert(is_error(res), "%s accepted: %s -> %s", e[i].name,
+                corpus[k].sql, text);
+      cr_assert(text != NULL && strlen(text) > 5, "%s: no message for %s",
+                e[i].name, corpus[k].sql);
+      cJSON_Delete(res);
+      after = fingerprint(h, e[i].kind);
+      cr_assert_str_eq(after, before, "%s: '%s' changed the database",
+                       e[i].name, corpus[k].sql);
+      free(after);
+      checked++;
+    }
+    free(before);
+    stop_db(h, cfg);
+  }
+  cr_assert_geq(checked, 40);
+}
+
+Test(database, injection_through_parameters_is_inert) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    static const char *payloads =
+        "[\"x'; DROP TABLE orders; --\", \"1 OR 1=1\", "
+        "\"delivered' OR '1'='1\"]";
+    const char *sql = e[i].kind == PG
+                          ? "SELECT count(*) FROM orders WHERE status = $1 "
+                            "OR status = $2 OR status = $3"
+                          : "SELECT count(*) FROM orders WHERE status = ? "
+                            "OR status = ? OR status = ?";
+    char *cfg, *before, *after;
+    th_host *h = start_db(e[i].url, NULL, &cfg);
+    cJSON *res;
+
+    before = fingerprint(h, e[i].kind);
+    res = query(h, sql, payloads);
+    cr_assert_eq(
+        cJSON_GetArrayItem(cJSON_GetArrayItem(ok_rows(res), 0), 0)->valuedouble,
+        0);
+    cJSON_Delete(res);
+    after = fingerprint(h, e[i].kind);
+    cr_assert_str_eq(after, before);
+    free(before);
+    free(after);
+    stop_db(h, cfg);
+  }
+}
+
+/* ---- operator config: hidden tables ---- */
+
+Test(database, hidden_tables_never_appear) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    char *cfg, *text;
+    th_host *h = start_db(e[i].url, "\"hidden_tables\":[\"customers\"]", &cfg);
+    cJSON *res, *args;
+
+    res = call(h, "list_tables", cJSON_CreateObject());
+    text = cJSON_PrintUnformatted(th_get(res, "result.structuredContent"));
+    cr_assert(strstr(text, "\"customers\"") == NULL, "%s", text);
+    free(text);
+    cJSON_Delete(res);
+
+    args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "table", "customers");
+    res = call(h, "describe_table", args);
+    cr_assert(is_error(res));
+    cJSON_Delete(res);
+
+    res = query(h, "SELECT count(*) FROM customers", NULL);
+    cr_assert(is_error(res), "%s: hidden table counted", e[i].name);
+    cJSON_Delete(res);
+    res = query(h,
+                "SELECT o.order_id FROM orders o JOIN \"customers\" c ON "
+                "c.customer_id = o.customer_id",
+                NULL);
+    cr_assert(is_error(res));
+    cJSON_Delete(res);
+
+    res = th_request(h, "resources/read", "{\"uri\":\"db://schema\"}", WAIT_MS);
+    text = cJSON_PrintUnformatted(res);
+    cr_assert_not_null(th_str(res, "result.contents.0.text"), "%s", text);
+    cr_assert(strstr(th_str(res, "result.contents.0.text"),
+                     "\"name\":\"customers\"") == NULL);
+    cr_assert(strstr(text, "crm_api_token") == NULL);
+    free(text);
+    cJSON_Delete(res);
+
+    res = th_request(h, "resources/read", "{\"uri\":\"db://tables/customers\"}",
+                     WAIT_MS);
+    cr_assert_not_null(th_get(res, "error"), "hidden table read");
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+}
+
+Test(database, table_resource_has_schema_and_sample_rows) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    char *cfg;
+    th_host *h = start_db(e[i].url, NULL, &cfg);
+    cJSON *res, *doc;
+
+    res = th_request(h, "resources/read",
+                     "{\"uri\":\"db://tables/sales_reps\"}", WAIT_MS);
+    cr_assert_not_null(th_str(res, "result.contents.0.text"), "%s",
+                       cJSON_PrintUnformatted(res));
+    doc = cJSON_Parse(th_str(res, "result.contents.0.text"));
+    cr_assert_eq(cJSON_GetArraySize(th_get(doc, "sample.rows")), 10);
+    cr_assert(strstr(th_str(res, "result.contents.0.text"), "crm_api_token") ==
+              NULL);
+    cr_assert_str_eq(th_str(doc, "primary_key.0"), "rep_id");
+    cJSON_Delete(doc);
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+}
+
+Test(database, explain_shows_a_plan_and_refuses_writes) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    char *cfg, *text;
+    th_host *h = start_db(e[i].url, NULL, &cfg);
+    cJSON *res;
+
+    res = call(h, "explain",
+               sql_args(e[i].kind == PG
+                            ? "SELECT * FROM orders WHERE customer_id = $1"
+                            : "SELECT * FROM orders WHERE customer_id = ?",
+                        "[7]"));
+    cr_assert(!is_error(res), "%s", th_str(res, "result.content.0.text"));
+    text = cJSON_PrintUnformatted(th_get(res, "result.structuredContent"));
+    cr_assert(strstr(text, "orders") != NULL, "%s", text);
+    free(text);
+    cJSON_Delete(res);
+    res = call(h, "explain", sql_args("DELETE FROM orders", NULL));
+    cr_assert(is_error(res));
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+}
+
+/* ---- writes ---- */
+
+/* A private SQLite database from the seed, or a scratch table in the
+ * PostgreSQL database (made with psql: the plugin never runs DDL). */
+static void scratch(const engine *e, char *url, size_t size, char *table,
+                    size_t tsize) {
+  char cmd[1024];
+
+  if (e->kind == SQLITE) {
+    char dir[] = "/tmp/ph-dbtest-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(url, size, "sqlite:%s/sales.db\",\"seed\":\"etc/data/sales.sql",
+             dir);
+    snprintf(table, tsize, "regions");
+    return;
+  }
+  snprintf(table, tsize, "ph_test_notes_%ld", (long)getpid());
+  snprintf(cmd, sizeof(cmd),
+           "psql '%s' -X -q -v ON_ERROR_STOP=1 -c 'DROP TABLE IF EXISTS %s; "
+           "CREATE TABLE %s (region_id integer PRIMARY KEY, code text, name "
+           "text)' >/dev/null 2>&1",
+           e->url, table, table);
+  cr_assert_eq(system(cmd), 0, "psql failed: %s", cmd);
+  snprintf(url, size, "%s", e->url);
+}
+
+static void drop_scratch(const engine *e, const char *url, const char *table) {
+  char cmd[1024];
+
+  if (e->kind != PG) {
+    /* url is "sqlite:/tmp/ph-dbtest-XXXXXX/sales.db...". */
+    snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'",
+             (int)(strstr(url, "/sales.db") - (url + 7)), url + 7);
+    if (system(cmd) != 0)
+      cr_log_warn("could not remove %s", url);
+    return;
+  }
+  snprintf(cmd, sizeof(cmd),
+           "psql '%s' -X -q -c 'DROP TABLE IF EXISTS %s' >/dev/null 2>&1",
+           e->url, table);
+  if (system(cmd) != 0)
+    cr_log_warn("could not drop %s", table);
+}
+
+Test(database, execute_writes_only_when_enabled) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    const char *p1 = e[i].kind == PG ? "$1" : "?";
+    const char *p2 = e[i].kind == PG ? "$2" : "?";
+    const char *p3 = e[i].kind == PG ? "$3" : "?";
+    char url[600], table[64], sql[256], *cfg;
+    th_host *h;
+    cJSON *res;
+
+    scratch(&e[i], url, sizeof(url), table, sizeof(table));
+    /* Disabled by default. */
+    h = start_db(url, NULL, &cfg);
+    snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (%s, %s, %s)", table, p1,
+             p2, p3);
+    res = call(h, "execute", sql_args(sql, "[10, \"T1\", \"Test one\"]"));
+    cr_assert(is_error(res));
+    cr_assert(strstr(th_str(res, "result.content.0.text"), "allow_writes"));
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+
+    h = start_db(url, "\"allow_writes\":true,\"max_affected_rows\":2", &cfg);
+    res = call(h, "execute", sql_args(sql, "[10, \"T1\", \"Test one\"]"));
+    cr_assert(!is_error(res), "%s", th_str(res, "result.content.0.text"));
+    cr_assert_eq(th_num(res, "result.structuredContent.affected_rows"), 1);
+    cJSON_Delete(res);
+    res = call(h, "execute", sql_args(sql, "[11, \"T2\", \"Test two\"]"));
+    cJSON_Delete(res);
+    res = call(h, "execute", sql_args(sql, "[12, \"T3\", \"Test three\"]"));
+    cJSON_Delete(res);
+
+    /* Past max_affected_rows: rolled back. */
+    snprintf(sql, sizeof(sql),
+             "UPDATE %s SET name = 'x' WHERE region_id >= "
+             "10",
+             table);
+    res = call(h, "execute", sql_args(sql, NULL));
+    cr_assert(is_error(res), "3 rows changed past a limit of 2");
+    cJSON_Delete(res);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE name = 'x'",
+             table);
+    res = query(h, sql, NULL);
+    cr_assert_eq(
+        cJSON_GetArrayItem(cJSON_GetArrayItem(ok_rows(res), 0), 0)->valuedouble,
+        0, "the refused update was not rolled back");
+    cJSON_Delete(res);
+
+    /* No DELETE without WHERE, no DDL, one statement, no reads here. */
+    snprintf(sql, sizeof(sql), "DELETE FROM %s", table);
+    res = call(h, "execute", sql_args(sql, NULL));
+    cr_assert(is_error(res));
+    cJSON_Delete(res);
+    res = call(h, "execute", sql_args("DROP TABLE orders", NULL));
+    cr_assert(is_error(res));
+    cJSON_Delete(res);
+    snprintf(sql, sizeof(sql),
+             "DELETE FROM %s WHERE region_id = 10; DROP TABLE orders", table);
+    res = call(h, "execute", sql_args(sql, NULL));
+    cr_assert(is_error(res));
+    cJSON_Delete(res);
+    res = call(h, "execute",
+               sql_args("UPDATE sales_reps SET crm_api_token = 'x' WHERE "
+                        "rep_id = 1",
+                        NULL));
+    cr_assert(is_error(res), "masked column written");
+    cJSON_Delete(res);
+
+    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE region_id = %s", table,
+             p1);
+    res = call(h, "execute", sql_args(sql, "[12]"));
+    cr_assert_eq(th_num(res, "result.structuredContent.affected_rows"), 1);
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+    drop_scratch(&e[i], url, table);
+  }
+}
+
+/* ---- connections ---- */
+
+Test(database, concurrent_queries_share_the_pool) {
+  engine e[2];
+  int n = engines(e), i, k;
+
+  for (i = 0; i < n; i++) {
+    char *cfg, id[16], params[256];
+    th_host *h = start_db(e[i].url, "\"pool_size\":3", &cfg);
+
+    for (k = 0; k < 24; k++) {
+      snprintf(id, sizeof(id), "%d", 500 + k);
+      snprintf(params, sizeof(params),
+               "{\"name\":\"db_query\",\"arguments\":{\"sql\":\"SELECT "
+               "count(*) FROM order_lines WHERE order_id %% 24 = %d\"}}",
+               k);
+      th_request_async(h, id, "tools/call", params);
+    }
+    for (k = 0; k < 24; k++) {
+      cJSON *res;
+      snprintf(id, sizeof(id), "%d", 500 + k);
+      res = th_response(h, id, WAIT_MS);
+      cr_assert_not_null(res, "%s: no answer to %s", e[i].name, id);
+      cr_assert_gt(cJSON_GetArrayItem(cJSON_GetArrayItem(ok_rows(res), 0), 0)
+                       ->valuedouble,
+                   0);
+      cJSON_Delete(res);
+    }
+    stop_db(h, cfg);
+  }
+}
+
+/* Runs a shell command and returns its first line of output. */
+static void shell(const char *cmd, char *out, size_t size) {
+  FILE *f = popen(cmd, "r");
+
+  cr_assert_not_null(f);
+  out[0] = '\0';
+  while (fgets(out, (int)size, f) != NULL && out[0] == '\0')
+    ;
+  pclose(f);
+  out[strcspn(out, "\n")] = '\0';
+}
+
+Test(database, postgres_restart_and_lazy_connect, .timeout = 180) {
+  engine e[2];
+  char dir[256], url[512], cmd[2048], *cfg, *vars;
+  int port;
+  th_host *h;
+  cJSON *res;
+
+  if (engines(e) < 2)
+    return;
+  /* A private cluster: restarting the shared one would disturb the other
+   * tests running at the same time. */
+  shell("cd " PH_SOURCE_DIR " && PH_PG_NO_SEED=1 scripts/pg-start.sh "
+        "2>/dev/null | tr '\\n' ' '",
+        cmd, sizeof(cmd));
+  vars = cmd;
+  cr_assert(sscanf(strstr(vars, "PH_TEST_PG_URL='") + 16, "%511[^']", url) == 1,
+            "pg-start.sh printed: %s", cmd);
+  cr_assert(sscanf(strstr(vars, "PH_PG_DIR='") + 11, "%255[^']", dir) == 1);
+  cr_assert(sscanf(strrchr(url, ':') + 1, "%d", &port) == 1);
+
+  h = start_db(url, NULL, &cfg);
+  res = query(h, "SELECT 1", NULL);
+  ok_rows(res);
+  cJSON_Delete(res);
+
+  /* Stop: a clear error, and the host keeps serving. */
+  snprintf(cmd, sizeof(cmd),
+           "bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); "
+           "run=; [ \"$(id -u)\" -eq 0 ] && run='runuser -u postgres --'; "
+           "$run $bin/pg_ctl -D '%s/data' -m fast -w stop >/dev/null 2>&1",
+           dir);
+  cr_assert_eq(system(cmd), 0);
+  res = query(h, "SELECT 1", NULL);
+  cr_assert(is_error(res));
+  cr_assert(strstr(th_str(res, "result.content.0.text"), "PostgreSQL") != NULL);
+  cJSON_Delete(res);
+
+  /* Back up on the same port: reconnected. */
+  snprintf(cmd, sizeof(cmd),
+           "bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); "
+           "run=; [ \"$(id -u)\" -eq 0 ] && run='runuser -u postgres --'; "
+           "$run $bin/pg_ctl -D '%s/data' -l '%s/server.log' -w -o "
+           "'-c listen_addresses=127.0.0.1 -p %d -k %s' start >/dev/null",
+           dir, dir, port, dir);
+  cr_assert_eq(system(cmd), 0, "restart failed: %s", cmd);
+  res = query(h, "SELECT 2", NULL);
+  ok_rows(res);
+  cJSON_Delete(res);
+
+  /* A restart under an open pool: the next query still works. */
+  snprintf(cmd, sizeof(cmd),
+           "bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); "
+           "run=; [ \"$(id -u)\" -eq 0 ] && run='runuser -u postgres --'; "
+           "$run $bin/pg_ctl -D '%s/data' -m fast -w restart >/dev/null "
+           "2>&1",
+           dir);
+  cr_assert_eq(system(cmd), 0);
+  res = query(h, "SELECT 3", NULL);
+  ok_rows(res);
+  cJSON_Delete(res);
+  stop_db(h, cfg);
+
+  snprintf(cmd, sizeof(cmd), PH_SOURCE_DIR "/scripts/pg-stop.sh '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
