@@ -161,11 +161,13 @@ int ph__glob_match(const char *pat, const char *s) {
   return *pat == '\0';
 }
 
-static const char *const top_keys[] = {
-    "plugin_dir", "cache_dir",       "listen",           "separator",
-    "log_level",  "page_size",       "watch_plugin_dir", "hmac_key",
-    "limits",     "allowed_origins", "allowed_hosts",    "departments",
-    NULL};
+static const char *const top_keys[] = {"plugin_dir",       "cache_dir",
+                                       "listen",           "separator",
+                                       "log_level",        "page_size",
+                                       "watch_plugin_dir", "hmac_key",
+                                       "limits",           "allowed_origins",
+                                       "allowed_hosts",    "departments",
+                                       "stdio_scopes",     NULL};
 static const char *const limit_keys[] = {
     "max_message_bytes",   "max_json_depth",   "call_timeout_ms",
     "workers_per_plugin",  "queue_per_plugin", "max_inflight_per_session",
@@ -341,6 +343,10 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
       get_strings(root, "allowed_hosts", NULL, path, err, &failed);
   if (failed)
     goto fail;
+  cfg->stdio_scopes =
+      get_strings(root, "stdio_scopes", NULL, path, err, &failed);
+  if (failed)
+    goto fail;
   if (parse_limits(cJSON_GetObjectItemCaseSensitive(root, "limits"),
                    &cfg->limits, path, err) != 0)
     goto fail;
@@ -449,6 +455,7 @@ void ph__config_free(ph__config *cfg) {
   free(cfg->departments);
   free_strings(cfg->allowed_origins);
   free_strings(cfg->allowed_hosts);
+  free_strings(cfg->stdio_scopes);
   free(cfg->path);
   free(cfg->plugin_dir);
   free(cfg->cache_dir);

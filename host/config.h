@@ -52,6 +52,7 @@ typedef struct ph__config {
   char *hmac_key;       /* Signs cursors and request state; random if unset. */
   char **allowed_origins; /* Browser origins for CORS; NULL-terminated. */
   char **allowed_hosts;   /* Extra Host header values; NULL-terminated. */
+  char **stdio_scopes;    /* Scopes the local stdio client holds. */
   ph__limits limits;
   ph__department_cfg *departments;
   size_t ndepartments;

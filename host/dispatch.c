@@ -833,6 +833,20 @@ static const char *api_get_state(const ph_call *call) {
   return call ? root_of((ph_call *)call)->state_in : NULL;
 }
 
+static int api_configure_tool(ph_instance *self, const char *tool,
+                              const char *override_json) {
+  if (self == NULL || tool == NULL || override_json == NULL)
+    return PH_EINVAL;
+  return ph__instance_configure_tool(self, tool, override_json);
+}
+
+static int api_set_ready(ph_instance *self, int ready, const char *why) {
+  if (self == NULL)
+    return PH_EINVAL;
+  ph__instance_set_ready(self, ready, why);
+  return PH_OK;
+}
+
 const ph_host_api ph__host_api = {
     .size = sizeof(ph_host_api),
     .reply = api_reply,
@@ -849,4 +863,6 @@ const ph_host_api ph__host_api = {
     .client_request = api_client_request,
     .set_state = api_set_state,
     .get_state = api_get_state,
+    .configure_tool = api_configure_tool,
+    .set_ready = api_set_ready,
 };

@@ -732,6 +732,83 @@ int ph__instances_check_stuck(uint64_t now, uint64_t drain_ms) {
   return stuck;
 }
 
+int ph__instance_configure_tool(ph_instance *inst, const char *tool,
+                                const char *override_json) {
+  const cJSON *m;
+  cJSON *o;
+  size_t i;
+
+  if (!inst->initialising)
+    return PH_ENOTSUP;
+  for (i = 0; i < inst->plugin->ntools; i++)
+    if (strcmp(inst->plugin->tools[i].name, tool) == 0)
+      break;
+  if (i == inst->plugin->ntools)
+    return PH_EINVAL;
+  o = cJSON_Parse(override_json);
+  if (!cJSON_IsObject(o)) {
+    cJSON_Delete(o);
+    return PH_EINVAL;
+  }
+  cJSON_ArrayForEach(m, o) {
+    if (!((strcmp(m->string, "enabled") == 0 && cJSON_IsBool(m)) ||
+          ((strcmp(m->string, "description") == 0 ||
+            strcmp(m->string, "title") == 0) &&
+           cJSON_IsString(m)))) {
+      cJSON_Delete(o);
+      return PH_EINVAL;
+    }
+  }
+  if (inst->tool_overrides == NULL)
+    inst->tool_overrides = cJSON_CreateObject();
+  cJSON_DeleteItemFromObjectCaseSensitive(inst->tool_overrides, tool);
+  cJSON_AddItemToObject(inst->tool_overrides, tool, o);
+  return PH_OK;
+}
+
+const cJSON *ph__instance_tool_override(const ph_instance *inst,
+                                        const char *tool) {
+  return cJSON_GetObjectItemCaseSensitive(inst->tool_overrides, tool);
+}
+
+void ph__instance_set_ready(ph_instance *inst, int ready, const char *why) {
+  int was_not_ready;
+
+  uv_once(&live_once, init_live_lock);
+  uv_mutex_lock(&live_lock);
+  was_not_ready = atomic_exchange(&inst->not_ready, !ready);
+  free(inst->not_ready_why);
+  inst->not_ready_why = !ready && why ? strdup(why) : NULL;
+  uv_mutex_unlock(&live_lock);
+  if (was_not_ready == !ready)
+    return;
+  if (ready)
+    ph__info("instance %s is ready", inst->label);
+  else
+    ph__warn("instance %s is not ready: %s", inst->label,
+             why ? why : "no reason given");
+}
+
+char *ph__instances_not_ready(void) {
+  ph_instance *inst;
+  char *out = NULL, *grown;
+
+  uv_once(&live_once, init_live_lock);
+  uv_mutex_lock(&live_lock);
+  for (inst = live; inst != NULL; inst = inst->live_next) {
+    if (!atomic_load(&inst->not_ready) || inst->retired_at != 0)
+      continue;
+    if (asprintf(&grown, "%s%s%s: %s", out ? out : "", out ? "; " : "",
+                 inst->label,
+                 inst->not_ready_why ? inst->not_ready_why : "not ready") < 0)
+      break;
+    free(out);
+    out = grown;
+  }
+  uv_mutex_unlock(&live_lock);
+  return out;
+}
+
 int ph__instances_draining(void) {
   ph_instance *inst;
   int n = 0;
@@ -763,7 +840,9 @@ ph_instance *ph__instance_create(ph__plugin *p, const char *department,
                p->name) < 0)
     inst->label = NULL;
   if (p->init != NULL) {
+    inst->initialising = 1;
     rc = p->init(inst, &ph__host_api, inst->config_json, &inst->state);
+    inst->initialising = 0;
     if (rc != 0) {
       fail(err, "init of %s failed (returned %d)", inst->label, rc);
       goto fail;
@@ -793,6 +872,8 @@ void ph__instance_unref(ph_instance *inst) {
 
 void ph__instance_destroy(ph_instance *inst) {
   live_remove(inst);
+  cJSON_Delete(inst->tool_overrides);
+  free(inst->not_ready_why);
   /* The pool goes first: its threads may still be returning from handlers
    * that already replied. */
   ph__pool_destroy(inst->pool);

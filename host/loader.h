@@ -91,9 +91,13 @@ struct ph_instance {
   char *label; /* "department/prefix (plugin)" for log lines. */
   void *state;
   ph__pool *pool;
-  int initialised;     /* init succeeded: fini is owed. */
-  atomic_int stuck;    /* Retired but still busy past the drain deadline. */
-  uint64_t retired_at; /* Loop time it left the current generation, or 0. */
+  int initialised;       /* init succeeded: fini is owed. */
+  atomic_int stuck;      /* Retired but still busy past the drain deadline. */
+  cJSON *tool_overrides; /* configure_tool during init: name -> object. */
+  int initialising;      /* configure_tool is allowed. */
+  atomic_int not_ready;  /* set_ready(0): /ready fails. */
+  char *not_ready_why;   /* Guarded by the live list lock. */
+  uint64_t retired_at;   /* Loop time it left the current generation, or 0. */
   ph_instance *live_prev, *live_next; /* All instances not yet destroyed. */
 };
 
@@ -147,6 +151,21 @@ int ph__instances_check_stuck(uint64_t now, uint64_t drain_ms);
 
 /* Retired instances still draining (stuck ones included). */
 int ph__instances_draining(void);
+
+/* Stores a configure_tool override (init only). */
+int ph__instance_configure_tool(ph_instance *inst, const char *tool,
+                                const char *override_json);
+
+/* Records set_ready; logs transitions. */
+void ph__instance_set_ready(ph_instance *inst, int ready, const char *why);
+
+/* Instances that reported not ready, as a malloc'd text "label: why; ..."
+ * or NULL when all are ready. */
+char *ph__instances_not_ready(void);
+
+/* The override object for a tool of this instance, or NULL. */
+const cJSON *ph__instance_tool_override(const ph_instance *inst,
+                                        const char *tool);
 
 /* The host API table handed to plugins (defined in dispatch.c). */
 extern const ph_host_api ph__host_api;

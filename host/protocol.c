@@ -22,6 +22,7 @@
 #define META_CAPS "io.modelcontextprotocol/clientCapabilities"
 #define META_LOGLEVEL "io.modelcontextprotocol/logLevel"
 #define META_SERVERINFO "io.modelcontextprotocol/serverInfo"
+#define META_SUBSCRIPTION "io.modelcontextprotocol/subscriptionId"
 #define STATE_TTL_S 3600
 
 static const char *const legacy_versions[] = {"2025-11-25", "2025-06-18",
@@ -523,6 +524,8 @@ static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
   call->log_level = r->log_level;
   call->timeout_ms = timeout_ms == 0 || timeout_ms > cap ? cap : timeout_ms;
   call->on_answer = on_call_answer;
+  if (s->principal != NULL)
+    call->principal = strdup(s->principal);
   meta = cJSON_GetObjectItemCaseSensitive(r->params, "_meta");
   token = cJSON_GetObjectItemCaseSensitive(meta, "progressToken");
   if (cJSON_IsString(token) || cJSON_IsNumber(token))
@@ -564,6 +567,32 @@ static int take_round_state(request *r, ph_call *call) {
     return -1;
   }
   return 0;
+}
+
+/* A principal holds a scope when its "scope" claim (space-separated, as
+ * OAuth puts it) or "scopes" array names it. No principal holds none. */
+int ph__principal_has_scope(const char *principal, const char *scope) {
+  cJSON *p = principal ? cJSON_Parse(principal) : NULL;
+  const cJSON *sc, *item;
+  const char *s, *e;
+  size_t n = strlen(scope);
+  int found = 0;
+
+  sc = cJSON_GetObjectItemCaseSensitive(p, "scope");
+  for (s = cJSON_IsString(sc) ? sc->valuestring : ""; *s && !found; s = e) {
+    while (*s == ' ')
+      s++;
+    e = s;
+    while (*e != '\0' && *e != ' ')
+      e++;
+    found = (size_t)(e - s) == n && strncmp(s, scope, n) == 0;
+  }
+  cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(p, "scopes")) {
+    if (cJSON_IsString(item) && strcmp(item->valuestring, scope) == 0)
+      found = 1;
+  }
+  cJSON_Delete(p);
+  return found;
 }
 
 /* ---- Methods ---- */
@@ -610,9 +639,14 @@ static void m_initialize(request *r) {
 
 static void m_discover(request *r) {
   cJSON *res = cJSON_CreateObject(), *versions;
+  size_t i;
 
+  /* Dual era: the same list as an UnsupportedProtocolVersionError gives,
+   * which clients check against this one. */
   versions = cJSON_AddArrayToObject(res, "supportedVersions");
   cJSON_AddItemToArray(versions, cJSON_CreateString(PH__MODERN_VERSION));
+  for (i = 0; i < sizeof(legacy_versions) / sizeof(*legacy_versions); i++)
+    cJSON_AddItemToArray(versions, cJSON_CreateString(legacy_versions[i]));
   cJSON_AddItemToObject(res, "capabilities", capabilities(r->dept));
   cJSON_AddStringToObject(res, "instructions",
                           "Tools, resources and prompts of the plugins "
@@ -688,6 +722,15 @@ static void m_tools_call(request *r) {
   if (args != NULL && !cJSON_IsObject(args) && !cJSON_IsNull(args)) {
     answer_error(r, -32602, "Invalid params: arguments must be an object",
                  NULL);
+    return;
+  }
+  if (t->required_scope != NULL &&
+      !ph__principal_has_scope(r->s->principal, t->required_scope)) {
+    snprintf(msg, sizeof(msg),
+             "%s requires the scope \"%.100s\", which this client does not "
+             "hold",
+             it->name, t->required_scope);
+    answer_json(r, tool_error_result(msg), 0);
     return;
   }
   if (args == NULL || cJSON_IsNull(args))
@@ -923,6 +966,70 @@ static void m_unsubscribe(request *r) {
   answer_text(r, "{}", 0);
 }
 
+/* 2026-07-28: acknowledges at once and keeps the outlet open until the
+ * session closes; send_unsolicited() filters and tags what follows. */
+static void m_listen(request *r) {
+  static const struct {
+    const char *key;
+    int kind;
+  } flags[] = {{"toolsListChanged", PH__TOOL},
+               {"promptsListChanged", PH__PROMPT},
+               {"resourcesListChanged", PH__RESOURCE}};
+  const cJSON *want =
+      cJSON_GetObjectItemCaseSensitive(r->params, "notifications");
+  const cJSON *uris =
+      cJSON_GetObjectItemCaseSensitive(want, "resourceSubscriptions");
+  const cJSON *u;
+  ph__session *s = r->s;
+  cJSON *ack, *params, *meta, *got, *list = NULL;
+  char *text;
+  size_t i;
+
+  if ((want != NULL && !cJSON_IsObject(want)) ||
+      (uris != NULL && !cJSON_IsArray(uris))) {
+    answer_error(r, -32602,
+                 "Invalid params: notifications must be an object and "
+                 "resourceSubscriptions an array",
+                 NULL);
+    return;
+  }
+  if (s->listen_outlet != NULL) {
+    answer_error(r, -32600, "Invalid Request: already listening", NULL);
+    return;
+  }
+  ack = cJSON_CreateObject();
+  cJSON_AddStringToObject(ack, "jsonrpc", "2.0");
+  cJSON_AddStringToObject(ack, "method",
+                          "notifications/subscriptions/acknowledged");
+  params = cJSON_AddObjectToObject(ack, "params");
+  meta = cJSON_AddObjectToObject(params, "_meta");
+  cJSON_AddRawToObject(meta, META_SUBSCRIPTION, r->id_json);
+  got = cJSON_AddObjectToObject(params, "notifications");
+  s->listen_kinds = 0;
+  for (i = 0; i < sizeof(flags) / sizeof(*flags); i++) {
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(want, flags[i].key))) {
+      s->listen_kinds |= 1u << flags[i].kind;
+      cJSON_AddBoolToObject(got, flags[i].key, 1);
+    }
+  }
+  cJSON_ArrayForEach(u, uris) {
+    if (!cJSON_IsString(u) || s->nsubscriptions >= 1024)
+      continue;
+    if (list == NULL)
+      list = cJSON_AddArrayToObject(got, "resourceSubscriptions");
+    cJSON_AddItemToArray(list, cJSON_CreateString(u->valuestring));
+    s->subscriptions =
+        realloc(s->subscriptions, (s->nsubscriptions + 1) * sizeof(char *));
+    s->subscriptions[s->nsubscriptions++] = strdup(u->valuestring);
+  }
+  s->listen_outlet = r->o;
+  s->listen_id = strdup(r->id_json);
+  text = cJSON_PrintUnformatted(ack);
+  cJSON_Delete(ack);
+  ph__outlet_send(r->o, text, strlen(text));
+  free(text);
+}
+
 enum { LEGACY = 1, MODERN = 2, BOTH = 3 };
 
 static const struct method {
@@ -944,6 +1051,7 @@ static const struct method {
     {"prompts/get", m_prompts_get, BOTH},
     {"completion/complete", m_complete, BOTH},
     {"logging/setLevel", m_set_level, LEGACY},
+    {"subscriptions/listen", m_listen, MODERN},
 };
 
 static const struct method *find_method(const char *name) {
@@ -1069,7 +1177,8 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
   r.id = id;
   r.id_json = cJSON_PrintUnformatted(id);
   r.params = params;
-  r.modern = cJSON_GetObjectItemCaseSensitive(meta, META_VERSION) != NULL;
+  r.modern =
+      cJSON_GetObjectItemCaseSensitive(meta, META_VERSION) != NULL || s->modern;
   if (params != NULL && !cJSON_IsObject(params)) {
     answer_error(&r, -32602, "Invalid params: params must be an object", NULL);
     goto done;
@@ -1283,8 +1392,47 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
 
 /* ---- Notifications out ---- */
 
+/* A listening session gets only what it asked for, tagged with its
+ * subscription id (resources/updated is filtered by subscriptions). */
+static void send_to_listener(ph__session *s, const char *json) {
+  cJSON *msg = cJSON_Parse(json), *params, *meta;
+  const char *method = cJSON_GetStringValue(cJSON_GetObjectItem(msg, "method"));
+  unsigned need = 0;
+  char *text;
+
+  if (method == NULL) {
+    cJSON_Delete(msg);
+    return;
+  }
+  if (strcmp(method, "notifications/tools/list_changed") == 0)
+    need = 1u << PH__TOOL;
+  else if (strcmp(method, "notifications/prompts/list_changed") == 0)
+    need = 1u << PH__PROMPT;
+  else if (strcmp(method, "notifications/resources/list_changed") == 0)
+    need = 1u << PH__RESOURCE;
+  if (need != 0 && !(s->listen_kinds & need)) {
+    cJSON_Delete(msg);
+    return;
+  }
+  params = cJSON_GetObjectItem(msg, "params");
+  if (!cJSON_IsObject(params))
+    params = cJSON_AddObjectToObject(msg, "params");
+  meta = cJSON_GetObjectItem(params, "_meta");
+  if (!cJSON_IsObject(meta))
+    meta = cJSON_AddObjectToObject(params, "_meta");
+  cJSON_AddRawToObject(meta, META_SUBSCRIPTION, s->listen_id);
+  text = cJSON_PrintUnformatted(msg);
+  cJSON_Delete(msg);
+  ph__outlet_send(s->listen_outlet, text, strlen(text));
+  free(text);
+}
+
 static void send_unsolicited(ph__session *s, const char *json) {
-  if (s->notify != NULL && s->initialized && !s->closed)
+  if (s->closed)
+    return;
+  if (s->listen_outlet != NULL)
+    send_to_listener(s, json);
+  else if (s->notify != NULL && s->initialized)
     s->notify(s, json, strlen(json));
 }
 

@@ -33,6 +33,9 @@ void ph__protocol_reject(ph__outlet *o, int status, int code,
  * Returns NULL or a static reason. */
 const char *ph__json_precheck(const char *text, size_t len, int max_depth);
 
+/* Whether a principal (claims JSON or NULL) holds `scope`. */
+int ph__principal_has_scope(const char *principal, const char *scope);
+
 /* Whether a legacy version string is one we speak. */
 int ph__protocol_version_supported(const char *version);
 

@@ -137,19 +137,25 @@ static char *item_json(int kind, const ph__item *it) {
   switch (kind) {
   case PH__TOOL: {
     const ph__tool_def *t = it->def;
+    const cJSON *ov = ph__instance_tool_override(it->inst, t->name);
+    const char *title = t->title, *description = t->description;
     cJSON *ann;
 
+    if (cJSON_IsString(cJSON_GetObjectItem(ov, "title")))
+      title = cJSON_GetObjectItem(ov, "title")->valuestring;
+    if (cJSON_IsString(cJSON_GetObjectItem(ov, "description")))
+      description = cJSON_GetObjectItem(ov, "description")->valuestring;
     cJSON_AddStringToObject(o, "name", it->name);
-    add_optional(o, "title", t->title);
-    add_optional(o, "description", t->description);
+    add_optional(o, "title", title);
+    add_optional(o, "description", description);
     cJSON_AddItemToObject(o, "inputSchema",
                           cJSON_Duplicate(t->input_schema, 1));
     if (t->output_schema != NULL)
       cJSON_AddItemToObject(o, "outputSchema",
                             cJSON_Duplicate(t->output_schema, 1));
     ann = cJSON_CreateObject();
-    if (t->title != NULL)
-      cJSON_AddStringToObject(ann, "title", t->title);
+    if (title != NULL)
+      cJSON_AddStringToObject(ann, "title", title);
     add_hint(ann, "readOnlyHint", t->annotations.read_only);
     add_hint(ann, "destructiveHint", t->annotations.destructive);
     add_hint(ann, "idempotentHint", t->annotations.idempotent);
@@ -406,9 +412,13 @@ static void build_dept(ph__dept *d, const ph__department_cfg *dc,
     ph_instance *inst = d->instances[i];
     const ph__plugin *p = inst->plugin;
 
-    for (j = 0; j < p->ntools; j++)
+    for (j = 0; j < p->ntools; j++) {
+      const cJSON *ov = ph__instance_tool_override(inst, p->tools[j].name);
+      if (cJSON_IsFalse(cJSON_GetObjectItem(ov, "enabled")))
+        continue; /* The instance turned it off (configure_tool). */
       add_candidate(d, dc, PH__TOOL, inst, cfg->separator, p->tools[j].name,
                     &p->tools[j]);
+    }
     for (j = 0; j < p->nresources; j++)
       add_candidate(d, dc, PH__RESOURCE, inst, cfg->separator,
                     p->resources[j].uri, &p->resources[j]);

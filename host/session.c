@@ -4,6 +4,7 @@
 #include "dispatch.h"
 #include "log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +42,9 @@ void ph__session_unref(ph__session *s) {
   free(s->subscriptions);
   free(s->inflight);
   free(s->pending);
+  free(s->listen_id);
   cJSON_Delete(s->client_caps);
+  free(s->principal);
   free(s->department);
   free(s);
 }
@@ -61,6 +64,22 @@ void ph__session_close(ph__session *s) {
    * answer, and the plugin may stop early. */
   while (s->ninflight > 0)
     ph__call_cancel(s->inflight[s->ninflight - 1]);
+  if (s->listen_outlet != NULL) {
+    ph__outlet *o = s->listen_outlet;
+    char *msg;
+    int len;
+
+    /* A listen ends with a result for its request id (2026-07-28). */
+    s->listen_outlet = NULL;
+    len = asprintf(&msg,
+                   "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{"
+                   "\"resultType\":\"complete\",\"_meta\":{"
+                   "\"io.modelcontextprotocol/subscriptionId\":%s}}}",
+                   s->listen_id, s->listen_id);
+    o->finish(o, 200, len < 0 ? NULL : msg, len < 0 ? 0 : (size_t)len);
+    if (len >= 0)
+      free(msg);
+  }
   for (i = 0; i < s->npending; i++) {
     ph__call_client_answer(s->pending[i].call, NULL);
     ph__call_unref(s->pending[i].call);

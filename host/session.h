@@ -40,6 +40,7 @@ struct ph__session {
   atomic_int refs;
   ph__session *prev, *next; /* All live sessions; loop thread only. */
   char *department;
+  char *principal; /* Claims JSON of the authenticated client, or NULL. */
   int initialized; /* initialize answered (legacy). */
   int ready;       /* notifications/initialized received. */
   char version[16];
@@ -56,6 +57,14 @@ struct ph__session {
   void (*notify)(ph__session *s, const char *json, size_t len);
   void *transport;
   int closed;
+  /* Every request is modern (a stateless HTTP request), _meta or not. */
+  int modern;
+  /* A 2026-07-28 subscriptions/listen: its outlet (never finished until
+   * the session closes), its request id (JSON text) and what it asked for
+   * (bits 1 << PH__TOOL etc.; resource URIs go to subscriptions). */
+  ph__outlet *listen_outlet;
+  char *listen_id;
+  unsigned listen_kinds;
 };
 
 /* A new session in `department`, with one reference. Loop thread. */

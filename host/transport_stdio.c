@@ -263,6 +263,19 @@ int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
   S.in_open = 1;
   uv_timer_init(loop, &resume_timer);
   S.session = ph__session_new(department);
+  if (cfg->stdio_scopes != NULL && cfg->stdio_scopes[0] != NULL) {
+    /* stdio takes credentials from the operator, not from HTTP auth: the
+     * local client holds the scopes the config grants it. */
+    cJSON *p = cJSON_CreateObject(), *list;
+    char **sc;
+
+    cJSON_AddStringToObject(p, "sub", "stdio");
+    list = cJSON_AddArrayToObject(p, "scopes");
+    for (sc = cfg->stdio_scopes; *sc != NULL; sc++)
+      cJSON_AddItemToArray(list, cJSON_CreateString(*sc));
+    S.session->principal = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+  }
   S.session->notify = session_notify;
   if (S.in_file) {
     read_file_chunk();

@@ -28,7 +28,7 @@ extern "C" {
 
 #define PH_MAGIC 0x31474850u /* "PHG1" read as little-endian bytes. */
 #define PH_ABI_MAJOR 1
-#define PH_ABI_MINOR 0
+#define PH_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define PH_EXPORT __attribute__((visibility("default")))
@@ -169,6 +169,19 @@ typedef struct ph_host_api {
    * the pointer is valid for the call's lifetime. */
   int (*set_state)(ph_call *call, const char *state);
   const char *(*get_state)(const ph_call *call);
+
+  /* 1.1: During init only: adjust one of the plugin's tools for this
+   * instance. override_json is an object with any of "enabled" (false
+   * hides the tool, e.g. writes the operator did not enable), "description"
+   * and "title" (e.g. naming the engine an instance talks to). Returns
+   * PH_EINVAL for an unknown tool or a bad object, PH_ENOTSUP after init. */
+  int (*configure_tool)(ph_instance *self, const char *tool,
+                        const char *override_json);
+
+  /* 1.1: Reports whether the instance can serve (a database reachable, a
+   * token fresh); `why` says what is wrong, or NULL. Instances start ready.
+   * The host's readiness (/ready) needs every instance ready. Any thread. */
+  int (*set_ready)(ph_instance *self, int ready, const char *why);
 } ph_host_api;
 
 /* A tool handler. args_json is the validated "arguments" object. */
@@ -323,6 +336,7 @@ _Static_assert(offsetof(ph_plugin_desc, name) == 24, "desc header");
 _Static_assert(sizeof(ph_plugin_desc) == 120, "ph_plugin_desc size");
 _Static_assert(offsetof(ph_host_api, reply) == 8, "api: size first");
 _Static_assert(offsetof(ph_host_api, get_state) == 112, "api 1.0 layout");
+_Static_assert(offsetof(ph_host_api, set_ready) == 128, "api 1.1 layout");
 #endif
 
 /* ---- SDK helpers (libplughost_sdk.a): cJSON-free conveniences for the
