@@ -31,6 +31,14 @@ static int check_keys(const cJSON *obj, const char *const *keys,
   if (!cJSON_IsObject(obj))
     return fail(err, "%s: %s must be an object", path, where);
   cJSON_ArrayForEach(item, obj) {
+    const cJSON *earlier;
+
+    /* cJSON keeps the first of two equal keys; a second is a typo that
+     * would be silently ignored. */
+    for (earlier = obj->child; earlier != item; earlier = earlier->next)
+      if (strcmp(earlier->string, item->string) == 0)
+        return fail(err, "%s: key \"%s\" appears twice in %s", path,
+                    item->string, where);
     for (k = keys; *k != NULL; k++)
       if (strcmp(item->string, *k) == 0)
         break;
@@ -359,7 +367,13 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
   cfg->departments =
       calloc((size_t)cJSON_GetArraySize(depts) + 1, sizeof(ph__department_cfg));
   cJSON_ArrayForEach(item, depts) {
-    ph__department_cfg *d = &cfg->departments[cfg->ndepartments++];
+    ph__department_cfg *d;
+
+    if (ph__config_department(cfg, item->string) != NULL) {
+      fail(err, "%s: department \"%s\" appears twice", path, item->string);
+      goto fail;
+    }
+    d = &cfg->departments[cfg->ndepartments++];
 
     d->name = strdup(item->string);
     if (!ph__valid_prefix(d->name) || d->name[0] == '\0') {

@@ -41,9 +41,11 @@ static struct {
   uv_async_t async;
   uv_thread_t loop_thread;
   int running;
+  int closed; /* Guarded by mu: the async handle is closed. */
   uv_mutex_t mu;
   event *head, *tail;
   atomic_long live_calls;
+  long unanswered; /* Loop only: started calls not yet answered. */
   atomic_ullong next_client_id;
   void (*notify_hook)(ph_instance *, int, const char *);
   void (*client_request_hook)(ph_call *, const char *, const char *);
@@ -63,6 +65,10 @@ long ph__dispatch_live_calls(void) {
   return atomic_load(&D.live_calls);
 }
 
+long ph__dispatch_unanswered_calls(void) {
+  return D.unanswered;
+}
+
 void ph__dispatch_set_notify_hook(void (*hook)(ph_instance *, int,
                                                const char *)) {
   D.notify_hook = hook;
@@ -75,13 +81,23 @@ void ph__dispatch_set_client_request_hook(void (*hook)(ph_call *, const char *,
 
 static void post(event *ev) {
   uv_mutex_lock(&D.mu);
+  if (D.closed) {
+    /* The loop is gone (a call outlived shutdown): nobody will read it. */
+    uv_mutex_unlock(&D.mu);
+    if (ev->call != NULL)
+      ph__call_unref(ev->call);
+    free(ev->text);
+    free(ev->id);
+    free(ev);
+    return;
+  }
   if (D.tail != NULL)
     D.tail->next = ev;
   else
     D.head = ev;
   D.tail = ev;
-  uv_mutex_unlock(&D.mu);
   uv_async_send(&D.async);
+  uv_mutex_unlock(&D.mu);
 }
 
 static void answer(ph_call *call);
@@ -144,6 +160,9 @@ void ph__dispatch_close(void) {
   if (!D.running)
     return;
   on_async(&D.async);
+  uv_mutex_lock(&D.mu);
+  D.closed = 1;
+  uv_mutex_unlock(&D.mu);
   D.running = 0;
   uv_close((uv_handle_t *)&D.async, NULL);
 }
@@ -244,6 +263,10 @@ static void answer(ph_call *call) {
   if (call->answered)
     return;
   call->answered = 1;
+  if (call->started) {
+    call->started = 0;
+    D.unanswered--;
+  }
   stop_timer(call);
   if (call->on_answer != NULL)
     call->on_answer(call);
@@ -401,6 +424,8 @@ int ph__call_start(ph_call *call) {
   int err;
 
   ph__call_ref(call); /* The plugin's reference, dropped by its reply. */
+  call->started = 1;
+  D.unanswered++;
   if (call->timeout_ms > 0) {
     uv_timer_init(D.loop, &call->timer);
     call->timer.data = call;
@@ -414,6 +439,8 @@ int ph__call_start(ph_call *call) {
   }
   err = pool_submit(call->inst->pool, call);
   if (err) {
+    call->started = 0;
+    D.unanswered--;
     atomic_store(&call->replied, 1);
     ph__call_unref(call);
     stop_timer(call);

@@ -69,6 +69,7 @@ struct ph_call {
   atomic_int replied;
   atomic_int cancelled;
   int answered;  /* Loop only: the host has responded or given up. */
+  int started;   /* Loop only: counted among the unanswered calls. */
   int timed_out; /* Loop only. */
   char *result_json;
   int error_code; /* Non-zero: reply_error was used. */
@@ -96,6 +97,11 @@ uv_loop_t *ph__dispatch_loop(void);
 /* Number of calls created and not yet freed (for shutdown and leak
  * checks). */
 long ph__dispatch_live_calls(void);
+
+/* Calls started and not yet answered (loop only): what shutdown waits
+ * for. A call answered by its deadline but never replied to by its plugin
+ * no longer counts. */
+long ph__dispatch_unanswered_calls(void);
 
 /* What the protocol does with plugin notifications (PH_NOTIFY_*). */
 void ph__dispatch_set_notify_hook(void (*hook)(ph_instance *inst, int kind,

@@ -17,9 +17,9 @@ long ph__log_errors(void) {
   return atomic_load(&errors);
 }
 
-static const char *const level_names[] = {
-    "debug", "info", "notice", "warning", "error", "critical", "alert",
-    "emergency"};
+static const char *const level_names[] = {"debug",   "info",     "notice",
+                                          "warning", "error",    "critical",
+                                          "alert",   "emergency"};
 
 void ph__log_set_level(int level) {
   atomic_store(&threshold, level);
@@ -59,9 +59,9 @@ void ph__log(int level, const char *fmt, ...) {
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
   n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-  m = snprintf(line + n, sizeof(line) - n, ".%03dZ plughost[%d] %s: ",
-               (int)(tv.tv_usec / 1000), (int)getpid(),
-               ph__log_level_name(level));
+  m = snprintf(line + n, sizeof(line) - n,
+               ".%03dZ plughost[%d] %s: ", (int)(tv.tv_usec / 1000),
+               (int)getpid(), ph__log_level_name(level));
   n += (size_t)m;
   va_start(ap, fmt);
   m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);

@@ -669,7 +669,9 @@ const char *ph__dept_page(const ph__dept *d, int kind, const char *cursor,
 
   *next = NULL;
   if (cursor != NULL && cursor[0] != '\0') {
-    if (cursor[0] != 'p' || cursor[1] == '\0')
+    if (cursor[0] != 'p' || cursor[1] == '\0' ||
+        strspn(cursor + 1, "0123456789abcdef") != strlen(cursor + 1) ||
+        strlen(cursor) > 9)
       return NULL;
     page = strtoul(cursor + 1, &end, 16);
     if (*end != '\0' || page >= d->npages[kind])
