@@ -4,8 +4,10 @@
 #include "log.h"
 #include "protocol.h"
 #include "registry.h"
+#include "transport_http.h"
 #include "transport_stdio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -63,6 +65,7 @@ static void finish_shutdown(void) {
   ph__generation *g;
 
   ph__stdio_close();
+  ph__mcp_http_close();
   g = ph__registry_publish(NULL);
   ph__generation_unref(g); /* Runs fini on every instance. */
   uv_timer_stop(&M.drain_timer);
@@ -80,7 +83,7 @@ static void finish_shutdown(void) {
 /* Waits for running calls, then tears down; past the deadline it leaves
  * whatever is still running behind. */
 static void on_drain_tick(uv_timer_t *t) {
-  long live = ph__dispatch_live_calls();
+  long live = ph__dispatch_unanswered_calls();
 
   (void)t;
   if ((live > 0 || M.reload_running) && uv_now(M.loop) < M.shutdown_deadline)
@@ -97,6 +100,7 @@ static void begin_shutdown(const char *why) {
   M.shutting_down = 1;
   ph__info("shutting down (%s)", why);
   ph__stdio_stop();
+  ph__mcp_http_stop();
   M.shutdown_deadline = uv_now(M.loop) + M.cfg->limits.shutdown_timeout_ms;
   uv_timer_start(&M.drain_timer, on_drain_tick, 0, 5);
 }
@@ -220,6 +224,7 @@ static void reload_publish(uv_work_t *req, int status) {
     ph__log_set_level(now->config->log_level);
     ph__protocol_set_config(now->config);
     ph__stdio_set_config(now->config);
+    ph__mcp_http_set_config(now->config);
     old = ph__registry_publish(now);
     M.cfg = now->config;
     M.reloads++;
@@ -270,6 +275,30 @@ static void on_signal(uv_signal_t *h, int signum) {
     return;
   }
   begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* Copies still mapped at exit (an instance that never drained) are removed
+ * too: unlinking a mapped file is safe, and nothing may pile up in /tmp. */
+static void remove_cache_copies(void) {
+  char prefix[32], *path;
+  struct dirent *de;
+  DIR *d;
+
+  snprintf(prefix, sizeof(prefix), "%u-", (unsigned)getpid());
+  d = opendir(M.cache_dir);
+  if (d != NULL) {
+    while ((de = readdir(d)) != NULL) {
+      if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+        continue;
+      if (asprintf(&path, "%s/%s", M.cache_dir, de->d_name) >= 0) {
+        unlink(path);
+        free(path);
+      }
+    }
+    closedir(d);
+  }
+  if (M.own_cache_dir)
+    rmdir(M.cache_dir);
 }
 
 static int make_cache_dir(void) {
@@ -376,7 +405,7 @@ int main(int argc, char **argv) {
   if (check) {
     /* Same checks as serving, then the verdict, like nginx -t. */
     ph__generation_unref(g);
-    rmdir(M.cache_dir);
+    remove_cache_copies();
     fprintf(stderr, "plughost: %s: %s\n", M.config_path,
             problems == 0 ? "configuration and plugins are valid"
                           : "problems found (see the lines above)");
@@ -406,10 +435,9 @@ int main(int argc, char **argv) {
       begin_shutdown("stdio unavailable");
       rc = 1;
     }
-  } else {
-    ph__error("the HTTP transport is not available in this build; use "
-              "--stdio");
-    begin_shutdown("no transport");
+  } else if (ph__mcp_http_start(M.loop, M.cfg,
+                                M.listen ? M.listen : M.cfg->listen) != 0) {
+    begin_shutdown("HTTP unavailable");
     rc = 1;
   }
   ph__info("plughost %s serving department %s%s", PH_VERSION, M.department,
@@ -418,8 +446,7 @@ int main(int argc, char **argv) {
   uv_walk(M.loop, close_walk, NULL);
   uv_run(M.loop, UV_RUN_DEFAULT);
   uv_loop_close(M.loop);
-  if (M.own_cache_dir)
-    rmdir(M.cache_dir);
+  remove_cache_copies();
   free(M.cache_dir);
   return rc;
 }
