@@ -1,0 +1,1333 @@
+/* transport_http.c: see transport_http.h.
+ *
+ * Every POST becomes an exchange: the outlet the protocol answers through.
+ * A legacy exchange answers with JSON, or turns into an SSE stream the
+ * first time the protocol sends a related message (progress, a log line, a
+ * request to the client). Streams of a legacy session carry event ids
+ * "<stream>-<seq>" and every event is kept in the session's bounded replay
+ * buffer, so a client that lost a stream GETs it back with Last-Event-ID.
+ * A modern exchange has a session of its own that ends with the exchange;
+ * its stream has no ids, because 2026-07-28 has no resumption, and closing
+ * it cancels the request. */
+#include "transport_http.h"
+
+#include "dispatch.h"
+#include "http.h"
+#include "loader.h"
+#include "log.h"
+#include "protocol.h"
+#include "registry.h"
+#include "session.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* SSE reconnection delay we suggest (SEP-1699). */
+#define RETRY_MS 5000
+/* A legacy stream whose connection dropped mid-call may be resumed this
+ * long; then its call is cancelled, as nobody is left to read it. */
+#define RESUME_GRACE_MS 10000
+/* Replay buffer per session. */
+#define REPLAY_MAX_EVENTS 256
+#define REPLAY_MAX_BYTES (2u << 20)
+/* Idle sessions, abandoned streams and keep-alives are checked this
+ * often. */
+#define SWEEP_MS 1000
+#define KEEPALIVE_MS 15000
+#define SESSION_BUCKETS 1024
+#define SESSION_ID_BYTES 16
+
+enum holder_kind { HOLD_EXCHANGE = 1, HOLD_STREAM };
+
+typedef struct msession msession;
+typedef struct exchange exchange;
+
+typedef struct event {
+  unsigned stream, seq;
+  char *data;
+  size_t len;
+} event;
+
+/* One SSE stream of a legacy session: a POST's (id > 0) or the standalone
+ * GET stream (id 0). Its HTTP response may come and go. */
+typedef struct stream {
+  int kind; /* HOLD_STREAM; first, see on_gone(). */
+  struct stream *next;
+  msession *ms;
+  unsigned id, seq;
+  ph__http_response_t *res; /* Attached connection, or NULL. */
+  exchange *ex;             /* The POST still feeding it, or NULL. */
+  int done;                 /* The final response went out. */
+  uint64_t detached_at;
+} stream;
+
+struct msession {
+  msession *hnext;       /* Hash chain. */
+  msession *prev, *next; /* Least recently used last. */
+  int refs;              /* The table's and one per exchange. */
+  int closed;
+  char id[2 * SESSION_ID_BYTES + 1];
+  ph__session *s;
+  uint64_t last_used;
+  unsigned next_stream;
+  stream *streams;
+  event *events; /* Ring of REPLAY_MAX_EVENTS. */
+  size_t first, nevents, event_bytes;
+  int nexchanges;
+};
+
+struct exchange {
+  int kind; /* HOLD_EXCHANGE; first, see on_gone(). */
+  ph__outlet base;
+  exchange *prev, *next;    /* Live exchanges. */
+  ph__http_response_t *res; /* Until answered (or moved to a stream). */
+  msession *ms;             /* Legacy: referenced. */
+  ph__session *s;           /* Referenced. */
+  stream *st;               /* Legacy SSE stream, once begun. */
+  int modern;
+  int sse;      /* Modern SSE begun on res. */
+  int answered; /* finish() ran. */
+  int busy;     /* Inside a call that may answer; do not free. */
+  int minting;  /* An initialize that creates ms. */
+  int prime;    /* Legacy: send the SEP-1699 priming event. */
+  char *cors;   /* Origin to allow in the response, or NULL. */
+};
+
+static struct {
+  uv_loop_t *loop;
+  const ph__config *cfg;
+  ph__http_server_t server;
+  int listening, stopping, closed;
+  char bound_ip[64];
+  uv_timer_t sweep;
+  uint64_t last_keepalive;
+  msession *buckets[SESSION_BUCKETS];
+  msession *lru_head, *lru_tail;
+  int nsessions;
+  exchange *exchanges;
+} H;
+
+/* ---- Small helpers ---- */
+
+typedef struct headers {
+  ph__http_header_t h[12];
+  size_t n;
+} headers;
+
+static void add_header(headers *h, const char *name, const char *value) {
+  if (value != NULL && h->n < sizeof(h->h) / sizeof(*h->h))
+    h->h[h->n++] = (ph__http_header_t){name, value};
+}
+
+static void add_cors(headers *h, const char *origin) {
+  if (origin == NULL)
+    return;
+  add_header(h, "Access-Control-Allow-Origin", origin);
+  add_header(h, "Access-Control-Expose-Headers",
+             "Mcp-Session-Id, MCP-Protocol-Version");
+  add_header(h, "Vary", "Origin");
+}
+
+static void respond_json(ph__http_response_t *res, int status, headers *h,
+                         const char *json, size_t len) {
+  add_header(h, "Content-Type", "application/json");
+  add_header(h, "Cache-Control", "no-store");
+  ph__http_respond(res, status, h->h, h->n, json, len);
+}
+
+/* A JSON-RPC error as the whole response; id_json NULL gives id null. */
+static void respond_error(ph__http_response_t *res, const char *cors,
+                          int status, const char *id_json, int code,
+                          const char *message, const char *data_json) {
+  headers h = {0};
+  cJSON *msg = cJSON_CreateObject(), *err;
+  char *text;
+
+  cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
+  if (id_json != NULL)
+    cJSON_AddRawToObject(msg, "id", id_json);
+  else
+    cJSON_AddNullToObject(msg, "id");
+  err = cJSON_AddObjectToObject(msg, "error");
+  cJSON_AddNumberToObject(err, "code", code);
+  cJSON_AddStringToObject(err, "message", message);
+  if (data_json != NULL)
+    cJSON_AddRawToObject(err, "data", data_json);
+  text = cJSON_PrintUnformatted(msg);
+  cJSON_Delete(msg);
+  add_cors(&h, cors);
+  if (status == 405)
+    add_header(&h, "Allow", "GET, POST, DELETE, OPTIONS");
+  respond_json(res, status, &h, text, strlen(text));
+  free(text);
+}
+
+/* Whether a comma-separated media list names `type` (or a wildcard). */
+static int accepts(const char *accept, const char *type) {
+  if (accept == NULL)
+    return 0;
+  return strcasestr(accept, type) != NULL || strstr(accept, "*/*") != NULL;
+}
+
+/* One SSE event; a NULL id sends none. Multi-line data is split into data
+ * lines so the framing holds whatever the payload is. */
+static void sse_event(ph__http_response_t *res, const char *id,
+                      const char *data, size_t len, int retry) {
+  size_t cap = len + 96, pos = 0, i, start = 0;
+  char *buf = malloc(cap + len / 8 + 16), *grown;
+
+  if (retry)
+    pos += (size_t)sprintf(buf + pos, "retry: %d\n", RETRY_MS);
+  if (id != NULL)
+    pos += (size_t)sprintf(buf + pos, "id: %s\n", id);
+  if (len > 0)
+    pos += (size_t)sprintf(buf + pos, "event: message\n");
+  for (i = 0; i <= len; i++) {
+    if (i < len && data[i] != '\n')
+      continue;
+    if (pos + (i - start) + 8 > cap) {
+      cap = 2 * cap + (i - start) + 8;
+      grown = realloc(buf, cap);
+      buf = grown;
+    }
+    memcpy(buf + pos, "data: ", 6);
+    pos += 6;
+    memcpy(buf + pos, data + start, i - start);
+    pos += i - start;
+    buf[pos++] = '\n';
+    start = i + 1;
+  }
+  buf[pos++] = '\n';
+  ph__http_stream_write(res, buf, pos);
+  free(buf);
+}
+
+static void begin_sse(ph__http_response_t *res, const char *session_id,
+                      const char *cors) {
+  headers h = {0};
+
+  add_header(&h, "Content-Type", "text/event-stream");
+  add_header(&h, "Cache-Control", "no-cache, no-transform");
+  add_header(&h, "X-Accel-Buffering", "no");
+  add_header(&h, "Mcp-Session-Id", session_id);
+  add_cors(&h, cors);
+  ph__http_stream_begin(res, 200, h.h, h.n);
+}
+
+/* ---- Legacy sessions ---- */
+
+static unsigned hash_id(const char *id) {
+  unsigned h = 2166136261u;
+
+  for (; *id; id++)
+    h = (h ^ (unsigned char)*id) * 16777619u;
+  return h % SESSION_BUCKETS;
+}
+
+static msession *session_find(const char *id) {
+  msession *ms;
+
+  for (ms = H.buckets[hash_id(id)]; ms != NULL; ms = ms->hnext)
+    if (strcmp(ms->id, id) == 0)
+      return ms;
+  return NULL;
+}
+
+static void lru_unlink(msession *ms) {
+  if (ms->prev != NULL)
+    ms->prev->next = ms->next;
+  else
+    H.lru_head = ms->next;
+  if (ms->next != NULL)
+    ms->next->prev = ms->prev;
+  else
+    H.lru_tail = ms->prev;
+  ms->prev = ms->next = NULL;
+}
+
+static void session_touch(msession *ms) {
+  ms->last_used = uv_now(H.loop);
+  if (H.lru_head == ms)
+    return;
+  lru_unlink(ms);
+  ms->next = H.lru_head;
+  if (H.lru_head != NULL)
+    H.lru_head->prev = ms;
+  H.lru_head = ms;
+  if (H.lru_tail == NULL)
+    H.lru_tail = ms;
+}
+
+static void session_unref(msession *ms) {
+  size_t i;
+
+  if (--ms->refs > 0)
+    return;
+  for (i = 0; i < ms->nevents; i++)
+    free(ms->events[(ms->first + i) % REPLAY_MAX_EVENTS].data);
+  free(ms->events);
+  free(ms);
+}
+
+static void stream_free(stream *st) {
+  msession *ms = st->ms;
+  stream **p;
+
+  if (ms != NULL) {
+    for (p = &ms->streams; *p != NULL; p = &(*p)->next) {
+      if (*p == st) {
+        *p = st->next;
+        break;
+      }
+    }
+  }
+  free(st);
+}
+
+static stream *stream_find(msession *ms, unsigned id) {
+  stream *st;
+
+  for (st = ms->streams; st != NULL; st = st->next)
+    if (st->id == id)
+      return st;
+  return NULL;
+}
+
+static int session_idle(const msession *ms) {
+  const stream *st;
+
+  if (ms->nexchanges > 0)
+    return 0;
+  for (st = ms->streams; st != NULL; st = st->next)
+    if (st->res != NULL)
+      return 0;
+  return 1;
+}
+
+/* Ends a session: its calls are cancelled (their exchanges finish), its
+ * streams end, its id answers 404 from now on. */
+static void session_close(msession *ms) {
+  unsigned b = hash_id(ms->id);
+  msession **p;
+  stream *st;
+
+  if (ms->closed)
+    return;
+  ms->closed = 1;
+  for (p = &H.buckets[b]; *p != NULL; p = &(*p)->hnext) {
+    if (*p == ms) {
+      *p = ms->hnext;
+      break;
+    }
+  }
+  lru_unlink(ms);
+  H.nsessions--;
+  ms->s->notify = NULL;
+  ph__session_close(ms->s);
+  while ((st = ms->streams) != NULL) {
+    ms->streams = st->next;
+    st->ms = NULL;
+    if (st->ex != NULL)
+      st->ex->st = NULL;
+    if (st->res != NULL)
+      ph__http_stream_end(st->res);
+    free(st);
+  }
+  session_unref(ms);
+}
+
+static void replay_add(msession *ms, unsigned stream_id, unsigned seq,
+                       const char *data, size_t len) {
+  event *e;
+
+  if (ms->events == NULL)
+    ms->events = calloc(REPLAY_MAX_EVENTS, sizeof(event));
+  while (ms->nevents > 0 && (ms->nevents == REPLAY_MAX_EVENTS ||
+                             ms->event_bytes + len > REPLAY_MAX_BYTES)) {
+    e = &ms->events[ms->first];
+    ms->event_bytes -= e->len;
+    free(e->data);
+    ms->first = (ms->first + 1) % REPLAY_MAX_EVENTS;
+    ms->nevents--;
+  }
+  e = &ms->events[(ms->first + ms->nevents) % REPLAY_MAX_EVENTS];
+  e->stream = stream_id;
+  e->seq = seq;
+  e->data = malloc(len + 1);
+  memcpy(e->data, data, len);
+  e->data[len] = '\0';
+  e->len = len;
+  ms->event_bytes += len;
+  ms->nevents++;
+}
+
+/* Sends one message on a stream: numbered, kept for replay, written when a
+ * connection is attached. */
+static void stream_emit(stream *st, const char *json, size_t len) {
+  char id[32];
+
+  st->seq++;
+  snprintf(id, sizeof(id), "%u-%u", st->id, st->seq);
+  if (st->ms != NULL)
+    replay_add(st->ms, st->id, st->seq, json, len);
+  if (st->res != NULL)
+    sse_event(st->res, id, json, len, 0);
+}
+
+static void prime(stream *st) {
+  char id[32];
+
+  snprintf(id, sizeof(id), "%u-%u", st->id, st->seq);
+  sse_event(st->res, id, "", 0, 1);
+}
+
+/* Unsolicited messages of a legacy session go on its GET stream; without
+ * one they are dropped, as the client did not ask for them. */
+static void session_notify(ph__session *s, const char *json, size_t len) {
+  msession *ms = s->transport;
+  stream *st;
+
+  if (ms == NULL || ms->closed)
+    return;
+  st = stream_find(ms, 0);
+  if (st != NULL)
+    stream_emit(st, json, len);
+}
+
+/* Makes room for one more session: the least recently used idle one goes
+ * when the table is full. Returns 0, or -1 when every session is busy. */
+static int session_make_room(void) {
+  msession *ms;
+
+  if (H.nsessions < H.cfg->limits.max_sessions)
+    return 0;
+  for (ms = H.lru_tail; ms != NULL; ms = ms->prev) {
+    if (session_idle(ms)) {
+      ph__info("http: session table full; ending the least recently used "
+               "idle session");
+      session_close(ms);
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static msession *session_new(const char *department) {
+  unsigned char raw[SESSION_ID_BYTES];
+  msession *ms;
+  unsigned b;
+  int i;
+
+  if (RAND_bytes(raw, sizeof(raw)) != 1)
+    return NULL;
+  ms = calloc(1, sizeof(*ms));
+  for (i = 0; i < SESSION_ID_BYTES; i++)
+    sprintf(ms->id + 2 * i, "%02x", raw[i]);
+  ms->refs = 1;
+  ms->next_stream = 1;
+  ms->s = ph__session_new(department);
+  ms->s->transport = ms;
+  ms->s->notify = session_notify;
+  b = hash_id(ms->id);
+  ms->hnext = H.buckets[b];
+  H.buckets[b] = ms;
+  H.nsessions++;
+  session_touch(ms);
+  return ms;
+}
+
+/* ---- Exchanges (one per POST) ---- */
+
+static void exchange_maybe_free(exchange *ex) {
+  if (!ex->answered || ex->res != NULL || ex->busy)
+    return;
+  if (ex->prev != NULL)
+    ex->prev->next = ex->next;
+  else
+    H.exchanges = ex->next;
+  if (ex->next != NULL)
+    ex->next->prev = ex->prev;
+  if (ex->st != NULL)
+    ex->st->ex = NULL;
+  if (ex->ms != NULL) {
+    ex->ms->nexchanges--;
+    if (!ex->ms->closed)
+      session_touch(ex->ms);
+    session_unref(ex->ms);
+  }
+  ph__session_unref(ex->s);
+  free(ex->cors);
+  free(ex);
+}
+
+/* Cancels the calls this exchange is waiting for (the client is gone). */
+static void exchange_cancel_calls(exchange *ex) {
+  ph__session *s = ex->s;
+  size_t i = 0;
+
+  while (i < s->ninflight) {
+    if (s->inflight[i]->outlet == &ex->base)
+      ph__call_cancel(s->inflight[i]); /* Leaves the inflight array. */
+    else
+      i++;
+  }
+}
+
+static void on_gone(ph__http_response_t *res);
+
+static void ex_send(ph__outlet *o, const char *json, size_t len) {
+  exchange *ex = (exchange *)((char *)o - offsetof(exchange, base));
+  stream *st;
+
+  if (ex->answered)
+    return;
+  if (ex->modern) {
+    if (ex->res == NULL)
+      return;
+    if (!ex->sse) {
+      begin_sse(ex->res, NULL, ex->cors);
+      ex->sse = 1;
+    }
+    sse_event(ex->res, NULL, json, len, 0);
+    return;
+  }
+  if (ex->st == NULL) {
+    if (ex->res == NULL || ex->ms == NULL || ex->ms->closed)
+      return;
+    st = calloc(1, sizeof(*st));
+    st->kind = HOLD_STREAM;
+    st->ms = ex->ms;
+    st->id = ex->ms->next_stream++;
+    st->ex = ex;
+    st->res = ex->res;
+    st->next = ex->ms->streams;
+    ex->ms->streams = st;
+    ex->st = st;
+    ex->res = NULL;
+    ph__http_response_set_data(st->res, st);
+    begin_sse(st->res, ex->ms->id, ex->cors);
+    if (ex->prime)
+      prime(st);
+  }
+  stream_emit(ex->st, json, len);
+}
+
+static void ex_finish(ph__outlet *o, int status, const char *json, size_t len) {
+  exchange *ex = (exchange *)((char *)o - offsetof(exchange, base));
+  stream *st = ex->st;
+  headers h = {0};
+
+  if (ex->answered)
+    return;
+  ex->answered = 1;
+  if (st != NULL) {
+    if (json != NULL)
+      stream_emit(st, json, len);
+    st->done = 1;
+    st->ex = NULL;
+    ex->st = NULL;
+    if (st->res != NULL) {
+      ph__http_stream_end(st->res);
+      st->res = NULL;
+      stream_free(st);
+    }
+    /* A detached stream stays until the client resumes it or the session
+     * ends, so the answer can still be replayed. */
+  } else if (ex->res != NULL) {
+    if (ex->minting) {
+      if (ex->ms->s->initialized) {
+        add_header(&h, "Mcp-Session-Id", ex->ms->id);
+      } else {
+        session_close(ex->ms); /* A failed initialize mints nothing. */
+      }
+    } else if (ex->ms != NULL) {
+      add_header(&h, "Mcp-Session-Id", ex->ms->id);
+    }
+    add_cors(&h, ex->cors);
+    if (ex->sse) {
+      if (json != NULL)
+        sse_event(ex->res, NULL, json, len, 0);
+      ph__http_stream_end(ex->res);
+    } else if (json != NULL) {
+      respond_json(ex->res, status, &h, json, len);
+    } else {
+      ph__http_respond(ex->res, status == 200 ? 202 : status, h.h, h.n, NULL,
+                       0);
+    }
+    ex->res = NULL;
+  }
+  if (ex->modern)
+    ph__session_close(ex->s); /* Its one request is answered. */
+  exchange_maybe_free(ex);
+}
+
+static exchange *exchange_new(ph__http_response_t *res, ph__session *s,
+                              msession *ms, const char *cors) {
+  exchange *ex = calloc(1, sizeof(*ex));
+
+  ex->kind = HOLD_EXCHANGE;
+  ex->base.send = ex_send;
+  ex->base.finish = ex_finish;
+  ex->base.http = 1;
+  ex->res = res;
+  ex->s = s;
+  ph__session_ref(s);
+  if (ms != NULL) {
+    ex->ms = ms;
+    ms->refs++;
+    ms->nexchanges++;
+    session_touch(ms);
+  }
+  ex->cors = cors ? strdup(cors) : NULL;
+  ex->next = H.exchanges;
+  if (H.exchanges != NULL)
+    H.exchanges->prev = ex;
+  H.exchanges = ex;
+  ph__http_response_set_data(res, ex);
+  ph__http_response_set_gone_cb(res, on_gone);
+  return ex;
+}
+
+static void exchange_run(exchange *ex, const char *body, size_t len) {
+  ex->busy = 1;
+  ph__protocol_handle(ex->s, &ex->base, body, len);
+  ex->busy = 0;
+  exchange_maybe_free(ex);
+}
+
+static void on_gone(ph__http_response_t *res) {
+  int *kind = ph__http_response_get_data(res);
+  exchange *ex;
+  stream *st;
+
+  ph__http_response_close(res);
+  if (kind == NULL)
+    return;
+  if (*kind == HOLD_STREAM) {
+    st = (stream *)kind;
+    st->res = NULL;
+    st->detached_at = uv_now(H.loop);
+    if (st->ms != NULL && !st->ms->closed)
+      session_touch(st->ms);
+    return;
+  }
+  ex = (exchange *)kind;
+  ex->res = NULL;
+  if (ex->answered) {
+    exchange_maybe_free(ex);
+    return;
+  }
+  ex->busy = 1;
+  if (ex->modern)
+    ph__session_close(ex->s); /* Closing the stream is the cancellation. */
+  else
+    exchange_cancel_calls(ex); /* Nothing to resume: no stream began. */
+  ex->busy = 0;
+  exchange_maybe_free(ex);
+}
+
+/* ---- Request checks ---- */
+
+static int loopback_name(const char *host, size_t len) {
+  return (len == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+         (len == 9 && strncmp(host, "127.0.0.1", 9) == 0) ||
+         (len == 5 && strncmp(host, "[::1]", 5) == 0) ||
+         (len == 3 && strncmp(host, "::1", 3) == 0);
+}
+
+/* The host part of "host[:port]" or "[v6][:port]". */
+static size_t host_part(const char *value) {
+  const char *end;
+
+  if (value[0] == '[') {
+    end = strchr(value, ']');
+    return end ? (size_t)(end - value) + 1 : strlen(value);
+  }
+  end = strchr(value, ':');
+  return end ? (size_t)(end - value) : strlen(value);
+}
+
+static int in_list(char **list, const char *value) {
+  for (; list != NULL && *list != NULL; list++)
+    if (strcasecmp(*list, value) == 0 || strcmp(*list, "*") == 0)
+      return 1;
+  return 0;
+}
+
+/* DNS rebinding: a Host that is not ours means a page elsewhere got the
+ * browser to talk to us. */
+static int host_allowed(const char *host) {
+  size_t n;
+
+  if (host == NULL)
+    return 1; /* HTTP/1.0 without Host: not a browser. */
+  n = host_part(host);
+  if (loopback_name(host, n) || in_list(H.cfg->allowed_hosts, host))
+    return 1;
+  return H.bound_ip[0] != '\0' && strlen(H.bound_ip) == n &&
+         strncmp(host, H.bound_ip, n) == 0 && strcmp(H.bound_ip, "0.0.0.0");
+}
+
+/* Returns the origin to allow for CORS in *cors (NULL: none), and whether
+ * the Origin may talk to us at all. */
+static int origin_allowed(const char *origin, const char **cors) {
+  const char *host;
+
+  *cors = NULL;
+  if (origin == NULL)
+    return 1;
+  if (in_list(H.cfg->allowed_origins, origin)) {
+    *cors = origin;
+    return 1;
+  }
+  host = strstr(origin, "://");
+  if (host == NULL)
+    return 0;
+  host += 3;
+  return loopback_name(host, host_part(host));
+}
+
+/* The seam for bearer authentication (a later issue): returns 0 to serve
+ * the request, or an HTTP status after answering it. Nothing yet. */
+static int authenticate(const ph__http_request_t *req,
+                        ph__http_response_t *res) {
+  (void)req;
+  (void)res;
+  return 0;
+}
+
+/* "=?base64?...?=" is Base64 of UTF-8; anything else is literal. Returns a
+ * malloc'd value or NULL for bad Base64. */
+static char *header_decode(const char *value) {
+  size_t n = strlen(value), i, pad = 0, len;
+  unsigned char *out;
+
+  if (n < 11 || strncmp(value, "=?base64?", 9) != 0 ||
+      strcmp(value + n - 2, "?=") != 0)
+    return strdup(value);
+  value += 9;
+  len = n - 11;
+  if (len % 4 != 0)
+    return NULL;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)value[i];
+    if (c == '=') {
+      if (i < len - 2)
+        return NULL;
+      pad++;
+    } else if (pad > 0 || !(isalnum(c) || c == '+' || c == '/')) {
+      return NULL;
+    }
+  }
+  out = malloc(len / 4 * 3 + 1);
+  if (EVP_DecodeBlock(out, (const unsigned char *)value, (int)len) < 0) {
+    free(out);
+    return NULL;
+  }
+  out[len / 4 * 3 - pad] = '\0';
+  return (char *)out;
+}
+
+/* Header `name` must be present and equal `want` once decoded. */
+static int header_matches(const ph__http_request_t *req, const char *name,
+                          const char *want) {
+  const char *v = ph__http_request_header(req, name);
+  char *decoded;
+  int ok;
+
+  if (v == NULL || want == NULL)
+    return 0;
+  decoded = header_decode(v);
+  ok = decoded != NULL && strcmp(decoded, want) == 0;
+  free(decoded);
+  return ok;
+}
+
+/* Tool arguments marked x-mcp-header must be mirrored in Mcp-Param-<Name>
+ * headers. Returns NULL or a static reason. */
+static const char *check_param_headers(const ph__http_request_t *req,
+                                       const char *department,
+                                       const cJSON *params) {
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(params, "name");
+  const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
+  const cJSON *props, *p, *mark, *arg;
+  const ph__item *it = NULL;
+  const ph__tool_def *t;
+  ph__generation *gen;
+  const char *why = NULL, *v;
+  char hname[128], num[64], *decoded;
+
+  if (!cJSON_IsString(name) || (gen = ph__registry_acquire()) == NULL)
+    return NULL;
+  if (ph__generation_dept(gen, department) != NULL)
+    it = ph__dept_lookup(ph__generation_dept(gen, department), PH__TOOL,
+                         name->valuestring);
+  t = it ? it->def : NULL;
+  props = t ? cJSON_GetObjectItemCaseSensitive(t->input_schema, "properties")
+            : NULL;
+  cJSON_ArrayForEach(p, props) {
+    mark = cJSON_GetObjectItemCaseSensitive(p, "x-mcp-header");
+    if (!cJSON_IsString(mark) || p->string == NULL)
+      continue;
+    arg = cJSON_GetObjectItemCaseSensitive(args, p->string);
+    snprintf(hname, sizeof(hname), "Mcp-Param-%s", mark->valuestring);
+    v = ph__http_request_header(req, hname);
+    if (arg == NULL || cJSON_IsNull(arg))
+      continue; /* No value, no header needed. */
+    if (v == NULL) {
+      why = "a Mcp-Param header mirroring an argument is missing";
+      break;
+    }
+    decoded = header_decode(v);
+    if (decoded == NULL) {
+      why = "a Mcp-Param header is not valid Base64";
+      break;
+    }
+    if (cJSON_IsString(arg)) {
+      if (strcmp(decoded, arg->valuestring) != 0)
+        why = "a Mcp-Param header does not match its argument";
+    } else if (cJSON_IsNumber(arg)) {
+      char *end;
+      double d = strtod(decoded, &end);
+      if (end == decoded || *end != '\0' || d != arg->valuedouble)
+        why = "a Mcp-Param header does not match its argument";
+    } else if (cJSON_IsBool(arg)) {
+      snprintf(num, sizeof(num), "%s", cJSON_IsTrue(arg) ? "true" : "false");
+      if (strcmp(decoded, num) != 0)
+        why = "a Mcp-Param header does not match its argument";
+    }
+    free(decoded);
+    if (why != NULL)
+      break;
+  }
+  ph__generation_unref(gen);
+  return why;
+}
+
+/* 2026-07-28 header rules. Returns NULL or the reason for -32020. */
+static const char *check_modern_headers(const ph__http_request_t *req,
+                                        const char *department,
+                                        const cJSON *body) {
+  const cJSON *method = cJSON_GetObjectItemCaseSensitive(body, "method");
+  const cJSON *params = cJSON_GetObjectItemCaseSensitive(body, "params");
+  const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+      meta, "io.modelcontextprotocol/protocolVersion");
+  const char *hv = ph__http_request_header(req, "MCP-Protocol-Version");
+  const char *m, *target = NULL;
+
+  if (hv == NULL)
+    return "Header mismatch: MCP-Protocol-Version is required";
+  if (cJSON_IsString(v) && strcmp(hv, v->valuestring) != 0)
+    return "Header mismatch: MCP-Protocol-Version differs from "
+           "_meta.io.modelcontextprotocol/protocolVersion";
+  if (!cJSON_IsString(method))
+    return NULL; /* Not a request; the protocol says what is wrong. */
+  m = method->valuestring;
+  if (!header_matches(req, "Mcp-Method", m))
+    return "Header mismatch: Mcp-Method is missing or differs from the "
+           "method";
+  if (strcmp(m, "tools/call") == 0 || strcmp(m, "prompts/get") == 0)
+    target =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(params, "name"));
+  else if (strcmp(m, "resources/read") == 0)
+    target =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(params, "uri"));
+  else
+    return NULL;
+  if (target != NULL && !header_matches(req, "Mcp-Name", target))
+    return "Header mismatch: Mcp-Name is missing or differs from the "
+           "request's name or uri";
+  if (strcmp(m, "tools/call") == 0)
+    return check_param_headers(req, department, params);
+  return NULL;
+}
+
+/* ---- Endpoints ---- */
+
+static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
+                    const char *department, const char *cors) {
+  const char *ctype = ph__http_request_header(req, "Content-Type");
+  const char *accept = ph__http_request_header(req, "Accept");
+  const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
+  const char *hv = ph__http_request_header(req, "MCP-Protocol-Version");
+  const cJSON *params, *meta, *method, *id;
+  cJSON *body;
+  msession *ms;
+  exchange *ex;
+  ph__session *s;
+  char *id_json = NULL;
+  const char *why;
+  int modern;
+
+  if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0) {
+    respond_error(res, cors, 415, NULL, -32600,
+                  "Unsupported Media Type: send application/json", NULL);
+    return;
+  }
+  body = cJSON_ParseWithLength(req->body, req->body_len);
+  if (sid != NULL) {
+    ms = session_find(sid);
+    if (ms == NULL || strcmp(ms->s->department, department) != 0) {
+      respond_error(res, cors, 404, NULL, -32001,
+                    "Session not found: initialize a new session", NULL);
+    } else if (hv != NULL && !ph__protocol_version_supported(hv)) {
+      respond_error(res, cors, 400, NULL, -32600,
+                    "Bad Request: unsupported MCP-Protocol-Version", NULL);
+    } else if (!accepts(accept, "application/json") ||
+               !accepts(accept, "text/event-stream")) {
+      respond_error(res, cors, 406, NULL, -32600,
+                    "Not Acceptable: accept both application/json and "
+                    "text/event-stream",
+                    NULL);
+    } else {
+      ex = exchange_new(res, ms->s, ms, cors);
+      ex->prime = strcmp(hv ? hv : ms->s->version, "2025-11-25") >= 0;
+      exchange_run(ex, req->body, req->body_len);
+    }
+    cJSON_Delete(body);
+    return;
+  }
+  if (body == NULL) {
+    respond_error(res, cors, 400, NULL, -32700, "Parse error: not valid JSON",
+                  NULL);
+    return;
+  }
+  params = cJSON_GetObjectItemCaseSensitive(body, "params");
+  meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+  method = cJSON_GetObjectItemCaseSensitive(body, "method");
+  id = cJSON_GetObjectItemCaseSensitive(body, "id");
+  modern = cJSON_GetObjectItemCaseSensitive(
+               meta, "io.modelcontextprotocol/protocolVersion") != NULL ||
+           (hv != NULL && !ph__protocol_version_supported(hv));
+  if (modern && cJSON_IsObject(body)) {
+    if (accept != NULL && !accepts(accept, "application/json") &&
+        !accepts(accept, "text/event-stream")) {
+      respond_error(res, cors, 406, NULL, -32600,
+                    "Not Acceptable: accept application/json or "
+                    "text/event-stream",
+                    NULL);
+    } else if ((why = check_modern_headers(req, department, body)) != NULL) {
+      if (cJSON_IsString(id) || cJSON_IsNumber(id))
+        id_json = cJSON_PrintUnformatted(id);
+      respond_error(res, cors, 400, id_json, -32020, why, NULL);
+      free(id_json);
+    } else {
+      s = ph__session_new(department);
+      s->modern = 1;
+      snprintf(s->version, sizeof(s->version), "%s", PH__MODERN_VERSION);
+      ex = exchange_new(res, s, NULL, cors);
+      ex->modern = 1;
+      exchange_run(ex, req->body, req->body_len);
+    }
+  } else if (cJSON_IsObject(body) && cJSON_IsString(method) &&
+             strcmp(method->valuestring, "initialize") == 0) {
+    if (!accepts(accept, "application/json") ||
+        !accepts(accept, "text/event-stream")) {
+      respond_error(res, cors, 406, NULL, -32600,
+                    "Not Acceptable: accept both application/json and "
+                    "text/event-stream",
+                    NULL);
+    } else if (session_make_room() != 0) {
+      respond_error(res, cors, 503, NULL, -32603,
+                    "Service Unavailable: too many sessions; try again later",
+                    NULL);
+    } else if ((ms = session_new(department)) == NULL) {
+      respond_error(res, cors, 503, NULL, -32603,
+                    "Service Unavailable: no random source for a session id",
+                    NULL);
+    } else {
+      ex = exchange_new(res, ms->s, ms, cors);
+      ex->minting = 1;
+      exchange_run(ex, req->body, req->body_len);
+    }
+  } else {
+    respond_error(res, cors, 400, NULL, -32600,
+                  "Bad Request: Mcp-Session-Id header is required (send "
+                  "initialize first, or 2026-07-28 _meta)",
+                  NULL);
+  }
+  cJSON_Delete(body);
+}
+
+static void replay(msession *ms, ph__http_response_t *res, unsigned stream_id,
+                   unsigned after) {
+  char id[32];
+  size_t i;
+  event *e;
+
+  for (i = 0; i < ms->nevents; i++) {
+    e = &ms->events[(ms->first + i) % REPLAY_MAX_EVENTS];
+    if (e->stream != stream_id || e->seq <= after)
+      continue;
+    snprintf(id, sizeof(id), "%u-%u", e->stream, e->seq);
+    sse_event(res, id, e->data, e->len, 0);
+  }
+}
+
+static void on_get(const ph__http_request_t *req, ph__http_response_t *res,
+                   const char *department, const char *cors) {
+  const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
+  const char *last = ph__http_request_header(req, "Last-Event-ID");
+  const char *accept = ph__http_request_header(req, "Accept");
+  const char *hv = ph__http_request_header(req, "MCP-Protocol-Version");
+  unsigned stream_id = 0, after = 0;
+  msession *ms;
+  stream *st;
+
+  if (sid == NULL) {
+    respond_error(res, cors, 405, NULL, -32600,
+                  "Method Not Allowed: GET needs an Mcp-Session-Id", NULL);
+    return;
+  }
+  ms = session_find(sid);
+  if (ms == NULL || strcmp(ms->s->department, department) != 0) {
+    respond_error(res, cors, 404, NULL, -32001, "Session not found", NULL);
+    return;
+  }
+  if (hv != NULL && !ph__protocol_version_supported(hv)) {
+    respond_error(res, cors, 400, NULL, -32600,
+                  "Bad Request: unsupported MCP-Protocol-Version", NULL);
+    return;
+  }
+  if (!accepts(accept, "text/event-stream")) {
+    respond_error(res, cors, 406, NULL, -32600,
+                  "Not Acceptable: GET serves text/event-stream", NULL);
+    return;
+  }
+  if (last != NULL && sscanf(last, "%u-%u", &stream_id, &after) != 2) {
+    respond_error(res, cors, 400, NULL, -32600,
+                  "Bad Request: Last-Event-ID is not one of ours", NULL);
+    return;
+  }
+  session_touch(ms);
+  st = stream_find(ms, stream_id);
+  if (st != NULL && st->res != NULL) {
+    respond_error(res, cors, 409, NULL, -32600,
+                  "Conflict: this stream is already open", NULL);
+    return;
+  }
+  begin_sse(res, ms->id, cors);
+  if (last != NULL)
+    replay(ms, res, stream_id, after);
+  if (st == NULL && stream_id != 0) {
+    /* That stream has ended: what the buffer held was all of it. */
+    ph__http_stream_end(res);
+    return;
+  }
+  if (st == NULL) {
+    st = calloc(1, sizeof(*st));
+    st->kind = HOLD_STREAM;
+    st->ms = ms;
+    st->next = ms->streams;
+    ms->streams = st;
+  }
+  st->res = res;
+  ph__http_response_set_data(res, st);
+  ph__http_response_set_gone_cb(res, on_gone);
+  if (st->done) {
+    ph__http_stream_end(res);
+    st->res = NULL;
+    stream_free(st);
+    return;
+  }
+  if (last == NULL && strcmp(ms->s->version, "2025-11-25") >= 0)
+    prime(st);
+}
+
+static void on_delete(const ph__http_request_t *req, ph__http_response_t *res,
+                      const char *department, const char *cors) {
+  const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
+  msession *ms;
+  headers h = {0};
+
+  if (sid == NULL) {
+    respond_error(res, cors, 405, NULL, -32600,
+                  "Method Not Allowed: DELETE needs an Mcp-Session-Id", NULL);
+    return;
+  }
+  ms = session_find(sid);
+  if (ms == NULL || strcmp(ms->s->department, department) != 0) {
+    respond_error(res, cors, 404, NULL, -32001, "Session not found", NULL);
+    return;
+  }
+  session_close(ms);
+  add_cors(&h, cors);
+  ph__http_respond(res, 204, h.h, h.n, NULL, 0);
+}
+
+static void on_preflight(const ph__http_request_t *req,
+                         ph__http_response_t *res, const char *cors) {
+  const char *want =
+      ph__http_request_header(req, "Access-Control-Request-Headers");
+  headers h = {0};
+  const char *p;
+
+  if (cors == NULL) {
+    respond_error(res, NULL, 403, NULL, -32600, "Forbidden: origin not allowed",
+                  NULL);
+    return;
+  }
+  /* Echo the asked-for headers (Mcp-Param-* are open-ended) when they are
+   * plain tokens. */
+  for (p = want; p != NULL && *p != '\0'; p++)
+    if (!(isalnum((unsigned char)*p) || strchr("-_, ", *p) != NULL))
+      want = NULL;
+  add_header(&h, "Access-Control-Allow-Origin", cors);
+  add_header(&h, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+  add_header(&h, "Access-Control-Allow-Headers",
+             want ? want
+                  : "Content-Type, Accept, Authorization, Mcp-Session-Id, "
+                    "MCP-Protocol-Version, Mcp-Method, Mcp-Name, "
+                    "Last-Event-ID");
+  add_header(&h, "Access-Control-Expose-Headers",
+             "Mcp-Session-Id, MCP-Protocol-Version");
+  add_header(&h, "Access-Control-Max-Age", "86400");
+  add_header(&h, "Vary", "Origin");
+  ph__http_respond(res, 204, h.h, h.n, NULL, 0);
+}
+
+/* Ready: a generation is published, it serves every configured
+ * department, and every plugin instance the config names is live. */
+static void on_ready(ph__http_response_t *res) {
+  ph__generation *gen = ph__registry_acquire();
+  headers h = {0};
+  const ph__dept *d;
+  size_t i;
+  int ok = gen != NULL;
+
+  for (i = 0; ok && i < H.cfg->ndepartments; i++) {
+    d = ph__generation_dept(gen, H.cfg->departments[i].name);
+    ok = d != NULL && (H.cfg->departments[i].all_plugins ||
+                       d->ninstances >= H.cfg->departments[i].ninstances);
+  }
+  ph__generation_unref(gen);
+  if (ok)
+    respond_json(res, 200, &h, "{\"status\":\"ready\"}", 18);
+  else
+    respond_json(res, 503, &h, "{\"status\":\"not ready\"}", 22);
+}
+
+/* The department a path names, or NULL. */
+static char *path_department(const char *path) {
+  ph__generation *gen;
+  char *name;
+
+  if (strcmp(path, "/mcp") == 0 || strcmp(path, "/mcp/") == 0)
+    return strdup("default");
+  if (strncmp(path, "/mcp/", 5) != 0 || strchr(path + 5, '/') != NULL)
+    return NULL;
+  gen = ph__registry_acquire();
+  name = gen && ph__generation_dept(gen, path + 5) ? strdup(path + 5) : NULL;
+  ph__generation_unref(gen);
+  return name;
+}
+
+static void on_request(ph__http_server_t *server, const ph__http_request_t *req,
+                       ph__http_response_t *res) {
+  const char *cors = NULL;
+  headers h = {0};
+  char *department;
+
+  (void)server;
+  if (!host_allowed(ph__http_request_header(req, "Host")) ||
+      !origin_allowed(ph__http_request_header(req, "Origin"), &cors)) {
+    respond_error(res, NULL, 403, NULL, -32600,
+                  "Forbidden: Host or Origin not allowed", NULL);
+    return;
+  }
+  if (strcmp(req->path, "/health") == 0 && strcmp(req->method, "GET") == 0) {
+    respond_json(res, 200, &h, "{\"status\":\"ok\"}", 15);
+    return;
+  }
+  if (strcmp(req->path, "/ready") == 0 && strcmp(req->method, "GET") == 0) {
+    on_ready(res);
+    return;
+  }
+  department = path_department(req->path);
+  if (department == NULL) {
+    respond_error(res, cors, 404, NULL, -32600, "Not Found: no such endpoint",
+                  NULL);
+    return;
+  }
+  if (strcmp(req->method, "OPTIONS") == 0) {
+    on_preflight(req, res, cors);
+  } else if (H.stopping) {
+    respond_error(res, cors, 503, NULL, -32603,
+                  "Service Unavailable: shutting down", NULL);
+  } else if (authenticate(req, res) != 0) {
+    /* Answered by authenticate(). */
+  } else if (strcmp(req->method, "POST") == 0) {
+    on_post(req, res, department, cors);
+  } else if (strcmp(req->method, "GET") == 0) {
+    on_get(req, res, department, cors);
+  } else if (strcmp(req->method, "DELETE") == 0) {
+    on_delete(req, res, department, cors);
+  } else {
+    respond_error(res, cors, 405, NULL, -32600, "Method Not Allowed", NULL);
+  }
+  free(department);
+}
+
+/* ---- Housekeeping ---- */
+
+static void on_sweep(uv_timer_t *t) {
+  uint64_t now = uv_now(H.loop);
+  msession *ms, *prev;
+  exchange *ex;
+  stream *st;
+  int keepalive = now - H.last_keepalive >= KEEPALIVE_MS;
+
+  (void)t;
+  for (ms = H.lru_tail; ms != NULL; ms = prev) {
+    prev = ms->prev;
+    if (now - ms->last_used > H.cfg->limits.session_idle_ms &&
+        session_idle(ms)) {
+      ph__debug("http: session %.8s… expired", ms->id);
+      session_close(ms);
+      continue;
+    }
+    for (st = ms->streams; st != NULL; st = st->next) {
+      if (st->res != NULL && keepalive)
+        ph__http_stream_write(st->res, ": keep-alive\n\n", 14);
+      if (st->res == NULL && st->ex != NULL &&
+          now - st->detached_at > RESUME_GRACE_MS) {
+        ex = st->ex;
+        ex->busy = 1;
+        exchange_cancel_calls(ex);
+        ex->busy = 0;
+        exchange_maybe_free(ex);
+        break; /* The stream list may have changed. */
+      }
+    }
+  }
+  if (keepalive) {
+    H.last_keepalive = now;
+    for (ex = H.exchanges; ex != NULL; ex = ex->next)
+      if (ex->sse && ex->res != NULL)
+        ph__http_stream_write(ex->res, ": keep-alive\n\n", 14);
+  }
+}
+
+static void http_config_from(const ph__config *cfg, ph__http_config_t *hc) {
+  ph__http_config_init(hc);
+  hc->max_header_bytes = cfg->limits.max_header_bytes;
+  hc->max_body_bytes = cfg->limits.max_message_bytes;
+  hc->max_connections = (unsigned)cfg->limits.max_connections;
+  hc->header_timeout_ms = cfg->limits.header_timeout_ms;
+  hc->idle_timeout_ms = cfg->limits.idle_timeout_ms;
+}
+
+int ph__mcp_http_start(uv_loop_t *loop, const ph__config *cfg,
+                       const char *listen) {
+  ph__http_config_t hc;
+  const char *colon;
+  char host[64];
+  size_t n;
+  int port, err;
+
+  H.loop = loop;
+  H.cfg = cfg;
+  colon = strrchr(listen, ':');
+  if (colon == NULL || sscanf(colon + 1, "%d", &port) != 1 || port < 0 ||
+      port > 65535) {
+    ph__error("listen address \"%s\" is not HOST:PORT", listen);
+    return UV_EINVAL;
+  }
+  n = (size_t)(colon - listen);
+  if (n > 0 && listen[0] == '[' && listen[n - 1] == ']')
+    listen++, n -= 2;
+  if (n == 0 || n >= sizeof(host)) {
+    ph__error("listen address \"%s\" has no usable host", listen);
+    return UV_EINVAL;
+  }
+  memcpy(host, listen, n);
+  host[n] = '\0';
+  if (strcmp(host, "localhost") == 0)
+    strcpy(host, "127.0.0.1");
+  snprintf(H.bound_ip, sizeof(H.bound_ip), "%s", host);
+  http_config_from(cfg, &hc);
+  err = ph__http_server_init(loop, &H.server, &hc, on_request);
+  if (err == 0)
+    err = ph__http_server_listen(&H.server, host, port);
+  if (err != 0) {
+    ph__error("cannot listen on %s: %s", listen, uv_strerror(err));
+    return err;
+  }
+  H.listening = 1;
+  uv_timer_init(loop, &H.sweep);
+  uv_timer_start(&H.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+  H.last_keepalive = uv_now(loop);
+  ph__info("serving MCP over HTTP on http://%s%s%s:%d/mcp",
+           strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+           ph__http_server_port(&H.server));
+  return 0;
+}
+
+int ph__mcp_http_port(void) {
+  return H.listening ? ph__http_server_port(&H.server) : 0;
+}
+
+void ph__mcp_http_set_config(const ph__config *cfg) {
+  if (!H.listening)
+    return;
+  H.cfg = cfg;
+  /* Limits the HTTP layer reads on every request. */
+  H.server.config.max_body_bytes = cfg->limits.max_message_bytes;
+  H.server.config.max_header_bytes = cfg->limits.max_header_bytes;
+  H.server.config.max_connections = (unsigned)cfg->limits.max_connections;
+  H.server.config.header_timeout_ms = cfg->limits.header_timeout_ms;
+  H.server.config.idle_timeout_ms = cfg->limits.idle_timeout_ms;
+}
+
+static void end_open_streams(void) {
+  msession *ms;
+  exchange *ex, *next;
+  stream *st;
+
+  for (ms = H.lru_head; ms != NULL; ms = ms->next) {
+    st = stream_find(ms, 0);
+    if (st != NULL && st->res != NULL) {
+      ph__http_stream_end(st->res);
+      st->res = NULL;
+    }
+  }
+  /* Listen streams end with their result. */
+  for (ex = H.exchanges; ex != NULL; ex = next) {
+    next = ex->next;
+    if (ex->modern && ex->s->listen_outlet == &ex->base)
+      ph__session_close(ex->s);
+  }
+}
+
+void ph__mcp_http_stop(void) {
+  if (!H.listening || H.stopping)
+    return;
+  H.stopping = 1;
+  ph__http_server_stop(&H.server);
+  end_open_streams();
+}
+
+void ph__mcp_http_close(void) {
+  exchange *ex, *next;
+
+  if (!H.listening || H.closed)
+    return;
+  H.closed = 1;
+  H.stopping = 1;
+  while (H.lru_head != NULL)
+    session_close(H.lru_head);
+  for (ex = H.exchanges; ex != NULL; ex = next) {
+    next = ex->next;
+    if (ex->modern)
+      ph__session_close(ex->s);
+  }
+  uv_timer_stop(&H.sweep);
+  uv_close((uv_handle_t *)&H.sweep, NULL);
+  ph__http_server_close(&H.server, NULL);
+}
