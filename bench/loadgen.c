@@ -1,0 +1,631 @@
+/* loadgen.c: drives one MCP server over stdio and measures it.
+ *
+ * It starts the server command with pipes, times the way to the
+ * initialize response, reads the idle RSS, then sends tools/call requests
+ * keeping a fixed number in flight and reports requests/s, latency
+ * percentiles, the server's CPU time per request and its peak RSS. One run
+ * measures one server; bench/run-stdio.sh repeats runs and takes medians. */
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+  long requests;  /* Measured tools/call requests. */
+  long warmup;    /* Requests sent first and not measured (JIT, caches). */
+  int window;     /* Requests kept in flight. */
+  int server_cpu; /* CPU the server is pinned to, or -1. */
+  int settle_ms;  /* Pause after initialized before reading idle RSS. */
+  int machine;    /* Print one key=value line instead of a report. */
+  int verbose;    /* Let the server's stderr through. */
+  const char *tool;
+  const char *arguments;
+  const char *label;
+  char **command;
+} options;
+
+typedef struct {
+  pid_t pid;
+  int to;   /* Our end of the server's stdin. */
+  int from; /* Our end of the server's stdout. */
+  char *in; /* Bytes read from the server, up to an incomplete line. */
+  size_t in_len, in_cap;
+  char *out; /* Bytes queued for the server, from out_off on. */
+  size_t out_len, out_off, out_cap;
+} server;
+
+/* One phase of the run (warm-up or measured), request i having id
+ * first + i. */
+typedef struct {
+  long first;       /* The id of the phase's first request. */
+  long sent;        /* Requests written so far. */
+  long answered;    /* Responses read so far. */
+  long errors;      /* Responses that were errors or isError results. */
+  int64_t *sent_at; /* Per request: when it was written (ns). */
+  int64_t *latency; /* Per request: ns until answered, -1 before. */
+} phase;
+
+static const char *request_tail; /* Everything after a request's id. */
+
+static void die(const char *what) {
+  fprintf(stderr, "loadgen: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static void fail(const char *message) {
+  fprintf(stderr, "loadgen: %s\n", message);
+  exit(1);
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *xrealloc(void *p, size_t size) {
+  p = realloc(p, size);
+  if (p == NULL)
+    fail("out of memory");
+  return p;
+}
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: loadgen [options] -- SERVER-COMMAND [ARGS...]\n"
+          "  -n N     measured tools/call requests (default 20000)\n"
+          "  -w W     requests kept in flight (default 1)\n"
+          "  -W N     warm-up requests before measuring (default 2000)\n"
+          "  -t NAME  tool to call (default echo)\n"
+          "  -a JSON  tool arguments (default {\"text\":\"hello\"})\n"
+          "  -s CPU   pin the server to this CPU\n"
+          "  -S MS    pause before reading idle RSS (default 200)\n"
+          "  -l NAME  label for the machine-readable line\n"
+          "  -m       print one machine-readable key=value line\n"
+          "  -v       pass the server's stderr through\n");
+  exit(2);
+}
+
+static long parse_count(const char *text, long min) {
+  char *end;
+  long v;
+
+  errno = 0;
+  v = strtol(text, &end, 10);
+  if (errno != 0 || *end != '\0' || v < min)
+    usage();
+  return v;
+}
+
+static void parse_options(options *o, int argc, char **argv) {
+  int c;
+
+  *o = (options){.requests = 20000,
+                 .warmup = 2000,
+                 .window = 1,
+                 .server_cpu = -1,
+                 .settle_ms = 200,
+                 .tool = "echo",
+                 .arguments = "{\"text\":\"hello\"}",
+                 .label = "server"};
+  while ((c = getopt(argc, argv, "+n:w:W:t:a:s:S:l:mv")) != -1) {
+    switch (c) {
+    case 'n':
+      o->requests = parse_count(optarg, 0);
+      break;
+    case 'w':
+      o->window = (int)parse_count(optarg, 1);
+      break;
+    case 'W':
+      o->warmup = parse_count(optarg, 0);
+      break;
+    case 't':
+      o->tool = optarg;
+      break;
+    case 'a':
+      o->arguments = optarg;
+      break;
+    case 's':
+      o->server_cpu = (int)parse_count(optarg, 0);
+      break;
+    case 'S':
+      o->settle_ms = (int)parse_count(optarg, 0);
+      break;
+    case 'l':
+      o->label = optarg;
+      break;
+    case 'm':
+      o->machine = 1;
+      break;
+    case 'v':
+      o->verbose = 1;
+      break;
+    default:
+      usage();
+    }
+  }
+  if (optind >= argc)
+    usage();
+  o->command = argv + optind;
+}
+
+/* Builds the constant part of every request once, so sending one costs a
+ * number and two copies. The arguments are checked here because a typo
+ * would otherwise show up as N error replies. */
+static void build_request_tail(const options *o) {
+  cJSON *args = cJSON_Parse(o->arguments);
+  char *tail;
+  size_t size;
+
+  if (args == NULL || !cJSON_IsObject(args))
+    fail("-a must be a JSON object");
+  cJSON_Delete(args);
+  size = strlen(o->tool) + strlen(o->arguments) + 128;
+  tail = xrealloc(NULL, size);
+  snprintf(tail, size,
+           ",\"method\":\"tools/call\",\"params\":{\"name\":\"%s\","
+           "\"arguments\":%s}}\n",
+           o->tool, o->arguments);
+  request_tail = tail;
+}
+
+static void spawn_server(server *s, const options *o) {
+  int in[2], out[2];
+
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
+    die("pipe");
+  s->pid = fork();
+  if (s->pid < 0)
+    die("fork");
+  if (s->pid == 0) {
+    if (o->server_cpu >= 0) {
+      cpu_set_t set;
+
+      CPU_ZERO(&set);
+      CPU_SET(o->server_cpu, &set);
+      if (sched_setaffinity(0, sizeof(set), &set) != 0)
+        die("sched_setaffinity");
+    }
+    if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
+      die("dup2");
+    if (!o->verbose) {
+      int null = open("/dev/null", O_WRONLY);
+
+      if (null < 0 || dup2(null, 2) < 0)
+        die("/dev/null");
+    }
+    execvp(o->command[0], o->command);
+    die(o->command[0]);
+  }
+  close(in[0]);
+  close(out[1]);
+  s->to = in[1];
+  s->from = out[0];
+  /* Non-blocking both ways: a server that stops reading while we wait on
+   * a full pipe would otherwise deadlock with us. */
+  if (fcntl(s->to, F_SETFL, O_NONBLOCK) != 0 ||
+      fcntl(s->from, F_SETFL, O_NONBLOCK) != 0)
+    die("fcntl");
+}
+
+static void queue_bytes(server *s, const char *data, size_t len) {
+  if (s->out_off == s->out_len)
+    s->out_off = s->out_len = 0;
+  if (s->out_cap - s->out_len < len) {
+    s->out_cap = (s->out_len + len) * 2;
+    s->out = xrealloc(s->out, s->out_cap);
+  }
+  memcpy(s->out + s->out_len, data, len);
+  s->out_len += len;
+}
+
+static void queue_call(server *s, long id) {
+  char head[48];
+  int n = snprintf(head, sizeof(head), "{\"jsonrpc\":\"2.0\",\"id\":%ld", id);
+
+  queue_bytes(s, head, (size_t)n);
+  queue_bytes(s, request_tail, strlen(request_tail));
+}
+
+/* Writes what the pipe takes now; the rest waits for POLLOUT. */
+static void flush_some(server *s) {
+  while (s->out_off < s->out_len) {
+    ssize_t n = write(s->to, s->out + s->out_off, s->out_len - s->out_off);
+
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN)
+        return;
+      die("write to server");
+    }
+    s->out_off += (size_t)n;
+  }
+}
+
+/* Waits until the server has output for us, writing queued input when the
+ * pipe has room. */
+static void wait_readable(server *s) {
+  for (;;) {
+    struct pollfd p[2] = {{.fd = s->from, .events = POLLIN},
+                          {.fd = s->to, .events = POLLOUT}};
+    int pending = s->out_off < s->out_len;
+
+    if (poll(p, pending ? 2 : 1, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      die("poll");
+    }
+    if (pending && (p[1].revents & (POLLOUT | POLLERR)))
+      flush_some(s);
+    if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+      return;
+  }
+}
+
+/* Reads what is available and hands each complete line to on_line with
+ * the time the read returned. Exits if the server closes its stdout. */
+static void read_lines(server *s,
+                       void (*on_line)(const char *, size_t, int64_t, void *),
+                       void *ctx) {
+  size_t start = 0, i;
+  ssize_t n;
+  int64_t t;
+
+  wait_readable(s);
+  if (s->in_cap - s->in_len < 65536) {
+    s->in_cap = s->in_cap ? s->in_cap * 2 : 262144;
+    s->in = xrealloc(s->in, s->in_cap);
+  }
+  n = read(s->from, s->in + s->in_len, s->in_cap - s->in_len);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  if (n < 0)
+    die("read from server");
+  if (n == 0)
+    fail("the server closed its stdout");
+  t = now_ns();
+  for (i = s->in_len, s->in_len += (size_t)n; i < s->in_len; i++) {
+    if (s->in[i] != '\n')
+      continue;
+    on_line(s->in + start, i - start, t, ctx);
+    start = i + 1;
+  }
+  memmove(s->in, s->in + start, s->in_len - start);
+  s->in_len -= start;
+}
+
+/* Returns the response's numeric id and whether it reports an error, or
+ * -1 for a line that is not a response to us (a notification). */
+static long response_id(const char *line, size_t len, int *is_error) {
+  cJSON *msg = cJSON_ParseWithLength(line, len), *id, *result;
+  long v = -1;
+
+  if (msg == NULL) {
+    fprintf(stderr, "loadgen: unparseable line: %.*s\n", (int)len, line);
+    exit(1);
+  }
+  id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+  result = cJSON_GetObjectItemCaseSensitive(msg, "result");
+  if (cJSON_IsNumber(id)) {
+    v = (long)id->valuedouble;
+    *is_error =
+        result == NULL ||
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "isError"));
+  }
+  cJSON_Delete(msg);
+  return v;
+}
+
+static void on_initialize_line(const char *line, size_t len, int64_t t,
+                               void *ctx) {
+  int64_t *answered_at = ctx;
+  int is_error;
+
+  if (response_id(line, len, &is_error) != 0)
+    return;
+  if (is_error) {
+    fprintf(stderr, "loadgen: initialize failed: %.*s\n", (int)len, line);
+    exit(1);
+  }
+  *answered_at = t;
+}
+
+/* Returns the nanoseconds from spawning the server to the end of its
+ * initialize response. */
+static int64_t start_server(server *s, const options *o) {
+  static const char initialize[] =
+      "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{"
+      "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
+      "\"clientInfo\":{\"name\":\"plughost-loadgen\",\"version\":\"1\"}}}\n";
+  static const char initialized[] =
+      "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n";
+  int64_t start = now_ns(), answered_at = 0;
+
+  spawn_server(s, o);
+  /* Sent at once: the pipe holds it until the server first reads, so the
+   * time measured includes everything the server does before that. */
+  queue_bytes(s, initialize, sizeof(initialize) - 1);
+  flush_some(s);
+  while (answered_at == 0)
+    read_lines(s, on_initialize_line, &answered_at);
+  queue_bytes(s, initialized, sizeof(initialized) - 1);
+  flush_some(s);
+  return answered_at - start;
+}
+
+static void on_call_line(const char *line, size_t len, int64_t t, void *ctx) {
+  phase *p = ctx;
+  int is_error = 0;
+  long id = response_id(line, len, &is_error), i = id - p->first;
+
+  if (id < 0)
+    return;
+  if (i < 0 || i >= p->sent || p->latency[i] >= 0) {
+    fprintf(stderr, "loadgen: unexpected response: %.*s\n", (int)len, line);
+    exit(1);
+  }
+  if (is_error && p->errors++ == 0)
+    fprintf(stderr, "loadgen: error response: %.*s\n", (int)len, line);
+  p->latency[i] = t - p->sent_at[i];
+  p->answered++;
+}
+
+/* Sends count requests keeping window in flight: each batch of answers
+ * read is replaced by as many new requests, sent in one write, as a
+ * pipelining client does. */
+static void run_phase(server *s, phase *p, long first, long count, int window) {
+  *p = (phase){.first = first};
+  p->sent_at = xrealloc(NULL, sizeof(int64_t) * (size_t)(count + 1));
+  p->latency = xrealloc(NULL, sizeof(int64_t) * (size_t)(count + 1));
+  memset(p->latency, 0xff, sizeof(int64_t) * (size_t)(count + 1));
+  while (p->answered < count) {
+    int64_t t = now_ns();
+
+    for (; p->sent < count && p->sent - p->answered < window; p->sent++) {
+      queue_call(s, first + p->sent);
+      p->sent_at[p->sent] = t;
+    }
+    flush_some(s);
+    read_lines(s, on_call_line, p);
+  }
+}
+
+static void read_proc_line(pid_t pid, const char *key, long *kib) {
+  char path[64], line[256];
+  size_t key_len = strlen(key);
+  FILE *f;
+
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  f = fopen(path, "r");
+  if (f == NULL)
+    die(path);
+  *kib = -1;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    if (strncmp(line, key, key_len) == 0 && line[key_len] == ':') {
+      *kib = strtol(line + key_len + 1, NULL, 10);
+      break;
+    }
+  }
+  fclose(f);
+}
+
+/* The server's user + system CPU in microseconds, all its threads
+ * included (exited ones too), from /proc/<pid>/stat. */
+static int64_t server_cpu_us(pid_t pid) {
+  char path[64], buf[1024], *p;
+  unsigned long long utime, stime;
+  ssize_t n;
+  int fd;
+
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  fd = open(path, O_RDONLY);
+  if (fd < 0)
+    die(path);
+  n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0)
+    die(path);
+  buf[n] = '\0';
+  /* The command name may hold spaces and parentheses; fields after the
+   * last ')' are plain: state is field 3, utime 14 and stime 15. */
+  p = strrchr(buf, ')');
+  if (p == NULL || sscanf(p + 2,
+                          "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                          "%llu %llu",
+                          &utime, &stime) != 2)
+    fail("cannot parse /proc/<pid>/stat");
+  return (int64_t)((utime + stime) * 1000000ULL /
+                   (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+static int64_t own_cpu_us(void) {
+  struct rusage ru;
+
+  getrusage(RUSAGE_SELF, &ru);
+  return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+         ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+/* Closes the server's stdin, which asks an MCP stdio server to exit, and
+ * reaps it, killing one that lingers. */
+static void stop_server(server *s) {
+  int status, waited_ms;
+
+  close(s->to);
+  close(s->from);
+  for (waited_ms = 0; waited_ms < 2000; waited_ms++) {
+    if (waitpid(s->pid, &status, WNOHANG) == s->pid)
+      return;
+    usleep(1000);
+  }
+  kill(s->pid, SIGKILL);
+  waitpid(s->pid, &status, 0);
+}
+
+/* The CPU this process is pinned to (by taskset), or -1. */
+static int pinned_cpu(void) {
+  cpu_set_t set;
+  int cpu;
+
+  if (sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) != 1)
+    return -1;
+  for (cpu = 0; !CPU_ISSET(cpu, &set); cpu++)
+    continue;
+  return cpu;
+}
+
+/* Microseconds CPU cpu spent busy, from /proc/stat: everything but idle
+ * and iowait. Steal is counted, as the hypervisor taking the CPU away
+ * from us is noise like any other. */
+static int64_t cpu_busy_us(int cpu) {
+  unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
+  char line[512], name[16];
+  int64_t busy = -1;
+  FILE *f = fopen("/proc/stat", "r");
+
+  if (f == NULL)
+    die("/proc/stat");
+  snprintf(name, sizeof(name), "cpu%d ", cpu);
+  while (fgets(line, sizeof(line), f) != NULL) {
+    if (strncmp(line, name, strlen(name)) != 0)
+      continue;
+    if (sscanf(line + strlen(name), "%llu %llu %llu %llu %llu %llu %llu %llu",
+               &user, &nice, &sys, &idle, &iowait, &irq, &softirq, &steal) == 8)
+      busy = (int64_t)((user + nice + sys + irq + softirq + steal) *
+                       1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
+    break;
+  }
+  fclose(f);
+  if (busy < 0)
+    fail("cannot parse /proc/stat");
+  return busy;
+}
+
+/* The share of a pinned CPU's time in [t0, t1] that went to others than
+ * the process measured (busy time less that process's own CPU time), in
+ * percent, or -1 when the CPU is not known. It says how noisy a run was:
+ * on a shared machine, other work on either core slows both sides. */
+static double noise_pct(int cpu, int64_t busy0, int64_t busy1, int64_t own,
+                        int64_t elapsed_ns) {
+  double other;
+
+  if (cpu < 0 || elapsed_ns <= 0)
+    return -1;
+  other = (double)(busy1 - busy0 - own) * 1000.0 / (double)elapsed_ns;
+  return other < 0 ? 0 : 100.0 * other;
+}
+
+static int compare_int64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+  return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of a sorted array, in microseconds. */
+static double percentile_us(const int64_t *sorted, long n, int pct) {
+  long rank = (n * pct + 99) / 100;
+
+  if (n == 0)
+    return 0;
+  return (double)sorted[rank > 0 ? rank - 1 : 0] / 1000.0;
+}
+
+int main(int argc, char **argv) {
+  options o;
+  server s = {0};
+  phase warm, run;
+  int64_t startup_ns, t0, t1, cpu0, cpu1, own0, own1;
+  int64_t sbusy0 = 0, sbusy1 = 0, cbusy0 = 0, cbusy1 = 0;
+  int client_cpu = pinned_cpu();
+  long idle_kib, idle_anon_kib, peak_kib;
+  double secs, rps, p50, p99, cpu_per, own_per, server_noise, client_noise;
+
+  parse_options(&o, argc, argv);
+  build_request_tail(&o);
+  signal(SIGPIPE, SIG_IGN);
+
+  startup_ns = start_server(&s, &o);
+  usleep((useconds_t)o.settle_ms * 1000);
+  read_proc_line(s.pid, "VmRSS", &idle_kib);
+  read_proc_line(s.pid, "RssAnon", &idle_anon_kib);
+
+  run_phase(&s, &warm, 1, o.warmup, o.window);
+  cpu0 = server_cpu_us(s.pid);
+  own0 = own_cpu_us();
+  if (o.server_cpu >= 0)
+    sbusy0 = cpu_busy_us(o.server_cpu);
+  if (client_cpu >= 0)
+    cbusy0 = cpu_busy_us(client_cpu);
+  t0 = now_ns();
+  run_phase(&s, &run, 1 + o.warmup, o.requests, o.window);
+  t1 = now_ns();
+  cpu1 = server_cpu_us(s.pid);
+  own1 = own_cpu_us();
+  if (o.server_cpu >= 0)
+    sbusy1 = cpu_busy_us(o.server_cpu);
+  if (client_cpu >= 0)
+    cbusy1 = cpu_busy_us(client_cpu);
+  read_proc_line(s.pid, "VmHWM", &peak_kib);
+  stop_server(&s);
+
+  qsort(run.latency, (size_t)o.requests, sizeof(int64_t), compare_int64);
+  secs = (double)(t1 - t0) / 1e9;
+  rps = o.requests > 0 ? (double)o.requests / secs : 0;
+  p50 = percentile_us(run.latency, o.requests, 50);
+  p99 = percentile_us(run.latency, o.requests, 99);
+  cpu_per = o.requests > 0 ? (double)(cpu1 - cpu0) / (double)o.requests : 0;
+  own_per = o.requests > 0 ? (double)(own1 - own0) / (double)o.requests : 0;
+  server_noise = noise_pct(o.server_cpu, sbusy0, sbusy1, cpu1 - cpu0, t1 - t0);
+  client_noise = noise_pct(client_cpu, cbusy0, cbusy1, own1 - own0, t1 - t0);
+
+  if (o.machine) {
+    printf("label=%s w=%d n=%ld rps=%.0f p50_us=%.1f p99_us=%.1f "
+           "cpu_us_per_req=%.2f client_cpu_us_per_req=%.2f "
+           "startup_ms=%.2f idle_rss_kib=%ld idle_anon_kib=%ld "
+           "peak_rss_kib=%ld server_core_noise_pct=%.1f "
+           "client_core_noise_pct=%.1f errors=%ld\n",
+           o.label, o.window, o.requests, rps, p50, p99, cpu_per, own_per,
+           (double)startup_ns / 1e6, idle_kib, idle_anon_kib, peak_kib,
+           server_noise, client_noise, warm.errors + run.errors);
+  } else {
+    printf("server          %s\n", o.command[0]);
+    printf("startup         %.2f ms to the initialize response\n",
+           (double)startup_ns / 1e6);
+    printf("idle RSS        %ld KiB, %ld KiB of it anonymous\n", idle_kib,
+           idle_anon_kib);
+    printf("requests        %ld measured, %ld warm-up, %d in flight\n",
+           o.requests, o.warmup, o.window);
+    printf("throughput      %.0f requests/s\n", rps);
+    printf("latency         p50 %.1f us, p99 %.1f us\n", p50, p99);
+    printf("server CPU      %.2f us/request\n", cpu_per);
+    printf("client CPU      %.2f us/request\n", own_per);
+    printf("peak RSS        %ld KiB\n", peak_kib);
+    printf("noise           %.1f%% of the server's core, %.1f%% of the "
+           "client's went to other work (-1: not pinned)\n",
+           server_noise, client_noise);
+    printf("errors          %ld\n", warm.errors + run.errors);
+  }
+  free(warm.sent_at);
+  free(warm.latency);
+  free(run.sent_at);
+  free(run.latency);
+  free(s.in);
+  free(s.out);
+  free((void *)request_tail);
+  return warm.errors + run.errors > 0;
+}
