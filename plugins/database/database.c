@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,11 @@
 #define MAX_AFFECTED 1000
 #define SAMPLE_ROWS 10
 
+/* Non-zero when the host's table has `field`: the table is append-only, so
+ * a host built for an older minor ends it before the newer functions. */
+#define HOST_HAS(api, field)                                                   \
+  ((api)->size >= offsetof(ph_host_api, field) + sizeof((api)->field))
+
 /* ---- shared helpers (db.h) ---- */
 
 long long db_now_ms(void) {
@@ -33,6 +39,11 @@ long long db_now_ms(void) {
 
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void db_set_ready(db *d, int ready, const char *why) {
+  if (HOST_HAS(d->api, set_ready))
+    d->api->set_ready(d->self, ready, why);
 }
 
 void db_errorf(char **err, const char *fmt, ...) {
@@ -342,6 +353,76 @@ cleanup:
   return rc;
 }
 
+/* Sets one tool's description for this instance; text is taken over. */
+static int describe_tool(db *d, const char *tool, char *text) {
+  cJSON *o = cJSON_CreateObject();
+  char *json = NULL;
+  int rc = PH_ENOMEM;
+
+  if (text != NULL && o != NULL &&
+      cJSON_AddStringToObject(o, "description", text) != NULL &&
+      (json = cJSON_PrintUnformatted(o)) != NULL)
+    rc = d->api->configure_tool(d->self, tool, json);
+  cJSON_free(json);
+  cJSON_Delete(o);
+  free(text);
+  return rc;
+}
+
+/* Tailors the tools to this instance (ABI 1.1): execute is listed only
+ * where the operator enabled writes, and the descriptions name the one
+ * engine, its placeholders and the configured limits, so a model writes
+ * the right dialect the first time. A 1.0 host lists the generic tools;
+ * execute then refuses by itself. */
+static int configure_tools(db *d) {
+  const char *engine = d->engine->name;
+  const char *marks = d->kind == DB_POSTGRES ? "$1, $2, ..." : "?";
+  char *text;
+  int rc;
+
+  if (!HOST_HAS(d->api, configure_tool))
+    return PH_OK;
+  if (asprintf(&text,
+               "Runs one read-only SQL statement (SELECT, WITH, VALUES) on "
+               "this %s database and returns typed rows. Write %s SQL with "
+               "%s placeholders and the values in params; never splice "
+               "values into sql. At most limit rows come back (default %ld, "
+               "at most %ld); when truncated is true, call again with the "
+               "same sql and params and cursor set to next_cursor for the "
+               "next page. Integers beyond 2^53 and exact numerics come as "
+               "strings, binary data as base64, timestamps as ISO 8601. "
+               "Writes, multiple statements and hidden tables or masked "
+               "columns are refused.",
+               engine, engine, marks, d->default_limit, d->max_limit) < 0)
+    text = NULL;
+  rc = describe_tool(d, "query", text);
+  if (rc != PH_OK)
+    return rc;
+  if (asprintf(&text,
+               "Shows the plan %s would use for one read-only statement "
+               "(%s), without running it. Placeholders are %s, with the "
+               "values in params.",
+               engine,
+               d->kind == DB_POSTGRES ? "EXPLAIN, FORMAT JSON"
+                                      : "EXPLAIN QUERY PLAN",
+               marks) < 0)
+    text = NULL;
+  rc = describe_tool(d, "explain", text);
+  if (rc != PH_OK)
+    return rc;
+  if (!d->allow_writes)
+    return d->api->configure_tool(d->self, "execute", "{\"enabled\":false}");
+  if (asprintf(&text,
+               "Runs one INSERT, UPDATE or DELETE (UPDATE and DELETE need a "
+               "WHERE clause) on this %s database in its own transaction "
+               "and returns affected_rows. Values go in params, with %s "
+               "placeholders. A statement that would change more than %lld "
+               "rows is rolled back.",
+               engine, marks, d->max_affected) < 0)
+    text = NULL;
+  return describe_tool(d, "execute", text);
+}
+
 static int database_init(ph_instance *self, const ph_host_api *api,
                          const char *config_json, void **state) {
   char *err = NULL;
@@ -359,6 +440,14 @@ static int database_init(ph_instance *self, const ph_host_api *api,
     free(err);
     if (d->engine_state != NULL)
       d->engine->close(d);
+    db_free(d);
+    return -1;
+  }
+  if (configure_tools(d) != PH_OK) {
+    api->log(self, PH_LOG_ERROR,
+             "database: the host refused the tools' "
+             "configuration for this instance");
+    d->engine->close(d);
     db_free(d);
     return -1;
   }

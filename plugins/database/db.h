@@ -119,6 +119,10 @@ int db_rows_add(db_rows *out, cJSON *row);
  * a string. */
 cJSON *db_json_int64(long long v);
 
+/* Reports the instance ready or not (why: what is wrong) to a host that
+ * knows readiness (ABI 1.1); a 1.0 host never hears of it. Any thread. */
+void db_set_ready(db *d, int ready, const char *why);
+
 /* Formats an error message in malloc'd memory into *err (if err). */
 void db_errorf(char **err, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -27,6 +27,8 @@
 #define CANCEL_GRACE_MS 500    /* After the deadline, before our PQcancel. */
 #define ABANDON_AFTER_MS 5000  /* After PQcancel, before dropping the link. */
 #define SENSITIVE_TTL_MS 10000 /* How long a catalog snapshot is trusted. */
+#define RETRY_MS 1000          /* Between connection attempts while down. */
+#define HEALTH_MS 10000        /* Between pings while connected. */
 
 typedef struct pg_conn {
   PGconn *conn;
@@ -50,7 +52,11 @@ typedef struct pg_state {
   pthread_cond_t freed;
   pg_conn *conns;
   int nconns;
-  int connected; /* Last known state, to log transitions once. */
+  int connected;       /* Last known state, to log transitions once. */
+  pthread_t watcher;   /* Keeps `connected` (and readiness) current. */
+  int watching;        /* The watcher runs; pg_close joins it. */
+  int closing;         /* Tells the watcher to stop. */
+  pthread_cond_t wake; /* Signals `closing` to the watcher. */
   pthread_mutex_t write_lock;
   pg_conn writer;
   pthread_mutex_t rel_lock; /* Guards rels and rels_loaded. */
@@ -81,11 +87,13 @@ static void note_state(db *d, int connected, const char *why) {
   was = s->connected;
   s->connected = connected;
   pthread_mutex_unlock(&s->lock);
-  if (was != connected)
-    d->api->log(d->self, connected ? PH_LOG_INFO : PH_LOG_WARNING,
-                "database: PostgreSQL %s%s%s",
-                connected ? "connected" : "unavailable", why ? ": " : "",
-                why ? why : "");
+  if (was == connected)
+    return;
+  d->api->log(d->self, connected ? PH_LOG_INFO : PH_LOG_WARNING,
+              "database: PostgreSQL %s%s%s",
+              connected ? "connected" : "unavailable", why ? ": " : "",
+              why ? why : "");
+  db_set_ready(d, connected, why != NULL ? why : "PostgreSQL is unavailable");
 }
 
 /* Connects c if it has no live connection. Session settings make values
@@ -128,6 +136,43 @@ static int link_open(db *d, pg_conn *c, int writable, char **err) {
   return DB_OK;
 }
 
+static int pg_ping(db *d, char **err);
+
+/* Readiness must not wait for client traffic: a host that reports not ready
+ * gets none. So while the server is down (or not reached yet) this thread
+ * tries to connect every RETRY_MS, and while it is up it pings every
+ * HEALTH_MS so a server that went away is noticed before a client trips
+ * on it. Failures reach note_state through the connection code. */
+static void *watch(void *arg) {
+  db *d = arg;
+  pg_state *s = d->engine_state;
+  struct timespec until;
+  long long wait;
+  char *err = NULL;
+
+  pthread_mutex_lock(&s->lock);
+  while (!s->closing) {
+    pthread_mutex_unlock(&s->lock);
+    pg_ping(d, &err);
+    free(err);
+    err = NULL;
+    pthread_mutex_lock(&s->lock);
+    wait = s->connected == 1 ? HEALTH_MS : RETRY_MS;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait / 1000;
+    until.tv_nsec += (wait % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000;
+    }
+    while (!s->closing &&
+           pthread_cond_timedwait(&s->wake, &s->lock, &until) != ETIMEDOUT)
+      ;
+  }
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
+
 static int pg_open(db *d, char **err) {
   pg_state *s;
 
@@ -138,6 +183,7 @@ static int pg_open(db *d, char **err) {
   d->engine_state = s;
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->freed, NULL);
+  pthread_cond_init(&s->wake, NULL);
   pthread_mutex_init(&s->write_lock, NULL);
   pthread_mutex_init(&s->rel_lock, NULL);
   s->conns = calloc((size_t)d->pool_size, sizeof(pg_conn));
@@ -145,8 +191,13 @@ static int pg_open(db *d, char **err) {
     return DB_EINTERNAL;
   s->nconns = d->pool_size;
   s->connected = -1;
-  /* Connections open lazily, so the host starts while the server is
-   * still down; the first call (or a ping) connects. */
+  /* Connections open in the background (the watcher) or on first use, so
+   * the host starts while the server is still down; until one is made the
+   * instance is not ready. */
+  db_set_ready(d, 0, "not connected to PostgreSQL yet");
+  if (pthread_create(&s->watcher, NULL, watch, d) != 0)
+    return DB_EINTERNAL;
+  s->watching = 1;
   return DB_OK;
 }
 
@@ -171,6 +222,13 @@ static void pg_close(db *d) {
 
   if (s == NULL)
     return;
+  if (s->watching) {
+    pthread_mutex_lock(&s->lock);
+    s->closing = 1;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->watcher, NULL);
+  }
   for (i = 0; s->conns != NULL && i < s->nconns; i++)
     link_close(&s->conns[i]);
   link_close(&s->writer);
@@ -178,6 +236,7 @@ static void pg_close(db *d) {
   free_rels(s->rels, s->nrels);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->freed);
+  pthread_cond_destroy(&s->wake);
   pthread_mutex_destroy(&s->write_lock);
   pthread_mutex_destroy(&s->rel_lock);
   free(s);
@@ -1675,6 +1734,11 @@ static int pg_ping(db *d, char **err) {
   PQclear(res);
   rollback(c);
   checkin(d, c);
+  /* A pooled link that was already open reports nothing on checkout, so
+   * after one broken link marked the instance down, a good round trip is
+   * what marks it up again. */
+  if (rc == DB_OK)
+    note_state(d, 1, NULL);
   return rc;
 }
 

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ typedef struct sq_state {
   int nreaders;
   pthread_mutex_t write_lock; /* Serialises execute on the writer. */
   sq_conn *writer;            /* Opened on first execute. */
+  atomic_int unusable;        /* The file failed to open or read. */
 } sq_state;
 
 /* Pragmas a client may read. Those taking a table name are checked against
@@ -390,6 +392,36 @@ static void checkin(db *d, sq_conn *c) {
   pthread_mutex_unlock(&s->lock);
 }
 
+/* Non-zero for failures of the file itself rather than of a statement:
+ * every later statement would fail the same way until someone fixes it. */
+static int file_failed(int code) {
+  switch (code & 0xff) {
+  case SQLITE_CANTOPEN:
+  case SQLITE_IOERR:
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* Reports readiness on transitions only, so the hot path costs one atomic
+ * load. */
+static void note_usable(db *d, int usable, const char *why) {
+  sq_state *s = d->engine_state;
+
+  if (atomic_load(&s->unusable) == !usable)
+    return;
+  if (atomic_exchange(&s->unusable, !usable) == !usable)
+    return; /* Another thread reported it first. */
+  d->api->log(d->self, usable ? PH_LOG_INFO : PH_LOG_ERROR,
+              "database: %s %s%s%s", d->path,
+              usable ? "is readable again" : "cannot be read",
+              usable ? "" : ": ", usable ? "" : why);
+  db_set_ready(d, usable, why);
+}
+
 /* Maps a failed prepare or step to a result code and message. */
 static int sq_failure(sq_conn *c, int code, const db_request *rq, char **err) {
   if (c->stop == SQ_TIMEOUT) {
@@ -413,6 +445,11 @@ static int sq_failure(sq_conn *c, int code, const db_request *rq, char **err) {
     return DB_EINTERNAL;
   }
   db_errorf(err, "SQLite: %s", sqlite3_errmsg(c->handle));
+  if (file_failed(code)) {
+    note_usable(c->d, 0,
+                err != NULL && *err != NULL ? *err : "the file is unusable");
+    return DB_EINTERNAL;
+  }
   return (code & 0xff) == SQLITE_AUTH ? DB_EREFUSED : DB_EINVALID;
 }
 
@@ -682,6 +719,8 @@ static int sq_query(db *d, const db_request *rq, db_rows *out, char **err) {
     rc = collect_rows(c, stmt, rq, out, err);
   sqlite3_finalize(stmt);
   checkin(d, c);
+  if (rc == DB_OK)
+    note_usable(d, 1, NULL);
   return rc;
 }
 

@@ -56,23 +56,39 @@ static int engines(engine out[2]) {
   return n + 1;
 }
 
-/* Starts the host with one database instance (prefix db) on url, with
- * `extra` config members (JSON text after a comma) or NULL. */
-static th_host *start_db(const char *url, const char *extra, char **cfg) {
-  char *text;
+/* Starts the host on a config with one database instance (prefix db) on
+ * url. db_extra: more members of the instance's config; host_extra: more
+ * members of the host config; plugins: more instances for the department
+ * (each JSON text after a comma, or NULL). plugin_dir NULL means the
+ * build's plugins. */
+static th_host *start_host(const char *plugin_dir, const char *url,
+                           const char *db_extra, const char *host_extra,
+                           const char *plugins, char **cfg) {
+  char *text, dir[512];
   th_host *h;
 
-  cr_assert(asprintf(&text,
-                     "{\"plugin_dir\":\"%s/plugins\",\"departments\":{"
-                     "\"default\":{\"plugins\":[{\"plugin\":\"database\","
-                     "\"prefix\":\"db\",\"config\":{\"url\":\"%s\"%s%s}}]}}}",
-                     PH_BUILD_DIR, url, extra ? "," : "",
-                     extra ? extra : "") > 0);
+  snprintf(dir, sizeof(dir), "%s", plugin_dir ? plugin_dir : PH_BUILD_DIR);
+  if (plugin_dir == NULL)
+    strcat(dir, "/plugins");
+  cr_assert(
+      asprintf(&text,
+               "{\"plugin_dir\":\"%s\",%s%s\"departments\":{"
+               "\"default\":{\"plugins\":[{\"plugin\":\"database\","
+               "\"prefix\":\"db\",\"config\":{\"url\":\"%s\"%s%s}}%s%s]}}}",
+               dir, host_extra ? host_extra : "", host_extra ? "," : "", url,
+               db_extra ? "," : "", db_extra ? db_extra : "",
+               plugins ? "," : "", plugins ? plugins : "") > 0);
   *cfg = th_write_temp(text, ".json");
   free(text);
   h = th_start(*cfg, NULL);
   cJSON_Delete(th_initialize(h, "2025-06-18", NULL));
   return h;
+}
+
+/* Starts the host with one database instance (prefix db) on url, with
+ * `extra` config members (JSON text after a comma) or NULL. */
+static th_host *start_db(const char *url, const char *extra, char **cfg) {
+  return start_host(NULL, url, extra, NULL, NULL, cfg);
 }
 
 static void stop_db(th_host *h, char *cfg) {
@@ -160,38 +176,94 @@ static char *fingerprint(th_host *h, int kind) {
 
 /* ---- tools and schema ---- */
 
+/* The listed tool named `name`, from a tools/list response, or NULL. */
+static const cJSON *listed(const cJSON *res, const char *name) {
+  const cJSON *tool;
+
+  cJSON_ArrayForEach(tool, th_get(res, "result.tools")) {
+    if (strcmp(th_str(tool, "name"), name) == 0)
+      return tool;
+  }
+  return NULL;
+}
+
 Test(database, tools_are_listed_with_schemas_and_annotations) {
   engine e[2];
   char *cfg;
   th_host *h;
   cJSON *res;
   const cJSON *tool;
-  int seen = 0;
 
   engines(e);
   h = start_db(e[0].url, NULL, &cfg);
   res = th_request(h, "tools/list", NULL, WAIT_MS);
   cr_assert_not_null(res);
-  cJSON_ArrayForEach(tool, th_get(res, "result.tools")) {
-    const char *name = th_str(tool, "name");
-    if (strcmp(name, "db_query") == 0) {
-      cr_assert_not_null(th_get(tool, "outputSchema.properties.rows"));
-      cr_assert(cJSON_IsTrue(th_get(tool, "annotations.readOnlyHint")));
-      cr_assert(strstr(th_str(tool, "description"), "SQLite") != NULL);
-      cr_assert(strstr(th_str(tool, "description"), "PostgreSQL") != NULL);
-      seen |= 1;
-    } else if (strcmp(name, "db_execute") == 0) {
-      cr_assert(cJSON_IsTrue(th_get(tool, "annotations.destructiveHint")));
-      seen |= 2;
-    } else if (strcmp(name, "db_list_tables") == 0 ||
-               strcmp(name, "db_describe_table") == 0 ||
-               strcmp(name, "db_explain") == 0) {
-      seen |= 4;
-    }
-  }
-  cr_assert_eq(seen, 7, "missing tools: %s", cJSON_PrintUnformatted(res));
+  tool = listed(res, "db_query");
+  cr_assert_not_null(tool, "no db_query: %s", cJSON_PrintUnformatted(res));
+  cr_assert_not_null(th_get(tool, "outputSchema.properties.rows"));
+  cr_assert(cJSON_IsTrue(th_get(tool, "annotations.readOnlyHint")));
+  cr_assert_not_null(listed(res, "db_list_tables"));
+  cr_assert_not_null(listed(res, "db_describe_table"));
+  cr_assert_not_null(listed(res, "db_explain"));
   cJSON_Delete(res);
   stop_db(h, cfg);
+}
+
+/* Each instance lists the tools it can serve, described for its engine:
+ * a model reading the list should write the right dialect and
+ * placeholders without probing, and should not see a write tool that
+ * could only refuse. */
+Test(database, tools_match_the_instance) {
+  engine e[2];
+  int n = engines(e), i;
+
+  for (i = 0; i < n; i++) {
+    const char *self = e[i].kind == PG ? "PostgreSQL" : "SQLite";
+    const char *other = e[i].kind == PG ? "SQLite" : "PostgreSQL";
+    const char *marks = e[i].kind == PG ? "$1, $2" : "? placeholders";
+    const char *desc;
+    char *cfg;
+    th_host *h;
+    cJSON *res;
+
+    h = start_db(e[i].url, "\"default_limit\":25", &cfg);
+    res = th_request(h, "tools/list", NULL, WAIT_MS);
+    cr_assert_not_null(res);
+    cr_assert_null(listed(res, "db_execute"),
+                   "%s: a read-only instance lists db_execute", e[i].name);
+    desc = th_str(listed(res, "db_query"), "description");
+    cr_assert(strstr(desc, self) && strstr(desc, marks) &&
+                  strstr(desc, "default 25") && !strstr(desc, other),
+              "%s: db_query says: %s", e[i].name, desc);
+    desc = th_str(listed(res, "db_explain"), "description");
+    cr_assert(strstr(desc, self) && !strstr(desc, other),
+              "%s: db_explain says: %s", e[i].name, desc);
+    cJSON_Delete(res);
+
+    /* Hidden means gone, not refused: the host does not know the name. */
+    res = th_request(h, "tools/call",
+                     "{\"name\":\"db_execute\",\"arguments\":{\"sql\":"
+                     "\"DELETE FROM regions WHERE region_id = 1\"}}",
+                     WAIT_MS);
+    cr_assert_not_null(res);
+    cr_assert_eq(th_num(res, "error.code"), -32602, "%s: %s", e[i].name,
+                 cJSON_PrintUnformatted(res));
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+
+    h = start_db(e[i].url, "\"allow_writes\":true", &cfg);
+    res = th_request(h, "tools/list", NULL, WAIT_MS);
+    cr_assert_not_null(res);
+    cr_assert_not_null(listed(res, "db_execute"), "%s: no db_execute",
+                       e[i].name);
+    cr_assert(cJSON_IsTrue(
+        th_get(listed(res, "db_execute"), "annotations.destructiveHint")));
+    desc = th_str(listed(res, "db_execute"), "description");
+    cr_assert(strstr(desc, self) && strstr(desc, marks) && !strstr(desc, other),
+              "%s: db_execute says: %s", e[i].name, desc);
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
 }
 
 Test(database, list_tables_on_both_engines) {
@@ -773,6 +845,190 @@ Test(database, explain_shows_a_plan_and_refuses_writes) {
   }
 }
 
+/* ---- the sql service, through a domain plugin ---- */
+
+static void rmdir_all(const char *dir) {
+  char cmd[600];
+
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    cr_log_warn("could not remove %s", dir);
+}
+
+/* A plugin directory holding database.so and the sqlclient fixture (the
+ * host loads every .so of its directory, and the fixtures' one has plugins
+ * that are meant to fail). */
+static void client_plugins(char *dir, size_t size) {
+  char cmd[1536];
+
+  snprintf(dir, size, "/tmp/ph-sqlclient-XXXXXX");
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(cmd, sizeof(cmd),
+           "ln -s '%s/plugins/database.so' '%s/sqlclient.so' '%s/'",
+           PH_BUILD_DIR, PH_TEST_PLUGIN_DIR, dir);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static th_host *start_client(const char *dir, const char *url,
+                             const char *db_extra, char **cfg) {
+  return start_host(dir, url, db_extra, NULL,
+                    "{\"plugin\":\"sqlclient\",\"prefix\":\"app\"}", cfg);
+}
+
+/* app_rows: the fixture's tool, which forwards sql, params, limit and
+ * cursor to the sql service and replies with the service's answer. */
+static cJSON *rows_via_service(th_host *h, const char *sql, const char *params,
+                               int limit, const char *cursor) {
+  cJSON *p = cJSON_CreateObject(), *args = sql_args(sql, params), *res;
+  char *text;
+
+  if (limit > 0)
+    cJSON_AddNumberToObject(args, "limit", limit);
+  if (cursor != NULL)
+    cJSON_AddStringToObject(args, "cursor", cursor);
+  cJSON_AddStringToObject(p, "name", "app_rows");
+  cJSON_AddItemToObject(p, "arguments", args);
+  text = cJSON_PrintUnformatted(p);
+  res = th_request(h, "tools/call", text, WAIT_MS);
+  cr_assert_not_null(res, "no answer to %s:\n%s", text, th_stderr(h));
+  cr_assert_null(th_get(res, "error"), "%s", cJSON_PrintUnformatted(res));
+  free(text);
+  cJSON_Delete(p);
+  return res;
+}
+
+Test(database, sql_service_returns_typed_rows) {
+  engine e[2];
+  int n = engines(e), i;
+  char dir[64];
+
+  client_plugins(dir, sizeof(dir));
+  for (i = 0; i < n; i++) {
+    const char *sql =
+        e[i].kind == PG
+            ? "SELECT order_id, total, shipped_at, $1::text, NULL, "
+              "9007199254740993::bigint, active FROM orders JOIN sales_reps "
+              "USING (rep_id) WHERE order_id = (SELECT min(order_id) FROM "
+              "orders WHERE shipped_at IS NOT NULL)"
+            : "SELECT order_id, total, shipped_at, ?, NULL, "
+              "9007199254740993, active FROM orders JOIN sales_reps USING "
+              "(rep_id) WHERE order_id = (SELECT min(order_id) FROM orders "
+              "WHERE shipped_at IS NOT NULL)";
+    const cJSON *r;
+    char *cfg;
+    th_host *h = start_client(dir, e[i].url, NULL, &cfg);
+    cJSON *res = rows_via_service(h, sql, "[\"p\"]", 0, NULL);
+
+    r = cJSON_GetArrayItem(ok_rows(res), 0);
+    cr_assert(cJSON_IsNumber(cJSON_GetArrayItem(r, 0)), "%s", e[i].name);
+    /* NUMERIC: exact text in PostgreSQL, a REAL in SQLite. */
+    cr_assert(e[i].kind == PG ? cJSON_IsString(cJSON_GetArrayItem(r, 1))
+                              : cJSON_IsNumber(cJSON_GetArrayItem(r, 1)),
+              "%s: total %s", e[i].name,
+              cJSON_PrintUnformatted(cJSON_GetArrayItem(r, 1)));
+    cr_assert(strchr(cJSON_GetArrayItem(r, 2)->valuestring, 'T') != NULL);
+    cr_assert_str_eq(cJSON_GetArrayItem(r, 3)->valuestring, "p");
+    cr_assert(cJSON_IsNull(cJSON_GetArrayItem(r, 4)));
+    cr_assert_str_eq(cJSON_GetArrayItem(r, 5)->valuestring, "9007199254740993");
+    cr_assert(cJSON_IsBool(cJSON_GetArrayItem(r, 6)), "%s: active %s",
+              e[i].name, cJSON_PrintUnformatted(cJSON_GetArrayItem(r, 6)));
+    cr_assert_str_eq(th_str(res, "result.structuredContent.columns.0.name"),
+                     "order_id");
+    cr_assert(cJSON_IsFalse(th_get(res, "result.structuredContent.truncated")));
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+  rmdir_all(dir);
+}
+
+Test(database, sql_service_is_read_only_and_refuses_clearly) {
+  static const char *const refused[] = {
+      "DELETE FROM regions WHERE region_id = 1",
+      "UPDATE regions SET name = 'x' WHERE region_id = 1",
+      "DROP TABLE orders",
+      "SELECT 1; DELETE FROM regions WHERE region_id = 1",
+      "SELECT crm_api_token FROM sales_reps",
+  };
+  engine e[2];
+  int n = engines(e), i;
+  size_t k;
+  char dir[64];
+
+  client_plugins(dir, sizeof(dir));
+  for (i = 0; i < n; i++) {
+    char *cfg, *before, *after;
+    /* Writes enabled for clients must not open the service to them: it
+     * serves reads only. */
+    th_host *h = start_client(dir, e[i].url, "\"allow_writes\":true", &cfg);
+    cJSON *res;
+
+    before = fingerprint(h, e[i].kind);
+    for (k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+      res = rows_via_service(h, refused[k], NULL, 0, NULL);
+      cr_assert(is_error(res), "%s: service ran %s", e[i].name, refused[k]);
+      cr_assert(strstr(th_str(res, "result.content.0.text"), "refused"),
+                "%s: %s: %s", e[i].name, refused[k],
+                th_str(res, "result.content.0.text"));
+      cJSON_Delete(res);
+    }
+    res = rows_via_service(h, "SELEC 1", NULL, 0, NULL);
+    cr_assert(is_error(res));
+    cJSON_Delete(res);
+    after = fingerprint(h, e[i].kind);
+    cr_assert_str_eq(before, after, "%s: the database changed", e[i].name);
+    free(before);
+    free(after);
+    stop_db(h, cfg);
+  }
+  rmdir_all(dir);
+}
+
+Test(database, sql_service_applies_the_limits) {
+  engine e[2];
+  int n = engines(e), i;
+  char dir[64];
+
+  client_plugins(dir, sizeof(dir));
+  for (i = 0; i < n; i++) {
+    const char *sql = "SELECT order_id FROM orders ORDER BY order_id";
+    char *cfg, cursor[512];
+    th_host *h = start_client(dir, e[i].url,
+                              "\"default_limit\":4,\"max_limit\":7", &cfg);
+    cJSON *res;
+    double last;
+
+    /* The default limit, then a page boundary the cursor continues from. */
+    res = rows_via_service(h, sql, NULL, 0, NULL);
+    cr_assert_eq(cJSON_GetArraySize(ok_rows(res)), 4, "%s", e[i].name);
+    cJSON_Delete(res);
+    res = rows_via_service(h, sql, NULL, 3, NULL);
+    cr_assert_eq(cJSON_GetArraySize(ok_rows(res)), 3);
+    cr_assert(cJSON_IsTrue(th_get(res, "result.structuredContent.truncated")));
+    last = cJSON_GetArrayItem(cJSON_GetArrayItem(rows(res), 2), 0)->valuedouble;
+    snprintf(cursor, sizeof(cursor), "%s",
+             th_str(res, "result.structuredContent.next_cursor"));
+    cJSON_Delete(res);
+    res = rows_via_service(h, sql, NULL, 3, cursor);
+    cr_assert_gt(
+        cJSON_GetArrayItem(cJSON_GetArrayItem(ok_rows(res), 0), 0)->valuedouble,
+        last, "%s: the second page repeats the first", e[i].name);
+    cJSON_Delete(res);
+
+    /* A cursor for another statement is refused. */
+    res = rows_via_service(h, "SELECT customer_id FROM customers", NULL, 3,
+                           cursor);
+    cr_assert(is_error(res));
+    cJSON_Delete(res);
+
+    /* Past max_limit: clamped, not obeyed. */
+    res = rows_via_service(h, sql, NULL, 5000, NULL);
+    cr_assert_eq(cJSON_GetArraySize(ok_rows(res)), 7, "%s", e[i].name);
+    cJSON_Delete(res);
+    stop_db(h, cfg);
+  }
+  rmdir_all(dir);
+}
+
 /* ---- writes ---- */
 
 /* A private SQLite database from the seed, or a scratch table in the
@@ -817,6 +1073,9 @@ static void drop_scratch(const engine *e, const char *url, const char *table) {
     cr_log_warn("could not drop %s", table);
 }
 
+/* Writes need both the operator (allow_writes; without it the tool is not
+ * even listed, see tools_match_the_instance) and a client holding the
+ * scope db:write (granted over stdio by stdio_scopes). */
 Test(database, execute_writes_only_when_enabled) {
   engine e[2];
   int n = engines(e), i;
@@ -825,22 +1084,32 @@ Test(database, execute_writes_only_when_enabled) {
     const char *p1 = e[i].kind == PG ? "$1" : "?";
     const char *p2 = e[i].kind == PG ? "$2" : "?";
     const char *p3 = e[i].kind == PG ? "$3" : "?";
-    char url[600], table[64], sql[256], *cfg;
+    char url[600], table[64], sql[256], count[256], *cfg;
     th_host *h;
     cJSON *res;
 
     scratch(&e[i], url, sizeof(url), table, sizeof(table));
-    /* Disabled by default. */
-    h = start_db(url, NULL, &cfg);
     snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (%s, %s, %s)", table, p1,
              p2, p3);
+    /* Enabled by the operator, but the local client lacks the scope: the
+     * host refuses before the plugin sees the call. */
+    h = start_db(url, "\"allow_writes\":true", &cfg);
     res = call(h, "execute", sql_args(sql, "[10, \"T1\", \"Test one\"]"));
     cr_assert(is_error(res));
-    cr_assert(strstr(th_str(res, "result.content.0.text"), "allow_writes"));
+    cr_assert(strstr(th_str(res, "result.content.0.text"), "\"db:write\""),
+              "%s: %s", e[i].name, th_str(res, "result.content.0.text"));
+    cJSON_Delete(res);
+    snprintf(count, sizeof(count),
+             "SELECT count(*) FROM %s WHERE region_id = 10", table);
+    res = query(h, count, NULL);
+    cr_assert_eq(
+        cJSON_GetArrayItem(cJSON_GetArrayItem(ok_rows(res), 0), 0)->valuedouble,
+        0, "%s: a refused call wrote", e[i].name);
     cJSON_Delete(res);
     stop_db(h, cfg);
 
-    h = start_db(url, "\"allow_writes\":true,\"max_affected_rows\":2", &cfg);
+    h = start_host(NULL, url, "\"allow_writes\":true,\"max_affected_rows\":2",
+                   "\"stdio_scopes\":[\"db:write\"]", NULL, &cfg);
     res = call(h, "execute", sql_args(sql, "[10, \"T1\", \"Test one\"]"));
     cr_assert(!is_error(res), "%s", th_str(res, "result.content.0.text"));
     cr_assert_eq(th_num(res, "result.structuredContent.affected_rows"), 1);
@@ -928,6 +1197,77 @@ Test(database, concurrent_queries_share_the_pool) {
   }
 }
 
+/* Occurrences of needle in what the host logged so far. */
+static int stderr_count(th_host *h, const char *needle) {
+  const char *p = th_stderr(h);
+  int n = 0;
+
+  while ((p = strstr(p, needle)) != NULL) {
+    n++;
+    p += strlen(needle);
+  }
+  return n;
+}
+
+/* Waits until the host has logged needle more than `seen` times. */
+static int wait_count(th_host *h, const char *needle, int seen, int ms) {
+  long long until = now_ms() + ms;
+
+  while (stderr_count(h, needle) <= seen) {
+    if (now_ms() >= until)
+      return 0;
+    usleep(20000);
+  }
+  return 1;
+}
+
+/* A SQLite file that becomes unreadable makes the instance not ready (so
+ * /ready fails and a balancer looks elsewhere); once it is readable again
+ * the next good query makes it ready. */
+Test(database, sqlite_unreadable_file_is_not_ready) {
+  engine e[2];
+  char url[600], table[64], path[600], *cfg;
+  unsigned char header[100], junk[100];
+  th_host *h;
+  cJSON *res;
+  FILE *f;
+
+  engines(e);
+  scratch(&e[0], url, sizeof(url), table, sizeof(table));
+  h = start_db(url, NULL, &cfg);
+  res = query(h, "SELECT count(*) FROM regions", NULL);
+  ok_rows(res);
+  cJSON_Delete(res);
+
+  /* Overwrite the header in place (same inode, so the open connections
+   * see it): SQLite notices the change counter moved and rereads it. */
+  snprintf(path, sizeof(path), "%.*s", (int)(strstr(url, "\"") - (url + 7)),
+           url + 7);
+  f = fopen(path, "r+b");
+  cr_assert_not_null(f, "%s", path);
+  cr_assert_eq(fread(header, 1, sizeof(header), f), sizeof(header));
+  memset(junk, 'x', sizeof(junk));
+  rewind(f);
+  cr_assert_eq(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
+  fflush(f);
+  res = query(h, "SELECT count(*) FROM regions", NULL);
+  cr_assert(is_error(res), "read a broken file");
+  cJSON_Delete(res);
+  cr_assert(wait_count(h, " is not ready", 0, WAIT_MS),
+            "ready with an unreadable file:\n%s", th_stderr(h));
+
+  rewind(f);
+  cr_assert_eq(fwrite(header, 1, sizeof(header), f), sizeof(header));
+  fclose(f);
+  res = query(h, "SELECT count(*) FROM regions", NULL);
+  ok_rows(res);
+  cJSON_Delete(res);
+  cr_assert(wait_count(h, " is ready", 0, WAIT_MS), "not ready again:\n%s",
+            th_stderr(h));
+  stop_db(h, cfg);
+  drop_scratch(&e[0], url, table);
+}
+
 /* Runs a shell command and returns its first line of output. */
 static void shell(const char *cmd, char *out, size_t size) {
   FILE *f = popen(cmd, "r");
@@ -943,7 +1283,7 @@ static void shell(const char *cmd, char *out, size_t size) {
 Test(database, postgres_restart_and_lazy_connect, .timeout = 180) {
   engine e[2];
   char dir[256], url[512], cmd[2048], *cfg, *vars;
-  int port;
+  int port, ready, down;
   th_host *h;
   cJSON *res;
 
@@ -961,17 +1301,25 @@ Test(database, postgres_restart_and_lazy_connect, .timeout = 180) {
   cr_assert(sscanf(strrchr(url, ':') + 1, "%d", &port) == 1);
 
   h = start_db(url, NULL, &cfg);
+  /* Ready without any client traffic: the plugin connects by itself. */
+  cr_assert(wait_count(h, " is ready", 0, WAIT_MS), "never ready:\n%s",
+            th_stderr(h));
   res = query(h, "SELECT 1", NULL);
   ok_rows(res);
   cJSON_Delete(res);
 
-  /* Stop: a clear error, and the host keeps serving. */
+  /* Stop: not ready without a client tripping on it, a clear error, and
+   * the host keeps serving. */
+  ready = stderr_count(h, " is ready");
+  down = stderr_count(h, " is not ready");
   snprintf(cmd, sizeof(cmd),
            "bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); "
            "run=; [ \"$(id -u)\" -eq 0 ] && run='runuser -u postgres --'; "
            "$run $bin/pg_ctl -D '%s/data' -m fast -w stop >/dev/null 2>&1",
            dir);
   cr_assert_eq(system(cmd), 0);
+  cr_assert(wait_count(h, " is not ready", down, 20000),
+            "still ready with the server down:\n%s", th_stderr(h));
   res = query(h, "SELECT 1", NULL);
   cr_assert(is_error(res));
   cr_assert(strstr(th_str(res, "result.content.0.text"), "PostgreSQL") != NULL);
@@ -985,6 +1333,8 @@ Test(database, postgres_restart_and_lazy_connect, .timeout = 180) {
            "'-c listen_addresses=127.0.0.1 -p %d -k %s' start >/dev/null",
            dir, dir, port, dir);
   cr_assert_eq(system(cmd), 0, "restart failed: %s", cmd);
+  cr_assert(wait_count(h, " is ready", ready, WAIT_MS),
+            "not ready again without traffic:\n%s", th_stderr(h));
   res = query(h, "SELECT 2", NULL);
   ok_rows(res);
   cJSON_Delete(res);

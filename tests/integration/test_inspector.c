@@ -33,7 +33,8 @@ static void start(void) {
   const char *p;
 
   if (access(INSPECTOR, X_OK) != 0)
-    cr_skip_test("the Inspector is not installed (scripts/setup.sh)");
+    cr_assert_fail("the Inspector is not installed at %s: run scripts/setup.sh",
+                   INSPECTOR);
   cfg = th_write_temp(config, ".json");
   log_path = th_write_temp("", ".log");
   server = fork();
