@@ -48,6 +48,7 @@ static struct {
   long unanswered; /* Loop only: started calls not yet answered. */
   atomic_ullong next_client_id;
   void (*notify_hook)(ph_instance *, int, const char *);
+  char *(*reply_shaper)(ph_call *, const char *, int *, char **);
   void (*client_request_hook)(ph_call *, const char *, const char *);
 } D;
 
@@ -72,6 +73,11 @@ long ph__dispatch_unanswered_calls(void) {
 void ph__dispatch_set_notify_hook(void (*hook)(ph_instance *, int,
                                                const char *)) {
   D.notify_hook = hook;
+}
+
+void ph__dispatch_set_reply_shaper(char *(*shaper)(ph_call *, const char *,
+                                                   int *, char **)) {
+  D.reply_shaper = shaper;
 }
 
 void ph__dispatch_set_client_request_hook(void (*hook)(ph_call *, const char *,
@@ -502,15 +508,26 @@ static int finish(ph_call *call, char *result, int code, const char *message,
 }
 
 static int api_reply(ph_call *call, const char *result_json) {
+  char *text, *message = NULL;
   cJSON *check;
+  int code = 0, rc;
 
   if (call == NULL || result_json == NULL)
     return PH_EINVAL;
+  if (atomic_load(&call->replied))
+    return finish(call, NULL, 0, NULL, NULL); /* Logs the second reply. */
+  if (call->kind != PH__CALL_SERVICE && D.reply_shaper != NULL) {
+    text = D.reply_shaper(call, result_json, &code, &message);
+    if (text == NULL) {
+      rc = finish(call, NULL, code, message, NULL);
+      free(message);
+      return rc;
+    }
+    return finish(call, text, 0, NULL, NULL);
+  }
   check = cJSON_Parse(result_json);
-  if (check == NULL ||
-      (call->kind != PH__CALL_SERVICE && !cJSON_IsObject(check))) {
-    cJSON_Delete(check);
-    ph__error("%s on %s: reply is not a JSON object; answered as an error",
+  if (check == NULL) {
+    ph__error("%s on %s: reply is not JSON; answered as an error",
               call->name ? call->name : "call", call->inst->label);
     return finish(call, NULL, PH_RPC_INTERNAL_ERROR,
                   "plugin returned malformed JSON", NULL);

@@ -106,6 +106,13 @@ long ph__dispatch_unanswered_calls(void);
 /* What the protocol does with plugin notifications (PH_NOTIFY_*). */
 void ph__dispatch_set_notify_hook(void (*hook)(ph_instance *inst, int kind,
                                                const char *uri));
+/* What the protocol does with a plugin's result before it is stored: runs
+ * on the replying thread; returns the text to answer with, or NULL with an
+ * error code and a malloc'd message. */
+void ph__dispatch_set_reply_shaper(char *(*shaper)(ph_call *call,
+                                                   const char *result_json,
+                                                   int *code, char **message));
+
 /* What the protocol does when a legacy call sends a request to its client:
  * registers `id` for the response and sends `json` on the call's outlet. */
 void ph__dispatch_set_client_request_hook(void (*hook)(ph_call *call,

@@ -565,6 +565,16 @@ static int hash_file(const char *path, char hash[65]) {
   return 0;
 }
 
+static int is_current(ph__plugin *const *current, size_t n,
+                      const ph__plugin *p) {
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (current[i] == p)
+      return 1;
+  return 0;
+}
+
 size_t ph__plugin_scan(const char *dir, const char *cache_dir,
                        ph__plugin ***out) {
   return ph__plugin_rescan(dir, cache_dir, NULL, 0, out);
@@ -637,7 +647,16 @@ size_t ph__plugin_rescan(const char *dir, const char *cache_dir,
       for (j = 0; j < loaded; j++)
         if (strcmp(plugins[j]->name, p->name) == 0)
           break;
-      if (j < loaded) {
+      if (j < loaded && is_current(current, ncurrent, p) &&
+          !is_current(current, ncurrent, plugins[j])) {
+        /* A newcomer must not displace the plugin that is serving under
+         * this name, whatever its file name sorts as. */
+        ph__error("refused plugin %s: name \"%s\" already loaded from %s, "
+                  "which is serving",
+                  plugins[j]->source_path, p->name, path);
+        ph__plugin_unref(plugins[j]);
+        plugins[j] = p;
+      } else if (j < loaded) {
         ph__error("refused plugin %s: name \"%s\" already loaded from %s", path,
                   p->name, plugins[j]->source_path);
         ph__plugin_unref(p);
@@ -871,6 +890,14 @@ void ph__instance_unref(ph_instance *inst) {
 }
 
 void ph__instance_destroy(ph_instance *inst) {
+  if (atomic_load(&inst->stuck)) {
+    /* A stuck instance broke its contract once; its code may still run
+     * somewhere (a thread it started, a handler that replied and went on).
+     * It stays mapped for the life of the process. */
+    ph__warn("stuck instance %s finished its last call; it stays loaded",
+             inst->label);
+    return;
+  }
   live_remove(inst);
   cJSON_Delete(inst->tool_overrides);
   free(inst->not_ready_why);

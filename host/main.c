@@ -187,7 +187,8 @@ static void on_dir_event(uv_fs_event_t *h, const char *file, int events,
     return;
   /* Our own cache copies never live here, but editors' temp files do:
    * only .so names matter. */
-  if (file != NULL && strstr(file, ".so") == NULL)
+  if (file != NULL &&
+      (strlen(file) < 3 || strcmp(file + strlen(file) - 3, ".so") != 0))
     return;
   uv_timer_start(&M.dir_debounce, on_dir_debounced, 200, 0);
 }

@@ -399,6 +399,74 @@ static cJSON *tool_error_result(const char *text) {
   return res;
 }
 
+/* Runs on the thread that replied (usually a worker), so checking and
+ * reshaping a result never costs the event loop: validates the reply,
+ * checks structured content against the output schema when enabled, wraps
+ * completions, refuses empty resource contents and adds the modern era's
+ * fields. Returns the final result text, or NULL with *code and *message
+ * (malloc'd) for an error answer. */
+static char *shape_result(ph_call *call, const char *text, int *code,
+                          char **message) {
+  cJSON *result = cJSON_Parse(text);
+  int changed = 0;
+  char msg[512];
+
+  if (!cJSON_IsObject(result)) {
+    cJSON_Delete(result);
+    ph__error("%s on %s: reply is not a JSON object; answered as an error",
+              call->name ? call->name : "call", call->inst->label);
+    *code = -32603;
+    *message = strdup("plugin returned malformed JSON");
+    return NULL;
+  }
+  if (call->kind == PH__CALL_TOOL && P.check_output) {
+    char *why = NULL;
+
+    if (!output_matches(call->def, result, &why)) {
+      ph__error("%s on %s: structured result violates its outputSchema: %s",
+                call->name, call->inst->label, why);
+      snprintf(msg, sizeof(msg), "tool result violates its outputSchema: %s",
+               why);
+      cJSON_Delete(result);
+      result = tool_error_result(msg);
+      changed = 1;
+    }
+    free(why);
+  }
+  if (call->kind == PH__CALL_COMPLETE) {
+    cJSON *wrap = cJSON_CreateObject();
+    cJSON *values = cJSON_GetObjectItem(result, "values");
+
+    if (!cJSON_IsArray(values))
+      cJSON_AddItemToObject(result, "values", cJSON_CreateArray());
+    while (cJSON_GetArraySize(cJSON_GetObjectItem(result, "values")) > 100)
+      cJSON_DeleteItemFromArray(cJSON_GetObjectItem(result, "values"), 100);
+    cJSON_AddItemToObject(wrap, "completion", result);
+    result = wrap;
+    changed = 1;
+  }
+  if (call->kind == PH__CALL_READ) {
+    cJSON *contents = cJSON_GetObjectItem(result, "contents");
+    if (!cJSON_IsArray(contents) || cJSON_GetArraySize(contents) == 0) {
+      cJSON_Delete(result);
+      *code = -32603;
+      *message = strdup("resource handler returned no contents");
+      return NULL;
+    }
+  }
+  if (call->era == PH__ERA_MODERN)
+    return decorate_modern(result, call->kind == PH__CALL_READ);
+  if (!changed) {
+    cJSON_Delete(result);
+    return strdup(text);
+  }
+  {
+    char *out = cJSON_PrintUnformatted(result);
+    cJSON_Delete(result);
+    return out;
+  }
+}
+
 /* Loop thread: the one place a call's answer is written. */
 static void on_call_answer(ph_call *call) {
   ph__session *s = call->session;
@@ -465,40 +533,9 @@ static void on_call_answer(ph_call *call) {
     free(data);
     return;
   }
-  result = cJSON_Parse(call->result_json);
-  if (call->kind == PH__CALL_TOOL && P.check_output) {
-    char *why = NULL;
-
-    if (!output_matches(call->def, result, &why)) {
-      ph__error("%s on %s: structured result violates its outputSchema: %s",
-                call->name, call->inst->label, why);
-      snprintf(msg, sizeof(msg), "tool result violates its outputSchema: %s",
-               why);
-      cJSON_Delete(result);
-      result = tool_error_result(msg);
-    }
-    free(why);
-  }
-  if (call->kind == PH__CALL_COMPLETE) {
-    cJSON *wrap = cJSON_CreateObject();
-    cJSON *values = cJSON_GetObjectItem(result, "values");
-
-    if (!cJSON_IsArray(values))
-      cJSON_AddItemToObject(result, "values", cJSON_CreateArray());
-    while (cJSON_GetArraySize(cJSON_GetObjectItem(result, "values")) > 100)
-      cJSON_DeleteItemFromArray(cJSON_GetObjectItem(result, "values"), 100);
-    cJSON_AddItemToObject(wrap, "completion", result);
-    result = wrap;
-  }
-  if (call->kind == PH__CALL_READ) {
-    cJSON *contents = cJSON_GetObjectItem(result, "contents");
-    if (!cJSON_IsArray(contents) || cJSON_GetArraySize(contents) == 0) {
-      cJSON_Delete(result);
-      answer_error(&r, -32603, "resource handler returned no contents", NULL);
-      return;
-    }
-  }
-  answer_json(&r, result, call->kind == PH__CALL_READ);
+  /* shape_result already checked and decorated the text on the plugin's
+   * thread, so the loop only splices it into the response. */
+  send_result(o, call->id_json, call->result_json);
 }
 
 /* Common set-up and start of a call for request r. */
@@ -1544,6 +1581,7 @@ int ph__protocol_init(const ph__config *cfg) {
   P.check_output = env == NULL || strcmp(env, "0") != 0;
 #endif
   ph__dispatch_set_notify_hook(on_plugin_notify);
+  ph__dispatch_set_reply_shaper(shape_result);
   ph__dispatch_set_client_request_hook(on_client_request);
   return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,9 +21,9 @@
 
 struct th_host {
   pid_t pid;
-  int in_fd;     /* host's stdin */
-  int out_fd;    /* host's stdout */
-  int err_fd;    /* the stderr file, for reading */
+  int in_fd;  /* host's stdin */
+  int out_fd; /* host's stdout */
+  int err_fd; /* the stderr file, for reading */
   char *err_path;
   char *errbuf;
   size_t errlen;
@@ -84,6 +85,9 @@ th_host *th_start(const char *config, ...) {
   cr_assert(h->pid >= 0);
   if (h->pid == 0) {
     int errfd = open(h->err_path, O_WRONLY | O_APPEND);
+
+    /* A failed assertion ends the test process: take the host along. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(errfd, 2);
@@ -274,8 +278,7 @@ cJSON *th_initialize(th_host *h, const char *version, const char *caps) {
            "\"clientInfo\":{\"name\":\"harness\",\"version\":\"1\"}}",
            version, caps ? caps : "{}");
   res = th_request(h, "initialize", params, 5000);
-  cr_assert_not_null(res, "no initialize response; stderr:\n%s",
-                     th_stderr(h));
+  cr_assert_not_null(res, "no initialize response; stderr:\n%s", th_stderr(h));
   th_send(h, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
   return res;
 }
