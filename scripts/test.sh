@@ -22,16 +22,21 @@ fi
 status=0
 (cd build && ctest --output-on-failure -j2 --timeout 600) || status=1
 
+# The reload soak once under valgrind, with few reloads (the long soak is
+# tests/soak/run.sh, run on demand).
+tests/soak/run.sh --build build --valgrind --reloads 30 || status=1
+
 if [ -x tests/conformance/run.sh ]; then
   tests/conformance/run.sh build/plughost || status=1
 fi
 
-# Sanitizers: the same unit and integration tests on an ASan+UBSan build.
+# Sanitizers: the same unit, integration and short soak tests on an
+# ASan+UBSan build.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPH_WERROR=ON \
   -DPH_ASAN=ON -DPH_UBSAN=ON >/dev/null
 cmake --build build-asan -j"$(nproc)" >/dev/null
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 \
-  ctest --output-on-failure -j2 -L 'unit|integration' --timeout 600) ||
+  ctest --output-on-failure -j2 -L 'unit|integration|soak' --timeout 600) ||
   status=1
 
 if [ "$status" = 0 ]; then echo "test: all passed"; else echo "test: FAILED"; fi
