@@ -9,10 +9,16 @@
  * (EXPLAIN VERBOSE) whenever a statement names a table with masked columns,
  * a hidden table or a view, and PQcancel on timeout or client cancellation.
  * Every transaction ends in ROLLBACK, so even a session-level SET made
- * inside one is undone before the connection goes back to the pool. */
+ * inside one is undone before the connection goes back to the pool.
+ *
+ * libpq is not linked: it and its dependencies (TLS, Kerberos, LDAP) cost
+ * about 3.5 MiB of RSS in every host, most of which only use SQLite. The
+ * first PostgreSQL instance loads it with dlopen, and every call goes
+ * through the table `pq`. */
 #include "db.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <math.h>
@@ -68,13 +74,104 @@ typedef struct pg_state {
 /* Why a wait ended early. */
 enum pg_stop { PG_RUNNING = 0, PG_TIMEOUT, PG_CANCELLED, PG_BROKEN };
 
+/* ---- libpq, loaded on first use ---- */
+
+#define LIBPQ_SONAME "libpq.so.5"
+
+/* Every libpq function this file calls, always as pq.PQfoo(): a direct
+ * PQfoo() would be an undefined symbol in database.so, which the link
+ * refuses (-z defs in CMakeLists.txt). */
+#define PQ_FUNCTIONS(X)                                                        \
+  X(PQcancel)                                                                  \
+  X(PQclear)                                                                   \
+  X(PQcmdTuples)                                                               \
+  X(PQconnectdbParams)                                                         \
+  X(PQconsumeInput)                                                            \
+  X(PQerrorMessage)                                                            \
+  X(PQescapeIdentifier)                                                        \
+  X(PQexec)                                                                    \
+  X(PQfinish)                                                                  \
+  X(PQfname)                                                                   \
+  X(PQfreeCancel)                                                              \
+  X(PQfreemem)                                                                 \
+  X(PQftype)                                                                   \
+  X(PQgetCancel)                                                               \
+  X(PQgetResult)                                                               \
+  X(PQgetisnull)                                                               \
+  X(PQgetlength)                                                               \
+  X(PQgetvalue)                                                                \
+  X(PQisBusy)                                                                  \
+  X(PQnfields)                                                                 \
+  X(PQntuples)                                                                 \
+  X(PQresultErrorField)                                                        \
+  X(PQresultStatus)                                                            \
+  X(PQsendQuery)                                                               \
+  X(PQsendQueryParams)                                                         \
+  X(PQsetSingleRowMode)                                                        \
+  X(PQsocket)                                                                  \
+  X(PQstatus)                                                                  \
+  X(PQtransactionStatus)
+
+/* The functions, typed by their declarations in <libpq-fe.h> (__typeof__
+ * does not evaluate its operand, so it references no symbol). Filled once
+ * by pq_load and never changed after. libpq is never unloaded: the
+ * libraries under it (OpenSSL, Kerberos) keep exit handlers and thread
+ * keys that must not outlive their code. */
+#define PQ_POINTER(name) __typeof__(name) *name;
+static struct { PQ_FUNCTIONS(PQ_POINTER) } pq;
+#undef PQ_POINTER
+
+static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
+static char pq_error[512]; /* Why libpq did not load; empty once it did. */
+
+static void pq_load(void) {
+  const char *missing = NULL;
+  void *lib;
+
+  lib = dlopen(LIBPQ_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL) {
+    snprintf(pq_error, sizeof(pq_error),
+             "postgresql:// URLs need libpq (" LIBPQ_SONAME
+             "), which did not load: %s",
+             dlerror());
+    return;
+  }
+#define PQ_RESOLVE(name)                                                       \
+  if (missing == NULL &&                                                       \
+      (pq.name = (__typeof__(pq.name))dlsym(lib, #name)) == NULL)              \
+    missing = #name;
+  PQ_FUNCTIONS(PQ_RESOLVE)
+#undef PQ_RESOLVE
+  if (missing != NULL) {
+    snprintf(pq_error, sizeof(pq_error),
+             LIBPQ_SONAME " lacks %s, which the PostgreSQL engine needs: %s",
+             missing, dlerror());
+    memset(&pq, 0, sizeof(pq));
+    dlclose(lib);
+  }
+}
+
+/* Loads libpq on the first call from any thread; later calls only report
+ * the outcome. */
+static int pq_ready(char **err) {
+  if (pthread_once(&pq_once, pq_load) != 0) {
+    db_errorf(err, "could not load " LIBPQ_SONAME);
+    return DB_EINTERNAL;
+  }
+  if (pq_error[0] != '\0') {
+    db_errorf(err, "%s", pq_error);
+    return DB_EINTERNAL;
+  }
+  return DB_OK;
+}
+
 /* ---- connections ---- */
 
 static void link_close(pg_conn *c) {
   if (c->cancel != NULL)
-    PQfreeCancel(c->cancel);
+    pq.PQfreeCancel(c->cancel);
   if (c->conn != NULL)
-    PQfinish(c->conn);
+    pq.PQfinish(c->conn);
   c->cancel = NULL;
   c->conn = NULL;
 }
@@ -105,33 +202,33 @@ static int link_open(db *d, pg_conn *c, int writable, char **err) {
   PGresult *res;
   char msg[512];
 
-  if (c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK)
+  if (c->conn != NULL && pq.PQstatus(c->conn) == CONNECTION_OK)
     return DB_OK;
   link_close(c);
-  c->conn = PQconnectdbParams(keys, vals, 1);
-  if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK) {
+  c->conn = pq.PQconnectdbParams(keys, vals, 1);
+  if (c->conn == NULL || pq.PQstatus(c->conn) != CONNECTION_OK) {
     snprintf(msg, sizeof(msg), "%s",
-             c->conn != NULL ? PQerrorMessage(c->conn) : "out of memory");
+             c->conn != NULL ? pq.PQerrorMessage(c->conn) : "out of memory");
     msg[strcspn(msg, "\n")] = '\0';
     db_errorf(err, "PostgreSQL is not reachable: %s", msg);
     note_state(d, 0, msg);
     link_close(c);
     return DB_EINTERNAL;
   }
-  res = PQexec(c->conn,
-               writable ? "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
-                          " SET bytea_output = 'hex'"
-                        : "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
-                          " SET bytea_output = 'hex';"
-                          " SET default_transaction_read_only = on");
-  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-    db_errorf(err, "PostgreSQL: %s", PQerrorMessage(c->conn));
-    PQclear(res);
+  res = pq.PQexec(c->conn,
+                  writable ? "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
+                             " SET bytea_output = 'hex'"
+                           : "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
+                             " SET bytea_output = 'hex';"
+                             " SET default_transaction_read_only = on");
+  if (pq.PQresultStatus(res) != PGRES_COMMAND_OK) {
+    db_errorf(err, "PostgreSQL: %s", pq.PQerrorMessage(c->conn));
+    pq.PQclear(res);
     link_close(c);
     return DB_EINTERNAL;
   }
-  PQclear(res);
-  c->cancel = PQgetCancel(c->conn);
+  pq.PQclear(res);
+  c->cancel = pq.PQgetCancel(c->conn);
   note_state(d, 1, NULL);
   return DB_OK;
 }
@@ -175,8 +272,11 @@ static void *watch(void *arg) {
 
 static int pg_open(db *d, char **err) {
   pg_state *s;
+  int rc;
 
-  (void)err;
+  rc = pq_ready(err);
+  if (rc != DB_OK)
+    return rc;
   s = calloc(1, sizeof(*s));
   if (s == NULL)
     return DB_EINTERNAL;
@@ -296,8 +396,8 @@ static void checkin(db *d, pg_conn *c) {
   pg_state *s = d->engine_state;
 
   /* A connection in any state but idle is not worth saving. */
-  if (c->conn != NULL && (PQstatus(c->conn) != CONNECTION_OK ||
-                          PQtransactionStatus(c->conn) != PQTRANS_IDLE)) {
+  if (c->conn != NULL && (pq.PQstatus(c->conn) != CONNECTION_OK ||
+                          pq.PQtransactionStatus(c->conn) != PQTRANS_IDLE)) {
     link_close(c);
     note_state(d, 0, "connection lost");
   }
@@ -319,13 +419,13 @@ static PGresult *next_result(db *d, pg_conn *c, const db_request *rq,
   long long now;
 
   for (;;) {
-    if (!PQisBusy(c->conn))
-      return PQgetResult(c->conn);
-    pfd.fd = PQsocket(c->conn);
+    if (!pq.PQisBusy(c->conn))
+      return pq.PQgetResult(c->conn);
+    pfd.fd = pq.PQsocket(c->conn);
     pfd.events = POLLIN;
     pfd.revents = 0;
     if (pfd.fd < 0 ||
-        (poll(&pfd, 1, POLL_SLICE_MS) > 0 && !PQconsumeInput(c->conn))) {
+        (poll(&pfd, 1, POLL_SLICE_MS) > 0 && !pq.PQconsumeInput(c->conn))) {
       *stop = PG_BROKEN;
       return NULL;
     }
@@ -339,7 +439,7 @@ static PGresult *next_result(db *d, pg_conn *c, const db_request *rq,
         *stop = PG_TIMEOUT;
       if (*stop != PG_RUNNING) {
         *cancel_at = now;
-        if (c->cancel == NULL || !PQcancel(c->cancel, buf, sizeof(buf)))
+        if (c->cancel == NULL || !pq.PQcancel(c->cancel, buf, sizeof(buf)))
           *cancel_at = now - ABANDON_AFTER_MS;
       }
     } else if (now > *cancel_at + ABANDON_AFTER_MS) {
@@ -355,7 +455,7 @@ static void drain(db *d, pg_conn *c, const db_request *rq, enum pg_stop *stop,
   PGresult *res;
 
   while ((res = next_result(d, c, rq, stop, cancel_at)) != NULL)
-    PQclear(res);
+    pq.PQclear(res);
   if (*stop == PG_BROKEN)
     link_close(c);
 }
@@ -364,9 +464,9 @@ static void drain(db *d, pg_conn *c, const db_request *rq, enum pg_stop *stop,
 static int pg_failure(pg_conn *c, const PGresult *res, const db_request *rq,
                       enum pg_stop stop, char **err) {
   const char *state =
-      res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+      res != NULL ? pq.PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *primary =
-      res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+      res != NULL ? pq.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
   if (stop == PG_CANCELLED) {
     db_errorf(err, "Query cancelled by the client");
@@ -377,12 +477,12 @@ static int pg_failure(pg_conn *c, const PGresult *res, const db_request *rq,
     return DB_ETIMEOUT;
   }
   if (stop == PG_BROKEN || c->conn == NULL ||
-      PQstatus(c->conn) != CONNECTION_OK) {
+      pq.PQstatus(c->conn) != CONNECTION_OK) {
     db_errorf(err, "Lost the connection to PostgreSQL; try again");
     return DB_EINTERNAL;
   }
   if (primary == NULL)
-    primary = c->conn != NULL ? PQerrorMessage(c->conn) : "unknown error";
+    primary = c->conn != NULL ? pq.PQerrorMessage(c->conn) : "unknown error";
   if (state != NULL && strcmp(state, "25006") == 0) {
     db_errorf(err, "Writes are not allowed: %s", primary);
     return DB_EREFUSED;
@@ -412,7 +512,8 @@ static PGresult *run_own(db *d, pg_conn *c, const db_request *rq,
   PGresult *res = NULL, *next;
   ExecStatusType st;
 
-  if (!PQsendQueryParams(c->conn, sql, nparams, NULL, values, NULL, NULL, 0)) {
+  if (!pq.PQsendQueryParams(c->conn, sql, nparams, NULL, values, NULL, NULL,
+                            0)) {
     pg_failure(c, NULL, rq, PG_BROKEN, err);
     link_close(c);
     return NULL;
@@ -421,14 +522,14 @@ static PGresult *run_own(db *d, pg_conn *c, const db_request *rq,
     if (res == NULL)
       res = next;
     else
-      PQclear(next);
+      pq.PQclear(next);
   }
   if (stop == PG_BROKEN)
     link_close(c);
-  st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+  st = res != NULL ? pq.PQresultStatus(res) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     pg_failure(c, res, rq, stop, err);
-    PQclear(res);
+    pq.PQclear(res);
     return NULL;
   }
   return res;
@@ -443,7 +544,7 @@ static int begin(db *d, pg_conn *c, const db_request *rq, int write,
   snprintf(sql, sizeof(sql), "BEGIN%s; SET LOCAL statement_timeout = %d",
            write ? " READ WRITE" : " READ ONLY", rq->timeout_ms);
   /* The simple protocol: our own two commands, no client text. */
-  if (!PQsendQuery(c->conn, sql)) {
+  if (!pq.PQsendQuery(c->conn, sql)) {
     link_close(c);
     return pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
@@ -453,11 +554,11 @@ static int begin(db *d, pg_conn *c, const db_request *rq, int write,
     int failed = 0;
 
     while ((res = next_result(d, c, rq, &stop, &cancel_at)) != NULL) {
-      if (!failed && PQresultStatus(res) != PGRES_COMMAND_OK) {
+      if (!failed && pq.PQresultStatus(res) != PGRES_COMMAND_OK) {
         failed = 1;
         pg_failure(c, res, rq, stop, err);
       }
-      PQclear(res);
+      pq.PQclear(res);
     }
     if (stop == PG_BROKEN) {
       link_close(c);
@@ -470,10 +571,10 @@ static int begin(db *d, pg_conn *c, const db_request *rq, int write,
 static void rollback(pg_conn *c) {
   PGresult *res;
 
-  if (c->conn == NULL || PQtransactionStatus(c->conn) == PQTRANS_IDLE)
+  if (c->conn == NULL || pq.PQtransactionStatus(c->conn) == PQTRANS_IDLE)
     return;
-  res = PQexec(c->conn, "ROLLBACK");
-  PQclear(res);
+  res = pq.PQexec(c->conn, "ROLLBACK");
+  pq.PQclear(res);
 }
 
 /* Borrows a connection and opens a read-only transaction on it. A
@@ -492,7 +593,7 @@ static pg_conn *begin_read(db *d, const db_request *rq, char **err, int *rc) {
     *rc = begin(d, c, rq, 0, err);
     if (*rc == DB_OK)
       return c;
-    if (c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK) {
+    if (c->conn != NULL && pq.PQstatus(c->conn) == CONNECTION_OK) {
       rollback(c);
       checkin(d, c);
       return NULL;
@@ -861,21 +962,21 @@ static int load_rels(db *d, pg_conn *c, const db_request *rq, char **err) {
                 0, NULL, err);
   if (res == NULL)
     return DB_EINTERNAL;
-  rels = calloc((size_t)PQntuples(res) + 1, sizeof(pg_rel));
+  rels = calloc((size_t)pq.PQntuples(res) + 1, sizeof(pg_rel));
   if (rels == NULL) {
-    PQclear(res);
+    pq.PQclear(res);
     return DB_EINTERNAL;
   }
-  for (i = 0; i < PQntuples(res); i++) {
-    const char *name = PQgetvalue(res, i, 0);
-    const char *col = PQgetvalue(res, i, 2);
+  for (i = 0; i < pq.PQntuples(res); i++) {
+    const char *name = pq.PQgetvalue(res, i, 0);
+    const char *col = pq.PQgetvalue(res, i, 2);
     if (r == NULL || strcmp(r->name, name) != 0) {
       r = &rels[nrels++];
       r->name = strdup(name);
       r->hidden = db_table_hidden(d, name);
-      r->view = PQgetvalue(res, i, 1)[0] == 't';
-      r->masked = calloc((size_t)PQntuples(res) + 1, sizeof(char *));
-      r->columns = calloc((size_t)PQntuples(res) + 1, sizeof(char *));
+      r->view = pq.PQgetvalue(res, i, 1)[0] == 't';
+      r->masked = calloc((size_t)pq.PQntuples(res) + 1, sizeof(char *));
+      r->columns = calloc((size_t)pq.PQntuples(res) + 1, sizeof(char *));
       if (r->name == NULL || r->masked == NULL || r->columns == NULL)
         break;
     }
@@ -885,7 +986,7 @@ static int load_rels(db *d, pg_conn *c, const db_request *rq, char **err) {
         (r->masked[r->nmasked] = strdup(col)) != NULL)
       r->nmasked++;
   }
-  PQclear(res);
+  pq.PQclear(res);
   pthread_mutex_lock(&s->rel_lock);
   free_rels(s->rels, s->nrels);
   s->rels = rels;
@@ -1198,9 +1299,9 @@ static int explain_json(db *d, pg_conn *c, const db_request *rq, char **values,
   free(sql);
   if (res == NULL)
     return DB_EINVALID;
-  if (PQntuples(res) == 1)
-    *plan = cJSON_Parse(PQgetvalue(res, 0, 0));
-  PQclear(res);
+  if (pq.PQntuples(res) == 1)
+    *plan = cJSON_Parse(pq.PQgetvalue(res, 0, 0));
+  pq.PQclear(res);
   if (*plan == NULL) {
     db_errorf(err, "PostgreSQL returned no plan");
     return DB_EINTERNAL;
@@ -1261,10 +1362,10 @@ static void add_columns(db_rows *out, const PGresult *res) {
   cJSON *col;
   int i;
 
-  for (i = 0; i < PQnfields(res); i++) {
+  for (i = 0; i < pq.PQnfields(res); i++) {
     col = cJSON_CreateObject();
-    cJSON_AddStringToObject(col, "name", PQfname(res, i));
-    type_name_of(PQftype(res, i), type, sizeof(type));
+    cJSON_AddStringToObject(col, "name", pq.PQfname(res, i));
+    type_name_of(pq.PQftype(res, i), type, sizeof(type));
     cJSON_AddStringToObject(col, "type", type);
     cJSON_AddItemToArray(out->columns, col);
   }
@@ -1282,40 +1383,40 @@ static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
   char buf[256];
   cJSON *row, *v;
 
-  if (!PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
-                         (const char *const *)values, NULL, NULL, 0)) {
+  if (!pq.PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
+                            (const char *const *)values, NULL, NULL, 0)) {
     return pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
-  PQsetSingleRowMode(c->conn);
+  pq.PQsetSingleRowMode(c->conn);
   while (!done && (res = next_result(d, c, rq, &stop, &cancel_at)) != NULL) {
-    ExecStatusType st = PQresultStatus(res);
+    ExecStatusType st = pq.PQresultStatus(res);
     if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
       if (!have_columns) {
         add_columns(out, res);
         have_columns = 1;
       }
       if (st == PGRES_TUPLES_OK) {
-        PQclear(res);
+        pq.PQclear(res);
         continue;
       }
       if (skipped < rq->offset) {
         skipped++;
-        PQclear(res);
+        pq.PQclear(res);
         continue;
       }
       if (out->count >= rq->limit) {
         out->truncated = 1;
         done = 1;
-        PQclear(res);
+        pq.PQclear(res);
         break;
       }
       row = cJSON_CreateArray();
-      for (i = 0; row != NULL && i < PQnfields(res); i++) {
-        if (PQgetisnull(res, 0, i))
+      for (i = 0; row != NULL && i < pq.PQnfields(res); i++) {
+        if (pq.PQgetisnull(res, 0, i))
           v = cJSON_CreateNull();
         else
-          v = pg_value(d, PQftype(res, i), PQgetvalue(res, 0, i),
-                       (size_t)PQgetlength(res, 0, i));
+          v = pg_value(d, pq.PQftype(res, i), pq.PQgetvalue(res, 0, i),
+                       (size_t)pq.PQgetlength(res, 0, i));
         if (v == NULL) {
           cJSON_Delete(row);
           row = NULL;
@@ -1335,12 +1436,12 @@ static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
     } else if (rc == DB_OK) {
       rc = pg_failure(c, res, rq, stop, err);
     }
-    PQclear(res);
+    pq.PQclear(res);
   }
   if (done && c->conn != NULL) {
     /* Stop the server producing rows nobody will read. */
     if (c->cancel != NULL)
-      PQcancel(c->cancel, buf, sizeof(buf));
+      pq.PQcancel(c->cancel, buf, sizeof(buf));
     cancel_at = db_now_ms();
     stop = PG_RUNNING;
     drain(d, c, rq, &stop, &cancel_at);
@@ -1426,8 +1527,8 @@ static int pg_execute(db *d, const db_request *rq, long long *affected,
     rc = begin(d, c, rq, 1, err);
   if (rc != DB_OK)
     goto unlock;
-  if (!PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
-                         (const char *const *)values, NULL, NULL, 0)) {
+  if (!pq.PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
+                            (const char *const *)values, NULL, NULL, 0)) {
     rc = pg_failure(c, NULL, rq, PG_BROKEN, err);
     goto unlock;
   }
@@ -1435,14 +1536,14 @@ static int pg_execute(db *d, const db_request *rq, long long *affected,
     if (first == NULL)
       first = res;
     else
-      PQclear(res);
+      pq.PQclear(res);
   }
-  if (first == NULL || (PQresultStatus(first) != PGRES_COMMAND_OK &&
-                        PQresultStatus(first) != PGRES_TUPLES_OK)) {
+  if (first == NULL || (pq.PQresultStatus(first) != PGRES_COMMAND_OK &&
+                        pq.PQresultStatus(first) != PGRES_TUPLES_OK)) {
     rc = pg_failure(c, first, rq, stop, err);
     goto unlock;
   }
-  *affected = strtoll(PQcmdTuples(first), NULL, 10);
+  *affected = strtoll(pq.PQcmdTuples(first), NULL, 10);
   if (*affected > d->max_affected) {
     db_errorf(err,
               "The statement would change %lld rows, more than the limit "
@@ -1451,15 +1552,15 @@ static int pg_execute(db *d, const db_request *rq, long long *affected,
     rc = DB_EREFUSED;
     goto unlock;
   }
-  PQclear(first);
-  first = PQexec(c->conn, "COMMIT");
-  if (PQresultStatus(first) != PGRES_COMMAND_OK)
+  pq.PQclear(first);
+  first = pq.PQexec(c->conn, "COMMIT");
+  if (pq.PQresultStatus(first) != PGRES_COMMAND_OK)
     rc = pg_failure(c, first, rq, PG_RUNNING, err);
 
 unlock:
-  PQclear(first);
+  pq.PQclear(first);
   rollback(c);
-  if (c->conn != NULL && PQstatus(c->conn) != CONNECTION_OK)
+  if (c->conn != NULL && pq.PQstatus(c->conn) != CONNECTION_OK)
     link_close(c);
   pthread_mutex_unlock(&s->write_lock);
 cleanup:
@@ -1499,61 +1600,62 @@ static int pg_list_tables(db *d, const db_request *rq, cJSON **tables,
     goto cleanup;
   }
   *tables = cJSON_CreateArray();
-  for (i = 0; *tables != NULL && i < PQntuples(res); i++) {
-    const char *schema = PQgetvalue(res, i, 0);
-    const char *type = PQgetvalue(res, i, 2);
+  for (i = 0; *tables != NULL && i < pq.PQntuples(res); i++) {
+    const char *schema = pq.PQgetvalue(res, i, 0);
+    const char *type = pq.PQgetvalue(res, i, 2);
     snprintf(name, sizeof(name), "%s%s%s",
              strcmp(schema, "public") == 0 ? "" : schema,
-             strcmp(schema, "public") == 0 ? "" : ".", PQgetvalue(res, i, 1));
+             strcmp(schema, "public") == 0 ? "" : ".",
+             pq.PQgetvalue(res, i, 1));
     if (db_table_hidden(d, name))
       continue;
     item = cJSON_CreateObject();
     cJSON_AddStringToObject(item, "name", name);
     cJSON_AddStringToObject(item, "type", type);
-    if (!PQgetisnull(res, i, 3)) {
+    if (!pq.PQgetisnull(res, i, 3)) {
       cJSON_AddItemToObject(
           item, "row_estimate",
-          db_json_int64(strtoll(PQgetvalue(res, i, 3), NULL, 10)));
+          db_json_int64(strtoll(pq.PQgetvalue(res, i, 3), NULL, 10)));
     } else if (strcmp(type, "table") == 0) {
       char *sql = NULL, *quoted_schema, *quoted_name;
       PGresult *count = NULL;
-      quoted_schema = PQescapeIdentifier(c->conn, schema, strlen(schema));
-      quoted_name = PQescapeIdentifier(c->conn, PQgetvalue(res, i, 1),
-                                       (size_t)PQgetlength(res, i, 1));
+      quoted_schema = pq.PQescapeIdentifier(c->conn, schema, strlen(schema));
+      quoted_name = pq.PQescapeIdentifier(c->conn, pq.PQgetvalue(res, i, 1),
+                                          (size_t)pq.PQgetlength(res, i, 1));
       if (quoted_schema != NULL && quoted_name != NULL &&
           asprintf(&sql, "SELECT count(*) FROM %s.%s", quoted_schema,
                    quoted_name) >= 0)
         count = run_own(d, c, rq, sql, 0, NULL, err);
-      if (count != NULL && PQntuples(count) == 1)
+      if (count != NULL && pq.PQntuples(count) == 1)
         cJSON_AddItemToObject(
             item, "row_estimate",
-            db_json_int64(strtoll(PQgetvalue(count, 0, 0), NULL, 10)));
+            db_json_int64(strtoll(pq.PQgetvalue(count, 0, 0), NULL, 10)));
       else
         cJSON_AddNullToObject(item, "row_estimate");
-      PQclear(count);
-      PQfreemem(quoted_schema);
-      PQfreemem(quoted_name);
+      pq.PQclear(count);
+      pq.PQfreemem(quoted_schema);
+      pq.PQfreemem(quoted_name);
       free(sql);
-      if (c->conn == NULL || PQtransactionStatus(c->conn) != PQTRANS_INTRANS)
+      if (c->conn == NULL || pq.PQtransactionStatus(c->conn) != PQTRANS_INTRANS)
         break; /* The count failed (timeout); the transaction is gone. */
     } else {
       cJSON_AddNullToObject(item, "row_estimate");
     }
-    if (PQgetisnull(res, i, 4))
+    if (pq.PQgetisnull(res, i, 4))
       cJSON_AddNullToObject(item, "comment");
     else
-      cJSON_AddStringToObject(item, "comment", PQgetvalue(res, i, 4));
+      cJSON_AddStringToObject(item, "comment", pq.PQgetvalue(res, i, 4));
     cJSON_AddItemToArray(*tables, item);
   }
   rc = *tables != NULL ? DB_OK : DB_EINTERNAL;
-  if (c->conn == NULL || PQtransactionStatus(c->conn) != PQTRANS_INTRANS) {
+  if (c->conn == NULL || pq.PQtransactionStatus(c->conn) != PQTRANS_INTRANS) {
     rc = db_now_ms() >= rq->deadline ? DB_ETIMEOUT : DB_EINTERNAL;
     if (err != NULL && *err == NULL)
       db_errorf(err, "Listing tables failed");
   }
 
 cleanup:
-  PQclear(res);
+  pq.PQclear(res);
   rollback(c);
   checkin(d, c);
   if (rc != DB_OK) {
@@ -1693,13 +1795,13 @@ static int pg_describe(db *d, const db_request *rq, const char *table,
   res = run_own(d, c, rq, describe_sql, 2, values, err);
   if (res == NULL)
     rc = DB_EINTERNAL;
-  else if (PQntuples(res) == 0)
+  else if (pq.PQntuples(res) == 0)
     rc = DB_ENOTFOUND;
-  else if ((*desc = cJSON_Parse(PQgetvalue(res, 0, 0))) == NULL)
+  else if ((*desc = cJSON_Parse(pq.PQgetvalue(res, 0, 0))) == NULL)
     rc = DB_EINTERNAL;
   else
     rc = DB_OK;
-  PQclear(res);
+  pq.PQclear(res);
   rollback(c);
   checkin(d, c);
   if (rc == DB_OK) {
@@ -1731,7 +1833,7 @@ static int pg_ping(db *d, char **err) {
     return rc;
   res = run_own(d, c, &rq, "SELECT 1", 0, NULL, err);
   rc = res != NULL ? DB_OK : DB_EINTERNAL;
-  PQclear(res);
+  pq.PQclear(res);
   rollback(c);
   checkin(d, c);
   /* A pooled link that was already open reports nothing on checkout, so
