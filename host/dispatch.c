@@ -24,7 +24,14 @@ struct ph__pool {
   int stopping;
 };
 
-enum event_kind { EV_ANSWER, EV_SEND, EV_NOTIFY, EV_CLIENT_REQUEST, EV_FREE };
+enum event_kind {
+  EV_ANSWER,
+  EV_SEND,
+  EV_NOTIFY,
+  EV_CLIENT_REQUEST,
+  EV_FREE,
+  EV_CLOSE_STREAM
+};
 
 typedef struct event {
   struct event *next;
@@ -42,6 +49,7 @@ static struct {
   uv_thread_t loop_thread;
   int running;
   int closed; /* Guarded by mu: the async handle is closed. */
+  int inited; /* mu exists (not in --check). */
   uv_mutex_t mu;
   event *head, *tail;
   atomic_long live_calls;
@@ -108,6 +116,13 @@ static void post(event *ev) {
 
 static void answer(ph_call *call);
 
+/* Loop thread: a call that is still unanswered closes its stream. */
+static void close_stream_now(ph_call *call) {
+  if (!call->answered && call->outlet != NULL &&
+      call->outlet->close_stream != NULL)
+    call->outlet->close_stream(call->outlet);
+}
+
 static void on_async(uv_async_t *handle) {
   event *ev, *next;
 
@@ -140,6 +155,9 @@ static void on_async(uv_async_t *handle) {
     case EV_FREE:
       ph__instance_destroy(ev->inst);
       break;
+    case EV_CLOSE_STREAM:
+      close_stream_now(ev->call);
+      break;
     }
     if (ev->call != NULL)
       ph__call_unref(ev->call);
@@ -155,6 +173,7 @@ int ph__dispatch_init(uv_loop_t *loop) {
   D.loop = loop;
   D.loop_thread = uv_thread_self();
   uv_mutex_init(&D.mu);
+  D.inited = 1;
   err = uv_async_init(loop, &D.async, on_async);
   if (err)
     return err;
@@ -176,6 +195,16 @@ void ph__dispatch_close(void) {
 void ph__instance_finalise(ph_instance *inst) {
   event *ev;
 
+  /* After shutdown the process is exiting with calls abandoned: their code
+   * may still run on other workers, so nothing is unloaded any more. */
+  if (D.inited) {
+    uv_mutex_lock(&D.mu);
+    if (D.closed) {
+      uv_mutex_unlock(&D.mu);
+      return;
+    }
+    uv_mutex_unlock(&D.mu);
+  }
   /* Joining worker threads from one of them would deadlock, and fini
    * should not race the loop: hand it over when off the loop. */
   if (!D.running || ph__on_loop_thread()) {
@@ -431,6 +460,7 @@ int ph__call_start(ph_call *call) {
 
   ph__call_ref(call); /* The plugin's reference, dropped by its reply. */
   call->started = 1;
+  call->closable = call->outlet != NULL && call->outlet->close_stream != NULL;
   D.unanswered++;
   if (call->timeout_ms > 0) {
     uv_timer_init(D.loop, &call->timer);
@@ -891,6 +921,30 @@ static int api_set_ready(ph_instance *self, int ready, const char *why) {
   return PH_OK;
 }
 
+static int api_close_stream(ph_call *call) {
+  event *ev;
+
+  if (call == NULL)
+    return PH_EINVAL;
+  call = root_of(call);
+  if (!call->closable)
+    return PH_ENOTSUP;
+  if (atomic_load(&call->replied) || atomic_load(&call->cancelled))
+    return PH_ECANCELED;
+  if (ph__on_loop_thread()) {
+    close_stream_now(call);
+    return PH_OK;
+  }
+  /* Queued behind what the call sent before, ahead of what it sends
+   * after: the events keep their order. */
+  ev = calloc(1, sizeof(*ev));
+  ev->kind = EV_CLOSE_STREAM;
+  ev->call = call;
+  ph__call_ref(call);
+  post(ev);
+  return PH_OK;
+}
+
 const ph_host_api ph__host_api = {
     .size = sizeof(ph_host_api),
     .reply = api_reply,
@@ -909,4 +963,5 @@ const ph_host_api ph__host_api = {
     .get_state = api_get_state,
     .configure_tool = api_configure_tool,
     .set_ready = api_set_ready,
+    .close_stream = api_close_stream,
 };

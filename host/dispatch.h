@@ -44,6 +44,7 @@ struct ph_call {
   int era;
   cJSON *client_caps; /* Owned copy; NULL: none declared. */
   char *principal;
+  int closable; /* Its outlet can close its stream (set at start). */
 
   /* What the handler gets. */
   const void *def;

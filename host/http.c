@@ -151,6 +151,7 @@ void ph__http_config_init(ph__http_config_t *config) {
   config->body_timeout_ms = 60 * 1000;
   config->idle_timeout_ms = 60 * 1000;
   config->linger_timeout_ms = 2 * 1000;
+  config->error_body = NULL;
 }
 
 /* Server bookkeeping. */
@@ -1161,25 +1162,43 @@ static int on_message_complete(http_parser *parser) {
  * whatever is still being answered. */
 static void conn_fail(ph__http_conn_t *conn, int status) {
   ph__http_response_t *res;
-  size_t len;
+  ph__http_header_t type = {"Content-Type", NULL};
+  char *target = NULL, *body = NULL;
+  size_t len, body_len = 0;
   char *data;
 
   if (conn->phase != PHASE_OPEN)
     return;
   if (conn->incoming != NULL) {
+    /* The URL leads the head buffer once it is complete. */
+    res = conn->incoming;
+    if (res->part != PART_URL && res->url_len > 0)
+      target = strndup(res->head, res->url_len);
     res_free(conn->incoming);
     conn->incoming = NULL;
+  }
+  if (conn->server->config.error_body != NULL)
+    body =
+        conn->server->config.error_body(status, target, &type.value, &body_len);
+  free(target);
+  if (body == NULL || type.value == NULL) {
+    free(body);
+    body = NULL;
+    body_len = 0;
   }
   conn->no_more = 1;
   conn_disarm(conn);
   res = res_new(conn);
   if (res == NULL) {
+    free(body);
     conn_close(conn);
     return;
   }
   res->req.keep_alive = 0;
   res->req.http_minor = 1;
-  data = build_response(res, status, NULL, 0, FRAME_LENGTH, NULL, 0, &len);
+  data = build_response(res, status, &type, body ? 1 : 0, FRAME_LENGTH, body,
+                        body_len, &len);
+  free(body);
   if (data == NULL) {
     res_free(res);
     conn_close(conn);

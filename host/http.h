@@ -63,6 +63,14 @@ typedef struct {
    * this long, so that a client still sending sees our response instead of
    * a reset. */
   uint64_t linger_timeout_ms;
+  /* Optional (NULL: empty bodies): the body of a response this layer
+   * makes up itself (400, 408, 413, 431, 503, ...), so the protocol above
+   * can explain the refusal in its own terms. `target` is the request
+   * target as received, or NULL when none arrived whole. Returns a
+   * malloc'd body of *len bytes and its Content-Type in *content_type
+   * (static storage), or NULL for none. Loop thread. */
+  char *(*error_body)(int status, const char *target, const char **content_type,
+                      size_t *len);
 } ph__http_config_t;
 
 /* One extra response header. Both strings are borrowed for the call. */
@@ -128,7 +136,8 @@ struct ph__http_server_s {
 
 /* Fills `config` with the defaults: 16 KiB header, 4 MiB body, 1024
  * connections, 16 pipelined requests, 8 MiB write queue, header timeout
- * 10 s, body timeout 60 s, idle timeout 60 s, linger 2 s. */
+ * 10 s, body timeout 60 s, idle timeout 60 s, linger 2 s, no error
+ * bodies. */
 void ph__http_config_init(ph__http_config_t *config);
 
 /* Initialises `server` on `loop`. `config` is copied (NULL: defaults);

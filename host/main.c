@@ -27,6 +27,7 @@ static struct {
   int use_stdio;
   const char *listen;
   int shutting_down;
+  int abandoned; /* Exiting while plugin code still runs on workers. */
   uint64_t shutdown_deadline;
   uv_signal_t sigterm, sigint, sighup;
   uv_timer_t drain_timer;
@@ -88,9 +89,11 @@ static void on_drain_tick(uv_timer_t *t) {
   (void)t;
   if ((live > 0 || M.reload_running) && uv_now(M.loop) < M.shutdown_deadline)
     return;
-  if (live > 0)
+  if (live > 0) {
     ph__warn("shutdown: %ld calls still running after %u ms; exiting anyway",
              live, M.cfg->limits.shutdown_timeout_ms);
+    M.abandoned = 1;
+  }
   finish_shutdown();
 }
 
@@ -449,5 +452,7 @@ int main(int argc, char **argv) {
   uv_loop_close(M.loop);
   remove_cache_copies();
   free(M.cache_dir);
+  if (M.abandoned)
+    _exit(rc); /* No destructors while abandoned handlers still run. */
   return rc;
 }

@@ -7,6 +7,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "registry.h"
+#include "tasks.h"
 
 #include <math.h>
 #include <openssl/crypto.h>
@@ -49,6 +50,7 @@ typedef struct request {
   int log_level;     /* Threshold for notifications/message; -1 none. */
   ph__generation *gen;
   const ph__dept *dept;
+  int in_task; /* A round of a task: it runs here, never as a new task. */
 } request;
 
 int ph__protocol_version_supported(const char *version) {
@@ -632,6 +634,156 @@ int ph__principal_has_scope(const char *principal, const char *scope) {
   return found;
 }
 
+/* ---- Tasks (2026-07-28 extension io.modelcontextprotocol/tasks) ---- */
+
+enum { TASKS_FORBIDDEN, TASKS_OPTIONAL, TASKS_REQUIRED };
+
+/* A tool takes part through the standard listing member
+ * execution.taskSupport in its extra_json; the server, not the client,
+ * then decides that a call becomes a task (SEP-2663). */
+static int task_support(const ph__tool_def *t) {
+  const cJSON *exec = cJSON_GetObjectItemCaseSensitive(t->extra, "execution");
+  const char *v = cJSON_GetStringValue(
+      cJSON_GetObjectItemCaseSensitive(exec, "taskSupport"));
+
+  if (v != NULL && strcmp(v, "required") == 0)
+    return TASKS_REQUIRED;
+  if (v != NULL && strcmp(v, "optional") == 0)
+    return TASKS_OPTIONAL;
+  return TASKS_FORBIDDEN;
+}
+
+/* Per request: the client lists the extension in its _meta capabilities
+ * (2026-07-28 has no session to remember it). */
+static int declares_tasks(const request *r) {
+  const cJSON *ext = cJSON_GetObjectItemCaseSensitive(r->caps, "extensions");
+
+  return r->modern &&
+         cJSON_GetObjectItemCaseSensitive(ext, PH__TASKS_EXTENSION) != NULL;
+}
+
+static void answer_needs_tasks(request *r) {
+  answer_error(r, -32021,
+               "Missing required client capability: the " PH__TASKS_EXTENSION
+               " extension",
+               "{\"requiredCapabilities\":{\"extensions\":{"
+               "\"" PH__TASKS_EXTENSION "\":{}}}}");
+}
+
+/* How a task handle goes out: like any modern result. */
+static void answer_task_handle(ph__outlet *o, const char *id_json,
+                               cJSON *result) {
+  char *text = decorate_modern(result, 0);
+
+  send_result(o, id_json, text);
+  free(text);
+}
+
+/* Runs the call as a task: on the task's session and outlet, which answer
+ * the request directly if the call settles within the grace period. */
+static void start_task(request *r, ph_call *call, uint32_t timeout_ms) {
+  ph__task *task = ph__task_new(r->s->department, r->s->principal, r->caps,
+                                call->name, call->args_json, r->o, r->id_json);
+  request tr = *r;
+
+  if (task == NULL) {
+    ph__call_unref(call);
+    answer_error(r, -32603, "too many tasks are running; try again later",
+                 NULL);
+    return;
+  }
+  tr.s = ph__task_session(task);
+  tr.o = ph__task_outlet(task);
+  tr.in_task = 1;
+  start_call(&tr, call, timeout_ms);
+  ph__task_started(task);
+}
+
+static void m_tools_call(request *r);
+
+/* Every input the task waited for has arrived: the tool runs again with
+ * all the answers, as the next round of an input_required exchange. */
+static void run_task_round(ph__task *t) {
+  request r = {0};
+  const char *id_json, *department;
+  cJSON *params = ph__task_rerun_params(t, &id_json, &department, &r.caps);
+
+  r.s = ph__task_session(t);
+  r.o = ph__task_outlet(t);
+  r.method = "tools/call";
+  r.id_json = strdup(id_json);
+  r.params = params;
+  r.modern = 1;
+  r.log_level = -1;
+  r.in_task = 1;
+  r.gen = ph__registry_acquire();
+  r.dept = r.gen ? ph__generation_dept(r.gen, department) : NULL;
+  if (r.dept == NULL)
+    answer_error(&r, -32603, "Internal error: department is not served", NULL);
+  else
+    m_tools_call(&r);
+  ph__generation_unref(r.gen);
+  cJSON_Delete(params);
+  free(r.id_json);
+}
+
+/* The task a tasks method names, or NULL after answering. Tasks of
+ * another principal or department are unknown ids. */
+static ph__task *find_task(request *r) {
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(r->params, "taskId");
+  ph__task *t;
+
+  if (!declares_tasks(r)) {
+    answer_needs_tasks(r);
+    return NULL;
+  }
+  if (!cJSON_IsString(id)) {
+    answer_error(r, -32602, "Invalid params: taskId must be a string", NULL);
+    return NULL;
+  }
+  t = ph__task_find(id->valuestring, r->s->department, r->s->principal);
+  if (t == NULL)
+    answer_error(r, -32602, "Invalid params: unknown or expired taskId", NULL);
+  return t;
+}
+
+static void m_tasks_get(request *r) {
+  ph__task *t = find_task(r);
+
+  if (t != NULL)
+    answer_json(r, ph__task_detail(t), 0);
+}
+
+static void m_tasks_update(request *r) {
+  const cJSON *responses =
+      cJSON_GetObjectItemCaseSensitive(r->params, "inputResponses");
+  ph__task *t = find_task(r);
+
+  if (t == NULL)
+    return;
+  if (!cJSON_IsObject(responses)) {
+    answer_error(r, -32602, "Invalid params: inputResponses must be an object",
+                 NULL);
+    return;
+  }
+  /* An acknowledgement only; tasks/get shows what happened. */
+  if (ph__task_update(t, responses)) {
+    answer_text(r, "{}", 0);
+    run_task_round(t);
+  } else {
+    answer_text(r, "{}", 0);
+  }
+}
+
+static void m_tasks_cancel(request *r) {
+  ph__task *t = find_task(r);
+
+  if (t == NULL)
+    return;
+  ph__task_cancel(t); /* A terminal task stays as it is. */
+  answer_text(r, "{}", 0);
+}
+
 /* ---- Methods ---- */
 
 static void m_ping(request *r) {
@@ -675,7 +827,7 @@ static void m_initialize(request *r) {
 }
 
 static void m_discover(request *r) {
-  cJSON *res = cJSON_CreateObject(), *versions;
+  cJSON *res = cJSON_CreateObject(), *versions, *caps;
   size_t i;
 
   /* Dual era: the same list as an UnsupportedProtocolVersionError gives,
@@ -684,7 +836,11 @@ static void m_discover(request *r) {
   cJSON_AddItemToArray(versions, cJSON_CreateString(PH__MODERN_VERSION));
   for (i = 0; i < sizeof(legacy_versions) / sizeof(*legacy_versions); i++)
     cJSON_AddItemToArray(versions, cJSON_CreateString(legacy_versions[i]));
-  cJSON_AddItemToObject(res, "capabilities", capabilities(r->dept));
+  caps = capabilities(r->dept);
+  /* Extensions are a 2026-07-28 notion: initialize does not list them. */
+  cJSON_AddObjectToObject(cJSON_AddObjectToObject(caps, "extensions"),
+                          PH__TASKS_EXTENSION);
+  cJSON_AddItemToObject(res, "capabilities", caps);
   cJSON_AddStringToObject(res, "instructions",
                           "Tools, resources and prompts of the plugins "
                           "loaded in this department, named prefix_name.");
@@ -770,6 +926,10 @@ static void m_tools_call(request *r) {
     answer_json(r, tool_error_result(msg), 0);
     return;
   }
+  if (task_support(t) == TASKS_REQUIRED && r->modern && !declares_tasks(r)) {
+    answer_needs_tasks(r);
+    return;
+  }
   if (args == NULL || cJSON_IsNull(args))
     args = empty = cJSON_CreateObject();
   /* Validation failures are tool errors (2025-11-25), so a model can read
@@ -791,7 +951,10 @@ static void m_tools_call(request *r) {
     ph__call_unref(call);
     return;
   }
-  start_call(r, call, t->timeout_ms);
+  if (task_support(t) != TASKS_FORBIDDEN && !r->in_task && declares_tasks(r))
+    start_task(r, call, t->timeout_ms);
+  else
+    start_call(r, call, t->timeout_ms);
 }
 
 static void m_resources_read(request *r) {
@@ -1089,6 +1252,9 @@ static const struct method {
     {"completion/complete", m_complete, BOTH},
     {"logging/setLevel", m_set_level, LEGACY},
     {"subscriptions/listen", m_listen, MODERN},
+    {"tasks/get", m_tasks_get, MODERN},
+    {"tasks/update", m_tasks_update, MODERN},
+    {"tasks/cancel", m_tasks_cancel, MODERN},
 };
 
 static const struct method *find_method(const char *name) {
@@ -1583,5 +1749,6 @@ int ph__protocol_init(const ph__config *cfg) {
   ph__dispatch_set_notify_hook(on_plugin_notify);
   ph__dispatch_set_reply_shaper(shape_result);
   ph__dispatch_set_client_request_hook(on_client_request);
+  ph__tasks_init(answer_task_handle);
   return 0;
 }

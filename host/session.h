@@ -24,6 +24,9 @@ struct ph__outlet {
   void (*finish)(ph__outlet *o, int status, const char *json, size_t len);
   /* Non-zero: a request may be answered with status != 200 (HTTP). */
   int http;
+  /* Legacy HTTP only, else NULL: end the connection of the request's SSE
+   * stream but keep the stream, for the client to resume (SEP-1699). */
+  void (*close_stream)(ph__outlet *o);
 };
 
 static inline void ph__outlet_send(ph__outlet *o, const char *json,

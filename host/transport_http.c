@@ -18,6 +18,7 @@
 #include "protocol.h"
 #include "registry.h"
 #include "session.h"
+#include "tasks.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -480,9 +481,32 @@ static void exchange_cancel_calls(exchange *ex) {
 
 static void on_gone(ph__http_response_t *res);
 
+/* Turns a legacy exchange's response into a numbered SSE stream of its
+ * session. Returns 0, or -1 when there is no response or session left. */
+static int stream_open(exchange *ex, int priming) {
+  stream *st;
+
+  if (ex->res == NULL || ex->ms == NULL || ex->ms->closed)
+    return -1;
+  st = calloc(1, sizeof(*st));
+  st->kind = HOLD_STREAM;
+  st->ms = ex->ms;
+  st->id = ex->ms->next_stream++;
+  st->ex = ex;
+  st->res = ex->res;
+  st->next = ex->ms->streams;
+  ex->ms->streams = st;
+  ex->st = st;
+  ex->res = NULL;
+  ph__http_response_set_data(st->res, st);
+  begin_sse(st->res, ex->ms->id, ex->cors);
+  if (priming)
+    prime(st);
+  return 0;
+}
+
 static void ex_send(ph__outlet *o, const char *json, size_t len) {
   exchange *ex = (exchange *)((char *)o - offsetof(exchange, base));
-  stream *st;
 
   if (ex->answered)
     return;
@@ -496,25 +520,31 @@ static void ex_send(ph__outlet *o, const char *json, size_t len) {
     sse_event(ex->res, NULL, json, len, 0);
     return;
   }
-  if (ex->st == NULL) {
-    if (ex->res == NULL || ex->ms == NULL || ex->ms->closed)
-      return;
-    st = calloc(1, sizeof(*st));
-    st->kind = HOLD_STREAM;
-    st->ms = ex->ms;
-    st->id = ex->ms->next_stream++;
-    st->ex = ex;
-    st->res = ex->res;
-    st->next = ex->ms->streams;
-    ex->ms->streams = st;
-    ex->st = st;
-    ex->res = NULL;
-    ph__http_response_set_data(st->res, st);
-    begin_sse(st->res, ex->ms->id, ex->cors);
-    if (ex->prime)
-      prime(st);
-  }
+  if (ex->st == NULL && stream_open(ex, ex->prime) != 0)
+    return;
   stream_emit(ex->st, json, len);
+}
+
+/* SEP-1699 polling: ends the connection of the call's stream but not the
+ * stream. The last event names where to resume and the retry field when;
+ * the client comes back with GET and Last-Event-ID and is replayed what
+ * the call sent meanwhile (on_get). The priming event goes out whatever
+ * version the request header named: a client cannot resume without it. */
+static void ex_close_stream(ph__outlet *o) {
+  exchange *ex = (exchange *)((char *)o - offsetof(exchange, base));
+  stream *st;
+
+  if (ex->answered || ex->modern)
+    return;
+  if (ex->st == NULL && stream_open(ex, 0) != 0)
+    return;
+  st = ex->st;
+  if (st->res == NULL)
+    return; /* Already detached. */
+  prime(st);
+  ph__http_stream_end(st->res);
+  st->res = NULL;
+  st->detached_at = uv_now(H.loop);
 }
 
 static void ex_finish(ph__outlet *o, int status, const char *json, size_t len) {
@@ -574,6 +604,7 @@ static exchange *exchange_new(ph__http_response_t *res, ph__session *s,
   ex->base.send = ex_send;
   ex->base.finish = ex_finish;
   ex->base.http = 1;
+  ex->base.close_stream = ex_close_stream;
   ex->res = res;
   ex->s = s;
   ph__session_ref(s);
@@ -838,11 +869,15 @@ static const char *check_modern_headers(const ph__http_request_t *req,
   else if (strcmp(m, "resources/read") == 0)
     target =
         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(params, "uri"));
+  else if (strcmp(m, "tasks/get") == 0 || strcmp(m, "tasks/update") == 0 ||
+           strcmp(m, "tasks/cancel") == 0) /* SEP-2663 routing headers. */
+    target = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(params, "taskId"));
   else
     return NULL;
   if (target != NULL && !header_matches(req, "Mcp-Name", target))
     return "Header mismatch: Mcp-Name is missing or differs from the "
-           "request's name or uri";
+           "request's name, uri or taskId";
   if (strcmp(m, "tools/call") == 0)
     return check_param_headers(req, department, params);
   return NULL;
@@ -1214,8 +1249,51 @@ static void on_sweep(uv_timer_t *t) {
   }
 }
 
+/* The HTTP layer's own refusals (a body or head too large, a request too
+ * slow, malformed HTTP) carry a JSON-RPC error on the MCP endpoints, where
+ * clients look for one; elsewhere the status says it all. */
+static char *http_error_body(int status, const char *target,
+                             const char **content_type, size_t *len) {
+  char msg[160], *body;
+  int n;
+
+  if (target == NULL || strncmp(target, "/mcp", 4) != 0 ||
+      (target[4] != '\0' && target[4] != '/' && target[4] != '?'))
+    return NULL;
+  switch (status) {
+  case 413:
+    snprintf(msg, sizeof(msg),
+             "Payload Too Large: a message may have at most %zu bytes",
+             H.cfg->limits.max_message_bytes);
+    break;
+  case 431:
+    snprintf(msg, sizeof(msg),
+             "Request Header Fields Too Large: the head may have at most "
+             "%zu bytes",
+             H.cfg->limits.max_header_bytes);
+    break;
+  case 408:
+    snprintf(msg, sizeof(msg), "Request Timeout: the request came too slowly");
+    break;
+  default:
+    snprintf(msg, sizeof(msg), "Bad Request: malformed HTTP (status %d)",
+             status);
+    break;
+  }
+  n = asprintf(&body,
+               "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,"
+               "\"message\":\"%s\"}}",
+               -32600, msg);
+  if (n < 0)
+    return NULL;
+  *content_type = "application/json";
+  *len = (size_t)n;
+  return body;
+}
+
 static void http_config_from(const ph__config *cfg, ph__http_config_t *hc) {
   ph__http_config_init(hc);
+  hc->error_body = http_error_body;
   hc->max_header_bytes = cfg->limits.max_header_bytes;
   hc->max_body_bytes = cfg->limits.max_message_bytes;
   hc->max_connections = (unsigned)cfg->limits.max_connections;
@@ -1311,6 +1389,9 @@ void ph__mcp_http_stop(void) {
   H.stopping = 1;
   ph__http_server_stop(&H.server);
   end_open_streams();
+  /* Nobody will poll them again, and their calls would hold up the
+   * drain. */
+  ph__tasks_cancel_all();
 }
 
 void ph__mcp_http_close(void) {

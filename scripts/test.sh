@@ -36,6 +36,7 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPH_WERROR=ON \
   -DPH_ASAN=ON -DPH_UBSAN=ON >/dev/null
 cmake --build build-asan -j"$(nproc)" >/dev/null
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 \
+  LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp \
   ctest --output-on-failure -j2 -L 'unit|integration|soak' --timeout 600) ||
   status=1
 

@@ -182,6 +182,15 @@ typedef struct ph_host_api {
    * token fresh); `why` says what is wrong, or NULL. Instances start ready.
    * The host's readiness (/ready) needs every instance ready. Any thread. */
   int (*set_ready)(ph_instance *self, int ready, const char *why);
+
+  /* 1.1: HTTP legacy sessions (2025-11-25, SEP-1699): close the request's
+   * SSE stream now, after an event the client can resume from; the client
+   * resumes with GET + Last-Event-ID and gets what the call sends later,
+   * its result included. For long calls behind proxies that cut idle
+   * connections. A service call closes its caller's stream. Returns
+   * PH_ENOTSUP where there is no such stream (stdio, 2026-07-28); any
+   * thread. */
+  int (*close_stream)(ph_call *call);
 } ph_host_api;
 
 /* A tool handler. args_json is the validated "arguments" object. */
@@ -337,6 +346,7 @@ _Static_assert(sizeof(ph_plugin_desc) == 120, "ph_plugin_desc size");
 _Static_assert(offsetof(ph_host_api, reply) == 8, "api: size first");
 _Static_assert(offsetof(ph_host_api, get_state) == 112, "api 1.0 layout");
 _Static_assert(offsetof(ph_host_api, set_ready) == 128, "api 1.1 layout");
+_Static_assert(offsetof(ph_host_api, close_stream) == 136, "api 1.1 layout");
 #endif
 
 /* ---- SDK helpers (libplughost_sdk.a): cJSON-free conveniences for the

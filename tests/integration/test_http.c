@@ -278,9 +278,10 @@ Test(http, limits) {
 
   memset(big, 'x', 4095);
   big[4095] = '\0';
-  expect("POST", "", big, 413, NULL);
+  /* The HTTP layer's own refusals explain themselves in JSON-RPC. */
+  expect("POST", "", big, 413, "\"code\":-32600");
   snprintf(hdr, sizeof(hdr), "X-Filler: %.3000s\r\n", big);
-  expect("POST", hdr, INIT, 431, NULL);
+  expect("POST", hdr, INIT, 431, "\"code\":-32600");
   free(big);
 }
 
@@ -367,6 +368,38 @@ Test(http, last_event_id_replay) {
   for (p = r; (p = strstr(p, "notifications/progress")) != NULL; p++)
     progress++;
   cr_expect_eq(progress, 3, "%s", r);
+  cr_expect(strstr(r, "\"id\":2,\"result\"") != NULL, "%s", r);
+  free(r);
+  free(id);
+}
+
+/* SEP-1699: test_reconnection has the host close its POST stream mid-call;
+ * the result arrives when the client resumes with Last-Event-ID. The
+ * request names 2025-03-26, as the conformance suite's does: the stream is
+ * primed all the same, since nothing could be resumed without an id. */
+Test(http, sse_polling_resumes_a_closed_stream) {
+  char *id = new_session(), *r, hdr[256], last[32] = "";
+  const char *p;
+
+  snprintf(hdr, sizeof(hdr),
+           "Mcp-Session-Id: %s\r\nMCP-Protocol-Version: 2025-03-26\r\n", id);
+  r = http("POST", hdr,
+           "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\","
+           "\"params\":{\"name\":\"test_reconnection\",\"arguments\":{}}}",
+           NULL, 3000);
+  cr_assert(strstr(r, "text/event-stream") != NULL, "%s", r);
+  cr_expect(strstr(r, "retry: ") != NULL, "%s", r);
+  cr_expect(strstr(r, "\"result\"") == NULL, "not closed mid-call: %s", r);
+  p = strstr(r, "id: ");
+  cr_assert(p != NULL, "%s", r);
+  sscanf(p + 4, "%31[0-9-]", last);
+  free(r);
+  snprintf(hdr, sizeof(hdr),
+           "Mcp-Session-Id: %s\r\nMCP-Protocol-Version: 2025-03-26\r\n"
+           "Last-Event-ID: %s\r\n",
+           id, last);
+  r = http("GET", hdr, NULL, "Reconnection test completed", 3000);
+  cr_expect_eq(status_of(r), 200, "%s", r);
   cr_expect(strstr(r, "\"id\":2,\"result\"") != NULL, "%s", r);
   free(r);
   free(id);

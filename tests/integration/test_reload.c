@@ -737,8 +737,12 @@ Test(reload, watch_plugin_dir_reloads_on_install, .timeout = 120) {
   install(&e, FIXTURE("stamp/a/stamp.so"), "stamp.so");
   install(&e, FIXTURE("provider.so"), "provider.so");
   cr_assert(th_wait_stderr(h, "reload 2: generation", WAIT_MS));
-  cr_expect_not_null(
-      th_notification(h, "notifications/tools/list_changed", WAIT_MS));
+  {
+    cJSON *n = th_notification(h, "notifications/tools/list_changed", WAIT_MS);
+
+    cr_expect_not_null(n);
+    cJSON_Delete(n);
+  }
   /* The burst may have been split across reloads; wait for the last. */
   {
     long long deadline = now_ms() + WAIT_MS;

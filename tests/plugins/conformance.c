@@ -504,12 +504,15 @@ static void tool_json_schema(ph_call *call, const char *args, void *state) {
                    format("json_schema_2020_12_tool called with %s", args), 0);
 }
 
-/* SEP-1699 wants the host to close the POST stream mid-call; this ABI has
- * no call for that, so the tool only takes long enough for it to matter. */
+/* SEP-1699: the host closes the POST stream mid-call (ABI 1.1), and the
+ * result reaches the client when it resumes with GET and Last-Event-ID. */
 static void tool_reconnection(ph_call *call, const char *args, void *state) {
   conf_state *st = state;
 
   (void)args;
+  if (st->api->size >=
+      offsetof(ph_host_api, close_stream) + sizeof(st->api->close_stream))
+    st->api->close_stream(call);
   sleep_ms(100);
   ph_reply_text(st->api, call, "Reconnection test completed", 0);
 }
@@ -879,6 +882,179 @@ static void tool_custom_header(ph_call *call, const char *args, void *state) {
   cJSON_Delete(in);
 }
 
+/* ---- Tasks extension tools (2026-07-28, SEP-2663 scenarios) ----
+ *
+ * The host makes a task of a call to a tool listing execution.taskSupport
+ * when the call is still running after a short grace period; a call that
+ * settles before that is answered directly. So the tools that must become
+ * tasks take a moment before they settle or ask for input. */
+
+/* Sleeps up to `ms` in slices, stopping early once the call is cancelled.
+ * Returns non-zero when it was. */
+static int sleep_unless_cancelled(const conf_state *st, ph_call *call,
+                                  long ms) {
+  for (; ms > 0; ms -= 50) {
+    if (st->api->cancelled(call))
+      return 1;
+    sleep_ms(ms < 50 ? ms : 50);
+  }
+  return st->api->cancelled(call);
+}
+
+static void tool_greet(ph_call *call, const char *args, void *state) {
+  conf_state *st = state;
+  cJSON *in = cJSON_Parse(args);
+
+  reply_owned_text(st->api, call,
+                   format("Hello, %s!", member_string(in, "name", "World")), 0);
+  cJSON_Delete(in);
+}
+
+static void tool_slow_compute(ph_call *call, const char *args, void *state) {
+  conf_state *st = state;
+  cJSON *in = cJSON_Parse(args);
+  double seconds = cJSON_GetNumberValue(cJSON_GetObjectItem(in, "seconds"));
+  const char *label = member_string(in, "label", "");
+
+  if (!(seconds > 0))
+    seconds = 0;
+  if (seconds > 3600)
+    seconds = 3600;
+  /* A cancelled call's reply is dropped; the task is cancelled already. */
+  if (sleep_unless_cancelled(st, call, (long)(seconds * 1000)))
+    ph_reply_text(st->api, call, "cancelled", 1);
+  else
+    reply_owned_text(st->api, call,
+                     format("Computed %s after %g s", label, seconds), 0);
+  cJSON_Delete(in);
+}
+
+static void tool_failing_job(ph_call *call, const char *args, void *state) {
+  conf_state *st = state;
+
+  (void)args;
+  sleep_unless_cancelled(st, call, 1000);
+  ph_reply_text(st->api, call, "failing_job failed: the job always fails", 1);
+}
+
+static void tool_protocol_error_job(ph_call *call, const char *args,
+                                    void *state) {
+  conf_state *st = state;
+
+  (void)args;
+  sleep_unless_cancelled(st, call, 500);
+  st->api->reply_error(call, PH_RPC_INTERNAL_ERROR,
+                       "protocol_error_job: internal failure on purpose", NULL);
+}
+
+#define ASK_DELETE_SCHEMA                                                      \
+  "{\"type\":\"object\",\"properties\":{\"confirm\":{\"type\":\"boolean\"}},"  \
+  "\"required\":[\"confirm\"]}"
+
+/* Checks the file (round 1 only), then asks for confirmation; the state
+ * says the check was done when the host runs it again with the answer. */
+static void tool_confirm_delete(ph_call *call, const char *args, void *state) {
+  conf_state *st = state;
+  cJSON *in = cJSON_Parse(args), *answer = NULL;
+  const char *file = member_string(in, "filename", "");
+  const cJSON *content;
+  char *params;
+  int err;
+
+  if (st->api->get_state(call) == NULL &&
+      sleep_unless_cancelled(st, call, 300)) {
+    ph_reply_text(st->api, call, "cancelled", 1);
+    cJSON_Delete(in);
+    return;
+  }
+  params = format(
+      "{\"message\":\"Delete %s?\",\"requestedSchema\":" ASK_DELETE_SCHEMA "}",
+      file);
+  err = ask(st, call, "confirm_delete", "elicitation/create", params, &answer);
+  free(params);
+  if (err == PH_EINPUT) {
+    await_input(st, call, "checked", TOOL_PLACEHOLDER);
+  } else if (err != PH_OK) {
+    ask_failed(st, call, "confirm_delete", err);
+  } else {
+    content = cJSON_GetObjectItemCaseSensitive(answer, "content");
+    reply_owned_text(
+        st->api, call,
+        format(cJSON_IsTrue(cJSON_GetObjectItem(content, "confirm")) &&
+                       strcmp(member_string(answer, "action", ""), "accept") ==
+                           0
+                   ? "Deleted %s"
+                   : "Kept %s",
+               file),
+        0);
+  }
+  cJSON_Delete(answer);
+  cJSON_Delete(in);
+}
+
+/* Two questions at once, so a client may answer them one at a time. */
+static void tool_multi_input(ph_call *call, const char *args, void *state) {
+  conf_state *st = state;
+  cJSON *name = NULL, *confirm = NULL;
+  int e_name, e_confirm;
+
+  (void)args;
+  if (st->api->get_state(call) == NULL &&
+      sleep_unless_cancelled(st, call, 300)) {
+    ph_reply_text(st->api, call, "cancelled", 1);
+    return;
+  }
+  e_name = ask(st, call, "name", "elicitation/create", ASK_NAME, &name);
+  e_confirm = ask(
+      st, call, "confirm", "elicitation/create",
+      "{\"message\":\"Proceed?\",\"requestedSchema\":" ASK_DELETE_SCHEMA "}",
+      &confirm);
+  if (e_name == PH_EINPUT || e_confirm == PH_EINPUT)
+    await_input(st, call, "asked", TOOL_PLACEHOLDER);
+  else if (e_name != PH_OK || e_confirm != PH_OK)
+    ask_failed(st, call, "multi_input", e_name != PH_OK ? e_name : e_confirm);
+  else
+    reply_owned_text(
+        st->api, call,
+        format("Name: %s; confirmed: %s",
+               elicited(name, "name") ? elicited(name, "name") : "(none)",
+               cJSON_IsTrue(cJSON_GetObjectItem(
+                   cJSON_GetObjectItem(confirm, "content"), "confirm"))
+                   ? "yes"
+                   : "no"),
+        0);
+  cJSON_Delete(name);
+  cJSON_Delete(confirm);
+}
+
+/* MRTR first, then a task: the name is asked synchronously, and the work
+ * after it outlasts the grace period, so the second round is a task. */
+static void tool_with_task(ph_call *call, const char *args, void *state) {
+  conf_state *st = state;
+  cJSON *answer = NULL;
+  const char *name;
+  int err;
+
+  (void)args;
+  err = ask(st, call, "user_name", "elicitation/create", ASK_NAME, &answer);
+  if (err == PH_EINPUT) {
+    await_input(st, call, NULL, TOOL_PLACEHOLDER);
+    return;
+  }
+  if (err != PH_OK) {
+    ask_failed(st, call, "user_name", err);
+    return;
+  }
+  name = elicited(answer, "name");
+  if (sleep_unless_cancelled(st, call, 1000))
+    ph_reply_text(st->api, call, "cancelled", 1);
+  else
+    reply_owned_text(
+        st->api, call,
+        format("Hello, %s! (finished as a task)", name ? name : "stranger"), 0);
+  cJSON_Delete(answer);
+}
+
 /* ---- Resources ---- */
 
 static void read_static_text(ph_call *call, const char *uri, const char *vars,
@@ -1072,6 +1248,9 @@ static void conf_fini(void *state) {
 }
 
 #define NO_ARGS "{\"type\":\"object\",\"properties\":{}}"
+/* What makes the host run a tool's 2026-07-28 calls as tasks. */
+#define TASK_OPTIONAL "{\"execution\":{\"taskSupport\":\"optional\"}}"
+#define TASK_REQUIRED "{\"execution\":{\"taskSupport\":\"required\"}}"
 
 /* The SEP-1613/SEP-2106 schema, byte for byte what the suite compares. */
 #define SCHEMA_2020_12                                                         \
@@ -1214,6 +1393,47 @@ static const ph_tool conf_tools[] = {
      .description = "Asks only for what the client declared",
      .input_schema = NO_ARGS,
      .handler = irr_capabilities},
+    {.name = "greet",
+     .description = "Greets someone by name (runs synchronously)",
+     .input_schema = "{\"type\":\"object\",\"properties\":{\"name\":{"
+                     "\"type\":\"string\"}},\"required\":[\"name\"]}",
+     .handler = tool_greet},
+    {.name = "slow_compute",
+     .description = "Sleeps `seconds` seconds, then reports (task-capable)",
+     .input_schema = "{\"type\":\"object\",\"properties\":{\"seconds\":{"
+                     "\"type\":\"number\",\"minimum\":0},\"label\":{"
+                     "\"type\":\"string\"}},\"required\":[\"seconds\"]}",
+     .handler = tool_slow_compute,
+     .extra_json = TASK_OPTIONAL},
+    {.name = "failing_job",
+     .description = "Fails with a tool error after about a second (tasks "
+                    "only)",
+     .input_schema = NO_ARGS,
+     .handler = tool_failing_job,
+     .extra_json = TASK_REQUIRED},
+    {.name = "protocol_error_job",
+     .description = "Fails with a protocol error after half a second "
+                    "(task-capable)",
+     .input_schema = NO_ARGS,
+     .handler = tool_protocol_error_job,
+     .extra_json = TASK_OPTIONAL},
+    {.name = "confirm_delete",
+     .description = "Asks for confirmation before deleting a file "
+                    "(task-capable)",
+     .input_schema = "{\"type\":\"object\",\"properties\":{\"filename\":{"
+                     "\"type\":\"string\"}},\"required\":[\"filename\"]}",
+     .handler = tool_confirm_delete,
+     .extra_json = TASK_OPTIONAL},
+    {.name = "multi_input",
+     .description = "Asks two questions at once (task-capable)",
+     .input_schema = NO_ARGS,
+     .handler = tool_multi_input,
+     .extra_json = TASK_OPTIONAL},
+    {.name = "test_tool_with_task",
+     .description = "Asks for a name, then finishes the work as a task",
+     .input_schema = NO_ARGS,
+     .handler = tool_with_task,
+     .extra_json = TASK_REQUIRED},
     {.name = "test_custom_header",
      .description = "Echoes a region mirrored into the Mcp-Param-Region "
                     "header (SEP-2243)",
