@@ -5,6 +5,7 @@
 #include "protocol.h"
 #include "registry.h"
 #include "transport_http.h"
+#include "tasks.h"
 #include "transport_stdio.h"
 
 #include <dirent.h>
@@ -104,6 +105,7 @@ static void begin_shutdown(const char *why) {
   ph__info("shutting down (%s)", why);
   ph__stdio_stop();
   ph__mcp_http_stop();
+  ph__tasks_cancel_all(); /* Over stdio too: no client polls them now. */
   M.shutdown_deadline = uv_now(M.loop) + M.cfg->limits.shutdown_timeout_ms;
   uv_timer_start(&M.drain_timer, on_drain_tick, 0, 5);
 }
