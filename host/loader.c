@@ -828,6 +828,18 @@ char *ph__instances_not_ready(void) {
   return out;
 }
 
+int ph__instances_stuck(void) {
+  ph_instance *inst;
+  int n = 0;
+
+  uv_once(&live_once, init_live_lock);
+  uv_mutex_lock(&live_lock);
+  for (inst = live; inst != NULL; inst = inst->live_next)
+    n += atomic_load(&inst->stuck) != 0;
+  uv_mutex_unlock(&live_lock);
+  return n;
+}
+
 int ph__instances_draining(void) {
   ph_instance *inst;
   int n = 0;

@@ -149,6 +149,9 @@ void ph__instance_retire(ph_instance *inst, uint64_t now);
  * never unloaded) and logs each once. Returns how many are stuck. */
 int ph__instances_check_stuck(uint64_t now, uint64_t drain_ms);
 
+/* Instances marked stuck (a counter for /ready). */
+int ph__instances_stuck(void);
+
 /* Retired instances still draining (stuck ones included). */
 int ph__instances_draining(void);
 

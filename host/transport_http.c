@@ -1128,24 +1128,41 @@ static void on_preflight(const ph__http_request_t *req,
 }
 
 /* Ready: a generation is published, it serves every configured
- * department, and every plugin instance the config names is live. */
+ * department, every plugin instance the config names is live, and none
+ * reported itself not ready (set_ready). The body also counts instances
+ * still draining after a reload and those stuck past the drain deadline. */
 static void on_ready(ph__http_response_t *res) {
   ph__generation *gen = ph__registry_acquire();
+  char *not_ready = ph__instances_not_ready(), *text;
   headers h = {0};
   const ph__dept *d;
+  cJSON *body;
   size_t i;
-  int ok = gen != NULL;
+  int ok = gen != NULL && not_ready == NULL;
 
-  for (i = 0; ok && i < H.cfg->ndepartments; i++) {
+  for (i = 0; gen != NULL && ok && i < H.cfg->ndepartments; i++) {
     d = ph__generation_dept(gen, H.cfg->departments[i].name);
     ok = d != NULL && (H.cfg->departments[i].all_plugins ||
                        d->ninstances >= H.cfg->departments[i].ninstances);
   }
+  body = cJSON_CreateObject();
+  cJSON_AddStringToObject(body, "status", ok ? "ready" : "not ready");
+  if (gen != NULL)
+    cJSON_AddNumberToObject(body, "generation", (double)gen->id);
+  cJSON_AddNumberToObject(body, "draining", ph__instances_draining());
+  cJSON_AddNumberToObject(body, "stuck", ph__instances_stuck());
+  if (not_ready != NULL)
+    cJSON_AddStringToObject(body, "reason", not_ready);
+  else if (!ok)
+    cJSON_AddStringToObject(body, "reason",
+                            gen == NULL ? "no generation published"
+                                        : "a configured instance is not live");
+  text = cJSON_PrintUnformatted(body);
+  cJSON_Delete(body);
   ph__generation_unref(gen);
-  if (ok)
-    respond_json(res, 200, &h, "{\"status\":\"ready\"}", 18);
-  else
-    respond_json(res, 503, &h, "{\"status\":\"not ready\"}", 22);
+  respond_json(res, ok ? 200 : 503, &h, text, strlen(text));
+  free(text);
+  free(not_ready);
 }
 
 /* The department a path names, or NULL. */
