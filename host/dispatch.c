@@ -389,10 +389,15 @@ static void worker_main(void *arg) {
     pool->queued--;
     uv_mutex_unlock(&pool->mu);
 
-    if (atomic_load(&call->cancelled))
+    if (atomic_load(&call->cancelled)) {
       drop_plugin_ref(call);
-    else
+    } else {
+      /* The handler may touch the call after its reply (a second reply,
+       * a late cancelled()), so the call lives until it returns. */
+      ph__call_ref(call);
       invoke(call);
+      ph__call_unref(call);
+    }
   }
 }
 
@@ -463,6 +468,8 @@ int ph__call_start(ph_call *call) {
   call->closable = call->outlet != NULL && call->outlet->close_stream != NULL;
   D.unanswered++;
   if (call->timeout_ms > 0) {
+    /* The loop's clock is cached from the start of this iteration. */
+    uv_update_time(D.loop);
     uv_timer_init(D.loop, &call->timer);
     call->timer.data = call;
     ph__call_ref(call); /* The timer's, dropped in its close callback. */
@@ -470,7 +477,9 @@ int ph__call_start(ph_call *call) {
     uv_timer_start(&call->timer, on_timeout, call->timeout_ms, 0);
   }
   if (run_inline) {
+    ph__call_ref(call);
     invoke(call);
+    ph__call_unref(call);
     return 0;
   }
   err = pool_submit(call->inst->pool, call);

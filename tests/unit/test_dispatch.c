@@ -1,0 +1,636 @@
+/* test_dispatch.c: calls into fixture plugins through dispatch alone, on a
+ * loop run by the test thread: answers on the worker pool and inline,
+ * exactly-once replies, deadlines and cancellation (and the flag the
+ * plugin sees), a full pool queue, service calls between instances of a
+ * published generation, and the order of progress before the answer. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+#include "registry.h"
+#include "session.h"
+
+static uv_loop_t loop;
+static char cache_dir[] = "/tmp/ph-dispatch-XXXXXX";
+static ph__plugin *plugins[8];
+static size_t nplugins;
+static ph_instance *instances[8];
+static size_t ninstances;
+
+/* What on_answer saw for one call, and what the call sent before. */
+typedef struct record {
+  int answers;
+  int cancelled, timed_out;
+  int error_code;
+  char *result;
+  char *error_message;
+  char trace[1024]; /* "send,send,answer," in the order they happened. */
+} record;
+
+/* An outlet that keeps what dispatch sends on it. */
+typedef struct capture {
+  ph__outlet base;
+  record *rec;
+  char *sent[16];
+  int nsent;
+} capture;
+
+static void capture_send(ph__outlet *o, const char *json, size_t len) {
+  capture *c = (capture *)o;
+
+  cr_assert_lt(c->nsent, 16);
+  c->sent[c->nsent++] = strndup(json, len);
+  strcat(c->rec->trace, "send,");
+}
+
+static void capture_finish(ph__outlet *o, int status, const char *json,
+                           size_t len) {
+  (void)o;
+  (void)status;
+  (void)json;
+  (void)len;
+  cr_assert_fail("dispatch never finishes an outlet itself");
+}
+
+static void capture_init(capture *c, record *rec) {
+  memset(c, 0, sizeof(*c));
+  c->base.send = capture_send;
+  c->base.finish = capture_finish;
+  c->rec = rec;
+}
+
+static void capture_free(capture *c) {
+  int i;
+
+  for (i = 0; i < c->nsent; i++)
+    free(c->sent[i]);
+}
+
+static void on_answer(ph_call *call) {
+  record *rec = call->proto_data;
+
+  rec->answers++;
+  rec->cancelled = atomic_load(&call->cancelled);
+  rec->timed_out = call->timed_out;
+  rec->error_code = call->error_code;
+  free(rec->result);
+  rec->result = call->result_json ? strdup(call->result_json) : NULL;
+  free(rec->error_message);
+  rec->error_message = call->error_message ? strdup(call->error_message) : NULL;
+  strcat(rec->trace, "answer,");
+}
+
+static void record_free(record *rec) {
+  free(rec->result);
+  free(rec->error_message);
+}
+
+/* Runs the loop without blocking until cond holds or ms pass. */
+#define RUN_UNTIL(cond, ms)                                                    \
+  do {                                                                         \
+    uint64_t end_ = uv_hrtime() + (uint64_t)(ms)*1000000u;                     \
+    while (!(cond) && uv_hrtime() < end_) {                                    \
+      uv_run(&loop, UV_RUN_NOWAIT);                                            \
+      usleep(1000);                                                            \
+    }                                                                          \
+    cr_assert(cond, "still not true after %d ms: %s", (int)(ms), #cond);       \
+  } while (0)
+
+/* Runs the loop for ms milliseconds whatever happens. */
+static void run_for(int ms) {
+  uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
+
+  while (uv_hrtime() < end) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+}
+
+static void setup(void) {
+  cr_assert_not_null(mkdtemp(cache_dir));
+  ph__log_set_level(PH_LOG_EMERGENCY);
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(ph__dispatch_init(&loop), 0);
+}
+
+static void teardown(void) {
+  ph__generation *g;
+  size_t i;
+
+  /* Every test ends with its calls gone. */
+  RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
+  g = ph__registry_publish(NULL);
+  ph__generation_unref(g);
+  for (i = 0; i < ninstances; i++)
+    ph__instance_unref(instances[i]);
+  ninstances = 0;
+  for (i = 0; i < nplugins; i++)
+    ph__plugin_unref(plugins[i]);
+  nplugins = 0;
+  ph__dispatch_close();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_expect_eq(uv_loop_close(&loop), 0, "the loop ends clean");
+  rmdir(cache_dir);
+}
+
+TestSuite(dispatch, .init = setup, .fini = teardown, .timeout = 30);
+
+static ph__plugin *load(const char *file) {
+  char path[1024], *err = NULL;
+  ph__plugin *p;
+
+  snprintf(path, sizeof(path), "%s/%s", PH_TEST_PLUGIN_DIR, file);
+  p = ph__plugin_load(path, cache_dir, &err);
+  cr_assert_not_null(p, "%s: %s", path, err ? err : "?");
+  plugins[nplugins++] = p;
+  return p;
+}
+
+/* An instance of fixture `file` with its own pool. */
+static ph_instance *instance(const char *file, int workers, int queue) {
+  ph__plugin *p = load(file);
+  ph_instance *inst;
+  char *err = NULL;
+
+  inst = ph__instance_create(p, "default", p->name, NULL, workers, queue, &err);
+  cr_assert_not_null(inst, "%s", err ? err : "?");
+  instances[ninstances++] = inst;
+  return inst;
+}
+
+static const ph__tool_def *tool_def(ph_instance *inst, const char *name) {
+  size_t i;
+
+  for (i = 0; i < inst->plugin->ntools; i++)
+    if (strcmp(inst->plugin->tools[i].name, name) == 0)
+      return &inst->plugin->tools[i];
+  cr_assert_fail("%s has no tool %s", inst->plugin->name, name);
+  return NULL;
+}
+
+/* A tool call ready to start, answering into rec. */
+static ph_call *tool_call(ph_instance *inst, const char *tool, const char *args,
+                          record *rec) {
+  ph_call *call = ph__call_new(PH__CALL_TOOL, inst);
+
+  call->def = tool_def(inst, tool);
+  call->name = strdup(tool);
+  call->args_json = strdup(args);
+  call->on_answer = on_answer;
+  call->proto_data = rec;
+  return call;
+}
+
+static int contains(const char *text, const char *part) {
+  return text != NULL && strstr(text, part) != NULL;
+}
+
+/* ---- answers ---- */
+
+Test(dispatch, worker_reply_is_answered_on_the_loop) {
+  ph_instance *inst = instance("ok.so", 2, 8);
+  record rec = {0};
+  ph_call *call = tool_call(inst, "echo", "{\"text\":\"hi there\"}", &rec);
+
+  cr_assert_eq(ph__call_start(call), 0);
+  cr_expect_eq(ph__dispatch_unanswered_calls(), 1);
+  cr_expect_eq(ph__dispatch_live_calls(), 1);
+  cr_expect(ph__on_loop_thread());
+  RUN_UNTIL(rec.answers == 1, 5000);
+  cr_expect_eq(rec.error_code, 0);
+  cr_expect(contains(rec.result, "\"text\":\"hi there\""), "%s", rec.result);
+  cr_expect_not(rec.cancelled);
+  cr_expect_not(rec.timed_out);
+  cr_expect_eq(ph__dispatch_unanswered_calls(), 0);
+  RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
+  run_for(20);
+  cr_expect_eq(rec.answers, 1);
+  record_free(&rec);
+}
+
+Test(dispatch, inline_tool_answers_before_start_returns) {
+  ph_instance *inst = instance("echo.so", 1, 1);
+  record rec = {0};
+  ph_call *call = tool_call(inst, "echo_inline", "{\"text\":\"x\"}", &rec);
+
+  call->timeout_ms = 1000;
+  cr_assert_eq(ph__call_start(call), 0);
+  cr_expect_eq(rec.answers, 1, "answered without running the loop");
+  cr_expect(contains(rec.result, "\"text\":\"x\""), "%s", rec.result);
+  cr_expect_eq(ph__dispatch_unanswered_calls(), 0);
+  record_free(&rec);
+}
+
+Test(dispatch, error_replies_keep_code_and_message) {
+  ph_instance *inst = instance("ok.so", 1, 4);
+  record rec = {0};
+  ph_call *call = ph__call_new(PH__CALL_PROMPT, inst);
+
+  /* greet without a name answers with a JSON-RPC error. */
+  call->def = &inst->plugin->prompts[0];
+  call->name = strdup("greet");
+  call->args_json = strdup("{}");
+  call->on_answer = on_answer;
+  call->proto_data = &rec;
+  cr_assert_eq(ph__call_start(call), 0);
+  RUN_UNTIL(rec.answers == 1, 5000);
+  cr_expect_eq(rec.error_code, PH_RPC_INVALID_PARAMS);
+  cr_expect_str_eq(rec.error_message, "name is required");
+  cr_expect_null(rec.result);
+  record_free(&rec);
+}
+
+Test(dispatch, a_second_reply_is_refused) {
+  ph_instance *inst = instance("hang.so", 1, 4);
+  record rec = {0};
+  ph_call *call = tool_call(inst, "twice", "{}", &rec);
+  long errors = ph__log_errors();
+
+  ph__call_ref(call); /* Ours, to reply to it again below. */
+  cr_assert_eq(ph__call_start(call), 0);
+  RUN_UNTIL(rec.answers == 1, 5000);
+  cr_expect(contains(rec.result, "first reply"), "%s", rec.result);
+  cr_expect_not(contains(rec.result, "second"));
+  RUN_UNTIL(ph__log_errors() > errors, 5000); /* The plugin's second. */
+  cr_expect_eq(ph__host_api.reply(call, "{}"), PH_EALREADY);
+  cr_expect_eq(ph__host_api.reply_error(call, -32603, "late", NULL),
+               PH_EALREADY);
+  cr_expect_eq(ph__log_errors(), errors + 3, "each extra reply is logged");
+  run_for(20);
+  cr_expect_eq(rec.answers, 1, "answered exactly once");
+  ph__call_unref(call);
+  record_free(&rec);
+}
+
+/* A handler that replies, lets the host finish the call on the loop, and
+ * then replies again, as hang's "twice" may when the loop is quick. The
+ * call must stay valid while its handler runs. */
+static atomic_int twice_answered;
+static atomic_int twice_second = 1;
+
+static void reply_wait_reply(ph_call *call, const char *args, void *state) {
+  int i;
+
+  (void)args;
+  (void)state;
+  ph__host_api.reply(call, "{\"content\":[]}");
+  for (i = 0; i < 2000 && !atomic_load(&twice_answered); i++)
+    usleep(1000);
+  usleep(50000); /* Let the loop drop every reference it holds. */
+  atomic_store(&twice_second, ph__host_api.reply(call, "{\"content\":[]}"));
+}
+
+static void on_answer_flag(ph_call *call) {
+  on_answer(call);
+  atomic_store(&twice_answered, 1);
+}
+
+Test(dispatch, the_call_outlives_its_handler_after_a_reply) {
+  ph_instance *inst = instance("ok.so", 1, 4);
+  record rec = {0};
+  ph__tool_def def = *tool_def(inst, "echo");
+  ph_call *call = tool_call(inst, "echo", "{}", &rec);
+
+  def.handler = reply_wait_reply;
+  call->def = &def;
+  call->on_answer = on_answer_flag;
+  call->timeout_ms = 5000; /* As the protocol always sets one. */
+  cr_assert_eq(ph__call_start(call), 0);
+  RUN_UNTIL(atomic_load(&twice_second) != 1, 5000);
+  cr_expect_eq(atomic_load(&twice_second), PH_EALREADY);
+  cr_expect_eq(rec.answers, 1);
+  record_free(&rec);
+}
+
+/* ---- deadlines and cancellation ---- */
+
+Test(dispatch, deadline_answers_and_raises_the_cancel_flag) {
+  ph_instance *inst = instance("hang.so", 1, 4);
+  record rec = {0}, next = {0};
+  ph_call *call = tool_call(inst, "forever", "{}", &rec);
+  uint64_t start = uv_hrtime();
+
+  ph__call_ref(call);
+  call->timeout_ms = 50;
+  /* Timers count from the loop's cached time, stale after set-up. */
+  uv_update_time(&loop);
+  cr_assert_eq(ph__call_start(call), 0);
+  RUN_UNTIL(rec.answers == 1, 5000);
+  cr_expect(rec.timed_out);
+  cr_expect(rec.cancelled, "the plugin sees the deadline as a cancel");
+  cr_expect(ph__host_api.cancelled(call));
+  cr_expect_null(rec.result);
+  cr_expect_geq(uv_hrtime() - start, 45 * 1000000u);
+  cr_expect_eq(ph__dispatch_unanswered_calls(), 0,
+               "an answered call no longer holds up shutdown");
+  cr_expect_eq(ph__dispatch_live_calls(), 1, "the plugin still owes a reply");
+
+  /* forever returns once it sees the flag: the single worker is free for
+   * the next call. */
+  cr_assert_eq(ph__call_start(tool_call(inst, "twice", "{}", &next)), 0);
+  RUN_UNTIL(next.answers == 1, 5000);
+
+  /* A late reply still returns the plugin's reference, and says so. */
+  cr_expect_eq(ph__host_api.reply(call, "{\"content\":[]}"), PH_ECANCELED);
+  run_for(10);
+  cr_expect_eq(rec.answers, 1);
+  ph__call_unref(call);
+  record_free(&rec);
+  record_free(&next);
+}
+
+Test(dispatch, cancel_answers_at_once_and_the_plugin_stops) {
+  ph_instance *inst = instance("slow.so", 1, 4);
+  record rec = {0};
+  ph_call *call = tool_call(inst, "sleep", "{\"ms\":10000}", &rec);
+  uint64_t start;
+
+  ph__call_ref(call);
+  call->timeout_ms = 20000;
+  cr_assert_eq(ph__call_start(call), 0);
+  run_for(30); /* Let it start sleeping. */
+  start = uv_hrtime();
+  ph__call_cancel(call);
+  cr_expect_eq(rec.answers, 1, "answered by the cancel itself");
+  cr_expect(rec.cancelled);
+  cr_expect_not(rec.timed_out);
+  cr_expect_eq(ph__dispatch_unanswered_calls(), 0);
+  /* slow polls the flag every 5 ms and replies "cancelled". */
+  RUN_UNTIL(atomic_load(&call->refs) == 1, 2000);
+  cr_expect_lt(uv_hrtime() - start, 1000 * 1000000u);
+  cr_expect(contains(call->result_json, "cancelled"), "%s", call->result_json);
+  ph__call_cancel(call); /* A second cancel changes nothing. */
+  cr_expect_eq(rec.answers, 1);
+  ph__call_unref(call);
+  record_free(&rec);
+}
+
+Test(dispatch, cancel_before_the_worker_runs_it) {
+  ph_instance *inst = instance("slow.so", 1, 4);
+  record first = {0}, second = {0};
+  ph_call *a = tool_call(inst, "sleep", "{\"ms\":100}", &first);
+  ph_call *b = tool_call(inst, "sleep", "{\"ms\":0}", &second);
+
+  ph__call_ref(b);
+  cr_assert_eq(ph__call_start(a), 0);
+  cr_assert_eq(ph__call_start(b), 0);
+  ph__call_cancel(b); /* Still queued behind a. */
+  cr_expect_eq(second.answers, 1);
+  RUN_UNTIL(first.answers == 1, 5000);
+  RUN_UNTIL(atomic_load(&b->refs) == 1, 2000);
+  cr_expect_null(b->result_json, "never run: the handler never replied");
+  ph__call_unref(b);
+  record_free(&first);
+  record_free(&second);
+}
+
+/* ---- the pool queue ---- */
+
+Test(dispatch, full_queue_refuses_at_once) {
+  ph_instance *inst = instance("ok.so", 1, 1);
+  record busy = {0}, queued = {0}, refused = {0};
+  capture out;
+  ph_call *a = tool_call(inst, "progress", "{}", &busy);
+  ph_call *b, *c;
+
+  capture_init(&out, &busy);
+  a->outlet = &out.base;
+  a->progress_token = strdup("1");
+  cr_assert_eq(ph__call_start(a), 0);
+  /* The first progress message means the only worker is taken. */
+  RUN_UNTIL(out.nsent >= 1, 5000);
+  b = tool_call(inst, "echo", "{\"text\":\"b\"}", &queued);
+  cr_assert_eq(ph__call_start(b), 0, "one call may wait");
+  c = tool_call(inst, "echo", "{\"text\":\"c\"}", &refused);
+  c->timeout_ms = 1000;
+  cr_expect_eq(ph__call_start(c), UV_EBUSY);
+  cr_expect_eq(refused.answers, 0, "a refused start answers nothing");
+  cr_expect_eq(ph__dispatch_unanswered_calls(), 2);
+  ph__call_unref(c); /* The caller's, after answering the client. */
+  RUN_UNTIL(busy.answers == 1 && queued.answers == 1, 5000);
+  cr_expect(contains(queued.result, "\"text\":\"b\""), "%s", queued.result);
+  RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
+  cr_expect_eq(refused.answers, 0);
+  capture_free(&out);
+  record_free(&busy);
+  record_free(&queued);
+  record_free(&refused);
+}
+
+/* ---- progress ---- */
+
+Test(dispatch, progress_comes_in_order_before_the_answer) {
+  ph_instance *inst = instance("ok.so", 1, 4);
+  record rec = {0};
+  capture out;
+  ph_call *call = tool_call(inst, "progress", "{}", &rec);
+  char want[256];
+  int i;
+
+  capture_init(&out, &rec);
+  call->outlet = &out.base;
+  call->progress_token = strdup("\"tok-1\"");
+  cr_assert_eq(ph__call_start(call), 0);
+  RUN_UNTIL(rec.answers == 1, 5000);
+  cr_expect_str_eq(rec.trace, "send,send,send,answer,");
+  cr_assert_eq(out.nsent, 3);
+  for (i = 0; i < 3; i++) {
+    snprintf(want, sizeof(want),
+             "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\","
+             "\"params\":{\"progressToken\":\"tok-1\",\"progress\":%d,"
+             "\"total\":3,\"message\":\"working\"}}",
+             i + 1);
+    cr_expect_str_eq(out.sent[i], want);
+  }
+  capture_free(&out);
+  record_free(&rec);
+}
+
+Test(dispatch, progress_rules) {
+  ph_instance *inst = instance("ok.so", 1, 4);
+  record rec = {0};
+  capture out;
+  ph_call *call = tool_call(inst, "echo", "{}", &rec);
+
+  capture_init(&out, &rec);
+  call->outlet = &out.base;
+  cr_expect_eq(ph__host_api.progress(call, 1, -1, NULL), PH_ENOTSUP,
+               "no token, no progress");
+  call->progress_token = strdup("7");
+  cr_expect_eq(ph__host_api.progress(call, 0.5, -1, NULL), PH_OK);
+  cr_expect_eq(ph__host_api.progress(call, 0.5, -1, NULL), PH_EINVAL,
+               "progress must increase");
+  cr_expect_eq(ph__host_api.progress(call, 0.25, -1, NULL), PH_EINVAL);
+  cr_expect_eq(ph__host_api.progress(call, 0.0 / 0.0, -1, NULL), PH_EINVAL);
+  cr_expect_eq(ph__host_api.progress(call, 2, 4, "half"), PH_OK);
+  cr_assert_eq(out.nsent, 2, "on the loop thread sends go out at once");
+  cr_expect_str_eq(out.sent[0],
+                   "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\","
+                   "\"params\":{\"progressToken\":7,\"progress\":0.5}}");
+  cr_expect(contains(out.sent[1], "\"total\":4,\"message\":\"half\""));
+  atomic_store(&call->cancelled, 1);
+  cr_expect_eq(ph__host_api.progress(call, 3, -1, NULL), PH_ECANCELED);
+  ph__call_unref(call);
+  capture_free(&out);
+  record_free(&rec);
+}
+
+Test(dispatch, log_messages_respect_the_call_level) {
+  ph_instance *inst = instance("ok.so", 1, 4);
+  record rec = {0};
+  capture out;
+  ph_call *call = tool_call(inst, "log", "{}", &rec);
+
+  capture_init(&out, &rec);
+  call->outlet = &out.base;
+  call->log_level = PH_LOG_WARNING;
+  cr_assert_eq(ph__call_start(call), 0);
+  RUN_UNTIL(rec.answers == 1, 5000);
+  cr_expect_str_eq(rec.trace, "send,send,answer,");
+  cr_assert_eq(out.nsent, 2);
+  cr_expect(contains(out.sent[0], "\"level\":\"warning\""), "%s", out.sent[0]);
+  cr_expect(contains(out.sent[1], "\"level\":\"error\""), "%s", out.sent[1]);
+  cr_expect(contains(out.sent[1], "\"data\":{\"text\":\"error message\""));
+  capture_free(&out);
+  record_free(&rec);
+}
+
+/* ---- services ---- */
+
+static char *dq(const char *text) {
+  char *s = strdup(text), *p;
+
+  for (p = s; *p != '\0'; p++)
+    if (*p == '\'')
+      *p = '"';
+  return s;
+}
+
+/* Publishes a generation of provider and consumer; returns the consumer's
+ * instance in it. */
+static ph_instance *publish_services(void) {
+  char *json, *err = NULL;
+  ph__config *cfg;
+  ph__generation *g;
+  const ph__item *it;
+
+  load("provider.so");
+  load("consumer.so");
+  json = dq("{'departments':{'default':{'plugins':[{'plugin':'provider'},"
+            "{'plugin':'consumer'}]}}}");
+  cfg = ph__config_parse(json, "dispatch.json", &err);
+  cr_assert_not_null(cfg, "%s", err ? err : "?");
+  free(json);
+  g = ph__generation_build(cfg, plugins, nplugins, NULL);
+  it = ph__dept_lookup(ph__generation_dept(g, "default"), PH__TOOL,
+                       "consumer_store");
+  cr_assert_not_null(it, "the consumer's requirement is met");
+  cr_assert_null(ph__registry_publish(g));
+  return it->inst;
+}
+
+Test(dispatch, service_calls_reach_the_provider) {
+  ph_instance *consumer = publish_services();
+  record stored = {0}, found = {0}, missing = {0};
+
+  cr_assert_eq(
+      ph__call_start(tool_call(consumer, "store",
+                               "{\"key\":\"k\",\"value\":\"v1\"}", &stored)),
+      0);
+  RUN_UNTIL(stored.answers == 1, 5000);
+  cr_expect(contains(stored.result, "\"text\":\"stored\""), "%s",
+            stored.result);
+  cr_assert_eq(
+      ph__call_start(tool_call(consumer, "lookup", "{\"key\":\"k\"}", &found)),
+      0);
+  cr_assert_eq(ph__call_start(tool_call(consumer, "lookup",
+                                        "{\"key\":\"nope\"}", &missing)),
+               0);
+  RUN_UNTIL(found.answers == 1 && missing.answers == 1, 5000);
+  cr_expect(contains(found.result, "\"text\":\"v1\""), "%s", found.result);
+  cr_expect(contains(missing.result, "not found"), "%s", missing.result);
+  record_free(&stored);
+  record_free(&found);
+  record_free(&missing);
+}
+
+Test(dispatch, service_call_results_and_errors) {
+  ph_instance *consumer = publish_services();
+  ph_call *call = ph__call_new(PH__CALL_TOOL, consumer);
+  char *response = (char *)"unset";
+
+  cr_expect_eq(ph__host_api.service_call(call, "kv",
+                                         "{\"op\":\"put\",\"key\":\"a\","
+                                         "\"value\":[1,2]}",
+                                         &response),
+               PH_OK);
+  cr_expect_str_eq(response, "{\"ok\":true}");
+  free(response);
+  cr_expect_eq(ph__host_api.service_call(
+                   call, "kv", "{\"op\":\"get\",\"key\":\"a\"}", &response),
+               PH_OK);
+  cr_expect_str_eq(response, "{\"found\":true,\"value\":[1,2]}");
+  free(response);
+  cr_expect_eq(ph__host_api.service_call(call, "kv", "{\"op\":1}", &response),
+               PH_EFAIL, "the provider's error comes back");
+  cr_expect_str_eq(response, "{\"code\":-32602,\"message\":\"kv: op and key "
+                             "must be strings\"}");
+  free(response);
+  cr_expect_eq(ph__host_api.service_call(call, "kv", "{not json", &response),
+               PH_EINVAL);
+  cr_expect_null(response);
+  cr_expect_eq(ph__host_api.service_call(call, "nope", "{}", &response),
+               PH_ENOSERVICE);
+  cr_expect_null(response);
+  cr_expect_eq(ph__host_api.service_call(call, "kv", "{}", NULL), PH_EINVAL);
+  ph__generation_unref(ph__registry_publish(NULL));
+  cr_expect_eq(ph__host_api.service_call(
+                   call, "kv", "{\"op\":\"get\",\"key\":\"a\"}", &response),
+               PH_ENOSERVICE, "resolved by name in the current generation");
+  ph__call_unref(call);
+}
+
+Test(dispatch, a_tool_without_its_provider_fails_cleanly) {
+  ph_instance *consumer = publish_services();
+  record rec = {0};
+
+  /* Keep the consumer while its generation (and provider) goes. */
+  ph__instance_ref(consumer);
+  instances[ninstances++] = consumer;
+  ph__generation_unref(ph__registry_publish(NULL));
+  cr_assert_eq(
+      ph__call_start(tool_call(consumer, "lookup", "{\"key\":\"k\"}", &rec)),
+      0);
+  RUN_UNTIL(rec.answers == 1, 5000);
+  cr_expect(contains(rec.result, "kv service failed (-5)"), "%s", rec.result);
+  cr_expect(contains(rec.result, "\"isError\":true"), "%s", rec.result);
+  record_free(&rec);
+}
+
+/* ---- instances ---- */
+
+static void unref_off_loop(void *arg) {
+  ph__instance_unref(arg);
+}
+
+Test(dispatch, last_instance_reference_off_the_loop_is_deferred) {
+  ph_instance *inst = instance("ok.so", 2, 4);
+  uv_thread_t thread;
+
+  ninstances--; /* The thread drops our reference. */
+  cr_assert_eq(ph__instances_draining(), 0);
+  cr_assert_eq(uv_thread_create(&thread, unref_off_loop, inst), 0);
+  uv_thread_join(&thread);
+  cr_expect_eq(atomic_load(&plugins[0]->refs), 2,
+               "not destroyed on that thread");
+  run_for(20);
+  cr_expect_eq(atomic_load(&plugins[0]->refs), 1,
+               "finalised on the loop: the plugin reference is back");
+}

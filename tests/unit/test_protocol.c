@@ -1,0 +1,916 @@
+/* test_protocol.c: MCP over JSON-RPC without a transport. The UTF-8 and
+ * nesting precheck, scopes and versions, then ph__protocol_handle() driven
+ * with an outlet that records what it is sent and how it is finished, on a
+ * generation of fixture plugins published for the test: initialize, the
+ * JSON-RPC error codes, modern _meta errors, list pages, tool calls,
+ * deadlines, cancellation and batches. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+#include "protocol.h"
+#include "registry.h"
+#include "session.h"
+
+#define MODERN_META                                                            \
+  "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","     \
+  "\"io.modelcontextprotocol/clientCapabilities\":{}}"
+
+static uv_loop_t loop;
+static char cache_dir[] = "/tmp/ph-protocol-XXXXXX";
+static ph__plugin *plugins[4];
+static size_t nplugins;
+static ph__session *sessions[8];
+static size_t nsessions;
+
+/* An outlet that records its messages and its one answer. */
+typedef struct sink {
+  ph__outlet base;
+  int finished; /* finish() calls. */
+  int status;
+  char *answer; /* The finished JSON, or NULL. */
+  char *sent[16];
+  int nsent;
+} sink;
+
+static void sink_send(ph__outlet *o, const char *json, size_t len) {
+  sink *k = (sink *)o;
+
+  cr_assert_lt(k->nsent, 16);
+  k->sent[k->nsent++] = strndup(json, len);
+}
+
+static void sink_finish(ph__outlet *o, int status, const char *json,
+                        size_t len) {
+  sink *k = (sink *)o;
+
+  k->finished++;
+  k->status = status;
+  free(k->answer);
+  k->answer = json ? strndup(json, len) : NULL;
+}
+
+static void sink_init(sink *k, int http) {
+  memset(k, 0, sizeof(*k));
+  k->base.send = sink_send;
+  k->base.finish = sink_finish;
+  k->base.http = http;
+}
+
+static void sink_free(sink *k) {
+  int i;
+
+  free(k->answer);
+  for (i = 0; i < k->nsent; i++)
+    free(k->sent[i]);
+  memset(k, 0, sizeof(*k));
+}
+
+#define RUN_UNTIL(cond, ms)                                                    \
+  do {                                                                         \
+    uint64_t end_ = uv_hrtime() + (uint64_t)(ms)*1000000u;                     \
+    while (!(cond) && uv_hrtime() < end_) {                                    \
+      uv_run(&loop, UV_RUN_NOWAIT);                                            \
+      usleep(1000);                                                            \
+    }                                                                          \
+    cr_assert(cond, "still not true after %d ms: %s", (int)(ms), #cond);       \
+  } while (0)
+
+static char *dq(const char *text) {
+  char *s = strdup(text), *p;
+
+  for (p = s; *p != '\0'; p++)
+    if (*p == '\'')
+      *p = '"';
+  return s;
+}
+
+static void load(const char *file) {
+  char path[1024], *err = NULL;
+  ph__plugin *p;
+
+  snprintf(path, sizeof(path), "%s/%s", PH_TEST_PLUGIN_DIR, file);
+  p = ph__plugin_load(path, cache_dir, &err);
+  cr_assert_not_null(p, "%s: %s", path, err ? err : "?");
+  plugins[nplugins++] = p;
+}
+
+static void setup(void) {
+  ph__generation *g;
+  ph__config *cfg;
+  char *json, *err = NULL;
+
+  cr_assert_not_null(mkdtemp(cache_dir));
+  ph__log_set_level(PH_LOG_EMERGENCY);
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(ph__dispatch_init(&loop), 0);
+  load("ok.so");
+  load("slow.so");
+  load("hang.so");
+  json = dq("{'page_size':3,'hmac_key':'unit',"
+            "'limits':{'max_json_depth':8,'max_inflight_per_session':2},"
+            "'departments':{'default':{'plugins':[{'plugin':'ok'},"
+            "{'plugin':'slow'},{'plugin':'hang'}]}}}");
+  cfg = ph__config_parse(json, "protocol.json", &err);
+  cr_assert_not_null(cfg, "%s", err ? err : "?");
+  free(json);
+  g = ph__generation_build(cfg, plugins, nplugins, NULL);
+  cr_assert_null(ph__registry_publish(g));
+  cr_assert_eq(ph__protocol_init(g->config), 0);
+}
+
+static void teardown(void) {
+  size_t i;
+
+  for (i = 0; i < nsessions; i++)
+    ph__session_close(sessions[i]);
+  nsessions = 0;
+  RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
+  ph__generation_unref(ph__registry_publish(NULL));
+  for (i = 0; i < nplugins; i++)
+    ph__plugin_unref(plugins[i]);
+  nplugins = 0;
+  ph__dispatch_close();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_expect_eq(uv_loop_close(&loop), 0, "the loop ends clean");
+  rmdir(cache_dir);
+}
+
+TestSuite(protocol, .timeout = 30);
+TestSuite(protocol_handle, .init = setup, .fini = teardown, .timeout = 30);
+
+static ph__session *session(void) {
+  ph__session *s = ph__session_new("default");
+
+  sessions[nsessions++] = s;
+  return s;
+}
+
+/* Hands one message (single quotes for double) to the protocol. */
+static void handle(ph__session *s, sink *k, const char *text) {
+  char *json = dq(text);
+
+  ph__protocol_handle(s, &k->base, json, strlen(json));
+  free(json);
+}
+
+/* Hands in a request and waits for its answer, parsed. */
+static cJSON *ask(ph__session *s, int http, const char *text, int *status) {
+  sink k;
+  cJSON *reply;
+
+  sink_init(&k, http);
+  handle(s, &k, text);
+  RUN_UNTIL(k.finished == 1, 5000);
+  cr_assert_not_null(k.answer, "no response to %s", text);
+  reply = cJSON_Parse(k.answer);
+  cr_assert_not_null(reply, "%s", k.answer);
+  if (status != NULL)
+    *status = k.status;
+  sink_free(&k);
+  return reply;
+}
+
+static ph__session *legacy_session(const char *version) {
+  ph__session *s = session();
+  char text[256];
+  cJSON *reply;
+
+  snprintf(text, sizeof(text),
+           "{'jsonrpc':'2.0','id':0,'method':'initialize','params':"
+           "{'protocolVersion':'%s','capabilities':{},"
+           "'clientInfo':{'name':'unit','version':'1'}}}",
+           version);
+  reply = ask(s, 0, text, NULL);
+  cr_assert_not_null(cJSON_GetObjectItem(reply, "result"));
+  cJSON_Delete(reply);
+  return s;
+}
+
+static const cJSON *at(const cJSON *j, const char *path) {
+  char buf[256], *name, *save = NULL;
+
+  snprintf(buf, sizeof(buf), "%s", path);
+  for (name = strtok_r(buf, ".", &save); name != NULL && j != NULL;
+       name = strtok_r(NULL, ".", &save))
+    j = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, atoi(name))
+                         : cJSON_GetObjectItemCaseSensitive(j, name);
+  return j;
+}
+
+static double num_at(const cJSON *j, const char *path) {
+  const cJSON *n = at(j, path);
+
+  cr_assert(cJSON_IsNumber(n), "%s is not a number", path);
+  return n->valuedouble;
+}
+
+static const char *str_at(const cJSON *j, const char *path) {
+  const char *s = cJSON_GetStringValue(at(j, path));
+
+  cr_assert_not_null(s, "%s is not a string", path);
+  return s;
+}
+
+/* Expects an error response with `code` and a message containing `part`. */
+static void expect_error(const cJSON *reply, int code, const char *part) {
+  char *text = cJSON_PrintUnformatted(reply);
+
+  cr_expect_null(at(reply, "result"), "%s", text);
+  cr_expect_eq(num_at(reply, "error.code"), code, "%s", text);
+  cr_expect_not_null(strstr(str_at(reply, "error.message"), part), "%s", text);
+  free(text);
+}
+
+/* ---- precheck ---- */
+
+static const char *precheck(const char *text, size_t len) {
+  return ph__json_precheck(text, len, 4);
+}
+
+#define PRE(lit) precheck(lit, sizeof(lit) - 1)
+
+Test(protocol, precheck_accepts_valid_utf8) {
+  cr_expect_null(PRE("{\"a\":\"plain\"}"));
+  cr_expect_null(PRE("\"\xc3\xa9\""));                      /* U+00E9 */
+  cr_expect_null(PRE("\"\xc2\x80\""));                      /* U+0080 */
+  cr_expect_null(PRE("\"\xe2\x82\xac\""));                  /* U+20AC */
+  cr_expect_null(PRE("\"\xe0\xa0\x80\""));                  /* U+0800 */
+  cr_expect_null(PRE("\"\xed\x9f\xbf\""));                  /* U+D7FF */
+  cr_expect_null(PRE("\"\xee\x80\x80\""));                  /* U+E000 */
+  cr_expect_null(PRE("\"\xef\xbf\xbf\""));                  /* U+FFFF */
+  cr_expect_null(PRE("\"\xf0\x9f\x98\x80\""));              /* U+1F600 */
+  cr_expect_null(PRE("\"\xf4\x8f\xbf\xbf\""));              /* U+10FFFF */
+  cr_expect_null(PRE("{\"\xc3\xa9\":[\"\xe2\x82\xac\"]}")); /* In keys. */
+  cr_expect_null(PRE(""));
+}
+
+Test(protocol, precheck_refuses_invalid_utf8) {
+  static const char *const bad[] = {
+      "\"\x80\"",                     /* A lone continuation byte. */
+      "\"\xbf\"",                     /* Another. */
+      "\"\xc0\x80\"",                 /* Overlong NUL. */
+      "\"\xc1\xbf\"",                 /* Overlong U+007F. */
+      "\"\xe0\x80\x80\"",             /* Overlong 3-byte NUL. */
+      "\"\xe0\x9f\xbf\"",             /* Overlong U+07FF. */
+      "\"\xf0\x80\x80\x80\"",         /* Overlong 4-byte NUL. */
+      "\"\xf0\x8f\xbf\xbf\"",         /* Overlong U+FFFF. */
+      "\"\xed\xa0\x80\"",             /* High surrogate U+D800. */
+      "\"\xed\xbf\xbf\"",             /* Low surrogate U+DFFF. */
+      "\"\xed\xa0\xbd\xed\xb8\x80\"", /* A CESU-8 pair. */
+      "\"\xf4\x90\x80\x80\"",         /* U+110000. */
+      "\"\xf5\x80\x80\x80\"",         /* Lead byte past F4. */
+      "\"\xf8\x88\x80\x80\x80\"",     /* Five-byte form. */
+      "\"\xff\"",
+      "\"\xe2\x28\xa1\"", /* Continuation missing. */
+      "\"\xc3\"",         /* Truncated before the quote. */
+  };
+  size_t i;
+
+  for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+    cr_expect_str_eq(precheck(bad[i], strlen(bad[i])), "invalid UTF-8",
+                     "case %zu", i);
+  /* Truncated at the very end of the text. */
+  cr_expect_str_eq(PRE("\"\xe2\x82"), "invalid UTF-8");
+  cr_expect_str_eq(PRE("\xf0\x9f\x98"), "invalid UTF-8");
+  cr_expect_str_eq(PRE("\xc3"), "invalid UTF-8");
+}
+
+Test(protocol, precheck_limits_depth_outside_strings) {
+  cr_expect_null(PRE("[[[[1]]]]"), "exactly the limit");
+  cr_expect_str_eq(PRE("[[[[[1]]]]]"), "JSON nested too deeply");
+  cr_expect_str_eq(PRE("{\"a\":{\"b\":[{\"c\":[]}]}}"),
+                   "JSON nested too deeply");
+  cr_expect_null(PRE("[[[[]]],[[[]]],[[[]]]]"), "siblings do not add up");
+  cr_expect_null(PRE("[\"[[[[[[[[\"]"), "brackets in strings do not count");
+  cr_expect_null(PRE("[\"\\\"[[[[[[\"]"), "nor after an escaped quote");
+  cr_expect_str_eq(PRE("[\"\\\\\",[[[[]]]]]"), "JSON nested too deeply",
+                   "an escaped backslash ends the string");
+  cr_expect_null(ph__json_precheck("[[[[[[[[[[", 10, 64),
+                 "the limit is a parameter");
+}
+
+Test(protocol, precheck_refuses_nul) {
+  cr_expect_str_eq(precheck("{\"a\":1}\0", 8), "NUL byte in message");
+  cr_expect_str_eq(precheck("\0{}", 3), "NUL byte in message");
+}
+
+/* ---- scopes and versions ---- */
+
+Test(protocol, principal_scopes) {
+  cr_expect_not(ph__principal_has_scope(NULL, "read"));
+  cr_expect_not(ph__principal_has_scope("{}", "read"));
+  cr_expect_not(ph__principal_has_scope("not json", "read"));
+  cr_expect(ph__principal_has_scope("{\"scope\":\"read\"}", "read"));
+  cr_expect(ph__principal_has_scope("{\"scope\":\"a read b\"}", "read"));
+  cr_expect(ph__principal_has_scope("{\"scope\":\"  a   b \"}", "b"));
+  cr_expect_not(ph__principal_has_scope("{\"scope\":\"reader\"}", "read"));
+  cr_expect_not(ph__principal_has_scope("{\"scope\":\"re\"}", "read"));
+  cr_expect_not(ph__principal_has_scope("{\"scope\":\"a:read\"}", "read"));
+  cr_expect_not(ph__principal_has_scope("{\"scope\":[\"read\"]}", "read"));
+  cr_expect(ph__principal_has_scope("{\"scopes\":[\"x\",\"read\"]}", "read"));
+  cr_expect_not(ph__principal_has_scope("{\"scopes\":[\"readx\",1]}", "read"));
+  cr_expect_not(ph__principal_has_scope("{\"Scope\":\"read\"}", "read"));
+}
+
+Test(protocol, legacy_versions) {
+  cr_expect(ph__protocol_version_supported("2025-11-25"));
+  cr_expect(ph__protocol_version_supported("2025-06-18"));
+  cr_expect(ph__protocol_version_supported("2025-03-26"));
+  cr_expect(ph__protocol_version_supported("2024-11-05"));
+  cr_expect_not(ph__protocol_version_supported(PH__MODERN_VERSION),
+                "the modern era has no initialize");
+  cr_expect_not(ph__protocol_version_supported("2024-10-07"));
+  cr_expect_not(ph__protocol_version_supported("2025-11-25 "));
+  cr_expect_not(ph__protocol_version_supported(""));
+}
+
+/* ---- initialize ---- */
+
+Test(protocol_handle, initialize_negotiates_the_version) {
+  ph__session *s = session(), *t = session();
+  cJSON *reply;
+
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':1,'method':'initialize','params':"
+              "{'protocolVersion':'2025-06-18','capabilities':"
+              "{'sampling':{}}}}",
+              NULL);
+  cr_expect_eq(num_at(reply, "id"), 1);
+  cr_expect_str_eq(str_at(reply, "result.protocolVersion"), "2025-06-18");
+  cr_expect_str_eq(str_at(reply, "result.serverInfo.name"), "plughost");
+  cr_expect(cJSON_IsTrue(at(reply, "result.capabilities.tools.listChanged")));
+  cr_expect(cJSON_IsTrue(at(reply, "result.capabilities.resources.subscribe")));
+  cr_expect_not_null(at(reply, "result.capabilities.prompts"));
+  cr_expect_not_null(at(reply, "result.capabilities.logging"));
+  cr_expect_not_null(at(reply, "result.capabilities.completions"));
+  cr_expect_null(at(reply, "result.capabilities.extensions"));
+  cr_expect(s->initialized);
+  cr_expect_str_eq(s->version, "2025-06-18");
+  cr_expect_not_null(cJSON_GetObjectItem(s->client_caps, "sampling"));
+  cJSON_Delete(reply);
+
+  reply = ask(t, 0,
+              "{'jsonrpc':'2.0','id':'a','method':'initialize','params':"
+              "{'protocolVersion':'2099-01-01'}}",
+              NULL);
+  cr_expect_str_eq(str_at(reply, "id"), "a");
+  cr_expect_str_eq(str_at(reply, "result.protocolVersion"), "2025-11-25",
+                   "an unknown version gets our newest");
+  cJSON_Delete(reply);
+}
+
+Test(protocol_handle, initialize_checks_its_params) {
+  ph__session *s = session();
+  cJSON *reply;
+
+  reply = ask(s, 0, "{'jsonrpc':'2.0','id':1,'method':'initialize'}", NULL);
+  expect_error(reply, -32602, "protocolVersion is required");
+  cJSON_Delete(reply);
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':1,'method':'initialize','params':"
+              "{'protocolVersion':'2025-06-18','capabilities':[]}}",
+              NULL);
+  expect_error(reply, -32602, "capabilities must be an object");
+  cJSON_Delete(reply);
+  cr_expect_not(s->initialized);
+}
+
+Test(protocol_handle, requests_before_initialize_are_refused) {
+  ph__session *s = session();
+  cJSON *reply;
+
+  reply = ask(s, 0, "{'jsonrpc':'2.0','id':1,'method':'tools/list'}", NULL);
+  expect_error(reply, -32600, "not initialized");
+  cJSON_Delete(reply);
+  reply = ask(s, 0, "{'jsonrpc':'2.0','id':2,'method':'ping'}", NULL);
+  cr_expect(cJSON_IsObject(at(reply, "result")), "ping is always allowed");
+  cJSON_Delete(reply);
+}
+
+/* ---- JSON-RPC errors ---- */
+
+Test(protocol_handle, parse_errors) {
+  ph__session *s = session();
+  int status;
+  cJSON *reply;
+  sink k;
+
+  reply = ask(s, 1, "{'jsonrpc':'2.0','id':1,", &status);
+  expect_error(reply, -32700, "Parse error");
+  cr_expect(cJSON_IsNull(at(reply, "id")));
+  cr_expect_eq(status, 400);
+  cJSON_Delete(reply);
+  reply = ask(s, 0, "{'jsonrpc':'2.0','id':1,'method':'p\xc0\xafng'}", &status);
+  expect_error(reply, -32700, "Parse error: invalid UTF-8");
+  cr_expect_eq(status, 200, "stdio outlets always get 200");
+  cJSON_Delete(reply);
+  reply = ask(s, 0, "[[[[[[[[[[[[1]]]]]]]]]]]]", NULL);
+  expect_error(reply, -32700, "nested too deeply");
+  cJSON_Delete(reply);
+
+  sink_init(&k, 0);
+  ph__protocol_reject(&k.base, 413, -32600, "message too large");
+  cr_expect_eq(k.finished, 1);
+  cr_expect_str_eq(k.answer, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{"
+                             "\"code\":-32600,\"message\":\"message too "
+                             "large\"}}");
+  sink_free(&k);
+}
+
+Test(protocol_handle, invalid_requests) {
+  static const char *const bad[] = {
+      "{'id':1,'method':'ping'}",
+      "{'jsonrpc':'1.0','id':1,'method':'ping'}",
+      "{'jsonrpc':2,'id':1,'method':'ping'}",
+      "'ping'",
+      "{'jsonrpc':'2.0','id':1}",
+      "{'jsonrpc':'2.0','id':1,'method':7}",
+      "{'jsonrpc':'2.0','id':1.5,'method':'ping'}",
+      "{'jsonrpc':'2.0','id':{},'method':'ping'}",
+      "{'jsonrpc':'2.0','id':true,'method':'ping'}",
+      "{'jsonrpc':'2.0','id':1e300,'method':'ping'}",
+      "[{'jsonrpc':'2.0','id':1,'method':'ping'}]",
+  };
+  ph__session *s = legacy_session("2025-06-18");
+  cJSON *reply;
+  size_t i;
+  int status;
+
+  for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+    reply = ask(s, 1, bad[i], &status);
+    expect_error(reply, -32600, "Invalid Request");
+    cr_expect_eq(status, 400, "%s", bad[i]);
+    cJSON_Delete(reply);
+  }
+  reply = ask(s, 0, "{'jsonrpc':'2.0','id':9,'method':7}", NULL);
+  cr_expect_eq(num_at(reply, "id"), 9, "a valid id is echoed");
+  cJSON_Delete(reply);
+  reply =
+      ask(s, 0, "{'jsonrpc':'2.0','id':9,'method':'ping','params':[1]}", NULL);
+  expect_error(reply, -32602, "params must be an object");
+  cJSON_Delete(reply);
+}
+
+Test(protocol_handle, unknown_methods) {
+  ph__session *s = legacy_session("2025-11-25");
+  cJSON *reply;
+  int status;
+
+  reply = ask(s, 1, "{'jsonrpc':'2.0','id':1,'method':'tools/lisst'}", &status);
+  expect_error(reply, -32601, "Method not found: tools/lisst");
+  cr_expect_eq(status, 200, "legacy errors keep 200");
+  cJSON_Delete(reply);
+  reply =
+      ask(s, 0, "{'jsonrpc':'2.0','id':2,'method':'server/discover'}", NULL);
+  expect_error(reply, -32601, "needs the 2026-07-28 _meta fields");
+  cJSON_Delete(reply);
+  reply =
+      ask(s, 1,
+          "{'jsonrpc':'2.0','id':3,'method':'initialize','params':{" MODERN_META
+          ",'protocolVersion':'2025-11-25'}}",
+          &status);
+  expect_error(reply, -32601, "is not part of 2026-07-28");
+  cr_expect_eq(status, 404, "modern HTTP maps -32601 to 404");
+  cJSON_Delete(reply);
+}
+
+Test(protocol_handle, notifications_and_responses_get_no_answer) {
+  ph__session *s = legacy_session("2025-11-25");
+  sink k;
+
+  sink_init(&k, 1);
+  handle(s, &k, "{'jsonrpc':'2.0','method':'notifications/initialized'}");
+  cr_expect_eq(k.finished, 1);
+  cr_expect_eq(k.status, 202);
+  cr_expect_null(k.answer);
+  cr_expect(s->ready);
+  sink_free(&k);
+  sink_init(&k, 1);
+  handle(s, &k, "{'jsonrpc':'2.0','id':'ph-99','result':{}}");
+  cr_expect_eq(k.finished, 1);
+  cr_expect_eq(k.status, 202);
+  cr_expect_null(k.answer);
+  sink_free(&k);
+}
+
+/* ---- modern _meta ---- */
+
+Test(protocol_handle, modern_meta_errors) {
+  ph__session *s = session();
+  cJSON *reply;
+  int status;
+
+  reply = ask(s, 1,
+              "{'jsonrpc':'2.0','id':1,'method':'tools/list','params':{"
+              "'_meta':{'io.modelcontextprotocol/protocolVersion':"
+              "'2025-06-18','io.modelcontextprotocol/clientCapabilities':{}}"
+              "}}",
+              &status);
+  expect_error(reply, -32022, "Unsupported protocol version");
+  cr_expect_eq(status, 400);
+  cr_expect_str_eq(str_at(reply, "error.data.requested"), "2025-06-18");
+  cr_expect_eq(cJSON_GetArraySize(at(reply, "error.data.supported")), 5);
+  cr_expect_str_eq(str_at(reply, "error.data.supported.0"), "2026-07-28");
+  cJSON_Delete(reply);
+
+  reply = ask(s, 1,
+              "{'jsonrpc':'2.0','id':2,'method':'tools/list','params':{"
+              "'_meta':{'io.modelcontextprotocol/protocolVersion':"
+              "'2026-07-28'}}}",
+              &status);
+  expect_error(reply, -32602, "clientCapabilities must be an object");
+  cr_expect_eq(status, 400);
+  cJSON_Delete(reply);
+
+  reply = ask(s, 1,
+              "{'jsonrpc':'2.0','id':3,'method':'tools/list','params':{"
+              "'_meta':{'io.modelcontextprotocol/protocolVersion':"
+              "'2026-07-28','io.modelcontextprotocol/clientCapabilities':{},"
+              "'io.modelcontextprotocol/logLevel':'loud'}}}",
+              NULL);
+  expect_error(reply, -32602, "logLevel");
+  cJSON_Delete(reply);
+
+  reply = ask(s, 1,
+              "{'jsonrpc':'2.0','id':4,'method':'tools/list','params':{"
+              "'_meta':{'io.modelcontextprotocol/protocolVersion':20260728,"
+              "'io.modelcontextprotocol/clientCapabilities':{}}}}",
+              NULL);
+  expect_error(reply, -32602, "protocolVersion must be a string");
+  cJSON_Delete(reply);
+
+  s->modern = 1; /* A stateless HTTP request: _meta is required. */
+  reply = ask(s, 1, "{'jsonrpc':'2.0','id':5,'method':'tools/list'}", NULL);
+  expect_error(reply, -32602, "protocolVersion must be a string");
+  cJSON_Delete(reply);
+}
+
+Test(protocol_handle, modern_results_are_decorated) {
+  ph__session *s = session();
+  const cJSON *info;
+  cJSON *reply;
+  int status;
+
+  reply = ask(s, 1,
+              "{'jsonrpc':'2.0','id':1,'method':'server/"
+              "discover','params':{" MODERN_META "}}",
+              &status);
+  cr_expect_eq(status, 200);
+  cr_expect_str_eq(str_at(reply, "result.resultType"), "complete");
+  cr_expect_str_eq(str_at(reply, "result.supportedVersions.0"), "2026-07-28");
+  info = cJSON_GetObjectItem(at(reply, "result._meta"),
+                             "io.modelcontextprotocol/serverInfo");
+  cr_expect_str_eq(str_at(info, "name"), "plughost");
+  cJSON_Delete(reply);
+  reply =
+      ask(s, 1,
+          "{'jsonrpc':'2.0','id':2,'method':'tools/list','params':{" MODERN_META
+          "}}",
+          NULL);
+  cr_expect_eq(num_at(reply, "result.ttlMs"), 60000);
+  cr_expect_str_eq(str_at(reply, "result.cacheScope"), "public");
+  cr_expect_eq(cJSON_GetArraySize(at(reply, "result.tools")), 3);
+  cJSON_Delete(reply);
+  cr_expect_not(s->initialized, "modern requests need no initialize");
+}
+
+/* ---- lists ---- */
+
+Test(protocol_handle, tools_list_pages) {
+  ph__session *s = legacy_session("2025-11-25");
+  char text[512], names[1024] = "";
+  const cJSON *tool;
+  char *cursor = NULL;
+  cJSON *reply;
+  int pages = 0;
+
+  do {
+    if (cursor == NULL)
+      snprintf(text, sizeof(text),
+               "{'jsonrpc':'2.0','id':1,'method':'tools/list'}");
+    else
+      snprintf(text, sizeof(text),
+               "{'jsonrpc':'2.0','id':1,'method':'tools/list','params':"
+               "{'cursor':'%s'}}",
+               cursor);
+    free(cursor);
+    cursor = NULL;
+    reply = ask(s, 0, text, NULL);
+    cr_assert_not_null(at(reply, "result.tools"), "%s", text);
+    cr_expect_leq(cJSON_GetArraySize(at(reply, "result.tools")), 3);
+    cJSON_ArrayForEach(tool, at(reply, "result.tools")) {
+      strcat(names, str_at(tool, "name"));
+      strcat(names, ",");
+      cr_expect_not_null(at(tool, "inputSchema"));
+    }
+    if (at(reply, "result.nextCursor") != NULL)
+      cursor = strdup(str_at(reply, "result.nextCursor"));
+    cJSON_Delete(reply);
+    pages++;
+  } while (cursor != NULL && pages < 10);
+  cr_expect_eq(pages, 4);
+  cr_expect_str_eq(names, "ok_echo,ok_add,ok_fail,ok_progress,ok_log,"
+                          "slow_sleep,slow_now,hang_forever,hang_twice,"
+                          "hang_never,");
+}
+
+Test(protocol_handle, bad_cursors) {
+  ph__session *s = legacy_session("2025-11-25");
+  cJSON *reply;
+
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':1,'method':'tools/list','params':"
+              "{'cursor':'p99'}}",
+              NULL);
+  expect_error(reply, -32602, "unknown cursor");
+  cJSON_Delete(reply);
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':1,'method':'tools/list','params':"
+              "{'cursor':2}}",
+              NULL);
+  expect_error(reply, -32602, "cursor must be a string");
+  cJSON_Delete(reply);
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':1,'method':'tools/list','params':"
+              "{'cursor':null}}",
+              NULL);
+  cr_expect_eq(cJSON_GetArraySize(at(reply, "result.tools")), 3,
+               "a null cursor is the first page");
+  cJSON_Delete(reply);
+}
+
+Test(protocol_handle, other_lists) {
+  ph__session *s = legacy_session("2025-11-25");
+  cJSON *reply;
+
+  reply = ask(s, 0, "{'jsonrpc':'2.0','id':1,'method':'prompts/list'}", NULL);
+  cr_expect_str_eq(str_at(reply, "result.prompts.0.name"), "ok_greet");
+  cr_expect_str_eq(str_at(reply, "result.prompts.0.arguments.0.name"), "name");
+  cJSON_Delete(reply);
+  reply = ask(s, 0, "{'jsonrpc':'2.0','id':2,'method':'resources/list'}", NULL);
+  cr_expect_str_eq(str_at(reply, "result.resources.0.uri"), "ok://hello");
+  cJSON_Delete(reply);
+  reply =
+      ask(s, 0, "{'jsonrpc':'2.0','id':3,'method':'resources/templates/list'}",
+          NULL);
+  cr_expect_str_eq(str_at(reply, "result.resourceTemplates.0.uriTemplate"),
+                   "ok://items/{id}");
+  cJSON_Delete(reply);
+}
+
+/* ---- calls ---- */
+
+Test(protocol_handle, tools_call) {
+  ph__session *s = legacy_session("2025-11-25");
+  cJSON *reply;
+
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
+              "{'name':'ok_echo','arguments':{'text':'hello'}}}",
+              NULL);
+  cr_expect_str_eq(str_at(reply, "result.content.0.text"), "hello");
+  cr_expect_null(at(reply, "result.isError"));
+  cJSON_Delete(reply);
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':2,'method':'tools/call','params':"
+              "{'name':'slow_now'}}",
+              NULL);
+  cr_expect_not_null(at(reply, "result.content.0.text"), "inline, no args");
+  cJSON_Delete(reply);
+  cr_expect_eq(ph__session_inflight(s), 0);
+}
+
+Test(protocol_handle, unknown_tool_and_bad_arguments) {
+  ph__session *s = legacy_session("2025-11-25");
+  cJSON *reply;
+
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
+              "{'name':'ok_nope','arguments':{}}}",
+              NULL);
+  expect_error(reply, -32602, "Unknown tool: ok_nope");
+  cJSON_Delete(reply);
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':2,'method':'tools/call','params':"
+              "{'name':'echo','arguments':{}}}",
+              NULL);
+  expect_error(reply, -32602, "Unknown tool: echo");
+  cJSON_Delete(reply);
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':3,'method':'tools/call','params':"
+              "{'arguments':{}}}",
+              NULL);
+  expect_error(reply, -32602, "name must be a string");
+  cJSON_Delete(reply);
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':4,'method':'tools/call','params':"
+              "{'name':'ok_echo','arguments':[1]}}",
+              NULL);
+  expect_error(reply, -32602, "arguments must be an object");
+  cJSON_Delete(reply);
+  /* Schema failures are tool results a model can read. */
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':5,'method':'tools/call','params':"
+              "{'name':'ok_add','arguments':{'a':1}}}",
+              NULL);
+  cr_expect(cJSON_IsTrue(at(reply, "result.isError")));
+  cr_expect_not_null(strstr(str_at(reply, "result.content.0.text"),
+                            "Invalid arguments for ok_add"));
+  cJSON_Delete(reply);
+}
+
+Test(protocol_handle, resources_not_found_per_era) {
+  ph__session *s = legacy_session("2025-11-25");
+  cJSON *reply;
+
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':1,'method':'resources/read','params':"
+              "{'uri':'ok://missing'}}",
+              NULL);
+  expect_error(reply, -32002, "Resource not found");
+  cr_expect_str_eq(str_at(reply, "error.data.uri"), "ok://missing");
+  cJSON_Delete(reply);
+  reply = ask(
+      s, 0,
+      "{'jsonrpc':'2.0','id':2,'method':'resources/read','params':{" MODERN_META
+      ",'uri':'ok://missing'}}",
+      NULL);
+  expect_error(reply, -32602, "Resource not found");
+  cJSON_Delete(reply);
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':3,'method':'resources/read','params':"
+              "{'uri':'ok://items/42'}}",
+              NULL);
+  cr_expect_str_eq(str_at(reply, "result.contents.0.text"), "42");
+  cJSON_Delete(reply);
+}
+
+Test(protocol_handle, deadline_gives_a_tool_error) {
+  ph__session *s = legacy_session("2025-11-25");
+  ph_call *call;
+  cJSON *reply;
+  sink k;
+
+  sink_init(&k, 0);
+  handle(s, &k,
+         "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
+         "{'name':'hang_never'}}");
+  cr_assert_eq(ph__session_inflight(s), 1);
+  call = s->inflight[0];
+  ph__call_ref(call); /* To reply late in the plugin's place. */
+  RUN_UNTIL(k.finished == 1, 5000);
+  reply = cJSON_Parse(k.answer);
+  cr_expect(cJSON_IsTrue(at(reply, "result.isError")), "%s", k.answer);
+  cr_expect_str_eq(str_at(reply, "result.content.0.text"),
+                   "hang_never timed out after 200 ms");
+  cJSON_Delete(reply);
+  cr_expect_eq(ph__session_inflight(s), 0);
+  cr_expect_eq(ph__dispatch_unanswered_calls(), 0);
+  /* hang_never never replies, so its call lives on; a late reply is
+   * refused politely and frees it. */
+  cr_expect_eq(ph__dispatch_live_calls(), 1);
+  cr_expect_eq(ph__host_api.reply(call, "{\"content\":[]}"), PH_ECANCELED);
+  ph__call_unref(call);
+  RUN_UNTIL(ph__dispatch_live_calls() == 0, 2000);
+  cr_expect_eq(k.finished, 1, "the late reply is not sent");
+  sink_free(&k);
+}
+
+Test(protocol_handle, cancelled_requests_get_no_answer) {
+  ph__session *s = legacy_session("2025-11-25");
+  sink call, note;
+
+  sink_init(&call, 1);
+  handle(s, &call,
+         "{'jsonrpc':'2.0','id':'c1','method':'tools/call','params':"
+         "{'name':'slow_sleep','arguments':{'ms':10000}}}");
+  cr_expect_eq(call.finished, 0);
+  cr_expect_eq(ph__session_inflight(s), 1);
+  sink_init(&note, 1);
+  handle(s, &note,
+         "{'jsonrpc':'2.0','method':'notifications/cancelled','params':"
+         "{'requestId':'c1','reason':'user'}}");
+  cr_expect_eq(note.status, 202);
+  cr_expect_eq(call.finished, 1, "answered by the cancel");
+  cr_expect_eq(call.status, 202);
+  cr_expect_null(call.answer, "no response for a cancelled request");
+  cr_expect_eq(ph__session_inflight(s), 0);
+  RUN_UNTIL(ph__dispatch_live_calls() == 0, 2000);
+  cr_expect_eq(call.finished, 1);
+  sink_free(&call);
+  sink_free(&note);
+}
+
+Test(protocol_handle, ids_in_flight_and_the_session_limit) {
+  ph__session *s = legacy_session("2025-11-25");
+  sink a, b;
+  cJSON *reply;
+  int status;
+
+  sink_init(&a, 1);
+  handle(s, &a,
+         "{'jsonrpc':'2.0','id':7,'method':'tools/call','params':"
+         "{'name':'slow_sleep','arguments':{'ms':10000}}}");
+  reply = ask(s, 1, "{'jsonrpc':'2.0','id':7,'method':'ping'}", NULL);
+  expect_error(reply, -32600, "already in use");
+  cJSON_Delete(reply);
+  sink_init(&b, 1);
+  handle(s, &b,
+         "{'jsonrpc':'2.0','id':8,'method':'tools/call','params':"
+         "{'name':'slow_sleep','arguments':{'ms':10000}}}");
+  reply = ask(s, 1,
+              "{'jsonrpc':'2.0','id':9,'method':'tools/call','params':"
+              "{'name':'ok_echo','arguments':{'text':'x'}}}",
+              &status);
+  expect_error(reply, -32603, "too many requests in flight");
+  cr_expect_eq(status, 429);
+  cJSON_Delete(reply);
+  cr_expect_eq(ph__session_inflight(s), 2);
+  /* Closing the session cancels both: no response is due. */
+  nsessions--;
+  ph__session_close(s);
+  cr_expect_eq(a.finished, 1);
+  cr_expect_eq(a.status, 202);
+  cr_expect_null(a.answer);
+  cr_expect_eq(b.finished, 1);
+  cr_expect_null(b.answer);
+  sink_free(&a);
+  sink_free(&b);
+}
+
+Test(protocol_handle, progress_and_messages_go_to_the_request) {
+  ph__session *s = legacy_session("2025-11-25");
+  cJSON *reply;
+  sink k;
+
+  sink_init(&k, 1);
+  handle(s, &k,
+         "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
+         "{'name':'ok_progress','_meta':{'progressToken':'t'}}}");
+  RUN_UNTIL(k.finished == 1, 5000);
+  cr_assert_eq(k.nsent, 3);
+  cr_expect_not_null(strstr(k.sent[0], "\"progressToken\":\"t\","
+                                       "\"progress\":1,\"total\":3"));
+  cr_expect_not_null(strstr(k.sent[2], "\"progress\":3"));
+  sink_free(&k);
+
+  reply = ask(s, 0,
+              "{'jsonrpc':'2.0','id':2,'method':'logging/setLevel','params':"
+              "{'level':'error'}}",
+              NULL);
+  cr_expect_not_null(at(reply, "result"));
+  cJSON_Delete(reply);
+  sink_init(&k, 1);
+  handle(s, &k,
+         "{'jsonrpc':'2.0','id':3,'method':'tools/call','params':"
+         "{'name':'ok_log'}}");
+  RUN_UNTIL(k.finished == 1, 5000);
+  cr_expect_eq(k.nsent, 1, "only the error message passes");
+  sink_free(&k);
+}
+
+/* ---- batches ---- */
+
+Test(protocol_handle, batches_only_on_2025_03_26) {
+  ph__session *old = legacy_session("2025-03-26");
+  ph__session *now = legacy_session("2025-06-18");
+  cJSON *reply;
+  sink k;
+
+  sink_init(&k, 1);
+  handle(old, &k,
+         "[{'jsonrpc':'2.0','id':1,'method':'ping'},"
+         "{'jsonrpc':'2.0','method':'notifications/initialized'},"
+         "{'jsonrpc':'2.0','id':2,'method':'tools/call','params':"
+         "{'name':'ok_echo','arguments':{'text':'b'}}},"
+         "{'jsonrpc':'2.0','id':3,'method':'nope'}]");
+  RUN_UNTIL(k.finished == 1, 5000);
+  cr_expect_eq(k.status, 200);
+  reply = cJSON_Parse(k.answer);
+  cr_assert_eq(cJSON_GetArraySize(reply), 3, "%s", k.answer);
+  cr_expect_eq(num_at(reply, "0.id"), 1, "in the order they completed");
+  cr_expect_eq(num_at(reply, "1.error.code"), -32601);
+  cr_expect_str_eq(str_at(reply, "2.result.content.0.text"), "b");
+  cJSON_Delete(reply);
+  sink_free(&k);
+
+  sink_init(&k, 1);
+  handle(old, &k, "[{'jsonrpc':'2.0','method':'notifications/initialized'}]");
+  cr_expect_eq(k.status, 202);
+  cr_expect_null(k.answer);
+  sink_free(&k);
+
+  reply = ask(old, 1, "[]", NULL);
+  expect_error(reply, -32600, "empty batch");
+  cJSON_Delete(reply);
+  reply = ask(now, 1, "[{'jsonrpc':'2.0','id':1,'method':'ping'}]", NULL);
+  expect_error(reply, -32600, "only accepted on a session that negotiated");
+  cJSON_Delete(reply);
+}
