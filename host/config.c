@@ -9,19 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char **err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int fail(char **err, const char *fmt, ...) {
-  va_list ap;
-
-  va_start(ap, fmt);
-  if (vasprintf(err, fmt, ap) < 0)
-    *err = NULL;
-  va_end(ap);
-  return -1;
-}
-
 /* Every member of obj must be one of `keys` (NULL-terminated). */
 static int check_keys(const cJSON *obj, const char *const *keys,
                       const char *where, const char *path, char **err) {
@@ -29,7 +16,7 @@ static int check_keys(const cJSON *obj, const char *const *keys,
   const char *const *k;
 
   if (!cJSON_IsObject(obj))
-    return fail(err, "%s: %s must be an object", path, where);
+    return ph__fail(err, "%s: %s must be an object", path, where);
   cJSON_ArrayForEach(item, obj) {
     const cJSON *earlier;
 
@@ -37,14 +24,14 @@ static int check_keys(const cJSON *obj, const char *const *keys,
      * would be silently ignored. */
     for (earlier = obj->child; earlier != item; earlier = earlier->next)
       if (strcmp(earlier->string, item->string) == 0)
-        return fail(err, "%s: key \"%s\" appears twice in %s", path,
-                    item->string, where);
+        return ph__fail(err, "%s: key \"%s\" appears twice in %s", path,
+                        item->string, where);
     for (k = keys; *k != NULL; k++)
       if (strcmp(item->string, *k) == 0)
         break;
     if (*k == NULL)
-      return fail(err, "%s: unknown key \"%s\" in %s", path, item->string,
-                  where);
+      return ph__fail(err, "%s: unknown key \"%s\" in %s", path, item->string,
+                      where);
   }
   return 0;
 }
@@ -58,7 +45,7 @@ static int get_string(const cJSON *obj, const char *key, const char *def,
     return 0;
   }
   if (!cJSON_IsString(v))
-    return fail(err, "%s: \"%s\" must be a string", path, key);
+    return ph__fail(err, "%s: \"%s\" must be a string", path, key);
   *out = strdup(v->valuestring);
   return 0;
 }
@@ -70,10 +57,10 @@ static int get_uint(const cJSON *obj, const char *key, double min, double max,
   if (v == NULL)
     return 0;
   if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble)
-    return fail(err, "%s: \"%s\" must be an integer", path, key);
+    return ph__fail(err, "%s: \"%s\" must be an integer", path, key);
   if (v->valuedouble < min || v->valuedouble > max)
-    return fail(err, "%s: \"%s\" must be between %.0f and %.0f", path, key, min,
-                max);
+    return ph__fail(err, "%s: \"%s\" must be between %.0f and %.0f", path, key,
+                    min, max);
   *out = v->valuedouble;
   return 0;
 }
@@ -95,13 +82,15 @@ static char **get_strings(const cJSON *obj, const char *key,
     return list;
   }
   if (!cJSON_IsArray(v)) {
-    *failed = fail(err, "%s: \"%s\" must be an array of strings", path, key);
+    *failed =
+        ph__fail(err, "%s: \"%s\" must be an array of strings", path, key);
     return NULL;
   }
   list = calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(char *));
   cJSON_ArrayForEach(item, v) {
     if (!cJSON_IsString(item)) {
-      *failed = fail(err, "%s: \"%s\" must be an array of strings", path, key);
+      *failed =
+          ph__fail(err, "%s: \"%s\" must be an array of strings", path, key);
       break;
     }
     list[n++] = strdup(item->valuestring);
@@ -229,19 +218,19 @@ static int parse_instance(const cJSON *obj, ph__instance_cfg *ic,
   if (get_string(obj, "plugin", NULL, &ic->plugin, path, err) != 0)
     return -1;
   if (ic->plugin == NULL)
-    return fail(err, "%s: department \"%s\": an instance lacks \"plugin\"",
-                path, dept);
+    return ph__fail(err, "%s: department \"%s\": an instance lacks \"plugin\"",
+                    path, dept);
   if (get_string(obj, "prefix", ic->plugin, &ic->prefix, path, err) != 0)
     return -1;
   if (!ph__valid_prefix(ic->prefix))
-    return fail(err,
-                "%s: department \"%s\": prefix \"%s\" must match "
-                "^[a-z][a-z0-9-]{0,15}$ or be empty",
-                path, dept, ic->prefix);
+    return ph__fail(err,
+                    "%s: department \"%s\": prefix \"%s\" must match "
+                    "^[a-z][a-z0-9-]{0,15}$ or be empty",
+                    path, dept, ic->prefix);
   conf = cJSON_GetObjectItemCaseSensitive(obj, "config");
   if (conf != NULL && !cJSON_IsObject(conf))
-    return fail(err, "%s: department \"%s\": \"config\" must be an object",
-                path, dept);
+    return ph__fail(err, "%s: department \"%s\": \"config\" must be an object",
+                    path, dept);
   ic->config_json = conf ? cJSON_PrintUnformatted(conf) : strdup("{}");
   if (get_uint(obj, "workers", 1, 256, &workers, path, err) != 0)
     return -1;
@@ -261,8 +250,9 @@ static int parse_department(const cJSON *obj, ph__department_cfg *d,
     d->all_plugins = 1;
   } else {
     if (!cJSON_IsArray(plugins))
-      return fail(err, "%s: department \"%s\": \"plugins\" must be an array",
-                  path, d->name);
+      return ph__fail(err,
+                      "%s: department \"%s\": \"plugins\" must be an array",
+                      path, d->name);
     d->instances = calloc((size_t)cJSON_GetArraySize(plugins) + 1,
                           sizeof(ph__instance_cfg));
     cJSON_ArrayForEach(item, plugins) {
@@ -289,8 +279,8 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
   *err = NULL;
   root = cJSON_Parse(text);
   if (root == NULL) {
-    fail(err, "%s: not valid JSON near \"%.20s\"", path,
-         cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
+    ph__fail(err, "%s: not valid JSON near \"%.20s\"", path,
+             cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
     return NULL;
   }
   cfg = calloc(1, sizeof(*cfg));
@@ -324,12 +314,12 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
     goto fail;
   if (strlen(cfg->separator) > 4 ||
       !(cfg->separator[0] == '\0' || ph__valid_name(cfg->separator))) {
-    fail(err, "%s: \"separator\" must be up to 4 of [A-Za-z0-9_-]", path);
+    ph__fail(err, "%s: \"separator\" must be up to 4 of [A-Za-z0-9_-]", path);
     goto fail;
   }
   cfg->log_level = ph__log_level_parse(level);
   if (cfg->log_level < 0) {
-    fail(err, "%s: \"log_level\" \"%s\" is not a log level", path, level);
+    ph__fail(err, "%s: \"log_level\" \"%s\" is not a log level", path, level);
     goto fail;
   }
   if (get_uint(root, "page_size", 1, 10000, &page, path, err) != 0)
@@ -337,7 +327,7 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
   {
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "watch_plugin_dir");
     if (w != NULL && !cJSON_IsBool(w)) {
-      fail(err, "%s: \"watch_plugin_dir\" must be true or false", path);
+      ph__fail(err, "%s: \"watch_plugin_dir\" must be true or false", path);
       goto fail;
     }
     cfg->watch_plugin_dir = cJSON_IsTrue(w);
@@ -361,7 +351,7 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
 
   depts = cJSON_GetObjectItemCaseSensitive(root, "departments");
   if (depts != NULL && !cJSON_IsObject(depts)) {
-    fail(err, "%s: \"departments\" must be an object", path);
+    ph__fail(err, "%s: \"departments\" must be an object", path);
     goto fail;
   }
   cfg->departments =
@@ -370,15 +360,16 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
     ph__department_cfg *d;
 
     if (ph__config_department(cfg, item->string) != NULL) {
-      fail(err, "%s: department \"%s\" appears twice", path, item->string);
+      ph__fail(err, "%s: department \"%s\" appears twice", path, item->string);
       goto fail;
     }
     d = &cfg->departments[cfg->ndepartments++];
 
     d->name = strdup(item->string);
     if (!ph__valid_prefix(d->name) || d->name[0] == '\0') {
-      fail(err, "%s: department name \"%s\" must match ^[a-z][a-z0-9-]{0,15}$",
-           path, d->name);
+      ph__fail(err,
+               "%s: department name \"%s\" must match ^[a-z][a-z0-9-]{0,15}$",
+               path, d->name);
       goto fail;
     }
     if (parse_department(item, d, path, err) != 0)
@@ -413,7 +404,7 @@ ph__config *ph__config_load(const char *path, char **err) {
   *err = NULL;
   f = fopen(path, "rb");
   if (f == NULL) {
-    fail(err, "%s: %s", path, strerror(errno));
+    ph__fail(err, "%s: %s", path, strerror(errno));
     return NULL;
   }
   fseek(f, 0, SEEK_END);
@@ -421,14 +412,14 @@ ph__config *ph__config_load(const char *path, char **err) {
   fseek(f, 0, SEEK_SET);
   if (n < 0 || n > (16 << 20)) {
     fclose(f);
-    fail(err, "%s: unreadable or larger than 16 MiB", path);
+    ph__fail(err, "%s: unreadable or larger than 16 MiB", path);
     return NULL;
   }
   text = malloc((size_t)n + 1);
   if (fread(text, 1, (size_t)n, f) != (size_t)n) {
     fclose(f);
     free(text);
-    fail(err, "%s: read failed", path);
+    ph__fail(err, "%s: read failed", path);
     return NULL;
   }
   fclose(f);

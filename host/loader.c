@@ -18,19 +18,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-static int fail(char **err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int fail(char **err, const char *fmt, ...) {
-  va_list ap;
-
-  va_start(ap, fmt);
-  if (vasprintf(err, fmt, ap) < 0)
-    *err = NULL;
-  va_end(ap);
-  return -1;
-}
-
 static char *dup_or_null(const char *s) {
   return s ? strdup(s) : NULL;
 }
@@ -52,34 +39,34 @@ static int copy_to_cache(const char *src, const char *cache_dir,
 
   in = open(src, O_RDONLY | O_CLOEXEC);
   if (in < 0) {
-    fail(err, "cannot open: %s", strerror(errno));
+    ph__fail(err, "cannot open: %s", strerror(errno));
     goto done;
   }
   if (asprintf(&path, "%s/%u-%u-%s", cache_dir, (unsigned)getpid(),
                atomic_fetch_add(&counter, 1), base) < 0) {
     path = NULL;
-    fail(err, "out of memory");
+    ph__fail(err, "out of memory");
     goto done;
   }
   out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
   if (out < 0) {
-    fail(err, "cannot create cache copy %s: %s", path, strerror(errno));
+    ph__fail(err, "cannot create cache copy %s: %s", path, strerror(errno));
     goto done;
   }
   ctx = EVP_MD_CTX_new();
   if (ctx == NULL || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-    fail(err, "sha256 unavailable");
+    ph__fail(err, "sha256 unavailable");
     goto done;
   }
   while ((n = read(in, buf, sizeof(buf))) > 0) {
     EVP_DigestUpdate(ctx, buf, (size_t)n);
     if (write(out, buf, (size_t)n) != n) {
-      fail(err, "cannot write cache copy: %s", strerror(errno));
+      ph__fail(err, "cannot write cache copy: %s", strerror(errno));
       goto done;
     }
   }
   if (n < 0) {
-    fail(err, "read failed: %s", strerror(errno));
+    ph__fail(err, "read failed: %s", strerror(errno));
     goto done;
   }
   EVP_DigestFinal_ex(ctx, md, &mdlen);
@@ -92,7 +79,7 @@ done:
   if (in >= 0)
     close(in);
   if (out >= 0 && close(out) != 0 && rc == 0)
-    rc = fail(err, "cannot write cache copy: %s", strerror(errno));
+    rc = ph__fail(err, "cannot write cache copy: %s", strerror(errno));
   if (rc != 0 && path != NULL) {
     unlink(path);
     free(path);
@@ -112,7 +99,7 @@ static int parse_object(const char *text, cJSON **out, const char *what,
   if (!cJSON_IsObject(*out)) {
     cJSON_Delete(*out);
     *out = NULL;
-    return fail(err, "%s of \"%s\" is not a JSON object", what, item);
+    return ph__fail(err, "%s of \"%s\" is not a JSON object", what, item);
   }
   return 0;
 }
@@ -121,8 +108,8 @@ static int copy_tool(ph__tool_def *d, const ph_tool *t, char **err) {
   char *why = NULL;
 
   if (!ph__valid_name(t->name))
-    return fail(err, "tool name \"%s\" must match [A-Za-z0-9_-]{1,64}",
-                t->name);
+    return ph__fail(err, "tool name \"%s\" must match [A-Za-z0-9_-]{1,64}",
+                    t->name);
   d->name = strdup(t->name);
   d->title = dup_or_null(t->title);
   d->description = dup_or_null(t->description);
@@ -132,7 +119,7 @@ static int copy_tool(ph__tool_def *d, const ph_tool *t, char **err) {
   d->run_inline = t->run_inline;
   d->handler = t->handler;
   if (t->handler == NULL)
-    return fail(err, "tool \"%s\" has no handler", t->name);
+    return ph__fail(err, "tool \"%s\" has no handler", t->name);
   if (parse_object(t->input_schema ? t->input_schema : "{\"type\":\"object\"}",
                    &d->input_schema, "input schema", t->name, err) != 0)
     return -1;
@@ -152,7 +139,7 @@ static int copy_tool(ph__tool_def *d, const ph_tool *t, char **err) {
   return 0;
 
 bad_schema:
-  fail(err, "tool \"%s\": schema refused: %s", t->name, why ? why : "?");
+  ph__fail(err, "tool \"%s\": schema refused: %s", t->name, why ? why : "?");
   free(why);
   return -1;
 }
@@ -229,24 +216,25 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
   int rc = -1;
 
   if (d->magic != PH_MAGIC)
-    return fail(err, "wrong magic 0x%08x (not a plughost plugin)", d->magic);
+    return ph__fail(err, "wrong magic 0x%08x (not a plughost plugin)",
+                    d->magic);
   if (d->abi_major != PH_ABI_MAJOR)
-    return fail(err, "ABI major %u, this host speaks %u", d->abi_major,
-                PH_ABI_MAJOR);
+    return ph__fail(err, "ABI major %u, this host speaks %u", d->abi_major,
+                    PH_ABI_MAJOR);
   if (d->abi_minor > PH_ABI_MINOR)
-    return fail(err, "ABI minor %u is newer than this host's %u", d->abi_minor,
-                PH_ABI_MINOR);
+    return ph__fail(err, "ABI minor %u is newer than this host's %u",
+                    d->abi_minor, PH_ABI_MINOR);
   if (d->size < sizeof(ph_plugin_desc))
-    return fail(err, "descriptor size %u is shorter than ABI 1.0's %zu",
-                d->size, sizeof(ph_plugin_desc));
+    return ph__fail(err, "descriptor size %u is shorter than ABI 1.0's %zu",
+                    d->size, sizeof(ph_plugin_desc));
   if (d->tool_size < sizeof(ph_tool) ||
       d->resource_size < sizeof(ph_resource) ||
       d->template_size < sizeof(ph_resource_template) ||
       d->prompt_size < sizeof(ph_prompt))
-    return fail(err, "item sizes are shorter than ABI 1.0's");
+    return ph__fail(err, "item sizes are shorter than ABI 1.0's");
   if (d->name == NULL || !ph__valid_prefix(d->name) || d->name[0] == '\0')
-    return fail(err, "plugin name \"%s\" must match ^[a-z][a-z0-9-]{0,15}$",
-                d->name ? d->name : "(null)");
+    return ph__fail(err, "plugin name \"%s\" must match ^[a-z][a-z0-9-]{0,15}$",
+                    d->name ? d->name : "(null)");
   p->name = strdup(d->name);
   p->version = strdup(d->version ? d->version : "0");
   p->description = dup_or_null(d->description);
@@ -257,7 +245,7 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
   p->provides = copy_strings(d->provides);
   p->requires = copy_strings(d->requires);
   if (p->provides[0] != NULL && p->service == NULL)
-    return fail(err, "provides services but has no service handler");
+    return ph__fail(err, "provides services but has no service handler");
 
   for (n = 0; d->tools != NULL; n++) {
     const ph_tool *t =
@@ -271,7 +259,7 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
     const ph_tool *t =
         table_item(d->tools, d->tool_size, sizeof(ph_tool), i, &scratch);
     if (dup_in(seen, i, t->name)) {
-      fail(err, "duplicate tool name \"%s\"", t->name);
+      ph__fail(err, "duplicate tool name \"%s\"", t->name);
       goto done;
     }
     seen[i] = (char *)t->name;
@@ -296,12 +284,13 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
     ph__resource_def *rd = &p->resources[i];
 
     if (strchr(r->uri, ':') == NULL || r->handler == NULL || r->name == NULL) {
-      fail(err, "resource \"%s\" needs an absolute uri, a name and a handler",
-           r->uri);
+      ph__fail(err,
+               "resource \"%s\" needs an absolute uri, a name and a handler",
+               r->uri);
       goto done;
     }
     if (dup_in(seen, i, r->uri)) {
-      fail(err, "duplicate resource uri \"%s\"", r->uri);
+      ph__fail(err, "duplicate resource uri \"%s\"", r->uri);
       goto done;
     }
     seen[i] = (char *)r->uri;
@@ -335,14 +324,14 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
 
     if (!valid_template(rt->uri_template) || rt->handler == NULL ||
         rt->name == NULL) {
-      fail(err,
-           "resource template \"%s\" must be an absolute RFC 6570 level 1 "
-           "template with a name and a handler",
-           rt->uri_template);
+      ph__fail(err,
+               "resource template \"%s\" must be an absolute RFC 6570 level 1 "
+               "template with a name and a handler",
+               rt->uri_template);
       goto done;
     }
     if (dup_in(seen, i, rt->uri_template)) {
-      fail(err, "duplicate resource template \"%s\"", rt->uri_template);
+      ph__fail(err, "duplicate resource template \"%s\"", rt->uri_template);
       goto done;
     }
     seen[i] = (char *)rt->uri_template;
@@ -376,11 +365,11 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
     size_t a, na = 0;
 
     if (!ph__valid_name(pr->name) || pr->handler == NULL) {
-      fail(err, "prompt \"%s\" needs a valid name and a handler", pr->name);
+      ph__fail(err, "prompt \"%s\" needs a valid name and a handler", pr->name);
       goto done;
     }
     if (dup_in(seen, i, pr->name)) {
-      fail(err, "duplicate prompt name \"%s\"", pr->name);
+      ph__fail(err, "duplicate prompt name \"%s\"", pr->name);
       goto done;
     }
     seen[i] = (char *)pr->name;
@@ -418,36 +407,26 @@ static void free_strings(char **list) {
   free(list);
 }
 
+static void free_tool(ph__tool_def *t) {
+  free(t->name);
+  free(t->title);
+  free(t->description);
+  free(t->required_scope);
+  cJSON_Delete(t->input_schema);
+  cJSON_Delete(t->output_schema);
+  cJSON_Delete(t->extra);
+  ph__schema_free(t->input_validator);
+  ph__schema_free(t->output_validator);
+}
+
 static void plugin_free(ph__plugin *p) {
   size_t i, a;
 
-  for (i = 0; i < p->ntools; i++) {
-    ph__tool_def *t = &p->tools[i];
-    free(t->name);
-    free(t->title);
-    free(t->description);
-    free(t->required_scope);
-    cJSON_Delete(t->input_schema);
-    cJSON_Delete(t->output_schema);
-    cJSON_Delete(t->extra);
-    ph__schema_free(t->input_validator);
-    ph__schema_free(t->output_validator);
-  }
+  for (i = 0; i < p->ntools; i++)
+    free_tool(&p->tools[i]);
   /* A refused tool may be half-copied past ntools. */
-  if (p->tools != NULL) {
-    ph__tool_def *t = &p->tools[p->ntools];
-    if (t->name != NULL) {
-      free(t->name);
-      free(t->title);
-      free(t->description);
-      free(t->required_scope);
-      cJSON_Delete(t->input_schema);
-      cJSON_Delete(t->output_schema);
-      cJSON_Delete(t->extra);
-      ph__schema_free(t->input_validator);
-      ph__schema_free(t->output_validator);
-    }
-  }
+  if (p->tools != NULL)
+    free_tool(&p->tools[p->ntools]);
   free(p->tools);
   for (i = 0; i < p->nresources; i++) {
     ph__resource_def *r = &p->resources[i];
@@ -514,17 +493,17 @@ ph__plugin *ph__plugin_load(const char *path, const char *cache_dir,
     goto fail;
   p->dl = dlopen(p->cache_path, RTLD_NOW | RTLD_LOCAL);
   if (p->dl == NULL) {
-    fail(err, "dlopen failed: %s", dlerror());
+    ph__fail(err, "dlopen failed: %s", dlerror());
     goto fail;
   }
   *(void **)&entry = dlsym(p->dl, PH_ENTRY_SYMBOL);
   if (entry == NULL) {
-    fail(err, "no %s symbol (not a plughost plugin)", PH_ENTRY_SYMBOL);
+    ph__fail(err, "no %s symbol (not a plughost plugin)", PH_ENTRY_SYMBOL);
     goto fail;
   }
   desc = entry();
   if (desc == NULL) {
-    fail(err, "%s returned NULL", PH_ENTRY_SYMBOL);
+    ph__fail(err, "%s returned NULL", PH_ENTRY_SYMBOL);
     goto fail;
   }
   if (copy_descriptor(p, desc, err) != 0)
@@ -875,14 +854,15 @@ ph_instance *ph__instance_create(ph__plugin *p, const char *department,
     rc = p->init(inst, &ph__host_api, inst->config_json, &inst->state);
     inst->initialising = 0;
     if (rc != 0) {
-      fail(err, "init of %s failed (returned %d)", inst->label, rc);
+      ph__fail(err, "init of %s failed (returned %d)", inst->label, rc);
       goto fail;
     }
   }
   inst->initialised = 1;
   inst->pool = ph__pool_create(inst, workers, queue);
   if (inst->pool == NULL) {
-    fail(err, "cannot start %d worker threads for %s", workers, inst->label);
+    ph__fail(err, "cannot start %d worker threads for %s", workers,
+             inst->label);
     goto fail;
   }
   return inst;

@@ -44,6 +44,16 @@ const char *ph__log_level_name(int level) {
   return level_names[level];
 }
 
+int ph__fail(char **err, const char *fmt, ...) {
+  va_list ap;
+
+  va_start(ap, fmt);
+  if (vasprintf(err, fmt, ap) < 0)
+    *err = NULL;
+  va_end(ap);
+  return -1;
+}
+
 void ph__log(int level, const char *fmt, ...) {
   char line[4096];
   struct timeval tv;

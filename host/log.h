@@ -17,6 +17,11 @@ const char *ph__log_level_name(int level);
 /* How many error lines were logged (also when filtered): --check uses it. */
 long ph__log_errors(void);
 
+/* Sets *err to a malloc'd message (NULL when out of memory) and returns
+ * -1: the error out-parameter of loading and parsing functions. */
+int ph__fail(char **err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 void ph__log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -82,8 +82,8 @@ static void send_result(ph__outlet *o, const char *id_json,
   free(msg);
 }
 
-static void send_error(ph__outlet *o, int status, const char *id_json, int code,
-                       const char *message, const char *data_json) {
+char *ph__jsonrpc_error_text(const char *id_json, int code, const char *message,
+                             const char *data_json) {
   cJSON *msg = cJSON_CreateObject(), *err;
   char *text;
 
@@ -99,6 +99,13 @@ static void send_error(ph__outlet *o, int status, const char *id_json, int code,
     cJSON_AddRawToObject(err, "data", data_json);
   text = cJSON_PrintUnformatted(msg);
   cJSON_Delete(msg);
+  return text;
+}
+
+static void send_error(ph__outlet *o, int status, const char *id_json, int code,
+                       const char *message, const char *data_json) {
+  char *text = ph__jsonrpc_error_text(id_json, code, message, data_json);
+
   o->finish(o, o->http ? status : 200, text, strlen(text));
   free(text);
 }

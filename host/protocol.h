@@ -24,6 +24,11 @@ void ph__protocol_set_config(const ph__config *cfg);
 void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
                          size_t len);
 
+/* A JSON-RPC error message as text (malloc'd); id_json NULL gives
+ * "id":null, data_json may be NULL. */
+char *ph__jsonrpc_error_text(const char *id_json, int code, const char *message,
+                             const char *data_json);
+
 /* Answers a message that was refused before parsing (too large): an error
  * with the given code and message, id null. */
 void ph__protocol_reject(ph__outlet *o, int status, int code,

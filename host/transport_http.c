@@ -146,21 +146,8 @@ static void respond_error(ph__http_response_t *res, const char *cors,
                           int status, const char *id_json, int code,
                           const char *message, const char *data_json) {
   headers h = {0};
-  cJSON *msg = cJSON_CreateObject(), *err;
-  char *text;
+  char *text = ph__jsonrpc_error_text(id_json, code, message, data_json);
 
-  cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
-  if (id_json != NULL)
-    cJSON_AddRawToObject(msg, "id", id_json);
-  else
-    cJSON_AddNullToObject(msg, "id");
-  err = cJSON_AddObjectToObject(msg, "error");
-  cJSON_AddNumberToObject(err, "code", code);
-  cJSON_AddStringToObject(err, "message", message);
-  if (data_json != NULL)
-    cJSON_AddRawToObject(err, "data", data_json);
-  text = cJSON_PrintUnformatted(msg);
-  cJSON_Delete(msg);
   add_cors(&h, cors);
   if (status == 405)
     add_header(&h, "Allow", "GET, POST, DELETE, OPTIONS");
