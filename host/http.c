@@ -384,6 +384,25 @@ static int conn_write(ph__http_conn_t *conn, char *data, size_t len) {
     free(data);
     return UV_EPIPE;
   }
+  /* Most answers fit the socket buffer at once: writing them directly
+   * spares a queued request and the epoll_ctl libuv makes each time its
+   * queue drains. uv_try_write refuses while older writes are queued, so
+   * order is kept. */
+  buf = uv_buf_init(data, (unsigned int)len);
+  err = uv_try_write((uv_stream_t *)&conn->tcp, &buf, 1);
+  if (err == (int)len) {
+    free(data);
+    return 0;
+  }
+  if (err < 0 && err != UV_EAGAIN) {
+    free(data);
+    conn_close(conn);
+    return err;
+  }
+  if (err > 0) {
+    memmove(data, data + err, len - (size_t)err);
+    len -= (size_t)err;
+  }
   wr = malloc(sizeof(*wr));
   if (wr == NULL) {
     free(data);
@@ -1118,7 +1137,8 @@ static int on_body(http_parser *parser, const char *at, size_t len) {
    * announced body that never comes costs nothing. */
   need = res->req.body_len + len + 1;
   if (need > res->body_cap) {
-    cap = res->body_cap != 0 ? res->body_cap * 2 : 4096;
+    /* Most bodies arrive in one piece: size the first buffer exactly. */
+    cap = res->body_cap != 0 ? res->body_cap * 2 : need;
     if (cap < need)
       cap = need;
     if (cap > max + 1)

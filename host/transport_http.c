@@ -892,7 +892,6 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
                   "Unsupported Media Type: send application/json", NULL);
     return;
   }
-  body = cJSON_ParseWithLength(req->body, req->body_len);
   if (sid != NULL) {
     ms = session_find(sid);
     if (ms == NULL || strcmp(ms->s->department, department) != 0) {
@@ -912,9 +911,11 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
       ex->prime = strcmp(hv ? hv : ms->s->version, "2025-11-25") >= 0;
       exchange_run(ex, req->body, req->body_len);
     }
-    cJSON_Delete(body);
     return;
   }
+  /* Outside a session the body itself says which era it speaks; inside
+   * one the protocol parses it anyway, so only here is it parsed twice. */
+  body = cJSON_ParseWithLength(req->body, req->body_len);
   if (body == NULL) {
     respond_error(res, cors, 400, NULL, -32700, "Parse error: not valid JSON",
                   NULL);
