@@ -34,7 +34,13 @@ struct th_host {
   long next_id;
 };
 
-static long long now_ms(void) {
+/* How long th_rpc and th_stop_config wait. */
+#define WAIT_MS 5000
+
+/* The test's own config (th_config), or NULL. */
+static char *test_config;
+
+long long th_now_ms(void) {
   struct timespec ts;
 
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -189,14 +195,14 @@ static cJSON *take(th_host *h, int i) {
 /* Waits for the first kept message that `match` accepts. */
 static cJSON *wait_for(th_host *h, int (*match)(const cJSON *, const void *),
                        const void *arg, int timeout_ms) {
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = th_now_ms() + timeout_ms;
   int i, left;
 
   for (;;) {
     for (i = 0; i < h->nkept; i++)
       if (match(h->kept[i], arg))
         return take(h, i);
-    left = (int)(deadline - now_ms());
+    left = (int)(deadline - th_now_ms());
     if (left <= 0)
       return NULL;
     pump(h, left);
@@ -299,12 +305,12 @@ const char *th_stderr(th_host *h) {
 }
 
 int th_wait_stderr(th_host *h, const char *needle, int timeout_ms) {
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = th_now_ms() + timeout_ms;
 
   for (;;) {
     if (strstr(th_stderr(h), needle) != NULL)
       return 1;
-    if (now_ms() >= deadline)
+    if (th_now_ms() >= deadline)
       return 0;
     usleep(10000);
   }
@@ -315,7 +321,7 @@ void th_kill(th_host *h, int sig) {
 }
 
 int th_stop(th_host *h, int timeout_ms) {
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = th_now_ms() + timeout_ms;
   int status = -1, i;
   pid_t r;
 
@@ -324,7 +330,7 @@ int th_stop(th_host *h, int timeout_ms) {
     r = waitpid(h->pid, &status, WNOHANG);
     if (r == h->pid)
       break;
-    if (now_ms() >= deadline) {
+    if (th_now_ms() >= deadline) {
       kill(h->pid, SIGKILL);
       waitpid(h->pid, NULL, 0);
       status = -1;
@@ -376,4 +382,75 @@ double th_num(const cJSON *j, const char *path) {
   const cJSON *v = th_get(j, path);
 
   return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+char *th_dq(const char *text) {
+  char *s = strdup(text), *p;
+
+  cr_assert_not_null(s);
+  for (p = s; *p != '\0'; p++)
+    if (*p == '\'')
+      *p = '"';
+  return s;
+}
+
+char *th_write_config(const char *plugin_dir, const char *top, const char *dept,
+                      const char *plugins) {
+  char *text, *json, *path;
+
+  cr_assert(asprintf(&text,
+                     "{'plugin_dir':'%s',%s'departments':{'default':"
+                     "{%s'plugins':[%s]}}}",
+                     plugin_dir ? plugin_dir : PH_TEST_PLUGIN_DIR,
+                     top ? top : "", dept ? dept : "", plugins) > 0);
+  json = th_dq(text);
+  path = th_write_temp(json, ".json");
+  free(text);
+  free(json);
+  return path;
+}
+
+const char *th_config(const char *top, const char *dept, const char *plugins) {
+  th_remove_config();
+  test_config = th_write_config(NULL, top, dept, plugins);
+  return test_config;
+}
+
+void th_remove_config(void) {
+  if (test_config != NULL)
+    unlink(test_config);
+  free(test_config);
+  test_config = NULL;
+}
+
+th_host *th_start_config(const char *top, const char *dept, const char *plugins,
+                         const char *version) {
+  th_host *h = th_start(th_config(top, dept, plugins), NULL);
+
+  if (version != NULL)
+    cJSON_Delete(th_initialize(h, version, NULL));
+  return h;
+}
+
+int th_stop_config(th_host *h) {
+  int status = th_stop(h, WAIT_MS);
+
+  th_remove_config();
+  return status;
+}
+
+cJSON *th_rpc(th_host *h, const char *method, const char *params) {
+  char *json = params ? th_dq(params) : NULL;
+  cJSON *msg = th_request(h, method, json, WAIT_MS);
+
+  free(json);
+  cr_assert_not_null(msg, "no answer to %s; stderr:\n%s", method, th_stderr(h));
+  return msg;
+}
+
+void th_send_sq(th_host *h, const char *line) {
+  char *json = th_dq(line);
+
+  cr_assert_eq(th_send(h, json), 0);
+  free(json);
 }

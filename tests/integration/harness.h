@@ -75,6 +75,46 @@ pid_t th_pid(th_host *h);
  * definitions. */
 const char *th_binary(void);
 
+/* Milliseconds on the monotonic clock. */
+long long th_now_ms(void);
+
+/* A copy of text with every ' turned into ": JSON written with single
+ * quotes reads better in C. Caller frees. */
+char *th_dq(const char *text);
+
+/* Writes a config given with single quotes to a fresh temporary file: its
+ * plugin_dir is plugin_dir (NULL: the fixture plugins) and its default
+ * department serves `plugins` (instance objects). `top` and `dept`
+ * (members each ending in a comma, or NULL) go at the top level and into
+ * the department. Returns the path; the caller unlinks and frees it. */
+char *th_write_config(const char *plugin_dir, const char *top, const char *dept,
+                      const char *plugins);
+
+/* th_write_config(NULL, top, dept, plugins) as the test's own config, which
+ * the harness keeps until th_remove_config() (a second call replaces the
+ * first). Returns the path, owned by the harness. */
+const char *th_config(const char *top, const char *dept, const char *plugins);
+
+/* Deletes the test's own config, if there is one. Also fit for a suite's
+ * .fini, so that a test failing half-way leaves no file behind. */
+void th_remove_config(void);
+
+/* th_start on th_config(top, dept, plugins); with version not NULL, also
+ * initializes a session of that version (see th_initialize). */
+th_host *th_start_config(const char *top, const char *dept, const char *plugins,
+                         const char *version);
+
+/* th_stop(h, 5000), then th_remove_config(). Returns th_stop's status. */
+int th_stop_config(th_host *h);
+
+/* th_request with single-quoted params (NULL: none), waiting up to 5 s.
+ * Aborts the test when no answer comes. */
+cJSON *th_rpc(th_host *h, const char *method, const char *params);
+
+/* th_send of a line given with single quotes; aborts the test if the
+ * host's stdin is closed. */
+void th_send_sq(th_host *h, const char *line);
+
 /* Shorthands on cJSON: the string at a dotted path ("result.content.0.text")
  * or NULL; the number, or NaN. */
 const char *th_str(const cJSON *j, const char *path);

@@ -8,66 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 5000
-
-static char *cfg_path;
-
-/* JSON written with single quotes reads better in C: every ' becomes ". */
-static char *dq(const char *text) {
-  char *s = strdup(text), *p;
-
-  cr_assert_not_null(s);
-  for (p = s; *p != '\0'; p++)
-    if (*p == '\'')
-      *p = '"';
-  return s;
-}
 
 /* Starts a host serving `plugins` (single-quoted instance objects) in the
  * default department, `top` (members ending in a comma, or NULL) added at
  * the top level of the config, and initializes a 2025-11-25 session. */
 static th_host *start(const char *top, const char *plugins) {
-  char *text, *json;
-  th_host *h;
-
-  cr_assert(asprintf(&text,
-                     "{'plugin_dir':'%s',%s'departments':{'default':"
-                     "{'plugins':[%s]}}}",
-                     PH_TEST_PLUGIN_DIR, top ? top : "", plugins) > 0);
-  json = dq(text);
-  cfg_path = th_write_temp(json, ".json");
-  free(text);
-  free(json);
-  h = th_start(cfg_path, NULL);
-  cJSON_Delete(th_initialize(h, "2025-11-25", NULL));
-  return h;
-}
-
-static void stop(th_host *h) {
-  th_stop(h, WAIT_MS);
-  unlink(cfg_path);
-  free(cfg_path);
-  cfg_path = NULL;
-}
-
-/* A request with single-quoted params; fails the test on no answer. */
-static cJSON *rpc(th_host *h, const char *method, const char *params) {
-  char *json = params ? dq(params) : NULL;
-  cJSON *msg = th_request(h, method, json, WAIT_MS);
-
-  free(json);
-  cr_assert_not_null(msg, "no answer to %s; stderr:\n%s", method, th_stderr(h));
-  return msg;
-}
-
-static void send_sq(th_host *h, const char *line) {
-  char *json = dq(line);
-
-  cr_assert_eq(th_send(h, json), 0);
-  free(json);
+  return th_start_config(top, NULL, plugins, "2025-11-25");
 }
 
 static void expect_code(const cJSON *msg, int code) {
@@ -90,24 +39,9 @@ static void expect_tool_error(const cJSON *msg, const char *needle) {
   free(all);
 }
 
-static long long now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 #define OK "{'plugin':'ok','prefix':'ok'}"
 
-/* Runs after every test, also one that failed half-way. */
-static void remove_config(void) {
-  if (cfg_path != NULL)
-    unlink(cfg_path);
-  free(cfg_path);
-  cfg_path = NULL;
-}
-
-TestSuite(dispatch, .timeout = 30, .fini = remove_config);
+TestSuite(dispatch, .timeout = 30, .fini = th_remove_config);
 
 /* ---- tools/call ---- */
 
@@ -115,38 +49,38 @@ Test(dispatch, tool_call_succeeds) {
   th_host *h = start(NULL, OK);
   cJSON *msg;
 
-  msg = rpc(h, "tools/call",
-            "{'name':'ok_echo','arguments':{'text':'hello there'}}");
+  msg = th_rpc(h, "tools/call",
+               "{'name':'ok_echo','arguments':{'text':'hello there'}}");
   cr_expect_str_eq(th_str(msg, "result.content.0.type"), "text");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "hello there");
   cr_expect(!cJSON_IsTrue(th_get(msg, "result.isError")));
   cJSON_Delete(msg);
 
-  msg = rpc(h, "tools/call", "{'name':'ok_add','arguments':{'a':2,'b':40}}");
+  msg = th_rpc(h, "tools/call", "{'name':'ok_add','arguments':{'a':2,'b':40}}");
   cr_expect_eq(th_num(msg, "result.structuredContent.sum"), 42);
   cJSON_Delete(msg);
 
   /* A tool reporting its own failure stays a result, not an RPC error. */
-  msg = rpc(h, "tools/call", "{'name':'ok_fail'}");
+  msg = th_rpc(h, "tools/call", "{'name':'ok_fail'}");
   expect_tool_error(msg, "always fails");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, unknown_tool_is_invalid_params) {
   th_host *h = start(NULL, OK);
   cJSON *msg;
 
-  msg = rpc(h, "tools/call", "{'name':'ok_nope','arguments':{}}");
+  msg = th_rpc(h, "tools/call", "{'name':'ok_nope','arguments':{}}");
   expect_code(msg, -32602);
   cr_expect(th_str(msg, "error.message") != NULL &&
             strstr(th_str(msg, "error.message"), "ok_nope") != NULL);
   cJSON_Delete(msg);
   /* The unprefixed name is not exposed. */
-  msg = rpc(h, "tools/call", "{'name':'echo','arguments':{'text':'x'}}");
+  msg = th_rpc(h, "tools/call", "{'name':'echo','arguments':{'text':'x'}}");
   expect_code(msg, -32602);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, malformed_call_params_are_invalid_params) {
@@ -162,12 +96,12 @@ Test(dispatch, malformed_call_params_are_invalid_params) {
   size_t i;
 
   for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
-    cJSON *msg = rpc(h, "tools/call", bad[i]);
+    cJSON *msg = th_rpc(h, "tools/call", bad[i]);
 
     expect_code(msg, -32602);
     cJSON_Delete(msg);
   }
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, argument_validation_failure_names_the_path) {
@@ -185,13 +119,13 @@ Test(dispatch, argument_validation_failure_names_the_path) {
   size_t i;
 
   for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-    cJSON *msg = rpc(h, "tools/call", cases[i].params);
+    cJSON *msg = th_rpc(h, "tools/call", cases[i].params);
 
     cr_expect_null(th_get(msg, "error"), "case %zu is an RPC error", i);
     expect_tool_error(msg, cases[i].needle);
     cJSON_Delete(msg);
   }
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, output_schema_is_checked_when_enabled) {
@@ -201,44 +135,44 @@ Test(dispatch, output_schema_is_checked_when_enabled) {
   setenv("PLUGHOST_CHECK_OUTPUT", "1", 1);
   h = start(NULL, OK);
   /* A conforming structured result passes the check unchanged. */
-  msg = rpc(h, "tools/call", "{'name':'ok_add','arguments':{'a':-7,'b':3}}");
+  msg = th_rpc(h, "tools/call", "{'name':'ok_add','arguments':{'a':-7,'b':3}}");
   cr_expect_eq(th_num(msg, "result.structuredContent.sum"), -4);
   cr_expect(!cJSON_IsTrue(th_get(msg, "result.isError")));
   cr_expect_null(strstr(th_stderr(h), "violates its outputSchema"));
   cJSON_Delete(msg);
   /* Tools without an output schema are not affected. */
-  msg = rpc(h, "tools/call", "{'name':'ok_echo','arguments':{'text':'t'}}");
+  msg = th_rpc(h, "tools/call", "{'name':'ok_echo','arguments':{'text':'t'}}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "t");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- resources ---- */
 
 Test(dispatch, static_resource_is_read) {
   th_host *h = start(NULL, OK);
-  cJSON *msg = rpc(h, "resources/read", "{'uri':'ok://hello'}");
+  cJSON *msg = th_rpc(h, "resources/read", "{'uri':'ok://hello'}");
 
   cr_expect_str_eq(th_str(msg, "result.contents.0.uri"), "ok://hello");
   cr_expect_str_eq(th_str(msg, "result.contents.0.mimeType"), "text/plain");
   cr_expect_str_eq(th_str(msg, "result.contents.0.text"), "Hello from ok");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, template_resource_is_read_with_its_variable) {
   th_host *h = start(NULL, OK);
   cJSON *msg;
 
-  msg = rpc(h, "resources/read", "{'uri':'ok://items/42'}");
+  msg = th_rpc(h, "resources/read", "{'uri':'ok://items/42'}");
   cr_expect_str_eq(th_str(msg, "result.contents.0.uri"), "ok://items/42");
   cr_expect_str_eq(th_str(msg, "result.contents.0.text"), "42");
   cJSON_Delete(msg);
   /* Variables are percent-decoded. */
-  msg = rpc(h, "resources/read", "{'uri':'ok://items/a%20b'}");
+  msg = th_rpc(h, "resources/read", "{'uri':'ok://items/a%20b'}");
   cr_expect_str_eq(th_str(msg, "result.contents.0.text"), "a b");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, unknown_resource_is_not_found_with_its_uri) {
@@ -258,10 +192,10 @@ Test(dispatch, unknown_resource_is_not_found_with_its_uri) {
     cr_expect_str_eq(th_str(msg, "error.data.uri"), uris[i]);
     cJSON_Delete(msg);
   }
-  msg = rpc(h, "resources/read", "{'uri':7}");
+  msg = th_rpc(h, "resources/read", "{'uri':7}");
   expect_code(msg, -32602);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- prompts ---- */
@@ -270,13 +204,14 @@ Test(dispatch, prompt_is_rendered_with_its_arguments) {
   th_host *h = start(NULL, OK);
   cJSON *msg;
 
-  msg = rpc(h, "prompts/get", "{'name':'ok_greet','arguments':{'name':'Ann'}}");
+  msg = th_rpc(h, "prompts/get",
+               "{'name':'ok_greet','arguments':{'name':'Ann'}}");
   cr_expect_str_eq(th_str(msg, "result.messages.0.role"), "user");
   cr_expect_str_eq(th_str(msg, "result.messages.0.content.type"), "text");
   cr_expect_str_eq(th_str(msg, "result.messages.0.content.text"),
                    "Please greet Ann warmly.");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, prompt_errors_are_invalid_params) {
@@ -292,12 +227,12 @@ Test(dispatch, prompt_errors_are_invalid_params) {
   size_t i;
 
   for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
-    cJSON *msg = rpc(h, "prompts/get", bad[i]);
+    cJSON *msg = th_rpc(h, "prompts/get", bad[i]);
 
     expect_code(msg, -32602);
     cJSON_Delete(msg);
   }
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- completion ---- */
@@ -322,42 +257,42 @@ Test(dispatch, completion_of_prompt_and_template_arguments) {
   th_host *h = start(NULL, OK);
   cJSON *msg;
 
-  msg = rpc(h, "completion/complete",
-            "{'ref':{'type':'ref/prompt','name':'ok_greet'},"
-            "'argument':{'name':'name','value':'al'}}");
+  msg = th_rpc(h, "completion/complete",
+               "{'ref':{'type':'ref/prompt','name':'ok_greet'},"
+               "'argument':{'name':'name','value':'al'}}");
   expect_values(msg, al, 2);
   cJSON_Delete(msg);
 
-  msg = rpc(h, "completion/complete",
-            "{'ref':{'type':'ref/resource','uri':'ok://items/{id}'},"
-            "'argument':{'name':'id','value':'4'}}");
+  msg = th_rpc(h, "completion/complete",
+               "{'ref':{'type':'ref/resource','uri':'ok://items/{id}'},"
+               "'argument':{'name':'id','value':'4'}}");
   expect_values(msg, four, 1);
   cJSON_Delete(msg);
 
-  msg = rpc(h, "completion/complete",
-            "{'ref':{'type':'ref/resource','uri':'ok://items/{id}'},"
-            "'argument':{'name':'id','value':'1'},"
-            "'context':{'arguments':{}}}");
+  msg = th_rpc(h, "completion/complete",
+               "{'ref':{'type':'ref/resource','uri':'ok://items/{id}'},"
+               "'argument':{'name':'id','value':'1'},"
+               "'context':{'arguments':{}}}");
   expect_values(msg, one, 2);
   cJSON_Delete(msg);
 
-  msg = rpc(h, "completion/complete",
-            "{'ref':{'type':'ref/prompt','name':'ok_greet'},"
-            "'argument':{'name':'name','value':'zz'}}");
+  msg = th_rpc(h, "completion/complete",
+               "{'ref':{'type':'ref/prompt','name':'ok_greet'},"
+               "'argument':{'name':'name','value':'zz'}}");
   expect_values(msg, NULL, 0);
   cJSON_Delete(msg);
 
-  msg = rpc(h, "completion/complete",
-            "{'ref':{'type':'ref/prompt','name':'ok_nope'},"
-            "'argument':{'name':'name','value':'a'}}");
+  msg = th_rpc(h, "completion/complete",
+               "{'ref':{'type':'ref/prompt','name':'ok_nope'},"
+               "'argument':{'name':'name','value':'a'}}");
   expect_code(msg, -32602);
   cJSON_Delete(msg);
 
-  msg = rpc(h, "completion/complete",
-            "{'ref':{'type':'ref/prompt','name':'ok_greet'}}");
+  msg = th_rpc(h, "completion/complete",
+               "{'ref':{'type':'ref/prompt','name':'ok_greet'}}");
   expect_code(msg, -32602);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- logging ---- */
@@ -393,41 +328,41 @@ Test(dispatch, set_level_filters_log_messages) {
   char levels[256];
   cJSON *msg;
 
-  msg = rpc(h, "logging/setLevel", "{'level':'warning'}");
+  msg = th_rpc(h, "logging/setLevel", "{'level':'warning'}");
   cr_expect(cJSON_IsObject(th_get(msg, "result")));
   cJSON_Delete(msg);
   log_levels(h, levels, sizeof(levels));
   cr_expect_str_eq(levels, "warning,error");
 
-  msg = rpc(h, "logging/setLevel", "{'level':'error'}");
+  msg = th_rpc(h, "logging/setLevel", "{'level':'error'}");
   cJSON_Delete(msg);
   log_levels(h, levels, sizeof(levels));
   cr_expect_str_eq(levels, "error");
 
-  msg = rpc(h, "logging/setLevel", "{'level':'emergency'}");
+  msg = th_rpc(h, "logging/setLevel", "{'level':'emergency'}");
   cJSON_Delete(msg);
   log_levels(h, levels, sizeof(levels));
   cr_expect_str_eq(levels, "");
 
-  msg = rpc(h, "logging/setLevel", "{'level':'debug'}");
+  msg = th_rpc(h, "logging/setLevel", "{'level':'debug'}");
   cJSON_Delete(msg);
   log_levels(h, levels, sizeof(levels));
   cr_expect_str_eq(levels, "debug,info,warning,error");
 
-  msg = rpc(h, "logging/setLevel", "{'level':'loud'}");
+  msg = th_rpc(h, "logging/setLevel", "{'level':'loud'}");
   expect_code(msg, -32602);
   cJSON_Delete(msg);
-  msg = rpc(h, "logging/setLevel", "{}");
+  msg = th_rpc(h, "logging/setLevel", "{}");
   expect_code(msg, -32602);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, log_messages_carry_logger_and_data) {
   th_host *h = start(NULL, OK);
   cJSON *msg;
 
-  cJSON_Delete(rpc(h, "logging/setLevel", "{'level':'warning'}"));
+  cJSON_Delete(th_rpc(h, "logging/setLevel", "{'level':'warning'}"));
   th_request_async(h, "1", "tools/call", "{\"name\":\"ok_log\"}");
   msg = th_notification(h, "notifications/message", WAIT_MS);
   cr_assert_not_null(msg);
@@ -443,7 +378,7 @@ Test(dispatch, log_messages_carry_logger_and_data) {
   cr_expect_eq(th_num(msg, "params.data.code"), 7);
   cJSON_Delete(msg);
   cJSON_Delete(th_response(h, "1", WAIT_MS));
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- progress ---- */
@@ -486,7 +421,7 @@ Test(dispatch, progress_echoes_string_and_integer_tokens) {
   check_progress(h, "1", "\"tok-a\"");
   check_progress(h, "2", "42");
   check_progress(h, "\"three\"", "0");
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, no_progress_without_a_token) {
@@ -499,7 +434,7 @@ Test(dispatch, no_progress_without_a_token) {
   cr_expect_null(th_str(msg, "method"), "a notification without a token");
   cr_expect_eq(th_num(msg, "id"), 5);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- cancellation and deadlines ---- */
@@ -513,18 +448,19 @@ Test(dispatch, cancelled_call_gets_no_response_and_the_plugin_stops) {
 
   th_request_async(h, "\"s1\"", "tools/call",
                    "{\"name\":\"slow_sleep\",\"arguments\":{\"ms\":10000}}");
-  cJSON_Delete(rpc(h, "ping", NULL));
-  started = now_ms();
-  send_sq(h, "{'jsonrpc':'2.0','method':'notifications/cancelled',"
-             "'params':{'requestId':'s1','reason':'test'}}");
-  msg = rpc(h, "tools/call", "{'name':'slow_sleep','arguments':{'ms':10}}");
+  cJSON_Delete(th_rpc(h, "ping", NULL));
+  started = th_now_ms();
+  th_send_sq(h, "{'jsonrpc':'2.0','method':'notifications/cancelled',"
+                "'params':{'requestId':'s1','reason':'test'}}");
+  msg = th_rpc(h, "tools/call", "{'name':'slow_sleep','arguments':{'ms':10}}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "slept 10 ms");
-  cr_expect_lt(now_ms() - started, 3000, "the cancelled call held the worker");
+  cr_expect_lt(th_now_ms() - started, 3000,
+               "the cancelled call held the worker");
   cJSON_Delete(msg);
   cr_expect_null(th_response(h, "\"s1\"", 300),
                  "a cancelled call was answered");
-  cJSON_Delete(rpc(h, "ping", NULL));
-  stop(h);
+  cJSON_Delete(th_rpc(h, "ping", NULL));
+  th_stop_config(h);
 }
 
 Test(dispatch, cancel_with_an_integer_id) {
@@ -533,14 +469,14 @@ Test(dispatch, cancel_with_an_integer_id) {
 
   th_request_async(h, "77", "tools/call",
                    "{\"name\":\"slow_sleep\",\"arguments\":{\"ms\":10000}}");
-  cJSON_Delete(rpc(h, "ping", NULL));
-  send_sq(h, "{'jsonrpc':'2.0','method':'notifications/cancelled',"
-             "'params':{'requestId':77}}");
-  msg = rpc(h, "tools/call", "{'name':'slow_sleep','arguments':{'ms':1}}");
+  cJSON_Delete(th_rpc(h, "ping", NULL));
+  th_send_sq(h, "{'jsonrpc':'2.0','method':'notifications/cancelled',"
+                "'params':{'requestId':77}}");
+  msg = th_rpc(h, "tools/call", "{'name':'slow_sleep','arguments':{'ms':1}}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "slept 1 ms");
   cJSON_Delete(msg);
   cr_expect_null(th_response(h, "77", 200));
-  stop(h);
+  th_stop_config(h);
 }
 
 /* A timed-out hang call never drops its plugin reference; a short
@@ -549,17 +485,17 @@ Test(dispatch, cancel_with_an_integer_id) {
 
 Test(dispatch, tool_timeout_gives_an_error_result) {
   th_host *h = start(QUICK_EXIT, "{'plugin':'hang','prefix':'hang'}");
-  long long started = now_ms();
-  cJSON *msg = rpc(h, "tools/call", "{'name':'hang_never'}");
-  long long took = now_ms() - started;
+  long long started = th_now_ms();
+  cJSON *msg = th_rpc(h, "tools/call", "{'name':'hang_never'}");
+  long long took = th_now_ms() - started;
 
   cr_expect_null(th_get(msg, "error"));
   expect_tool_error(msg, "timed out");
   cr_expect_geq(took, 150, "timed out after %lld ms, before 200", took);
   cr_expect_lt(took, 3000);
   cJSON_Delete(msg);
-  cJSON_Delete(rpc(h, "ping", NULL));
-  stop(h);
+  cJSON_Delete(th_rpc(h, "ping", NULL));
+  th_stop_config(h);
 }
 
 Test(dispatch, host_cap_bounds_calls_without_a_timeout) {
@@ -567,29 +503,30 @@ Test(dispatch, host_cap_bounds_calls_without_a_timeout) {
                      "'shutdown_timeout_ms':100},",
                      "{'plugin':'hang','prefix':'hang'},"
                      "{'plugin':'slow','prefix':'slow'}");
-  long long started = now_ms();
+  long long started = th_now_ms();
   cJSON *msg;
 
-  msg = rpc(h, "tools/call", "{'name':'hang_forever'}");
+  msg = th_rpc(h, "tools/call", "{'name':'hang_forever'}");
   expect_tool_error(msg, "timed out");
-  cr_expect_lt(now_ms() - started, 3000);
+  cr_expect_lt(th_now_ms() - started, 3000);
   cJSON_Delete(msg);
 
-  msg = rpc(h, "tools/call", "{'name':'slow_sleep','arguments':{'ms':10000}}");
+  msg =
+      th_rpc(h, "tools/call", "{'name':'slow_sleep','arguments':{'ms':10000}}");
   expect_tool_error(msg, "timed out");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, host_cap_wins_over_a_longer_tool_timeout) {
   th_host *h = start("'limits':{'call_timeout_ms':50,"
                      "'shutdown_timeout_ms':100},",
                      "{'plugin':'hang','prefix':'hang'}");
-  cJSON *msg = rpc(h, "tools/call", "{'name':'hang_never'}");
+  cJSON *msg = th_rpc(h, "tools/call", "{'name':'hang_never'}");
 
   expect_tool_error(msg, "50 ms");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, exit_does_not_wait_for_calls_already_timed_out) {
@@ -604,28 +541,26 @@ Test(dispatch, exit_does_not_wait_for_calls_already_timed_out) {
   cr_assert_not_null(mkdtemp(tmpdir));
   setenv("TMPDIR", tmpdir, 1);
   h = start(NULL, "{'plugin':'hang','prefix':'hang'}");
-  msg = rpc(h, "tools/call", "{'name':'hang_never'}");
+  msg = th_rpc(h, "tools/call", "{'name':'hang_never'}");
 
   expect_tool_error(msg, "timed out");
   cJSON_Delete(msg);
   /* The client has its answer; nothing is left to deliver, so closing
    * stdin must not keep the host for the whole shutdown limit (10 s). */
-  started = now_ms();
+  started = th_now_ms();
   status = th_stop(h, 3000);
   cr_expect_neq(status, -1, "the host did not exit on stdin EOF");
-  cr_expect_lt(now_ms() - started, 2000,
+  cr_expect_lt(th_now_ms() - started, 2000,
                "exit waited %lld ms for a call answered long ago",
-               now_ms() - started);
+               th_now_ms() - started);
   snprintf(cleanup, sizeof(cleanup), "rm -rf '%s'", tmpdir);
   cr_expect_eq(system(cleanup), 0);
-  unlink(cfg_path);
-  free(cfg_path);
-  cfg_path = NULL;
+  th_remove_config();
 }
 
 Test(dispatch, second_reply_is_dropped_and_logged) {
   th_host *h = start(NULL, "{'plugin':'hang','prefix':'hang'}");
-  cJSON *msg = rpc(h, "tools/call", "{'name':'hang_twice'}");
+  cJSON *msg = th_rpc(h, "tools/call", "{'name':'hang_twice'}");
 
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "first reply");
   cJSON_Delete(msg);
@@ -635,14 +570,14 @@ Test(dispatch, second_reply_is_dropped_and_logged) {
   cr_expect(th_wait_stderr(h, "first=0 second=-4", WAIT_MS), "stderr:\n%s",
             th_stderr(h));
   /* No second response ever reaches the client; the host keeps serving. */
-  cJSON_Delete(rpc(h, "ping", NULL));
+  cJSON_Delete(th_rpc(h, "ping", NULL));
   msg = th_recv(h, 200);
   cr_expect_null(msg, "an extra message after the first reply");
   cJSON_Delete(msg);
-  msg = rpc(h, "tools/call", "{'name':'hang_twice'}");
+  msg = th_rpc(h, "tools/call", "{'name':'hang_twice'}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "first reply");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- services ---- */
@@ -652,27 +587,29 @@ Test(dispatch, service_calls_reach_the_provider) {
                            "{'plugin':'consumer','prefix':'cons'}");
   cJSON *msg;
 
-  msg = rpc(h, "tools/call",
-            "{'name':'cons_store','arguments':{'key':'k1','value':'v1'}}");
+  msg = th_rpc(h, "tools/call",
+               "{'name':'cons_store','arguments':{'key':'k1','value':'v1'}}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "stored");
   cJSON_Delete(msg);
-  msg = rpc(h, "tools/call", "{'name':'cons_lookup','arguments':{'key':'k1'}}");
+  msg = th_rpc(h, "tools/call",
+               "{'name':'cons_lookup','arguments':{'key':'k1'}}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "v1");
   cr_expect(!cJSON_IsTrue(th_get(msg, "result.isError")));
   cJSON_Delete(msg);
-  msg = rpc(h, "tools/call", "{'name':'cons_lookup','arguments':{'key':'k2'}}");
+  msg = th_rpc(h, "tools/call",
+               "{'name':'cons_lookup','arguments':{'key':'k2'}}");
   expect_tool_error(msg, "not found");
   cJSON_Delete(msg);
-  msg = rpc(h, "tools/call", "{'name':'prov_version'}");
+  msg = th_rpc(h, "tools/call", "{'name':'prov_version'}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "1");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(dispatch, concurrent_calls_run_in_parallel) {
   /* Four workers: four 300 ms sleeps take about 300 ms, not 1200. */
   th_host *h = start(NULL, "{'plugin':'slow','prefix':'slow','workers':4}");
-  long long started = now_ms();
+  long long started = th_now_ms();
   char id[8];
   int i;
 
@@ -690,8 +627,8 @@ Test(dispatch, concurrent_calls_run_in_parallel) {
     cr_expect_str_eq(th_str(msg, "result.content.0.text"), "slept 300 ms");
     cJSON_Delete(msg);
   }
-  cr_expect_lt(now_ms() - started, 1000);
-  stop(h);
+  cr_expect_lt(th_now_ms() - started, 1000);
+  th_stop_config(h);
 }
 
 Test(dispatch, inline_tool_answers_while_workers_are_busy) {
@@ -700,7 +637,7 @@ Test(dispatch, inline_tool_answers_while_workers_are_busy) {
 
   th_request_async(h, "\"busy\"", "tools/call",
                    "{\"name\":\"slow_sleep\",\"arguments\":{\"ms\":500}}");
-  msg = rpc(h, "tools/call", "{'name':'slow_now'}");
+  msg = th_rpc(h, "tools/call", "{'name':'slow_now'}");
   cr_expect_not_null(th_str(msg, "result.content.0.text"));
   cJSON_Delete(msg);
   /* The inline answer came before the sleeper's. */
@@ -708,5 +645,5 @@ Test(dispatch, inline_tool_answers_while_workers_are_busy) {
   msg = th_response(h, "\"busy\"", WAIT_MS);
   cr_expect_not_null(msg);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }

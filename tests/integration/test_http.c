@@ -2,23 +2,15 @@
  * the status codes, sessions, replay, limits and misbehaving clients that
  * the conformance suite does not cover. */
 #include "harness.h"
+#include "http_host.h"
 
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-static pid_t server;
-static int port;
-static char *log_path;
+static th_http_host host;
 
 static const char config[] =
     "{\"plugin_dir\":\"" PH_TEST_PLUGIN_DIR "\",\"log_level\":\"debug\","
@@ -29,126 +21,23 @@ static const char config[] =
     "\"departments\":{\"default\":{\"plugins\":["
     "{\"plugin\":\"conformance\",\"prefix\":\"\"},{\"plugin\":\"slow\"}]}}}";
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "r");
-  char *buf;
-  long n;
-
-  if (f == NULL)
-    return strdup("");
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = calloc(1, (size_t)n + 1);
-  if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-    buf[0] = '\0';
-  fclose(f);
-  return buf;
-}
-
 static void start(void) {
-  char *cfg = th_write_temp(config, ".json"), *text, *p;
-  int i;
+  char *cfg = th_write_temp(config, ".json");
 
-  log_path = th_write_temp("", ".log");
-  server = fork();
-  if (server == 0) {
-    if (freopen(log_path, "w", stderr) == NULL)
-      _exit(126);
-    execl(th_binary(), th_binary(), "--config", cfg, "--listen", "127.0.0.1:0",
-          (char *)NULL);
-    _exit(127);
-  }
-  for (i = 0; i < 100 && port == 0; i++) {
-    usleep(50000);
-    text = slurp(log_path);
-    p = strstr(text, "http://127.0.0.1:");
-    if (p != NULL)
-      port = atoi(p + strlen("http://127.0.0.1:"));
-    free(text);
-  }
+  th_http_start(&host, cfg, 5000);
   free(cfg);
-  cr_assert(port > 0, "plughost did not start listening");
 }
 
 static void stop(void) {
-  int status;
-
-  kill(server, SIGTERM);
-  waitpid(server, &status, 0);
-  port = 0;
-  unlink(log_path);
-  free(log_path);
+  th_http_stop(&host);
 }
 
 TestSuite(http, .init = start, .fini = stop, .timeout = 60);
 
-static int dial(void) {
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port)};
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-  return fd;
-}
-
-/* Reads until EOF, `until` appears, or timeout_ms passes. */
-static char *read_some(int fd, const char *until, int timeout_ms) {
-  size_t len = 0, cap = 65536;
-  char *buf = calloc(1, cap);
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  ssize_t n;
-
-  while (poll(&p, 1, timeout_ms) > 0) {
-    n = read(fd, buf + len, cap - len - 1);
-    if (n <= 0)
-      break;
-    len += (size_t)n;
-    buf[len] = '\0';
-    if (until != NULL && strstr(buf, until) != NULL)
-      break;
-    if (len + 1 >= cap)
-      break;
-  }
-  return buf;
-}
-
 /* One request on its own connection; returns the whole response. */
 static char *http(const char *method, const char *headers, const char *body,
                   const char *until, int timeout_ms) {
-  char *req;
-  int fd = dial(), n;
-  char *out;
-
-  n = asprintf(&req,
-               "%s /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-               "Content-Type: application/json\r\n"
-               "Accept: application/json, text/event-stream\r\n"
-               "%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-               method, port, headers, body ? strlen(body) : 0,
-               body ? body : "");
-  cr_assert(write(fd, req, (size_t)n) == n);
-  free(req);
-  out = read_some(fd, until, timeout_ms);
-  close(fd);
-  return out;
-}
-
-static int status_of(const char *response) {
-  int status = 0;
-
-  sscanf(response, "HTTP/1.1 %d", &status);
-  return status;
-}
-
-static char *session_id(const char *response) {
-  const char *p = strcasestr(response, "Mcp-Session-Id: ");
-  char id[128] = "";
-
-  if (p != NULL)
-    sscanf(p + 16, "%127[!-~]", id);
-  return strdup(id);
+  return th_http(host.port, method, headers, body, until, timeout_ms);
 }
 
 #define INIT                                                                   \
@@ -160,10 +49,10 @@ static char *session_id(const char *response) {
   "\"io.modelcontextprotocol/clientCapabilities\":{}}"
 
 static char *new_session(void) {
-  char *r = http("POST", "", INIT, NULL, 2000), *id = session_id(r);
+  char *r = http("POST", "", INIT, NULL, 2000), *id = th_http_session_id(r);
 
-  cr_assert_eq(status_of(r), 200, "%s", r);
-  cr_assert(strlen(id) >= 16);
+  cr_assert_eq(th_http_status(r), 200, "%s", r);
+  cr_assert(id != NULL && strlen(id) >= 16);
   free(r);
   return id;
 }
@@ -181,7 +70,7 @@ static void expect(const char *method, const char *headers, const char *body,
                    int status, const char *needle) {
   char *r = http(method, headers, body, NULL, 3000);
 
-  cr_expect_eq(status_of(r), status, "%s %s -> %s", method, body, r);
+  cr_expect_eq(th_http_status(r), status, "%s %s -> %s", method, body, r);
   if (needle != NULL)
     cr_expect(strstr(r, needle) != NULL, "missing %s in %s", needle, r);
   free(r);
@@ -189,19 +78,19 @@ static void expect(const char *method, const char *headers, const char *body,
 
 Test(http, health_and_ready) {
   char req[128];
-  int fd = dial();
+  int fd = th_dial(host.port);
   char *r;
 
   snprintf(req, sizeof(req), "GET /ready HTTP/1.1\r\nHost: localhost\r\n\r\n");
   cr_assert(write(fd, req, strlen(req)) > 0);
-  r = read_some(fd, "ready\"}", 2000);
+  r = th_read_some(fd, "ready\"}", 2000);
   cr_expect(strstr(r, "200 OK") && strstr(r, "\"ready\""), "%s", r);
   free(r);
   close(fd);
-  fd = dial();
+  fd = th_dial(host.port);
   snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n");
   cr_assert(write(fd, req, strlen(req)) > 0);
-  r = read_some(fd, "ok\"}", 2000);
+  r = th_read_some(fd, "ok\"}", 2000);
   cr_expect(strstr(r, "200 OK") != NULL, "%s", r);
   free(r);
   close(fd);
@@ -213,20 +102,20 @@ Test(http, legacy_session_lifecycle) {
   r = on_session(
       id, "POST",
       "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", NULL);
-  cr_expect_eq(status_of(r), 202, "%s", r);
+  cr_expect_eq(th_http_status(r), 202, "%s", r);
   free(r);
   r = on_session(id, "POST",
                  "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}",
                  NULL);
-  cr_expect_eq(status_of(r), 200);
+  cr_expect_eq(th_http_status(r), 200);
   cr_expect(strstr(r, "test_simple_text") != NULL);
   free(r);
   r = on_session(id, "DELETE", NULL, NULL);
-  cr_expect_eq(status_of(r), 204, "%s", r);
+  cr_expect_eq(th_http_status(r), 204, "%s", r);
   free(r);
   r = on_session(id, "POST",
                  "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}", NULL);
-  cr_expect_eq(status_of(r), 404, "%s", r);
+  cr_expect_eq(th_http_status(r), 404, "%s", r);
   free(r);
   free(id);
 }
@@ -262,13 +151,13 @@ Test(http, origin_and_host) {
          "Origin: https://app.example.com\r\n"
          "Access-Control-Request-Method: POST\r\n",
          NULL, 204, "Mcp-Session-Id");
-  fd = dial();
+  fd = th_dial(host.port);
   snprintf(req, sizeof(req),
            "POST /mcp HTTP/1.1\r\nHost: evil.example.com\r\n"
            "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
   cr_assert(write(fd, req, strlen(req)) > 0);
-  r = read_some(fd, "}", 2000);
-  cr_expect_eq(status_of(r), 403, "%s", r);
+  r = th_read_some(fd, "}", 2000);
+  cr_expect_eq(th_http_status(r), 403, "%s", r);
   free(r);
   close(fd);
 }
@@ -334,7 +223,7 @@ Test(http, session_expires) {
   sleep(3); /* session_idle_ms is 1000; the sweep runs every second. */
   r = on_session(id, "POST",
                  "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}", NULL);
-  cr_expect_eq(status_of(r), 404, "%s", r);
+  cr_expect_eq(th_http_status(r), 404, "%s", r);
   free(r);
   free(id);
 }
@@ -363,7 +252,7 @@ Test(http, last_event_id_replay) {
            "Last-Event-ID: %s\r\n",
            id, last);
   r = http("GET", hdr, NULL, "\"id\":2,\"result\"", 3000);
-  cr_expect_eq(status_of(r), 200, "%s", r);
+  cr_expect_eq(th_http_status(r), 200, "%s", r);
   progress = 0;
   for (p = r; (p = strstr(p, "notifications/progress")) != NULL; p++)
     progress++;
@@ -399,28 +288,28 @@ Test(http, sse_polling_resumes_a_closed_stream) {
            "Last-Event-ID: %s\r\n",
            id, last);
   r = http("GET", hdr, NULL, "Reconnection test completed", 3000);
-  cr_expect_eq(status_of(r), 200, "%s", r);
+  cr_expect_eq(th_http_status(r), 200, "%s", r);
   cr_expect(strstr(r, "\"id\":2,\"result\"") != NULL, "%s", r);
   free(r);
   free(id);
 }
 
 Test(http, slow_client_is_cut_off) {
-  int slow = dial();
+  int slow = th_dial(host.port);
   const char *part = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
   char *r;
 
   cr_assert(write(slow, part, strlen(part)) > 0);
   expect("POST", "", INIT, 200, NULL); /* Everyone else is served. */
-  r = read_some(slow, NULL, 3000);     /* header_timeout_ms is 300. */
-  cr_expect(r[0] == '\0' || status_of(r) == 408, "%s", r);
+  r = th_read_some(slow, NULL, 3000);  /* header_timeout_ms is 300. */
+  cr_expect(r[0] == '\0' || th_http_status(r) == 408, "%s", r);
   free(r);
   close(slow);
 }
 
 Test(http, disconnect_cancels_call) {
   char *id = new_session(), req[1024], *text;
-  int fd = dial(), n, i, found = 0;
+  int fd = th_dial(host.port), n;
   const char *body = "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\","
                      "\"params\":{\"name\":\"slow_sleep\",\"arguments\":{"
                      "\"ms\":20000}}}";
@@ -434,18 +323,14 @@ Test(http, disconnect_cancels_call) {
   cr_assert(write(fd, req, (size_t)n) == n);
   usleep(300000);
   close(fd);
-  for (i = 0; i < 40 && !found; i++) {
-    usleep(100000);
-    text = slurp(log_path);
-    found = strstr(text, "slow_sleep cancelled by the client") != NULL;
-    free(text);
-  }
-  cr_expect(found, "the call was not cancelled");
+  text = th_http_wait_log(&host, "slow_sleep cancelled by the client", 4000);
+  cr_expect(text != NULL, "the call was not cancelled");
+  free(text);
   free(id);
 }
 
 Test(http, modern_listen_stream) {
-  int fd = dial(), n;
+  int fd = th_dial(host.port), n;
   char req[1024], *r;
   const char *body =
       "{\"jsonrpc\":\"2.0\",\"id\":\"l1\",\"method\":\"subscriptions/listen\","
@@ -460,7 +345,7 @@ Test(http, modern_listen_stream) {
                "Content-Length: %zu\r\n\r\n%s",
                strlen(body), body);
   cr_assert(write(fd, req, (size_t)n) == n);
-  r = read_some(fd, "acknowledged", 2000);
+  r = th_read_some(fd, "acknowledged", 2000);
   cr_expect(strstr(r, "text/event-stream") && strstr(r, "acknowledged"), "%s",
             r);
   free(r);
@@ -470,7 +355,7 @@ Test(http, modern_listen_stream) {
          "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{"
          "\"name\":\"test_trigger_tool_change\",\"arguments\":{}," META "}}",
          200, NULL);
-  r = read_some(fd, "list_changed", 2000);
+  r = th_read_some(fd, "list_changed", 2000);
   cr_expect(strstr(r, "tools/list_changed") &&
                 strstr(r, "\"io.modelcontextprotocol/subscriptionId\":\"l1\""),
             "%s", r);

@@ -4,22 +4,20 @@
  * TypeScript SDK client calls a tool over HTTP. Both come from .deps (see
  * scripts/setup.sh); without them the tests are skipped. */
 #include "harness.h"
+#include "http_host.h"
 
 #include <criterion/criterion.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define MODULES PH_SOURCE_DIR "/.deps/npm/node_modules"
 #define INSPECTOR MODULES "/.bin/mcp-inspector"
 #define NODE_BIN MODULES "/.bin"
 
-static pid_t server;
-static int port;
-static char *cfg, *log_path;
+static th_http_host host;
+static char *cfg;
 
 static const char config[] =
     "{\"plugin_dir\":\"" PH_TEST_PLUGIN_DIR "\",\"log_level\":\"info\","
@@ -27,47 +25,15 @@ static const char config[] =
     "{\"plugin\":\"conformance\",\"prefix\":\"\"}]}}}";
 
 static void start(void) {
-  char buf[4096];
-  FILE *f;
-  int i;
-  const char *p;
-
   if (access(INSPECTOR, X_OK) != 0)
     cr_assert_fail("the Inspector is not installed at %s: run scripts/setup.sh",
                    INSPECTOR);
   cfg = th_write_temp(config, ".json");
-  log_path = th_write_temp("", ".log");
-  server = fork();
-  if (server == 0) {
-    if (freopen(log_path, "w", stderr) == NULL)
-      _exit(126);
-    execl(th_binary(), th_binary(), "--config", cfg, "--listen", "127.0.0.1:0",
-          (char *)NULL);
-    _exit(127);
-  }
-  for (i = 0; i < 100 && port == 0; i++) {
-    usleep(50000);
-    f = fopen(log_path, "r");
-    while (f != NULL && fgets(buf, sizeof(buf), f) != NULL)
-      if ((p = strstr(buf, "http://127.0.0.1:")) != NULL)
-        port = atoi(p + strlen("http://127.0.0.1:"));
-    if (f != NULL)
-      fclose(f);
-  }
-  cr_assert(port > 0, "plughost did not start listening");
+  th_http_start(&host, cfg, 5000);
 }
 
 static void stop(void) {
-  int status;
-
-  if (server > 0) {
-    kill(server, SIGTERM);
-    waitpid(server, &status, 0);
-  }
-  port = 0;
-  if (log_path != NULL)
-    unlink(log_path);
-  free(log_path);
+  th_http_stop(&host);
   free(cfg);
 }
 
@@ -96,7 +62,7 @@ static void inspector_http(const char *era) {
   snprintf(cmd, sizeof(cmd),
            INSPECTOR " --cli http://127.0.0.1:%d/mcp --transport http "
                      "--protocol-era %s --method tools/list --format json",
-           port, era);
+           host.port, era);
   out = run(cmd, &status);
   cr_expect_eq(status, 0, "%s: %s", era, out);
   cr_expect(strstr(out, "test_simple_text") != NULL, "%s: %s", era, out);
@@ -105,7 +71,7 @@ static void inspector_http(const char *era) {
            INSPECTOR " --cli http://127.0.0.1:%d/mcp --transport http "
                      "--protocol-era %s --method tools/call --tool-name "
                      "test_simple_text --format json",
-           port, era);
+           host.port, era);
   out = run(cmd, &status);
   cr_expect_eq(status, 0, "%s: %s", era, out);
   cr_expect(strstr(out, "This is a simple text response for testing.") != NULL,
@@ -177,8 +143,8 @@ Test(clients, typescript_sdk_over_http) {
       "version: c.getServerVersion().name, r }));\n"
       "await c.close();\n",
       ".mjs");
-  cr_assert(asprintf(&cmd, "node %s http://127.0.0.1:%d/mcp", script, port) >
-            0);
+  cr_assert(
+      asprintf(&cmd, "node %s http://127.0.0.1:%d/mcp", script, host.port) > 0);
   out = run(cmd, &status);
   cr_expect_eq(status, 0, "%s", out);
   cr_expect(strstr(out, "\"version\":\"plughost\"") != NULL, "%s", out);

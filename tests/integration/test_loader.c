@@ -13,75 +13,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 5000
 #define FIXTURES PH_TEST_PLUGIN_DIR
 
-static char *cfg_path;
-
-/* JSON written with single quotes reads better in C: every ' becomes ". */
-static char *dq(const char *text) {
-  char *s = strdup(text), *p;
-
-  cr_assert_not_null(s);
-  for (p = s; *p != '\0'; p++)
-    if (*p == '\'')
-      *p = '"';
-  return s;
-}
-
-/* Writes a whole config given with single quotes; "@DIR@" stands for the
- * fixture plugin directory. */
-static char *write_raw_config(const char *text) {
-  const char *at = strstr(text, "@DIR@");
-  char *full, *json, *path;
-
-  if (at != NULL)
-    cr_assert(asprintf(&full, "%.*s%s%s", (int)(at - text), text, FIXTURES,
-                       at + 5) > 0);
-  else
-    full = strdup(text);
-  json = dq(full);
-  path = th_write_temp(json, ".json");
-  free(full);
-  free(json);
-  return path;
-}
-
 /* The default department serves `plugins`; `top` (members ending in a
  * comma, or NULL) goes at the top level, `dept` (members ending in a
  * comma, or NULL) into the department. */
 static th_host *start(const char *top, const char *dept, const char *plugins) {
-  char *text;
-  th_host *h;
-
-  cr_assert(asprintf(&text,
-                     "{'plugin_dir':'@DIR@',%s'departments':{'default':"
-                     "{%s'plugins':[%s]}}}",
-                     top ? top : "", dept ? dept : "", plugins) > 0);
-  cfg_path = write_raw_config(text);
-  free(text);
-  h = th_start(cfg_path, NULL);
-  cJSON_Delete(th_initialize(h, "2025-11-25", NULL));
-  return h;
-}
-
-static void stop(th_host *h) {
-  th_stop(h, WAIT_MS);
-  unlink(cfg_path);
-  free(cfg_path);
-  cfg_path = NULL;
-}
-
-static cJSON *rpc(th_host *h, const char *method, const char *params) {
-  char *json = params ? dq(params) : NULL;
-  cJSON *msg = th_request(h, method, json, WAIT_MS);
-
-  free(json);
-  cr_assert_not_null(msg, "no answer to %s; stderr:\n%s", method, th_stderr(h));
-  return msg;
+  return th_start_config(top, dept, plugins, "2025-11-25");
 }
 
 /* Names (or URIs) of a whole list, following nextCursor, joined with
@@ -164,15 +105,7 @@ static int count_lines(const char *log, const char *a, const char *b) {
   return n;
 }
 
-/* Runs after every test, also one that failed half-way. */
-static void remove_config(void) {
-  if (cfg_path != NULL)
-    unlink(cfg_path);
-  free(cfg_path);
-  cfg_path = NULL;
-}
-
-TestSuite(loader, .timeout = 30, .fini = remove_config);
+TestSuite(loader, .timeout = 30, .fini = th_remove_config);
 
 /* ---- refusals ---- */
 
@@ -206,7 +139,7 @@ Test(loader, each_refused_fixture_gets_one_log_line_with_its_reason) {
   names = tool_names(h);
   cr_expect(has_name(names, "ok_echo"), "tools: %s", names);
   free(names);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, refused_plugins_are_whole_refusals) {
@@ -225,13 +158,13 @@ Test(loader, refused_plugins_are_whole_refusals) {
   cr_expect(!has_name(names, "ln_fine"), "tools: %s", names);
   cr_expect(has_name(names, "ok_echo"), "tools: %s", names);
   free(names);
-  msg = rpc(h, "tools/call", "{'name':'dup_unique'}");
+  msg = th_rpc(h, "tools/call", "{'name':'dup_unique'}");
   cr_expect_eq(th_num(msg, "error.code"), -32602);
   cJSON_Delete(msg);
   /* The department names what it could not find. */
   cr_expect(th_wait_stderr(h, "\"dup-tool\"", WAIT_MS), "stderr:\n%s",
             th_stderr(h));
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, init_failure_refuses_the_instance_with_one_line) {
@@ -249,7 +182,7 @@ Test(loader, init_failure_refuses_the_instance_with_one_line) {
   cr_expect(!has_name(names, "if_unreachable"), "tools: %s", names);
   cr_expect(has_name(names, "ok_echo"), "tools: %s", names);
   free(names);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, missing_service_refuses_the_instance) {
@@ -264,7 +197,7 @@ Test(loader, missing_service_refuses_the_instance) {
   cr_expect(!has_name(names, "nm_orphan"), "tools: %s", names);
   cr_expect(has_name(names, "ok_echo"), "tools: %s", names);
   free(names);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, consumer_without_provider_is_refused) {
@@ -279,10 +212,11 @@ Test(loader, consumer_without_provider_is_refused) {
                log);
   cr_expect(!has_name(names, "cons_lookup"), "tools: %s", names);
   free(names);
-  msg = rpc(h, "tools/call", "{'name':'cons_lookup','arguments':{'key':'k'}}");
+  msg =
+      th_rpc(h, "tools/call", "{'name':'cons_lookup','arguments':{'key':'k'}}");
   cr_expect_eq(th_num(msg, "error.code"), -32602);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, unknown_plugin_name_is_logged) {
@@ -292,7 +226,7 @@ Test(loader, unknown_plugin_name_is_logged) {
 
   cr_expect(th_wait_stderr(h, "\"no-such-plugin\"", WAIT_MS), "stderr:\n%s",
             th_stderr(h));
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- names ---- */
@@ -313,7 +247,7 @@ Test(loader, prefixes_name_tools_and_prompts_but_not_resources) {
   free(prompts);
   free(resources);
   free(templates);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, default_prefix_is_the_plugin_name) {
@@ -323,7 +257,7 @@ Test(loader, default_prefix_is_the_plugin_name) {
   cr_expect(has_name(names, "ok_echo"), "tools: %s", names);
   cr_expect(has_name(names, "slow_sleep"), "tools: %s", names);
   free(names);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, empty_prefix_gives_bare_names) {
@@ -336,14 +270,14 @@ Test(loader, empty_prefix_gives_bare_names) {
   cr_expect_str_eq(prompts, "greet");
   free(names);
   free(prompts);
-  msg = rpc(h, "tools/call", "{'name':'echo','arguments':{'text':'bare'}}");
+  msg = th_rpc(h, "tools/call", "{'name':'echo','arguments':{'text':'bare'}}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "bare");
   cJSON_Delete(msg);
-  msg = rpc(h, "prompts/get", "{'name':'greet','arguments':{'name':'B'}}");
+  msg = th_rpc(h, "prompts/get", "{'name':'greet','arguments':{'name':'B'}}");
   cr_expect_str_eq(th_str(msg, "result.messages.0.content.text"),
                    "Please greet B warmly.");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, separator_is_configurable) {
@@ -354,10 +288,10 @@ Test(loader, separator_is_configurable) {
   cr_expect(has_name(names, "ok-echo"), "tools: %s", names);
   cr_expect(!has_name(names, "ok_echo"), "tools: %s", names);
   free(names);
-  msg = rpc(h, "tools/call", "{'name':'ok-echo','arguments':{'text':'s'}}");
+  msg = th_rpc(h, "tools/call", "{'name':'ok-echo','arguments':{'text':'s'}}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "s");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- collisions ---- */
@@ -372,10 +306,10 @@ Test(loader, two_instances_of_one_plugin_coexist_under_two_prefixes) {
   cr_expect(has_name(names, "crm_echo"), "tools: %s", names);
   cr_expect(has_name(names, "erp_echo"), "tools: %s", names);
   free(names);
-  msg = rpc(h, "tools/call", "{'name':'crm_echo','arguments':{'text':'c'}}");
+  msg = th_rpc(h, "tools/call", "{'name':'crm_echo','arguments':{'text':'c'}}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "c");
   cJSON_Delete(msg);
-  msg = rpc(h, "tools/call", "{'name':'erp_echo','arguments':{'text':'e'}}");
+  msg = th_rpc(h, "tools/call", "{'name':'erp_echo','arguments':{'text':'e'}}");
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "e");
   cJSON_Delete(msg);
   /* Resources keep their URIs, so the second instance's collide: the
@@ -385,12 +319,12 @@ Test(loader, two_instances_of_one_plugin_coexist_under_two_prefixes) {
   free(names);
   cr_expect(th_wait_stderr(h, "collides", WAIT_MS), "stderr:\n%s",
             th_stderr(h));
-  stop(h);
+  th_stop_config(h);
 }
 
 /* The description of tool `name` in the list, or NULL. */
 static char *tool_description(th_host *h, const char *name) {
-  cJSON *msg = rpc(h, "tools/list", NULL);
+  cJSON *msg = th_rpc(h, "tools/list", NULL);
   const cJSON *t;
   char *found = NULL;
 
@@ -416,7 +350,7 @@ Test(loader, colliding_names_keep_the_earlier_and_log_the_later) {
   free(desc);
   cr_expect_eq(count_lines(th_stderr(h), "\"echo\"", "collides"), 1,
                "stderr:\n%s", th_stderr(h));
-  stop(h);
+  th_stop_config(h);
 
   /* The other order keeps the other one. */
   h = start(NULL, NULL,
@@ -427,7 +361,7 @@ Test(loader, colliding_names_keep_the_earlier_and_log_the_later) {
   free(desc);
   cr_expect_eq(count_lines(th_stderr(h), "\"echo\"", "collides"), 1,
                "stderr:\n%s", th_stderr(h));
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, prefix_used_twice_refuses_the_later_instance) {
@@ -441,7 +375,7 @@ Test(loader, prefix_used_twice_refuses_the_later_instance) {
   free(names);
   cr_expect(th_wait_stderr(h, "prefix \"e\"", WAIT_MS), "stderr:\n%s",
             th_stderr(h));
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- allow / deny ---- */
@@ -455,13 +389,13 @@ Test(loader, allow_and_deny_filter_lists_and_calls) {
 
   cr_expect_str_eq(names, "ok_echo,ok_add,ok_progress,ok_log,slow_now");
   free(names);
-  msg = rpc(h, "tools/call", "{'name':'ok_fail'}");
+  msg = th_rpc(h, "tools/call", "{'name':'ok_fail'}");
   cr_expect_eq(th_num(msg, "error.code"), -32602);
   cJSON_Delete(msg);
-  msg = rpc(h, "tools/call", "{'name':'slow_sleep','arguments':{'ms':1}}");
+  msg = th_rpc(h, "tools/call", "{'name':'slow_sleep','arguments':{'ms':1}}");
   cr_expect_eq(th_num(msg, "error.code"), -32602);
   cJSON_Delete(msg);
-  msg = rpc(h, "tools/call", "{'name':'slow_now'}");
+  msg = th_rpc(h, "tools/call", "{'name':'slow_now'}");
   cr_expect(cJSON_IsObject(th_get(msg, "result")));
   cJSON_Delete(msg);
   /* ok_greet matches ok_*; the resource URIs do not, so they are out. */
@@ -471,10 +405,10 @@ Test(loader, allow_and_deny_filter_lists_and_calls) {
   names = list_all(h, "resources/list", "resources", "uri", NULL);
   cr_expect_str_eq(names, "");
   free(names);
-  msg = rpc(h, "resources/read", "{'uri':'ok://hello'}");
+  msg = th_rpc(h, "resources/read", "{'uri':'ok://hello'}");
   cr_expect_eq(th_num(msg, "error.code"), -32002);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, deny_alone_keeps_everything_else) {
@@ -485,25 +419,26 @@ Test(loader, deny_alone_keeps_everything_else) {
 
   cr_expect_str_eq(names, "ok_echo,ok_add,ok_fail,ok_progress");
   free(names);
-  msg = rpc(h, "tools/call", "{'name':'ok_log'}");
+  msg = th_rpc(h, "tools/call", "{'name':'ok_log'}");
   cr_expect_eq(th_num(msg, "error.code"), -32602);
   cJSON_Delete(msg);
-  msg = rpc(h, "resources/read", "{'uri':'ok://items/3'}");
+  msg = th_rpc(h, "resources/read", "{'uri':'ok://items/3'}");
   cr_expect_eq(th_num(msg, "error.code"), -32002);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- departments ---- */
 
 Test(loader, department_flag_selects_what_stdio_serves) {
-  char *path = write_raw_config(
-      "{'plugin_dir':'@DIR@','departments':{"
-      "'default':{'plugins':[{'plugin':'ok','prefix':'ok'}]},"
-      "'sales':{'plugins':[{'plugin':'slow','prefix':'s'}]}}}");
+  char *json = th_dq("{'plugin_dir':'" FIXTURES "','departments':{"
+                     "'default':{'plugins':[{'plugin':'ok','prefix':'ok'}]},"
+                     "'sales':{'plugins':[{'plugin':'slow','prefix':'s'}]}}}");
+  char *path = th_write_temp(json, ".json");
   th_host *h = th_start(path, "--department", "sales", NULL);
   char *names;
 
+  free(json);
   cJSON_Delete(th_initialize(h, "2025-11-25", NULL));
   names = tool_names(h);
   cr_expect_str_eq(names, "s_sleep,s_now");
@@ -528,7 +463,7 @@ Test(loader, lists_are_deterministic) {
   size_t i;
 
   for (i = 0; i < sizeof(methods) / sizeof(*methods); i++) {
-    cJSON *a = rpc(h, methods[i], NULL), *b = rpc(h, methods[i], NULL);
+    cJSON *a = th_rpc(h, methods[i], NULL), *b = th_rpc(h, methods[i], NULL);
     char *ta = cJSON_PrintUnformatted(th_get(a, "result"));
     char *tb = cJSON_PrintUnformatted(th_get(b, "result"));
 
@@ -538,12 +473,12 @@ Test(loader, lists_are_deterministic) {
     cJSON_Delete(a);
     cJSON_Delete(b);
   }
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(loader, tool_listing_has_schemas_and_annotations) {
   th_host *h = start(NULL, NULL, "{'plugin':'ok','prefix':'ok'}");
-  cJSON *msg = rpc(h, "tools/list", NULL);
+  cJSON *msg = th_rpc(h, "tools/list", NULL);
   const cJSON *t;
   int seen = 0;
 
@@ -565,7 +500,7 @@ Test(loader, tool_listing_has_schemas_and_annotations) {
   }
   cr_expect_eq(seen, 7);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* Lists one method with page size 2 and with one big page and compares. */
@@ -576,10 +511,10 @@ static void compare_paged(const char *method, const char *key,
   int pages = 0, one = 0;
 
   paged = list_all(h, method, key, field, &pages);
-  stop(h);
+  th_stop_config(h);
   h = start("'page_size':1000,", NULL, MANY);
   whole = list_all(h, method, key, field, &one);
-  stop(h);
+  th_stop_config(h);
   cr_expect_eq(one, 1, "%s: one big page expected", method);
   cr_expect_eq(pages, want_pages, "%s: %d pages of 2", method, pages);
   cr_expect_str_eq(paged, whole, "%s: pages differ from the whole list",
@@ -599,7 +534,7 @@ Test(loader, tools_paginate_to_the_same_list) {
   for (p = names; *p != '\0'; p++)
     n += *p == ',';
   free(names);
-  stop(h);
+  th_stop_config(h);
   compare_paged("tools/list", "tools", "name", (n + 1) / 2);
 }
 
@@ -630,31 +565,24 @@ Test(loader, invalid_cursors_are_invalid_params) {
   cJSON *msg;
 
   for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
-    msg = rpc(h, "tools/list", bad[i]);
+    msg = th_rpc(h, "tools/list", bad[i]);
     cr_expect_eq(th_num(msg, "error.code"), -32602, "cursor %s", bad[i]);
     cJSON_Delete(msg);
   }
   /* The cursor of one list is not valid past the end of a shorter one. */
-  msg = rpc(h, "tools/list", NULL);
+  msg = th_rpc(h, "tools/list", NULL);
   cr_assert_not_null(th_str(msg, "result.nextCursor"));
   cJSON_Delete(msg);
-  msg = rpc(h, "resources/templates/list", NULL);
+  msg = th_rpc(h, "resources/templates/list", NULL);
   cr_expect_null(th_get(msg, "result.nextCursor"));
   cJSON_Delete(msg);
-  msg = rpc(h, "resources/templates/list", "{'cursor':'p5'}");
+  msg = th_rpc(h, "resources/templates/list", "{'cursor':'p5'}");
   cr_expect_eq(th_num(msg, "error.code"), -32602);
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- --check ---- */
-
-static long long now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Runs `plughost --config config --check` from the source directory and
  * returns its exit status; *err gets its stderr (caller frees). */
@@ -662,7 +590,7 @@ static int run_check(const char *config, char **err) {
   int pipefd[2], status;
   char *buf = NULL, chunk[4096];
   size_t len = 0;
-  long long deadline = now_ms() + WAIT_MS;
+  long long deadline = th_now_ms() + WAIT_MS;
   pid_t pid;
   ssize_t n;
 
@@ -687,7 +615,7 @@ static int run_check(const char *config, char **err) {
   for (;;) {
     struct pollfd pfd = {pipefd[0], POLLIN, 0};
 
-    if (poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
+    if (poll(&pfd, 1, (int)(deadline - th_now_ms())) <= 0)
       break;
     n = read(pipefd[0], chunk, sizeof(chunk));
     if (n <= 0)
@@ -735,18 +663,9 @@ static void remove_dir(char *dir) {
   free(dir);
 }
 
+/* A config serving ok from dir, with `extra` members at the top level. */
 static char *check_config(const char *dir, const char *extra) {
-  char *text, *json, *path;
-
-  cr_assert(asprintf(&text,
-                     "{'plugin_dir':'%s',%s'departments':{'default':"
-                     "{'plugins':[{'plugin':'ok','prefix':'ok'}]}}}",
-                     dir, extra) > 0);
-  json = dq(text);
-  path = th_write_temp(json, ".json");
-  free(text);
-  free(json);
-  return path;
+  return th_write_config(dir, extra, NULL, "{'plugin':'ok','prefix':'ok'}");
 }
 
 Test(loader, check_accepts_a_good_config) {
@@ -780,22 +699,14 @@ Test(loader, check_refuses_a_bad_plugin_and_says_why) {
 
 Test(loader, check_refuses_an_instance_that_cannot_start) {
   static const char *const files[] = {"ok.so", "init_fails.so", NULL};
-  char *dir = plugin_dir_with(files), *text, *json, *config, *err;
-  int status;
+  char *dir = plugin_dir_with(files), *err;
+  char *config = th_write_config(dir, NULL, NULL, "{'plugin':'init-fails'}");
+  int status = run_check(config, &err);
 
-  cr_assert(asprintf(&text,
-                     "{'plugin_dir':'%s','departments':{'default':"
-                     "{'plugins':[{'plugin':'init-fails'}]}}}",
-                     dir) > 0);
-  json = dq(text);
-  config = th_write_temp(json, ".json");
-  status = run_check(config, &err);
   cr_expect(WIFEXITED(status) && WEXITSTATUS(status) != 0,
             "status %d; stderr:\n%s", status, err);
   cr_expect_neq(count_lines(err, "init_fails.so", NULL), 0, "stderr:\n%s", err);
   free(err);
-  free(text);
-  free(json);
   unlink(config);
   free(config);
   remove_dir(dir);

@@ -6,24 +6,20 @@
  * Waiting is always for a condition (a log line, a message, a directory
  * count), never for a fixed time, so the tests hold on a slow machine. */
 #include "harness.h"
+#include "http_host.h"
 
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Generous: a reload under ASan on a busy 2-core machine can take a while,
@@ -38,13 +34,6 @@ typedef struct {
   char *config;     /* Path of the config file. */
   int reloads;      /* Reloads published so far. */
 } env;
-
-static long long now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Writes `text` to path through a temporary file and rename(2), as an
  * operator would, so the host never reads a half-written file. */
@@ -143,10 +132,10 @@ static int count_files(const char *dir, char *first, size_t first_len) {
 }
 
 static int wait_cache_count(env *e, int want) {
-  long long deadline = now_ms() + WAIT_MS;
+  long long deadline = th_now_ms() + WAIT_MS;
 
   while (count_files(e->cache, NULL, 0) != want) {
-    if (now_ms() > deadline)
+    if (th_now_ms() > deadline)
       return 0;
     usleep(10000);
   }
@@ -213,23 +202,27 @@ static void reload(env *e, th_host *h) {
             th_stderr(h));
 }
 
-/* Occurrences of needle in the host's stderr so far. */
-static int log_count(th_host *h, const char *needle) {
-  const char *p = th_stderr(h);
+/* Occurrences of needle in text (NULL counts as empty), not overlapping. */
+static int occurrences(const char *text, const char *needle) {
   int n = 0;
 
-  while ((p = strstr(p, needle)) != NULL) {
+  while (text != NULL && (text = strstr(text, needle)) != NULL) {
     n++;
-    p += strlen(needle);
+    text += strlen(needle);
   }
   return n;
 }
 
+/* Occurrences of needle in the host's stderr so far. */
+static int log_count(th_host *h, const char *needle) {
+  return occurrences(th_stderr(h), needle);
+}
+
 static int wait_log_count(th_host *h, const char *needle, int want) {
-  long long deadline = now_ms() + WAIT_MS;
+  long long deadline = th_now_ms() + WAIT_MS;
 
   while (log_count(h, needle) < want) {
-    if (now_ms() > deadline)
+    if (th_now_ms() > deadline)
       return 0;
     usleep(10000);
   }
@@ -327,10 +320,10 @@ static void expect_answer(th_host *h, const char *tool, const char *want,
 /* The same, for when the reload that brings `want` may still be coming. */
 static void expect_answer_soon(th_host *h, const char *tool, const char *want,
                                const char *step) {
-  long long deadline = now_ms() + WAIT_MS;
+  long long deadline = th_now_ms() + WAIT_MS;
   char *text = call_tool(h, tool, NULL, NULL);
 
-  while (strcmp(text, want) != 0 && now_ms() < deadline) {
+  while (strcmp(text, want) != 0 && th_now_ms() < deadline) {
     free(text);
     usleep(20000);
     text = call_tool(h, tool, NULL, NULL);
@@ -356,7 +349,7 @@ Test(reload, running_calls_finish_on_old_code_then_it_is_unloaded,
   /* Four sleeps occupy the four workers of build a. The ping after them
    * proves they were dispatched (requests are handled in order) before
    * the reload can start. */
-  started = now_ms();
+  started = th_now_ms();
   for (i = 0; i < 4; i++) {
     snprintf(id, sizeof(id), "\"s%d\"", i);
     th_request_async(h, id, "tools/call",
@@ -370,7 +363,7 @@ Test(reload, running_calls_finish_on_old_code_then_it_is_unloaded,
 
   /* Timing only decides whether this check is meaningful: with the
    * sleeps still running, build a must still be mapped and unfinalised. */
-  if (now_ms() - started < 3000) {
+  if (th_now_ms() - started < 3000) {
     cr_expect_eq(log_count(h, "stamp a: fini"), 0,
                  "build a finalised while its calls were running");
     cr_expect(file_exists(e.cache, old_copy),
@@ -745,11 +738,11 @@ Test(reload, watch_plugin_dir_reloads_on_install, .timeout = 120) {
   }
   /* The burst may have been split across reloads; wait for the last. */
   {
-    long long deadline = now_ms() + WAIT_MS;
+    long long deadline = th_now_ms() + WAIT_MS;
     char *names = tool_names(h);
 
     while (strcmp(names, "provider_version,stamp_build,stamp_sleep") != 0 &&
-           now_ms() < deadline) {
+           th_now_ms() < deadline) {
       free(names);
       usleep(20000);
       names = tool_names(h);
@@ -764,38 +757,18 @@ Test(reload, watch_plugin_dir_reloads_on_install, .timeout = 120) {
 /* ---- The same over Streamable HTTP: a legacy session's GET stream and a
  * modern subscriptions/listen stream each hear list_changed. ---- */
 
-static int dial(int port) {
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port)};
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  return fd;
-}
-
-static int occurrences(const char *text, const char *needle) {
-  int n = 0;
-
-  while (text != NULL && (text = strstr(text, needle)) != NULL) {
-    n++;
-    text += strlen(needle);
-  }
-  return n;
-}
-
 /* Appends what arrives on fd to *buf until `until` occurs `count` times in
  * it; 1 if so, 0 on timeout or EOF. */
 static int read_count(int fd, char **buf, size_t *len, const char *until,
                       int count) {
-  long long deadline = now_ms() + WAIT_MS;
+  long long deadline = th_now_ms() + WAIT_MS;
   struct pollfd p = {.fd = fd, .events = POLLIN};
   ssize_t n;
 
   for (;;) {
     if (occurrences(*buf, until) >= count)
       return 1;
-    if (now_ms() > deadline || poll(&p, 1, 100) < 0)
+    if (th_now_ms() > deadline || poll(&p, 1, 100) < 0)
       return 0;
     if (!(p.revents & (POLLIN | POLLHUP)))
       continue;
@@ -812,99 +785,45 @@ static int read_until(int fd, char **buf, size_t *len, const char *until) {
   return read_count(fd, buf, len, until, 1);
 }
 
-/* Waits until the file at path contains needle; returns its text (caller
- * frees) or NULL on timeout. */
-static char *wait_file(const char *path, const char *needle) {
-  long long deadline = now_ms() + WAIT_MS;
-  size_t len;
-  char *text;
-
-  for (;;) {
-    text = slurp(path, &len);
-    if (strstr(text, needle) != NULL)
-      return text;
-    free(text);
-    if (now_ms() > deadline)
-      return NULL;
-    usleep(10000);
-  }
-}
-
-/* Sends one request; the connection stays open for its (streamed)
- * response. */
-static int http_send(int port, const char *method, const char *headers,
-                     const char *body) {
-  char req[4096];
-  int fd = dial(port), n;
-
-  n = snprintf(req, sizeof(req),
-               "%s /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-               "Content-Type: application/json\r\n"
-               "Accept: application/json, text/event-stream\r\n"
-               "%sContent-Length: %zu\r\n\r\n%s",
-               method, port, headers, body ? strlen(body) : 0,
-               body ? body : "");
-  cr_assert_eq(write(fd, req, (size_t)n), n);
-  return fd;
-}
-
 Test(reload, http_streams_hear_list_changed, .timeout = 120) {
   const char *const meta =
       "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":"
       "\"2026-07-28\",\"io.modelcontextprotocol/clientCapabilities\":{}}";
-  char *log_path = th_write_temp("", ".log"), *text = NULL, hdr[256],
-       body[1024], sid[128] = "", needle[64];
+  char *text = NULL, hdr[256], body[1024], *sid, needle[64];
   char *get_buf = NULL, *listen_buf = NULL;
   size_t get_len = 0, listen_len = 0;
-  int port = 0, fd, get_fd, listen_fd, status, reloads = 0, step;
-  const char *p;
-  pid_t pid;
+  int fd, get_fd, listen_fd, status, reloads = 0, step;
+  th_http_host host;
   env e;
 
   env_init(&e);
   install(&e, FIXTURE("stamp/a/stamp.so"), "stamp.so");
-  pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    /* A failed assertion ends the test process; the host goes with it. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (freopen(log_path, "w", stderr) == NULL)
-      _exit(126);
-    execl(th_binary(), th_binary(), "--config", e.config, "--listen",
-          "127.0.0.1:0", (char *)NULL);
-    _exit(127);
-  }
-  text = wait_file(log_path, "http://127.0.0.1:");
-  cr_assert_not_null(text, "no HTTP listener (is the transport built?)");
-  p = strstr(text, "http://127.0.0.1:") + strlen("http://127.0.0.1:");
-  port = atoi(p);
-  cr_assert(port > 0);
+  th_http_start(&host, e.config, WAIT_MS);
 
   /* Legacy: a session, initialized, with its GET stream open. */
-  fd = http_send(port, "POST", "",
-                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
-                 "\"params\":{\"protocolVersion\":\"2025-11-25\","
-                 "\"capabilities\":{},\"clientInfo\":{\"name\":\"t\","
-                 "\"version\":\"1\"}}}");
+  fd = th_http_send(host.port, "POST", "",
+                    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+                    "\"params\":{\"protocolVersion\":\"2025-11-25\","
+                    "\"capabilities\":{},\"clientInfo\":{\"name\":\"t\","
+                    "\"version\":\"1\"}}}");
   cr_assert(read_until(fd, &get_buf, &get_len, "\"result\""));
-  p = strcasestr(get_buf, "Mcp-Session-Id: ");
-  cr_assert_not_null(p, "%s", get_buf);
-  sscanf(p + 16, "%127[!-~]", sid);
+  sid = th_http_session_id(get_buf);
+  cr_assert_not_null(sid, "%s", get_buf);
   close(fd);
   free(get_buf);
   get_buf = NULL;
   get_len = 0;
   snprintf(hdr, sizeof(hdr),
            "Mcp-Session-Id: %s\r\nMCP-Protocol-Version: 2025-11-25\r\n", sid);
-  fd = http_send(port, "POST", hdr,
-                 "{\"jsonrpc\":\"2.0\","
-                 "\"method\":\"notifications/initialized\"}");
+  fd = th_http_send(host.port, "POST", hdr,
+                    "{\"jsonrpc\":\"2.0\","
+                    "\"method\":\"notifications/initialized\"}");
   cr_assert(read_until(fd, &get_buf, &get_len, "HTTP/1.1 202"), "%s", get_buf);
   close(fd);
   free(get_buf);
   get_buf = NULL;
   get_len = 0;
-  get_fd = http_send(port, "GET", hdr, NULL);
+  get_fd = th_http_send(host.port, "GET", hdr, NULL);
   cr_assert(read_until(get_fd, &get_buf, &get_len, "text/event-stream"),
             "GET stream: %s", get_buf);
 
@@ -915,10 +834,10 @@ Test(reload, http_streams_hear_list_changed, .timeout = 120) {
            "\"toolsListChanged\":true,\"resourcesListChanged\":true,"
            "\"promptsListChanged\":true},%s}}",
            meta);
-  listen_fd = http_send(port, "POST",
-                        "MCP-Protocol-Version: 2026-07-28\r\n"
-                        "Mcp-Method: subscriptions/listen\r\n",
-                        body);
+  listen_fd = th_http_send(host.port, "POST",
+                           "MCP-Protocol-Version: 2026-07-28\r\n"
+                           "Mcp-Method: subscriptions/listen\r\n",
+                           body);
   cr_assert(read_until(listen_fd, &listen_buf, &listen_len, "acknowledged"),
             "listen stream: %s", listen_buf);
 
@@ -930,10 +849,10 @@ Test(reload, http_streams_hear_list_changed, .timeout = 120) {
       install(&e, FIXTURE("stamp/b/stamp.so"), "stamp.so");
     else
       uninstall(&e, "ok.so");
-    kill(pid, SIGHUP);
+    kill(host.pid, SIGHUP);
     snprintf(needle, sizeof(needle), "reload %d: generation", ++reloads);
     free(text);
-    text = wait_file(log_path, needle);
+    text = th_http_wait_log(&host, needle, WAIT_MS);
     cr_assert_not_null(text, "no \"%s\"", needle);
   }
   /* Steps 0 and 2 each send all three; step 1 must add nothing. Waiting
@@ -953,15 +872,13 @@ Test(reload, http_streams_hear_list_changed, .timeout = 120) {
 
   close(get_fd);
   close(listen_fd);
-  kill(pid, SIGTERM);
-  waitpid(pid, &status, 0);
+  status = th_http_stop(&host);
   cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit %d", status);
   cr_expect_eq(count_files(e.cache, NULL, 0), 0);
   free(text);
+  free(sid);
   free(get_buf);
   free(listen_buf);
-  unlink(log_path);
-  free(log_path);
   remove_dir(e.plugins);
   remove_dir(e.cache);
   unlink(e.config);

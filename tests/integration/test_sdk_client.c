@@ -13,18 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SCRIPT PH_SOURCE_DIR "/tests/integration/sdk_client.mjs"
 #define RUN_MS 30000
-
-static long long now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Appends what fd has to *buf; returns 0 at EOF. */
 static int take(int fd, char **buf, size_t *len) {
@@ -49,7 +41,7 @@ static cJSON *run_sdk_client(const char *config) {
   char *out = NULL, *err = NULL;
   size_t olen = 0, elen = 0;
   int opipe[2], epipe[2], status, open = 2;
-  long long deadline = now_ms() + RUN_MS;
+  long long deadline = th_now_ms() + RUN_MS;
   cJSON *result;
   pid_t pid;
 
@@ -80,8 +72,8 @@ static cJSON *run_sdk_client(const char *config) {
   {
     struct pollfd fds[2] = {{opipe[0], POLLIN, 0}, {epipe[0], POLLIN, 0}};
 
-    while (open > 0 && now_ms() < deadline) {
-      if (poll(fds, 2, (int)(deadline - now_ms())) <= 0)
+    while (open > 0 && th_now_ms() < deadline) {
+      if (poll(fds, 2, (int)(deadline - th_now_ms())) <= 0)
         continue;
       if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP)) &&
           !take(fds[0].fd, &out, &olen)) {
@@ -112,19 +104,6 @@ static cJSON *run_sdk_client(const char *config) {
   return result;
 }
 
-static char *write_config(void) {
-  char *text;
-  char *path;
-
-  cr_assert(asprintf(&text,
-                     "{\"plugin_dir\":\"%s\",\"departments\":{\"default\":"
-                     "{\"plugins\":[{\"plugin\":\"ok\",\"prefix\":\"ok\"}]}}}",
-                     PH_TEST_PLUGIN_DIR) > 0);
-  path = th_write_temp(text, ".json");
-  free(text);
-  return path;
-}
-
 /* Whether the JSON array of strings at `path` holds `want`. */
 static int has_string(const cJSON *j, const char *path, const char *want) {
   const cJSON *item;
@@ -136,17 +115,7 @@ static int has_string(const cJSON *j, const char *path, const char *want) {
   return 0;
 }
 
-static char *config;
-
-/* Runs after the test, also one that failed half-way. */
-static void remove_config(void) {
-  if (config != NULL)
-    unlink(config);
-  free(config);
-  config = NULL;
-}
-
-TestSuite(sdk_client, .timeout = 60, .fini = remove_config);
+TestSuite(sdk_client, .timeout = 60, .fini = th_remove_config);
 
 Test(sdk_client, official_sdk_client_drives_the_host) {
   const cJSON *note;
@@ -154,8 +123,7 @@ Test(sdk_client, official_sdk_client_drives_the_host) {
   int notes = 0;
   cJSON *r;
 
-  config = write_config();
-  r = run_sdk_client(config);
+  r = run_sdk_client(th_config(NULL, NULL, "{'plugin':'ok','prefix':'ok'}"));
 
   cr_expect_str_eq(th_str(r, "serverVersion.name"), "plughost");
   cr_expect(cJSON_IsObject(th_get(r, "capabilities.tools")));

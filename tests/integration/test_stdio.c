@@ -14,66 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 5000
 
-static char *cfg_path;
-
-/* JSON written with single quotes reads better in C: every ' becomes ". */
-static char *dq(const char *text) {
-  char *s = strdup(text), *p;
-
-  cr_assert_not_null(s);
-  for (p = s; *p != '\0'; p++)
-    if (*p == '\'')
-      *p = '"';
-  return s;
-}
-
-/* Writes a config serving `plugins` (instance objects, single-quoted) in
- * the default department, with `top` (members ending in a comma, or NULL)
- * added at the top level. Returns the path, also kept in cfg_path. */
-static char *write_config(const char *top, const char *plugins) {
-  char *text, *json;
-
-  cr_assert(asprintf(&text,
-                     "{'plugin_dir':'%s',%s'departments':{'default':"
-                     "{'plugins':[%s]}}}",
-                     PH_TEST_PLUGIN_DIR, top ? top : "", plugins) > 0);
-  json = dq(text);
-  cfg_path = th_write_temp(json, ".json");
-  free(text);
-  free(json);
-  return cfg_path;
-}
-
 static th_host *start(const char *top, const char *plugins) {
-  return th_start(write_config(top, plugins), NULL);
-}
-
-static int stop(th_host *h) {
-  int status = th_stop(h, WAIT_MS);
-
-  unlink(cfg_path);
-  free(cfg_path);
-  cfg_path = NULL;
-  return status;
+  return th_start_config(top, NULL, plugins, NULL);
 }
 
 static th_host *start_ready(const char *version, const char *plugins) {
-  th_host *h = start(NULL, plugins);
-
-  cJSON_Delete(th_initialize(h, version, NULL));
-  return h;
-}
-
-static void send_sq(th_host *h, const char *line) {
-  char *json = dq(line);
-
-  cr_assert_eq(th_send(h, json), 0);
-  free(json);
+  return th_start_config(NULL, NULL, plugins, version);
 }
 
 /* The next message from the host, which the test expects to exist. */
@@ -116,22 +66,7 @@ static void expect_ping_next(th_host *h) {
   cJSON_Delete(msg);
 }
 
-static long long now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Runs after every test, also one that failed half-way. */
-static void remove_config(void) {
-  if (cfg_path != NULL)
-    unlink(cfg_path);
-  free(cfg_path);
-  cfg_path = NULL;
-}
-
-TestSuite(stdio, .timeout = 30, .fini = remove_config);
+TestSuite(stdio, .timeout = 30, .fini = th_remove_config);
 
 /* ---- initialize ---- */
 
@@ -148,7 +83,7 @@ Test(stdio, initialize_echoes_each_supported_version) {
     cr_expect_str_eq(th_str(res, "result.serverInfo.name"), "plughost");
     cr_expect_not_null(th_str(res, "result.serverInfo.version"));
     cJSON_Delete(res);
-    cr_expect_eq(stop(h), 0);
+    cr_expect_eq(th_stop_config(h), 0);
   }
 }
 
@@ -159,7 +94,7 @@ Test(stdio, initialize_unknown_version_offers_the_newest) {
   cr_expect_str_eq(th_str(res, "result.protocolVersion"), "2025-11-25");
   cJSON_Delete(res);
   expect_ping_next(h);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, initialize_without_version_is_invalid_params) {
@@ -169,7 +104,7 @@ Test(stdio, initialize_without_version_is_invalid_params) {
   cr_assert_not_null(res);
   cr_expect_eq(th_num(res, "error.code"), -32602);
   cJSON_Delete(res);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, capabilities_reflect_what_is_loaded) {
@@ -184,7 +119,7 @@ Test(stdio, capabilities_reflect_what_is_loaded) {
   cr_expect(cJSON_IsObject(th_get(caps, "logging")));
   cr_expect(cJSON_IsObject(th_get(caps, "completions")));
   cJSON_Delete(res);
-  stop(h);
+  th_stop_config(h);
 
   /* slow has tools only: nothing about resources, prompts, completions. */
   h = start(NULL, "{'plugin':'slow','prefix':'slow'}");
@@ -196,7 +131,7 @@ Test(stdio, capabilities_reflect_what_is_loaded) {
   cr_expect_null(th_get(caps, "prompts"));
   cr_expect_null(th_get(caps, "completions"));
   cJSON_Delete(res);
-  stop(h);
+  th_stop_config(h);
 
   /* Nothing loaded: no tools either. */
   h = start(NULL, "");
@@ -205,27 +140,27 @@ Test(stdio, capabilities_reflect_what_is_loaded) {
   cr_assert(cJSON_IsObject(caps));
   cr_expect_null(th_get(caps, "tools"));
   cJSON_Delete(res);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, requests_before_initialize_are_refused_but_ping_works) {
   th_host *h = start(NULL, "{'plugin':'ok','prefix':'ok'}");
   cJSON *msg;
 
-  send_sq(h, "{'jsonrpc':'2.0','id':1,'method':'tools/list'}");
+  th_send_sq(h, "{'jsonrpc':'2.0','id':1,'method':'tools/list'}");
   msg = next(h);
   cr_expect(cJSON_IsObject(th_get(msg, "error")));
   cr_expect_eq(th_num(msg, "id"), 1);
   cJSON_Delete(msg);
 
-  send_sq(h, "{'jsonrpc':'2.0','id':'c','method':'tools/call','params':"
-             "{'name':'ok_echo','arguments':{'text':'x'}}}");
+  th_send_sq(h, "{'jsonrpc':'2.0','id':'c','method':'tools/call','params':"
+                "{'name':'ok_echo','arguments':{'text':'x'}}}");
   msg = next(h);
   cr_expect(cJSON_IsObject(th_get(msg, "error")));
   cr_expect_str_eq(th_str(msg, "id"), "c");
   cJSON_Delete(msg);
 
-  send_sq(h, "{'jsonrpc':'2.0','id':2,'method':'ping'}");
+  th_send_sq(h, "{'jsonrpc':'2.0','id':2,'method':'ping'}");
   msg = next(h);
   cr_expect_eq(th_num(msg, "id"), 2);
   cr_expect(cJSON_IsObject(th_get(msg, "result")));
@@ -237,20 +172,20 @@ Test(stdio, requests_before_initialize_are_refused_but_ping_works) {
   cr_assert_not_null(msg);
   cr_expect(cJSON_IsArray(th_get(msg, "result.tools")));
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, notifications_get_no_reply) {
   th_host *h = start_ready("2025-11-25", "{'plugin':'ok','prefix':'ok'}");
 
-  send_sq(h, "{'jsonrpc':'2.0','method':'notifications/initialized'}");
-  send_sq(h, "{'jsonrpc':'2.0','method':'notifications/no-such-thing',"
-             "'params':{'x':1}}");
-  send_sq(h, "{'jsonrpc':'2.0','method':'notifications/cancelled',"
-             "'params':{'requestId':999}}");
-  send_sq(h, "{'jsonrpc':'2.0','method':'tools/list'}");
+  th_send_sq(h, "{'jsonrpc':'2.0','method':'notifications/initialized'}");
+  th_send_sq(h, "{'jsonrpc':'2.0','method':'notifications/no-such-thing',"
+                "'params':{'x':1}}");
+  th_send_sq(h, "{'jsonrpc':'2.0','method':'notifications/cancelled',"
+                "'params':{'requestId':999}}");
+  th_send_sq(h, "{'jsonrpc':'2.0','method':'tools/list'}");
   expect_ping_next(h);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- JSON-RPC errors ---- */
@@ -271,7 +206,7 @@ Test(stdio, malformed_json_is_a_parse_error_with_null_id) {
     cJSON_Delete(msg);
   }
   expect_ping_next(h);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, invalid_requests_are_refused) {
@@ -296,24 +231,24 @@ Test(stdio, invalid_requests_are_refused) {
   for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
     cJSON *msg;
 
-    send_sq(h, bad[i]);
+    th_send_sq(h, bad[i]);
     msg = next(h);
     expect_error(msg, -32600, "null");
     cJSON_Delete(msg);
   }
   expect_ping_next(h);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, non_string_method_keeps_a_valid_id) {
   th_host *h = start_ready("2025-11-25", "{'plugin':'ok','prefix':'ok'}");
   cJSON *msg;
 
-  send_sq(h, "{'jsonrpc':'2.0','id':8,'method':7}");
+  th_send_sq(h, "{'jsonrpc':'2.0','id':8,'method':7}");
   msg = next(h);
   expect_error(msg, -32600, "8");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, unknown_method_echoes_the_id) {
@@ -332,32 +267,32 @@ Test(stdio, unknown_method_echoes_the_id) {
   for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
     cJSON *msg;
 
-    send_sq(h, cases[i].line);
+    th_send_sq(h, cases[i].line);
     msg = next(h);
     expect_error(msg, -32601, cases[i].id);
     cJSON_Delete(msg);
   }
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, params_must_be_an_object) {
   th_host *h = start_ready("2025-11-25", "{'plugin':'ok','prefix':'ok'}");
   cJSON *msg;
 
-  send_sq(h, "{'jsonrpc':'2.0','id':4,'method':'tools/list','params':[1]}");
+  th_send_sq(h, "{'jsonrpc':'2.0','id':4,'method':'tools/list','params':[1]}");
   msg = next(h);
   expect_error(msg, -32602, "4");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, duplicate_id_in_flight_is_refused) {
   th_host *h = start_ready("2025-11-25", "{'plugin':'slow','prefix':'slow'}");
   cJSON *msg;
 
-  send_sq(h, "{'jsonrpc':'2.0','id':9,'method':'tools/call','params':"
-             "{'name':'slow_sleep','arguments':{'ms':300}}}");
-  send_sq(h, "{'jsonrpc':'2.0','id':9,'method':'ping'}");
+  th_send_sq(h, "{'jsonrpc':'2.0','id':9,'method':'tools/call','params':"
+                "{'name':'slow_sleep','arguments':{'ms':300}}}");
+  th_send_sq(h, "{'jsonrpc':'2.0','id':9,'method':'ping'}");
   msg = next(h);
   expect_error(msg, -32600, "9");
   cJSON_Delete(msg);
@@ -365,7 +300,7 @@ Test(stdio, duplicate_id_in_flight_is_refused) {
   cr_expect_eq(th_num(msg, "id"), 9);
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "slept 300 ms");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- Batches ---- */
@@ -379,14 +314,14 @@ Test(stdio, batch_is_refused_outside_2025_03_26) {
     th_host *h = start_ready(versions[i], "{'plugin':'ok','prefix':'ok'}");
     cJSON *msg;
 
-    send_sq(h, "[{'jsonrpc':'2.0','id':1,'method':'ping'},"
-               "{'jsonrpc':'2.0','id':2,'method':'ping'}]");
+    th_send_sq(h, "[{'jsonrpc':'2.0','id':1,'method':'ping'},"
+                  "{'jsonrpc':'2.0','id':2,'method':'ping'}]");
     msg = next(h);
     cr_assert(cJSON_IsObject(msg), "a batch answer on %s", versions[i]);
     expect_error(msg, -32600, "null");
     cJSON_Delete(msg);
     expect_ping_next(h);
-    stop(h);
+    th_stop_config(h);
   }
 }
 
@@ -395,11 +330,11 @@ Test(stdio, batch_is_answered_as_an_array_on_2025_03_26) {
   cJSON *msg, *item;
   int seen = 0;
 
-  send_sq(h, "[{'jsonrpc':'2.0','id':1,'method':'ping'},"
-             "{'jsonrpc':'2.0','method':'notifications/whatever'},"
-             "{'jsonrpc':'2.0','id':'e','method':'tools/call','params':"
-             "{'name':'ok_echo','arguments':{'text':'in a batch'}}},"
-             "{'jsonrpc':'2.0','id':3,'method':'no/such'}]");
+  th_send_sq(h, "[{'jsonrpc':'2.0','id':1,'method':'ping'},"
+                "{'jsonrpc':'2.0','method':'notifications/whatever'},"
+                "{'jsonrpc':'2.0','id':'e','method':'tools/call','params':"
+                "{'name':'ok_echo','arguments':{'text':'in a batch'}}},"
+                "{'jsonrpc':'2.0','id':3,'method':'no/such'}]");
   msg = next(h);
   cr_assert(cJSON_IsArray(msg), "batch answer is not an array");
   cr_expect_eq(cJSON_GetArraySize(msg), 3);
@@ -421,18 +356,18 @@ Test(stdio, batch_is_answered_as_an_array_on_2025_03_26) {
   cJSON_Delete(msg);
 
   /* Notifications alone: nothing at all comes back. */
-  send_sq(h, "[{'jsonrpc':'2.0','method':'notifications/a'},"
-             "{'jsonrpc':'2.0','method':'notifications/b'}]");
+  th_send_sq(h, "[{'jsonrpc':'2.0','method':'notifications/a'},"
+                "{'jsonrpc':'2.0','method':'notifications/b'}]");
   expect_ping_next(h);
 
-  send_sq(h, "[]");
+  th_send_sq(h, "[]");
   msg = next(h);
   expect_error(msg, -32600, "null");
   cJSON_Delete(msg);
 
   /* A single request is still answered as an object. */
   expect_ping_next(h);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- Bad input ---- */
@@ -473,7 +408,7 @@ Test(stdio, message_at_the_size_limit_is_served) {
   cr_expect_eq(th_num(msg, "id"), 5);
   cr_expect(cJSON_IsObject(th_get(msg, "result")));
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, oversized_message_in_one_write_is_rejected) {
@@ -492,7 +427,7 @@ Test(stdio, oversized_message_in_one_write_is_rejected) {
   cr_expect_null(th_get(msg, "result"));
   cJSON_Delete(msg);
   expect_ping_next(h);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, oversized_message_across_reads_is_rejected) {
@@ -510,7 +445,7 @@ Test(stdio, oversized_message_across_reads_is_rejected) {
   cr_expect(cJSON_IsNull(th_get(msg, "id")));
   cJSON_Delete(msg);
   expect_ping_next(h);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, invalid_utf8_is_rejected) {
@@ -546,7 +481,7 @@ Test(stdio, invalid_utf8_is_rejected) {
   cr_expect_str_eq(th_str(msg, "result.content.0.text"),
                    "gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, deeply_nested_json_is_rejected) {
@@ -577,7 +512,7 @@ Test(stdio, deeply_nested_json_is_rejected) {
   cr_expect(cJSON_IsObject(th_get(msg, "result")));
   cJSON_Delete(msg);
   expect_ping_next(h);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, empty_lines_are_ignored) {
@@ -586,7 +521,7 @@ Test(stdio, empty_lines_are_ignored) {
 
   cr_assert_eq(th_send_raw(h, blanks, strlen(blanks)), 0);
   expect_ping_next(h);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, crlf_line_endings_are_accepted) {
@@ -606,7 +541,7 @@ Test(stdio, crlf_line_endings_are_accepted) {
   cr_assert_not_null(msg);
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "crlf");
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, a_message_split_across_writes_is_reassembled) {
@@ -623,7 +558,7 @@ Test(stdio, a_message_split_across_writes_is_reassembled) {
   cr_assert_not_null(msg);
   cr_expect(cJSON_IsObject(th_get(msg, "result")));
   cJSON_Delete(msg);
-  stop(h);
+  th_stop_config(h);
 }
 
 Test(stdio, pipelined_requests_are_all_answered) {
@@ -656,7 +591,7 @@ Test(stdio, pipelined_requests_are_all_answered) {
   }
   /* Exactly one response per request: nothing is left over. */
   expect_ping_next(h);
-  stop(h);
+  th_stop_config(h);
 }
 
 /* ---- Lifecycle ---- */
@@ -716,11 +651,11 @@ static void drain(proc *p, char **out, char **err, int timeout_ms) {
   struct pollfd fds[2] = {{p->out, POLLIN, 0}, {p->err, POLLIN, 0}};
   char *bufs[2] = {NULL, NULL};
   size_t lens[2] = {0, 0};
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = th_now_ms() + timeout_ms;
   int open = 2, i;
 
-  while (open > 0 && now_ms() < deadline) {
-    if (poll(fds, 2, (int)(deadline - now_ms())) <= 0)
+  while (open > 0 && th_now_ms() < deadline) {
+    if (poll(fds, 2, (int)(deadline - th_now_ms())) <= 0)
       continue;
     for (i = 0; i < 2; i++) {
       char chunk[4096];
@@ -746,11 +681,11 @@ static void drain(proc *p, char **out, char **err, int timeout_ms) {
 
 /* Waits up to timeout_ms for the exit status; kills and fails on timeout. */
 static int reap(pid_t pid, int timeout_ms) {
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = th_now_ms() + timeout_ms;
   int status;
 
   while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (now_ms() >= deadline) {
+    if (th_now_ms() >= deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
       cr_assert_fail("the host did not exit within %d ms", timeout_ms);
@@ -788,7 +723,8 @@ static void write_all(int fd, const char *text) {
 }
 
 Test(stdio, stdin_eof_finishes_the_call_in_flight_and_exits_zero) {
-  char *config = write_config(NULL, "{'plugin':'slow','prefix':'slow'}");
+  const char *config =
+      th_config(NULL, NULL, "{'plugin':'slow','prefix':'slow'}");
   proc p = spawn_host(config, NULL);
   char *out, *err;
   cJSON *msg;
@@ -841,14 +777,14 @@ Test(stdio, sigterm_finishes_the_call_in_flight_and_exits_zero) {
                      th_stderr(h));
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "slept 400 ms");
   cJSON_Delete(msg);
-  status = stop(h);
+  status = th_stop_config(h);
   cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
 }
 
 Test(stdio, shutdown_waits_only_up_to_its_limit) {
-  char *config = write_config("'limits':{'shutdown_timeout_ms':200},",
-                              "{'plugin':'slow','prefix':'slow',"
-                              "'workers':16}");
+  const char *config = th_config("'limits':{'shutdown_timeout_ms':200},", NULL,
+                                 "{'plugin':'slow','prefix':'slow',"
+                                 "'workers':16}");
   char calls[4096], *w, tmpdir[] = "/tmp/ph-test-tmp-XXXXXX";
   char cleanup[64];
   int round, i;
@@ -877,12 +813,12 @@ Test(stdio, shutdown_waits_only_up_to_its_limit) {
 
     write_all(p.in, calls);
     usleep(100000);
-    started = now_ms();
+    started = th_now_ms();
     close(p.in);
     drain(&p, &out, &err, 10000);
     status = reap(p.pid, 10000);
-    cr_expect_lt(now_ms() - started, 5000, "exit took %lld ms",
-                 now_ms() - started);
+    cr_expect_lt(th_now_ms() - started, 5000, "exit took %lld ms",
+                 th_now_ms() - started);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "round %d: status %d (signal %d); stderr:\n%s", round, status,
               WIFSIGNALED(status) ? WTERMSIG(status) : 0, err);
@@ -897,7 +833,7 @@ Test(stdio, shutdown_waits_only_up_to_its_limit) {
 }
 
 Test(stdio, stdin_may_be_a_regular_file) {
-  char *config = write_config(NULL, "{'plugin':'ok','prefix':'ok'}");
+  const char *config = th_config(NULL, NULL, "{'plugin':'ok','prefix':'ok'}");
   char *input = th_write_temp(
       "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
       "{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{}}}\n"

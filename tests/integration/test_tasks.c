@@ -3,24 +3,18 @@
  * tasks/cancel, the capability gate, and a legacy era that knows nothing of
  * it. Uses the conformance fixture's task tools. */
 #include "harness.h"
+#include "http_host.h"
 
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define EXT "io.modelcontextprotocol/tasks"
 
-static pid_t server;
-static int port;
-static char *log_path;
+static th_http_host host;
 static int next_id = 1;
 
 static const char config[] =
@@ -28,98 +22,27 @@ static const char config[] =
     "\"departments\":{\"default\":{\"plugins\":["
     "{\"plugin\":\"conformance\",\"prefix\":\"\"}]}}}";
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "r");
-  char *buf;
-  long n;
-
-  if (f == NULL)
-    return strdup("");
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = calloc(1, (size_t)n + 1);
-  if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-    buf[0] = '\0';
-  fclose(f);
-  return buf;
-}
-
 static void start(void) {
-  char *cfg = th_write_temp(config, ".json"), *text, *p;
-  int i;
+  char *cfg = th_write_temp(config, ".json");
 
-  log_path = th_write_temp("", ".log");
-  server = fork();
-  if (server == 0) {
-    if (freopen(log_path, "w", stderr) == NULL)
-      _exit(126);
-    execl(th_binary(), th_binary(), "--config", cfg, "--listen", "127.0.0.1:0",
-          (char *)NULL);
-    _exit(127);
-  }
-  for (i = 0; i < 100 && port == 0; i++) {
-    usleep(50000);
-    text = slurp(log_path);
-    p = strstr(text, "http://127.0.0.1:");
-    if (p != NULL)
-      port = atoi(p + strlen("http://127.0.0.1:"));
-    free(text);
-  }
+  th_http_start(&host, cfg, 5000);
   free(cfg);
-  cr_assert(port > 0, "plughost did not start listening");
 }
 
 /* The host must shut down promptly with tasks still running: they are
  * cancelled rather than waited for. */
 static void stop(void) {
-  int status;
+  int status = th_http_stop(&host);
 
-  kill(server, SIGTERM);
-  waitpid(server, &status, 0);
   cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
             "plughost exited badly");
-  port = 0;
-  unlink(log_path);
-  free(log_path);
 }
 
 TestSuite(tasks, .init = start, .fini = stop, .timeout = 60);
 
 /* One request on its own connection; returns the whole response. */
 static char *http(const char *method, const char *headers, const char *body) {
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port)};
-  struct pollfd p;
-  size_t len = 0, cap = 65536;
-  char *req, *buf = calloc(1, cap);
-  ssize_t got;
-  int fd = socket(AF_INET, SOCK_STREAM, 0), n;
-
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-  n = asprintf(&req,
-               "%s /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-               "Content-Type: application/json\r\n"
-               "Accept: application/json, text/event-stream\r\n"
-               "%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-               method, port, headers, body ? strlen(body) : 0,
-               body ? body : "");
-  cr_assert(write(fd, req, (size_t)n) == n);
-  free(req);
-  p = (struct pollfd){.fd = fd, .events = POLLIN};
-  while (len + 1 < cap && poll(&p, 1, 5000) > 0 &&
-         (got = read(fd, buf + len, cap - len - 1)) > 0)
-    len += (size_t)got;
-  close(fd);
-  return buf;
-}
-
-static int status_of(const char *response) {
-  int status = 0;
-
-  sscanf(response, "HTTP/1.1 %d", &status);
-  return status;
+  return th_http(host.port, method, headers, body, NULL, 5000);
 }
 
 /* The JSON-RPC message of a response: the body, or an SSE stream's last
@@ -153,7 +76,7 @@ static cJSON *modern(const char *method, const char *name, const char *params,
                      next_id++, method, params, params[0] ? "," : "",
                      caps) > 0);
   r = http("POST", headers, body);
-  *status = status_of(r);
+  *status = th_http_status(r);
   msg = message_of(r);
   cr_assert(msg != NULL, "not JSON-RPC: %s", r);
   free(body);
@@ -380,19 +303,17 @@ Test(tasks, gated_on_the_extension) {
 
 /* The legacy era has no tasks: the same tools answer as plain calls. */
 Test(tasks, legacy_session_is_unaffected) {
-  char *r, id[128] = "", hdr[256];
-  const char *p;
+  char *r, *id, hdr[256];
 
   r = http("POST", "",
            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
            "\"params\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{"
            "\"extensions\":{\"" EXT "\":{}}},\"clientInfo\":{\"name\":\"t\","
            "\"version\":\"1\"}}}");
-  cr_assert_eq(status_of(r), 200, "%s", r);
+  cr_assert_eq(th_http_status(r), 200, "%s", r);
   cr_expect(strstr(r, EXT) == NULL, "initialize lists the extension: %s", r);
-  p = strcasestr(r, "Mcp-Session-Id: ");
-  cr_assert(p != NULL);
-  sscanf(p + 16, "%127[!-~]", id);
+  id = th_http_session_id(r);
+  cr_assert(id != NULL);
   free(r);
   snprintf(hdr, sizeof(hdr),
            "Mcp-Session-Id: %s\r\nMCP-Protocol-Version: 2025-11-25\r\n", id);
@@ -407,6 +328,7 @@ Test(tasks, legacy_session_is_unaffected) {
            "{\"taskId\":\"x\"}}");
   cr_expect(strstr(r, "-32601") != NULL, "%s", r);
   free(r);
+  free(id);
 }
 
 /* Tasks still running at shutdown do not hold it up (see stop()). */

@@ -9,20 +9,10 @@
 
 #include "config.h"
 #include "plughost.h"
-
-/* JSON written with single quotes reads better in C: every ' becomes ". */
-static char *dq(const char *text) {
-  char *s = strdup(text), *p;
-
-  cr_assert_not_null(s);
-  for (p = s; *p != '\0'; p++)
-    if (*p == '\'')
-      *p = '"';
-  return s;
-}
+#include "unit_fixture.h"
 
 static ph__config *parse(const char *text, char **err) {
-  char *json = dq(text);
+  char *json = unit_dq(text);
   ph__config *cfg = ph__config_parse(json, "test.json", err);
 
   free(json);
@@ -250,7 +240,7 @@ Test(config, not_json_is_an_error) {
 
 Test(config, load_reads_a_file_and_names_it) {
   char path[] = "/tmp/ph-config-XXXXXX";
-  char *err = NULL, *json = dq("{'page_size':3}");
+  char *err = NULL, *json = unit_dq("{'page_size':3}");
   ph__config *cfg;
   int fd = mkstemp(path);
 

@@ -16,11 +16,8 @@
 #include "log.h"
 #include "registry.h"
 #include "session.h"
+#include "unit_fixture.h"
 
-static uv_loop_t loop;
-static char cache_dir[] = "/tmp/ph-dispatch-XXXXXX";
-static ph__plugin *plugins[8];
-static size_t nplugins;
 static ph_instance *instances[8];
 static size_t ninstances;
 
@@ -92,70 +89,32 @@ static void record_free(record *rec) {
   free(rec->error_message);
 }
 
-/* Runs the loop without blocking until cond holds or ms pass. */
-#define RUN_UNTIL(cond, ms)                                                    \
-  do {                                                                         \
-    uint64_t end_ = uv_hrtime() + (uint64_t)(ms)*1000000u;                     \
-    while (!(cond) && uv_hrtime() < end_) {                                    \
-      uv_run(&loop, UV_RUN_NOWAIT);                                            \
-      usleep(1000);                                                            \
-    }                                                                          \
-    cr_assert(cond, "still not true after %d ms: %s", (int)(ms), #cond);       \
-  } while (0)
-
 /* Runs the loop for ms milliseconds whatever happens. */
 static void run_for(int ms) {
   uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
 
   while (uv_hrtime() < end) {
-    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(&unit_loop, UV_RUN_NOWAIT);
     usleep(1000);
   }
 }
 
-static void setup(void) {
-  cr_assert_not_null(mkdtemp(cache_dir));
-  ph__log_set_level(PH_LOG_EMERGENCY);
-  cr_assert_eq(uv_loop_init(&loop), 0);
-  cr_assert_eq(ph__dispatch_init(&loop), 0);
-}
-
 static void teardown(void) {
-  ph__generation *g;
   size_t i;
 
   /* Every test ends with its calls gone. */
   RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
-  g = ph__registry_publish(NULL);
-  ph__generation_unref(g);
   for (i = 0; i < ninstances; i++)
     ph__instance_unref(instances[i]);
   ninstances = 0;
-  for (i = 0; i < nplugins; i++)
-    ph__plugin_unref(plugins[i]);
-  nplugins = 0;
-  ph__dispatch_close();
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_expect_eq(uv_loop_close(&loop), 0, "the loop ends clean");
-  rmdir(cache_dir);
+  unit_teardown();
 }
 
-TestSuite(dispatch, .init = setup, .fini = teardown, .timeout = 30);
-
-static ph__plugin *load(const char *file) {
-  char path[1024], *err = NULL;
-  ph__plugin *p;
-
-  snprintf(path, sizeof(path), "%s/%s", PH_TEST_PLUGIN_DIR, file);
-  p = ph__plugin_load(path, cache_dir, &err);
-  cr_assert_not_null(p, "%s: %s", path, err ? err : "?");
-  plugins[nplugins++] = p;
-  return p;
-}
+TestSuite(dispatch, .init = unit_setup, .fini = teardown, .timeout = 30);
 
 /* An instance of fixture `file` with its own pool. */
 static ph_instance *instance(const char *file, int workers, int queue) {
-  ph__plugin *p = load(file);
+  ph__plugin *p = unit_load(file);
   ph_instance *inst;
   char *err = NULL;
 
@@ -320,7 +279,7 @@ Test(dispatch, deadline_answers_and_raises_the_cancel_flag) {
   ph__call_ref(call);
   call->timeout_ms = 50;
   /* Timers count from the loop's cached time, stale after set-up. */
-  uv_update_time(&loop);
+  uv_update_time(&unit_loop);
   cr_assert_eq(ph__call_start(call), 0);
   RUN_UNTIL(rec.answers == 1, 5000);
   cr_expect(rec.timed_out);
@@ -504,35 +463,20 @@ Test(dispatch, log_messages_respect_the_call_level) {
 
 /* ---- services ---- */
 
-static char *dq(const char *text) {
-  char *s = strdup(text), *p;
-
-  for (p = s; *p != '\0'; p++)
-    if (*p == '\'')
-      *p = '"';
-  return s;
-}
-
 /* Publishes a generation of provider and consumer; returns the consumer's
  * instance in it. */
 static ph_instance *publish_services(void) {
-  char *json, *err = NULL;
-  ph__config *cfg;
   ph__generation *g;
   const ph__item *it;
 
-  load("provider.so");
-  load("consumer.so");
-  json = dq("{'departments':{'default':{'plugins':[{'plugin':'provider'},"
-            "{'plugin':'consumer'}]}}}");
-  cfg = ph__config_parse(json, "dispatch.json", &err);
-  cr_assert_not_null(cfg, "%s", err ? err : "?");
-  free(json);
-  g = ph__generation_build(cfg, plugins, nplugins, NULL);
+  unit_load("provider.so");
+  unit_load("consumer.so");
+  g = unit_publish("{'departments':{'default':{'plugins':[{'plugin':"
+                   "'provider'},{'plugin':'consumer'}]}}}",
+                   "dispatch.json");
   it = ph__dept_lookup(ph__generation_dept(g, "default"), PH__TOOL,
                        "consumer_store");
   cr_assert_not_null(it, "the consumer's requirement is met");
-  cr_assert_null(ph__registry_publish(g));
   return it->inst;
 }
 
@@ -628,9 +572,9 @@ Test(dispatch, last_instance_reference_off_the_loop_is_deferred) {
   cr_assert_eq(ph__instances_draining(), 0);
   cr_assert_eq(uv_thread_create(&thread, unref_off_loop, inst), 0);
   uv_thread_join(&thread);
-  cr_expect_eq(atomic_load(&plugins[0]->refs), 2,
+  cr_expect_eq(atomic_load(&unit_plugins[0]->refs), 2,
                "not destroyed on that thread");
   run_for(20);
-  cr_expect_eq(atomic_load(&plugins[0]->refs), 1,
+  cr_expect_eq(atomic_load(&unit_plugins[0]->refs), 1,
                "finalised on the loop: the plugin reference is back");
 }

@@ -17,111 +17,27 @@
 #include "protocol.h"
 #include "registry.h"
 #include "session.h"
+#include "unit_fixture.h"
 
 #define MODERN_META                                                            \
   "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","     \
   "\"io.modelcontextprotocol/clientCapabilities\":{}}"
 
-static uv_loop_t loop;
-static char cache_dir[] = "/tmp/ph-protocol-XXXXXX";
-static ph__plugin *plugins[4];
-static size_t nplugins;
 static ph__session *sessions[8];
 static size_t nsessions;
 
-/* An outlet that records its messages and its one answer. */
-typedef struct sink {
-  ph__outlet base;
-  int finished; /* finish() calls. */
-  int status;
-  char *answer; /* The finished JSON, or NULL. */
-  char *sent[16];
-  int nsent;
-} sink;
-
-static void sink_send(ph__outlet *o, const char *json, size_t len) {
-  sink *k = (sink *)o;
-
-  cr_assert_lt(k->nsent, 16);
-  k->sent[k->nsent++] = strndup(json, len);
-}
-
-static void sink_finish(ph__outlet *o, int status, const char *json,
-                        size_t len) {
-  sink *k = (sink *)o;
-
-  k->finished++;
-  k->status = status;
-  free(k->answer);
-  k->answer = json ? strndup(json, len) : NULL;
-}
-
-static void sink_init(sink *k, int http) {
-  memset(k, 0, sizeof(*k));
-  k->base.send = sink_send;
-  k->base.finish = sink_finish;
-  k->base.http = http;
-}
-
-static void sink_free(sink *k) {
-  int i;
-
-  free(k->answer);
-  for (i = 0; i < k->nsent; i++)
-    free(k->sent[i]);
-  memset(k, 0, sizeof(*k));
-}
-
-#define RUN_UNTIL(cond, ms)                                                    \
-  do {                                                                         \
-    uint64_t end_ = uv_hrtime() + (uint64_t)(ms)*1000000u;                     \
-    while (!(cond) && uv_hrtime() < end_) {                                    \
-      uv_run(&loop, UV_RUN_NOWAIT);                                            \
-      usleep(1000);                                                            \
-    }                                                                          \
-    cr_assert(cond, "still not true after %d ms: %s", (int)(ms), #cond);       \
-  } while (0)
-
-static char *dq(const char *text) {
-  char *s = strdup(text), *p;
-
-  for (p = s; *p != '\0'; p++)
-    if (*p == '\'')
-      *p = '"';
-  return s;
-}
-
-static void load(const char *file) {
-  char path[1024], *err = NULL;
-  ph__plugin *p;
-
-  snprintf(path, sizeof(path), "%s/%s", PH_TEST_PLUGIN_DIR, file);
-  p = ph__plugin_load(path, cache_dir, &err);
-  cr_assert_not_null(p, "%s: %s", path, err ? err : "?");
-  plugins[nplugins++] = p;
-}
-
 static void setup(void) {
   ph__generation *g;
-  ph__config *cfg;
-  char *json, *err = NULL;
 
-  cr_assert_not_null(mkdtemp(cache_dir));
-  ph__log_set_level(PH_LOG_EMERGENCY);
-  cr_assert_eq(uv_loop_init(&loop), 0);
-  cr_assert_eq(ph__dispatch_init(&loop), 0);
-  load("ok.so");
-  load("slow.so");
-  load("hang.so");
-  json = dq("{'page_size':3,'hmac_key':'unit',"
-            "'limits':{'max_json_depth':8,'max_inflight_per_session':2},"
-            "'departments':{'default':{'plugins':[{'plugin':'ok'},"
-            "{'plugin':'slow'},{'plugin':'hang'}]}}}");
-  cfg = ph__config_parse(json, "protocol.json", &err);
-  cr_assert_not_null(cfg, "%s", err ? err : "?");
-  free(json);
-  g = ph__generation_build(cfg, plugins, nplugins, NULL);
-  cr_assert_null(ph__registry_publish(g));
+  unit_setup();
+  unit_load("ok.so");
+  unit_load("slow.so");
+  unit_load("hang.so");
+  g = unit_publish("{'page_size':3,'hmac_key':'unit',"
+                   "'limits':{'max_json_depth':8,'max_inflight_per_session':2},"
+                   "'departments':{'default':{'plugins':[{'plugin':'ok'},"
+                   "{'plugin':'slow'},{'plugin':'hang'}]}}}",
+                   "protocol.json");
   cr_assert_eq(ph__protocol_init(g->config), 0);
 }
 
@@ -132,14 +48,7 @@ static void teardown(void) {
     ph__session_close(sessions[i]);
   nsessions = 0;
   RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
-  ph__generation_unref(ph__registry_publish(NULL));
-  for (i = 0; i < nplugins; i++)
-    ph__plugin_unref(plugins[i]);
-  nplugins = 0;
-  ph__dispatch_close();
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_expect_eq(uv_loop_close(&loop), 0, "the loop ends clean");
-  rmdir(cache_dir);
+  unit_teardown();
 }
 
 TestSuite(protocol, .timeout = 30);
@@ -152,28 +61,20 @@ static ph__session *session(void) {
   return s;
 }
 
-/* Hands one message (single quotes for double) to the protocol. */
-static void handle(ph__session *s, sink *k, const char *text) {
-  char *json = dq(text);
-
-  ph__protocol_handle(s, &k->base, json, strlen(json));
-  free(json);
-}
-
 /* Hands in a request and waits for its answer, parsed. */
 static cJSON *ask(ph__session *s, int http, const char *text, int *status) {
-  sink k;
+  unit_sink k;
   cJSON *reply;
 
-  sink_init(&k, http);
-  handle(s, &k, text);
+  unit_sink_init(&k, http);
+  unit_handle(s, &k, text);
   RUN_UNTIL(k.finished == 1, 5000);
   cr_assert_not_null(k.answer, "no response to %s", text);
   reply = cJSON_Parse(k.answer);
   cr_assert_not_null(reply, "%s", k.answer);
   if (status != NULL)
     *status = k.status;
-  sink_free(&k);
+  unit_sink_free(&k);
   return reply;
 }
 
@@ -400,7 +301,7 @@ Test(protocol_handle, parse_errors) {
   ph__session *s = session();
   int status;
   cJSON *reply;
-  sink k;
+  unit_sink k;
 
   reply = ask(s, 1, "{'jsonrpc':'2.0','id':1,", &status);
   expect_error(reply, -32700, "Parse error");
@@ -415,13 +316,13 @@ Test(protocol_handle, parse_errors) {
   expect_error(reply, -32700, "nested too deeply");
   cJSON_Delete(reply);
 
-  sink_init(&k, 0);
+  unit_sink_init(&k, 0);
   ph__protocol_reject(&k.base, 413, -32600, "message too large");
   cr_expect_eq(k.finished, 1);
   cr_expect_str_eq(k.answer, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{"
                              "\"code\":-32600,\"message\":\"message too "
                              "large\"}}");
-  sink_free(&k);
+  unit_sink_free(&k);
 }
 
 Test(protocol_handle, invalid_requests) {
@@ -483,21 +384,21 @@ Test(protocol_handle, unknown_methods) {
 
 Test(protocol_handle, notifications_and_responses_get_no_answer) {
   ph__session *s = legacy_session("2025-11-25");
-  sink k;
+  unit_sink k;
 
-  sink_init(&k, 1);
-  handle(s, &k, "{'jsonrpc':'2.0','method':'notifications/initialized'}");
+  unit_sink_init(&k, 1);
+  unit_handle(s, &k, "{'jsonrpc':'2.0','method':'notifications/initialized'}");
   cr_expect_eq(k.finished, 1);
   cr_expect_eq(k.status, 202);
   cr_expect_null(k.answer);
   cr_expect(s->ready);
-  sink_free(&k);
-  sink_init(&k, 1);
-  handle(s, &k, "{'jsonrpc':'2.0','id':'ph-99','result':{}}");
+  unit_sink_free(&k);
+  unit_sink_init(&k, 1);
+  unit_handle(s, &k, "{'jsonrpc':'2.0','id':'ph-99','result':{}}");
   cr_expect_eq(k.finished, 1);
   cr_expect_eq(k.status, 202);
   cr_expect_null(k.answer);
-  sink_free(&k);
+  unit_sink_free(&k);
 }
 
 /* ---- modern _meta ---- */
@@ -756,12 +657,12 @@ Test(protocol_handle, deadline_gives_a_tool_error) {
   ph__session *s = legacy_session("2025-11-25");
   ph_call *call;
   cJSON *reply;
-  sink k;
+  unit_sink k;
 
-  sink_init(&k, 0);
-  handle(s, &k,
-         "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
-         "{'name':'hang_never'}}");
+  unit_sink_init(&k, 0);
+  unit_handle(s, &k,
+              "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
+              "{'name':'hang_never'}}");
   cr_assert_eq(ph__session_inflight(s), 1);
   call = s->inflight[0];
   ph__call_ref(call); /* To reply late in the plugin's place. */
@@ -780,23 +681,23 @@ Test(protocol_handle, deadline_gives_a_tool_error) {
   ph__call_unref(call);
   RUN_UNTIL(ph__dispatch_live_calls() == 0, 2000);
   cr_expect_eq(k.finished, 1, "the late reply is not sent");
-  sink_free(&k);
+  unit_sink_free(&k);
 }
 
 Test(protocol_handle, cancelled_requests_get_no_answer) {
   ph__session *s = legacy_session("2025-11-25");
-  sink call, note;
+  unit_sink call, note;
 
-  sink_init(&call, 1);
-  handle(s, &call,
-         "{'jsonrpc':'2.0','id':'c1','method':'tools/call','params':"
-         "{'name':'slow_sleep','arguments':{'ms':10000}}}");
+  unit_sink_init(&call, 1);
+  unit_handle(s, &call,
+              "{'jsonrpc':'2.0','id':'c1','method':'tools/call','params':"
+              "{'name':'slow_sleep','arguments':{'ms':10000}}}");
   cr_expect_eq(call.finished, 0);
   cr_expect_eq(ph__session_inflight(s), 1);
-  sink_init(&note, 1);
-  handle(s, &note,
-         "{'jsonrpc':'2.0','method':'notifications/cancelled','params':"
-         "{'requestId':'c1','reason':'user'}}");
+  unit_sink_init(&note, 1);
+  unit_handle(s, &note,
+              "{'jsonrpc':'2.0','method':'notifications/cancelled','params':"
+              "{'requestId':'c1','reason':'user'}}");
   cr_expect_eq(note.status, 202);
   cr_expect_eq(call.finished, 1, "answered by the cancel");
   cr_expect_eq(call.status, 202);
@@ -804,27 +705,27 @@ Test(protocol_handle, cancelled_requests_get_no_answer) {
   cr_expect_eq(ph__session_inflight(s), 0);
   RUN_UNTIL(ph__dispatch_live_calls() == 0, 2000);
   cr_expect_eq(call.finished, 1);
-  sink_free(&call);
-  sink_free(&note);
+  unit_sink_free(&call);
+  unit_sink_free(&note);
 }
 
 Test(protocol_handle, ids_in_flight_and_the_session_limit) {
   ph__session *s = legacy_session("2025-11-25");
-  sink a, b;
+  unit_sink a, b;
   cJSON *reply;
   int status;
 
-  sink_init(&a, 1);
-  handle(s, &a,
-         "{'jsonrpc':'2.0','id':7,'method':'tools/call','params':"
-         "{'name':'slow_sleep','arguments':{'ms':10000}}}");
+  unit_sink_init(&a, 1);
+  unit_handle(s, &a,
+              "{'jsonrpc':'2.0','id':7,'method':'tools/call','params':"
+              "{'name':'slow_sleep','arguments':{'ms':10000}}}");
   reply = ask(s, 1, "{'jsonrpc':'2.0','id':7,'method':'ping'}", NULL);
   expect_error(reply, -32600, "already in use");
   cJSON_Delete(reply);
-  sink_init(&b, 1);
-  handle(s, &b,
-         "{'jsonrpc':'2.0','id':8,'method':'tools/call','params':"
-         "{'name':'slow_sleep','arguments':{'ms':10000}}}");
+  unit_sink_init(&b, 1);
+  unit_handle(s, &b,
+              "{'jsonrpc':'2.0','id':8,'method':'tools/call','params':"
+              "{'name':'slow_sleep','arguments':{'ms':10000}}}");
   reply = ask(s, 1,
               "{'jsonrpc':'2.0','id':9,'method':'tools/call','params':"
               "{'name':'ok_echo','arguments':{'text':'x'}}}",
@@ -841,25 +742,25 @@ Test(protocol_handle, ids_in_flight_and_the_session_limit) {
   cr_expect_null(a.answer);
   cr_expect_eq(b.finished, 1);
   cr_expect_null(b.answer);
-  sink_free(&a);
-  sink_free(&b);
+  unit_sink_free(&a);
+  unit_sink_free(&b);
 }
 
 Test(protocol_handle, progress_and_messages_go_to_the_request) {
   ph__session *s = legacy_session("2025-11-25");
   cJSON *reply;
-  sink k;
+  unit_sink k;
 
-  sink_init(&k, 1);
-  handle(s, &k,
-         "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
-         "{'name':'ok_progress','_meta':{'progressToken':'t'}}}");
+  unit_sink_init(&k, 1);
+  unit_handle(s, &k,
+              "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
+              "{'name':'ok_progress','_meta':{'progressToken':'t'}}}");
   RUN_UNTIL(k.finished == 1, 5000);
   cr_assert_eq(k.nsent, 3);
   cr_expect_not_null(strstr(k.sent[0], "\"progressToken\":\"t\","
                                        "\"progress\":1,\"total\":3"));
   cr_expect_not_null(strstr(k.sent[2], "\"progress\":3"));
-  sink_free(&k);
+  unit_sink_free(&k);
 
   reply = ask(s, 0,
               "{'jsonrpc':'2.0','id':2,'method':'logging/setLevel','params':"
@@ -867,13 +768,13 @@ Test(protocol_handle, progress_and_messages_go_to_the_request) {
               NULL);
   cr_expect_not_null(at(reply, "result"));
   cJSON_Delete(reply);
-  sink_init(&k, 1);
-  handle(s, &k,
-         "{'jsonrpc':'2.0','id':3,'method':'tools/call','params':"
-         "{'name':'ok_log'}}");
+  unit_sink_init(&k, 1);
+  unit_handle(s, &k,
+              "{'jsonrpc':'2.0','id':3,'method':'tools/call','params':"
+              "{'name':'ok_log'}}");
   RUN_UNTIL(k.finished == 1, 5000);
   cr_expect_eq(k.nsent, 1, "only the error message passes");
-  sink_free(&k);
+  unit_sink_free(&k);
 }
 
 /* ---- batches ---- */
@@ -882,15 +783,15 @@ Test(protocol_handle, batches_only_on_2025_03_26) {
   ph__session *old = legacy_session("2025-03-26");
   ph__session *now = legacy_session("2025-06-18");
   cJSON *reply;
-  sink k;
+  unit_sink k;
 
-  sink_init(&k, 1);
-  handle(old, &k,
-         "[{'jsonrpc':'2.0','id':1,'method':'ping'},"
-         "{'jsonrpc':'2.0','method':'notifications/initialized'},"
-         "{'jsonrpc':'2.0','id':2,'method':'tools/call','params':"
-         "{'name':'ok_echo','arguments':{'text':'b'}}},"
-         "{'jsonrpc':'2.0','id':3,'method':'nope'}]");
+  unit_sink_init(&k, 1);
+  unit_handle(old, &k,
+              "[{'jsonrpc':'2.0','id':1,'method':'ping'},"
+              "{'jsonrpc':'2.0','method':'notifications/initialized'},"
+              "{'jsonrpc':'2.0','id':2,'method':'tools/call','params':"
+              "{'name':'ok_echo','arguments':{'text':'b'}}},"
+              "{'jsonrpc':'2.0','id':3,'method':'nope'}]");
   RUN_UNTIL(k.finished == 1, 5000);
   cr_expect_eq(k.status, 200);
   reply = cJSON_Parse(k.answer);
@@ -899,13 +800,14 @@ Test(protocol_handle, batches_only_on_2025_03_26) {
   cr_expect_eq(num_at(reply, "1.error.code"), -32601);
   cr_expect_str_eq(str_at(reply, "2.result.content.0.text"), "b");
   cJSON_Delete(reply);
-  sink_free(&k);
+  unit_sink_free(&k);
 
-  sink_init(&k, 1);
-  handle(old, &k, "[{'jsonrpc':'2.0','method':'notifications/initialized'}]");
+  unit_sink_init(&k, 1);
+  unit_handle(old, &k,
+              "[{'jsonrpc':'2.0','method':'notifications/initialized'}]");
   cr_expect_eq(k.status, 202);
   cr_expect_null(k.answer);
-  sink_free(&k);
+  unit_sink_free(&k);
 
   reply = ask(old, 1, "[]", NULL);
   expect_error(reply, -32600, "empty batch");
