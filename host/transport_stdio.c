@@ -23,7 +23,12 @@ static struct {
   int in_open, out_open, reading, eof;
   int in_file, out_file; /* Redirected to or from a regular file. */
   uv_fs_t file_read;
-  uv_check_t flush; /* Writes the lines of one loop iteration at once. */
+  /* Write the lines of one loop iteration at once: the check phase follows
+   * I/O callbacks; the prepare phase catches lines written by timers before
+   * the loop blocks in poll (check handles do not keep poll from
+   * blocking). */
+  uv_check_t flush;
+  uv_prepare_t flush_early;
   int flush_ready;
   char *out_buf;
   size_t outlen, outcap;
@@ -51,14 +56,14 @@ static void on_write(uv_write_t *req, int status) {
 
 static void maybe_resume(void);
 
-/* Lines produced in one loop iteration go out in one write from the check
- * phase: a burst of pipelined answers costs one syscall, not one each. */
-static void flush_output(uv_check_t *check) {
+/* Lines produced in one loop iteration go out in one write: a burst of
+ * pipelined answers costs one syscall, not one each. */
+static void flush_now(void) {
   write_req *w;
   uv_buf_t b;
 
-  (void)check;
   uv_check_stop(&S.flush);
+  uv_prepare_stop(&S.flush_early);
   if (S.outlen == 0 || !S.out_open)
     return;
   w = malloc(sizeof(*w));
@@ -70,6 +75,21 @@ static void flush_output(uv_check_t *check) {
     free(w->data);
     free(w);
   }
+}
+
+static void on_flush_check(uv_check_t *h) {
+  (void)h;
+  flush_now();
+}
+
+static void on_flush_prepare(uv_prepare_t *h) {
+  (void)h;
+  flush_now();
+}
+
+static void start_flush(void) {
+  uv_check_start(&S.flush, on_flush_check);
+  uv_prepare_start(&S.flush_early, on_flush_prepare);
 }
 
 static void write_line(const char *json, size_t len) {
@@ -102,7 +122,7 @@ static void write_line(const char *json, size_t len) {
   memcpy(S.out_buf + S.outlen, json, len);
   S.out_buf[S.outlen + len] = '\n';
   if (S.outlen == 0)
-    uv_check_start(&S.flush, flush_output);
+    start_flush();
   S.outlen += len + 1;
 }
 
@@ -288,6 +308,7 @@ int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
   S.in_open = 1;
   uv_timer_init(loop, &resume_timer);
   uv_check_init(loop, &S.flush);
+  uv_prepare_init(loop, &S.flush_early);
   S.flush_ready = 1;
   S.session = ph__session_new(department);
   if (cfg->stdio_scopes != NULL && cfg->stdio_scopes[0] != NULL) {
@@ -344,8 +365,9 @@ void ph__stdio_close(void) {
     S.in_open = 0;
   }
   if (S.flush_ready) {
-    flush_output(&S.flush);
+    flush_now();
     uv_close((uv_handle_t *)&S.flush, NULL);
+    uv_close((uv_handle_t *)&S.flush_early, NULL);
     S.flush_ready = 0;
   }
   if (S.out_open && S.out_file) {
