@@ -690,15 +690,84 @@ cleanup:
 
 /* ---- tool replies ---- */
 
+/* Bytes of s as the body of a JSON string (without the quotes). */
+static size_t quoted_length(const char *s) {
+  const unsigned char *p;
+  size_t n = 0;
+
+  for (p = (const unsigned char *)s; *p != '\0'; p++) {
+    if (*p == '"' || *p == '\\' || *p == '\n' || *p == '\r' || *p == '\t')
+      n += 2;
+    else if (*p < 0x20)
+      n += 6;
+    else
+      n++;
+  }
+  return n;
+}
+
+/* Writes s quoted as the body of a JSON string at o; returns the end. */
+static char *quote_into(char *o, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *p;
+
+  for (p = (const unsigned char *)s; *p != '\0'; p++) {
+    if (*p >= 0x20 && *p != '"' && *p != '\\') {
+      *o++ = (char)*p;
+      continue;
+    }
+    *o++ = '\\';
+    if (*p == '"' || *p == '\\')
+      *o++ = (char)*p;
+    else if (*p == '\n')
+      *o++ = 'n';
+    else if (*p == '\r')
+      *o++ = 'r';
+    else if (*p == '\t')
+      *o++ = 't';
+    else {
+      memcpy(o, "u00", 3);
+      o[3] = hex[*p >> 4];
+      o[4] = hex[*p & 15];
+      o += 5;
+    }
+  }
+  return o;
+}
+
+/* Replies result as structuredContent and, quoted, as a text block (what
+ * ph_reply_structured does), but in one buffer sized exactly up front: a
+ * page of rows is tens of kilobytes, and appending it a byte at a time to
+ * a doubling buffer was a large share of the plugin's CPU per request. */
 static void reply_structured(db *d, ph_call *call, cJSON *result) {
-  char *text = cJSON_PrintUnformatted(result);
+  static const char head[] = "{\"content\":[{\"type\":\"text\",\"text\":\"";
+  static const char middle[] = "\"}],\"structuredContent\":";
+  char *text = cJSON_PrintUnformatted(result), *json, *o;
+  size_t len;
 
   if (text == NULL) {
     ph_reply_text(d->api, call, "out of memory", 1);
     return;
   }
-  ph_reply_structured(d->api, call, text, 0);
+  len = strlen(text);
+  json = d->api->alloc(sizeof(head) - 1 + quoted_length(text) + sizeof(middle) -
+                       1 + len + 2);
+  if (json == NULL) {
+    cJSON_free(text);
+    ph_reply_text(d->api, call, "out of memory", 1);
+    return;
+  }
+  memcpy(json, head, sizeof(head) - 1);
+  o = quote_into(json + sizeof(head) - 1, text);
+  memcpy(o, middle, sizeof(middle) - 1);
+  o += sizeof(middle) - 1;
+  memcpy(o, text, len);
+  o += len;
+  *o++ = '}';
+  *o = '\0';
   cJSON_free(text);
+  d->api->reply(call, json);
+  d->api->free(json);
 }
 
 static void reply_failure(db *d, ph_call *call, int rc, const char *err) {

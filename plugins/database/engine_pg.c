@@ -40,6 +40,7 @@ typedef struct pg_conn {
   PGconn *conn;
   PGcancel *cancel;
   int busy;
+  int rollback_sent; /* A ROLLBACK went out; its result is not read yet. */
 } pg_conn;
 
 /* A relation a statement must not touch freely. */
@@ -174,6 +175,7 @@ static void link_close(pg_conn *c) {
     pq.PQfinish(c->conn);
   c->cancel = NULL;
   c->conn = NULL;
+  c->rollback_sent = 0;
 }
 
 static void note_state(db *d, int connected, const char *why) {
@@ -343,6 +345,8 @@ static void pg_close(db *d) {
   d->engine_state = NULL;
 }
 
+static void finish_rollback(db *d, pg_conn *c, const db_request *rq);
+
 /* Borrows a connection (connecting it if needed) until the deadline. */
 static pg_conn *checkout(db *d, const db_request *rq, char **err) {
   pg_state *s = d->engine_state;
@@ -382,6 +386,7 @@ static pg_conn *checkout(db *d, const db_request *rq, char **err) {
     db_errorf(err, "Query timed out waiting for a free connection");
     return NULL;
   }
+  finish_rollback(d, c, rq);
   if (link_open(d, c, 0, err) != DB_OK) {
     pthread_mutex_lock(&s->lock);
     c->busy = 0;
@@ -395,9 +400,11 @@ static pg_conn *checkout(db *d, const db_request *rq, char **err) {
 static void checkin(db *d, pg_conn *c) {
   pg_state *s = d->engine_state;
 
-  /* A connection in any state but idle is not worth saving. */
+  /* A connection in any state but idle is not worth saving. One with a
+   * ROLLBACK in flight is checked when that result is read. */
   if (c->conn != NULL && (pq.PQstatus(c->conn) != CONNECTION_OK ||
-                          pq.PQtransactionStatus(c->conn) != PQTRANS_IDLE)) {
+                          (!c->rollback_sent &&
+                           pq.PQtransactionStatus(c->conn) != PQTRANS_IDLE))) {
     link_close(c);
     note_state(d, 0, "connection lost");
   }
@@ -577,6 +584,46 @@ static void rollback(pg_conn *c) {
   pq.PQclear(res);
 }
 
+/* Ends a reader's transaction and returns it to the pool. The ROLLBACK is
+ * sent (and flushed: the connection is blocking) but its result is read by
+ * the next checkout, so the reply to the client does not wait one more
+ * round trip. The server ends the transaction, releasing its locks and
+ * snapshot, as soon as the ROLLBACK arrives, whoever reads the result. */
+static void end_read(db *d, pg_conn *c) {
+  if (c->conn != NULL && pq.PQstatus(c->conn) == CONNECTION_OK &&
+      pq.PQtransactionStatus(c->conn) != PQTRANS_IDLE) {
+    if (pq.PQsendQuery(c->conn, "ROLLBACK"))
+      c->rollback_sent = 1;
+    else
+      link_close(c);
+  }
+  checkin(d, c);
+}
+
+/* Reads the result of the ROLLBACK end_read sent. Unless it succeeded and
+ * left the session idle, the link is closed (checkout then reconnects), so
+ * no borrower ever inherits a transaction. */
+static void finish_rollback(db *d, pg_conn *c, const db_request *rq) {
+  enum pg_stop stop = PG_RUNNING;
+  long long cancel_at = 0;
+  PGresult *res;
+  int failed = 0;
+
+  if (!c->rollback_sent)
+    return;
+  c->rollback_sent = 0;
+  if (c->conn == NULL)
+    return;
+  while ((res = next_result(d, c, rq, &stop, &cancel_at)) != NULL) {
+    if (pq.PQresultStatus(res) != PGRES_COMMAND_OK)
+      failed = 1;
+    pq.PQclear(res);
+  }
+  if (failed || stop != PG_RUNNING || pq.PQstatus(c->conn) != CONNECTION_OK ||
+      pq.PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+    link_close(c);
+}
+
 /* Borrows a connection and opens a read-only transaction on it. A
  * connection that died while idle in the pool (the server restarted) is
  * reconnected once: nothing has run yet, so trying again is safe. */
@@ -594,8 +641,7 @@ static pg_conn *begin_read(db *d, const db_request *rq, char **err, int *rc) {
     if (*rc == DB_OK)
       return c;
     if (c->conn != NULL && pq.PQstatus(c->conn) == CONNECTION_OK) {
-      rollback(c);
-      checkin(d, c);
+      end_read(d, c);
       return NULL;
     }
     checkin(d, c);
@@ -1309,39 +1355,47 @@ static int explain_json(db *d, pg_conn *c, const db_request *rq, char **values,
   return DB_OK;
 }
 
-/* The lexer's checks, then the catalog snapshot and the plan check when
- * the statement names a sensitive relation. */
-static int screen(db *d, pg_conn *c, const db_request *rq, char **values,
-                  int nvalues, int write, char **err) {
-  sql_scan scan;
-  cJSON *plan = NULL;
+/* The lexer's checks, before a connection is borrowed. On DB_OK the
+ * caller owns *scan (sql_scan_free) and passes it to screen_plan. */
+static int screen(db *d, const db_request *rq, int write, sql_scan *scan,
+                  char **err) {
   int rc, i;
 
-  if (sql_scan_run(&scan, rq->sql, DB_POSTGRES) != 0) {
-    sql_scan_free(&scan);
+  if (sql_scan_run(scan, rq->sql, DB_POSTGRES) != 0) {
+    sql_scan_free(scan);
     return DB_EINTERNAL;
   }
-  rc = sql_check(d, &scan, write, err);
+  rc = sql_check(d, scan, write, err);
   if (rc == DB_OK && write) {
     /* Writes are never planned here; a masked column named anywhere in
      * one is refused outright. */
-    for (i = 0; i < scan.nidents && rc == DB_OK; i++)
-      if (db_column_masked(d, NULL, scan.idents[i].text)) {
+    for (i = 0; i < scan->nidents && rc == DB_OK; i++)
+      if (db_column_masked(d, NULL, scan->idents[i].text)) {
         db_errorf(err, "Column '%s' is masked by the operator",
-                  scan.idents[i].text);
+                  scan->idents[i].text);
         rc = DB_EREFUSED;
       }
   }
-  if (rc == DB_OK && !write && c != NULL) {
-    rc = load_rels(d, c, rq, err);
-    if (rc == DB_OK && needs_plan_check(d, &scan)) {
-      rc = explain_json(d, c, rq, values, nvalues, 1, &plan, err);
-      if (rc == DB_OK)
-        rc = check_plan(d, plan, err);
-    }
+  if (rc != DB_OK)
+    sql_scan_free(scan);
+  return rc;
+}
+
+/* The catalog snapshot and, when the statement names a sensitive
+ * relation, the plan check, on the borrowed connection c. */
+static int screen_plan(db *d, pg_conn *c, const db_request *rq,
+                       const sql_scan *scan, char **values, int nvalues,
+                       char **err) {
+  cJSON *plan = NULL;
+  int rc;
+
+  rc = load_rels(d, c, rq, err);
+  if (rc == DB_OK && needs_plan_check(d, scan)) {
+    rc = explain_json(d, c, rq, values, nvalues, 1, &plan, err);
+    if (rc == DB_OK)
+      rc = check_plan(d, plan, err);
   }
   cJSON_Delete(plan);
-  sql_scan_free(&scan);
   return rc;
 }
 
@@ -1456,9 +1510,10 @@ static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
 static int pg_query(db *d, const db_request *rq, db_rows *out, char **err) {
   char **values = NULL;
   int nvalues = 0, rc;
+  sql_scan scan;
   pg_conn *c;
 
-  rc = screen(d, NULL, rq, NULL, 0, 0, err);
+  rc = screen(d, rq, 0, &scan, err);
   if (rc != DB_OK)
     return rc;
   rc = param_texts(rq->params, &values, &nvalues, err);
@@ -1467,24 +1522,25 @@ static int pg_query(db *d, const db_request *rq, db_rows *out, char **err) {
   c = begin_read(d, rq, err, &rc);
   if (c == NULL)
     goto cleanup;
-  rc = screen(d, c, rq, values, nvalues, 0, err);
+  rc = screen_plan(d, c, rq, &scan, values, nvalues, err);
   if (rc == DB_OK)
     rc = stream_rows(d, c, rq, values, nvalues, out, err);
-  rollback(c);
-  checkin(d, c);
+  end_read(d, c);
 
 cleanup:
   free_texts(values, nvalues);
+  sql_scan_free(&scan);
   return rc;
 }
 
 static int pg_explain(db *d, const db_request *rq, cJSON **plan, char **err) {
   char **values = NULL;
   int nvalues = 0, rc;
+  sql_scan scan;
   pg_conn *c;
 
   *plan = NULL;
-  rc = screen(d, NULL, rq, NULL, 0, 0, err);
+  rc = screen(d, rq, 0, &scan, err);
   if (rc != DB_OK)
     return rc;
   rc = param_texts(rq->params, &values, &nvalues, err);
@@ -1493,14 +1549,14 @@ static int pg_explain(db *d, const db_request *rq, cJSON **plan, char **err) {
   c = begin_read(d, rq, err, &rc);
   if (c == NULL)
     goto cleanup;
-  rc = screen(d, c, rq, values, nvalues, 0, err);
+  rc = screen_plan(d, c, rq, &scan, values, nvalues, err);
   if (rc == DB_OK)
     rc = explain_json(d, c, rq, values, nvalues, 0, plan, err);
-  rollback(c);
-  checkin(d, c);
+  end_read(d, c);
 
 cleanup:
   free_texts(values, nvalues);
+  sql_scan_free(&scan);
   return rc;
 }
 
@@ -1513,11 +1569,13 @@ static int pg_execute(db *d, const db_request *rq, long long *affected,
   char **values = NULL;
   PGresult *res, *first = NULL;
   int nvalues = 0, rc;
+  sql_scan scan;
 
   *affected = 0;
-  rc = screen(d, NULL, rq, NULL, 0, 1, err);
+  rc = screen(d, rq, 1, &scan, err);
   if (rc != DB_OK)
     return rc;
+  sql_scan_free(&scan);
   rc = param_texts(rq->params, &values, &nvalues, err);
   if (rc != DB_OK)
     goto cleanup;
@@ -1656,8 +1714,7 @@ static int pg_list_tables(db *d, const db_request *rq, cJSON **tables,
 
 cleanup:
   pq.PQclear(res);
-  rollback(c);
-  checkin(d, c);
+  end_read(d, c);
   if (rc != DB_OK) {
     cJSON_Delete(*tables);
     *tables = NULL;
@@ -1802,8 +1859,7 @@ static int pg_describe(db *d, const db_request *rq, const char *table,
   else
     rc = DB_OK;
   pq.PQclear(res);
-  rollback(c);
-  checkin(d, c);
+  end_read(d, c);
   if (rc == DB_OK) {
     const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(*desc, "name"));
     if (name == NULL || db_table_hidden(d, name)) {
@@ -1834,8 +1890,7 @@ static int pg_ping(db *d, char **err) {
   res = run_own(d, c, &rq, "SELECT 1", 0, NULL, err);
   rc = res != NULL ? DB_OK : DB_EINTERNAL;
   pq.PQclear(res);
-  rollback(c);
-  checkin(d, c);
+  end_read(d, c);
   /* A pooled link that was already open reports nothing on checkout, so
    * after one broken link marked the instance down, a good round trip is
    * what marks it up again. */
