@@ -51,11 +51,20 @@ static void sb_str(strbuf *sb, const char *s) {
 
 static void sb_quote(strbuf *sb, const char *s) {
   static const char hex[] = "0123456789abcdef";
-  const unsigned char *p;
+  const unsigned char *p = (const unsigned char *)s, *run;
   char esc[6];
 
+  /* Reserve for the common case (nothing to escape) and copy runs of plain
+   * bytes at once: replies are mostly plain text. */
+  sb_reserve(sb, strlen(s) + 2);
   sb_add(sb, "\"", 1);
-  for (p = (const unsigned char *)s; *p != '\0'; p++) {
+  while (*p != '\0') {
+    for (run = p; *p >= 0x20 && *p != '"' && *p != '\\'; p++)
+      ;
+    if (p > run)
+      sb_add(sb, (const char *)run, (size_t)(p - run));
+    if (*p == '\0')
+      break;
     switch (*p) {
     case '"':
       sb_add(sb, "\\\"", 2);
@@ -73,15 +82,12 @@ static void sb_quote(strbuf *sb, const char *s) {
       sb_add(sb, "\\t", 2);
       break;
     default:
-      if (*p < 0x20) {
-        memcpy(esc, "\\u00", 4);
-        esc[4] = hex[*p >> 4];
-        esc[5] = hex[*p & 15];
-        sb_add(sb, esc, 6);
-      } else {
-        sb_add(sb, (const char *)p, 1);
-      }
+      memcpy(esc, "\\u00", 4);
+      esc[4] = hex[*p >> 4];
+      esc[5] = hex[*p & 15];
+      sb_add(sb, esc, 6);
     }
+    p++;
   }
   sb_add(sb, "\"", 1);
 }
