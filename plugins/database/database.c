@@ -9,6 +9,7 @@
 #include "db.h"
 
 #include <fnmatch.h>
+#include <limits.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
@@ -97,18 +98,191 @@ static size_t json_weight(const cJSON *v) {
   return 6;
 }
 
-int db_rows_add(db_rows *out, cJSON *row) {
-  size_t weight = json_weight(row);
+/* Makes room for n more bytes of row text; 0, or -1 (out->failed set). */
+static int rows_reserve(db_rows *out, size_t n) {
+  size_t cap;
+  char *grown;
 
-  /* The first row always goes out, so one huge row still pages. */
-  if (out->count > 0 && out->max_bytes > 0 &&
-      out->bytes + weight > out->max_bytes) {
-    cJSON_Delete(row);
-    out->truncated = 1;
+  if (out->failed)
+    return -1;
+  if (out->len + n <= out->cap)
+    return 0;
+  cap = out->cap > 0 ? out->cap : 4096;
+  while (cap < out->len + n)
+    cap *= 2;
+  grown = realloc(out->text, cap);
+  if (grown == NULL) {
+    out->failed = 1;
     return -1;
   }
-  cJSON_AddItemToArray(out->rows, row);
-  out->bytes += weight;
+  out->text = grown;
+  out->cap = cap;
+  return 0;
+}
+
+static void rows_put(db_rows *out, const char *s, size_t n) {
+  if (rows_reserve(out, n) == 0) {
+    memcpy(out->text + out->len, s, n);
+    out->len += n;
+  }
+}
+
+void db_row_begin(db_rows *out) {
+  out->row_start = out->len;
+  out->weight = 1;
+  out->values = 0;
+  rows_put(out, out->count > 0 ? ",[" : "[", out->count > 0 ? 2 : 1);
+}
+
+/* Starts the next value of the row; weight is json_weight's for it. */
+static void row_value(db_rows *out, size_t weight) {
+  if (out->values++ > 0)
+    rows_put(out, ",", 1);
+  out->weight += weight + 1;
+}
+
+void db_row_null(db_rows *out) {
+  row_value(out, 6);
+  rows_put(out, "null", 4);
+}
+
+void db_row_bool(db_rows *out, int v) {
+  row_value(out, 6);
+  rows_put(out, v ? "true" : "false", v ? 4 : 5);
+}
+
+/* Prints a number with cJSON itself, so replies stay byte for byte what
+ * they were when rows were cJSON trees (cJSON's format differs between
+ * versions: "-0" or "0", "1e+15"). A node on the stack and a buffer of
+ * our own cost no allocation. */
+static void put_number(db_rows *out, double v) {
+  cJSON number;
+  char buf[64];
+
+  memset(&number, 0, sizeof(number));
+  number.type = cJSON_Number;
+  number.valuedouble = v;
+  /* What cJSON_CreateNumber stores (cJSON_SetNumberValue). */
+  number.valueint = v >= INT_MAX ? INT_MAX : v <= INT_MIN ? INT_MIN : (int)v;
+  if (!cJSON_PrintPreallocated(&number, buf, (int)sizeof(buf), 0))
+    out->failed = 1;
+  else
+    rows_put(out, buf, strlen(buf));
+}
+
+void db_row_int64(db_rows *out, long long v) {
+  char buf[24], *p = buf + sizeof(buf);
+  long long u;
+
+  /* Below 10^15 every cJSON prints the plain digits; above, it may not. */
+  if (v <= -1000000000000000LL || v >= 1000000000000000LL) {
+    if (v >= -9007199254740992LL && v <= 9007199254740992LL) {
+      row_value(out, 20);
+      put_number(out, (double)v);
+    } else {
+      snprintf(buf, sizeof(buf), "%lld", v);
+      db_row_string(out, buf, strlen(buf));
+    }
+    return;
+  }
+  /* The common case, without printf. */
+  u = v < 0 ? -v : v;
+  do
+    *--p = (char)('0' + u % 10);
+  while ((u /= 10) != 0);
+  if (v < 0)
+    *--p = '-';
+  row_value(out, 20);
+  rows_put(out, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+void db_row_double(db_rows *out, double v) {
+  row_value(out, 20);
+  put_number(out, v);
+}
+
+/* Writes len bytes of s as a JSON string, escaped as cJSON escapes. */
+static void put_quoted(db_rows *out, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  char *o;
+
+  /* Every byte escaped as \u00XX at worst, and the quotes. */
+  if (rows_reserve(out, len * 6 + 2) != 0)
+    return;
+  o = out->text + out->len;
+  *o++ = '"';
+  for (; p < end; p++) {
+    if (*p >= 0x20 && *p != '"' && *p != '\\') {
+      *o++ = (char)*p;
+      continue;
+    }
+    *o++ = '\\';
+    switch (*p) {
+    case '"':
+    case '\\':
+      *o++ = (char)*p;
+      break;
+    case '\b':
+      *o++ = 'b';
+      break;
+    case '\f':
+      *o++ = 'f';
+      break;
+    case '\n':
+      *o++ = 'n';
+      break;
+    case '\r':
+      *o++ = 'r';
+      break;
+    case '\t':
+      *o++ = 't';
+      break;
+    default:
+      memcpy(o, "u00", 3);
+      o[3] = hex[*p >> 4];
+      o[4] = hex[*p & 15];
+      o += 5;
+    }
+  }
+  *o++ = '"';
+  out->len = (size_t)(o - out->text);
+}
+
+void db_row_string(db_rows *out, const char *s, size_t len) {
+  row_value(out, len + 3);
+  put_quoted(out, s, len);
+}
+
+void db_row_json(db_rows *out, cJSON *v) {
+  char *text;
+
+  if (v == NULL) {
+    out->failed = 1;
+    return;
+  }
+  row_value(out, json_weight(v));
+  text = cJSON_PrintUnformatted(v);
+  cJSON_Delete(v);
+  if (text == NULL) {
+    out->failed = 1;
+    return;
+  }
+  rows_put(out, text, strlen(text));
+  cJSON_free(text);
+}
+
+int db_row_end(db_rows *out) {
+  rows_put(out, "]", 1);
+  /* The first row always goes out, so one huge row still pages. */
+  if (!out->failed && out->count > 0 && out->max_bytes > 0 &&
+      out->bytes + out->weight > out->max_bytes)
+    out->truncated = 1;
+  if (out->failed || out->truncated) {
+    out->len = out->row_start;
+    return -1;
+  }
+  out->bytes += out->weight;
   out->count++;
   return 0;
 }
@@ -520,17 +694,19 @@ static int request_from_args(db *d, ph_call *call, const cJSON *args,
   return DB_OK;
 }
 
-/* Runs a read-only query from tool or service arguments; *result is
- * {columns, rows, row_count, truncated, next_cursor}. */
-static int run_query(db *d, ph_call *call, const cJSON *args, cJSON **result,
-                     char **err) {
+/* Runs a read-only query from tool or service arguments; *json is the
+ * result {columns, rows, row_count, truncated, next_cursor} as JSON text
+ * (malloc'd), the rows copied in as the engine wrote them. */
+static int query_json(db *d, ph_call *call, const cJSON *args, char **json,
+                      char **err) {
   const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(args, "cursor");
   db_rows out = {0};
   db_request rq;
-  char *next = NULL;
+  char *next = NULL, *columns = NULL, tail[96];
+  db_rows page = {0};
   int rc;
 
-  *result = NULL;
+  *json = NULL;
   rc = request_from_args(d, call, args, &rq, err);
   if (rc != DB_OK)
     return rc;
@@ -547,14 +723,17 @@ static int run_query(db *d, ph_call *call, const cJSON *args, cJSON **result,
     return DB_EINVALID;
   }
   out.columns = cJSON_CreateArray();
-  out.rows = cJSON_CreateArray();
   out.max_bytes = d->max_bytes;
-  if (out.columns == NULL || out.rows == NULL) {
+  if (out.columns == NULL) {
     rc = DB_EINTERNAL;
     db_errorf(err, "out of memory");
     goto cleanup;
   }
   rc = d->engine->query(d, &rq, &out, err);
+  if (rc == DB_OK && out.failed) {
+    rc = DB_EINTERNAL;
+    db_errorf(err, "out of memory");
+  }
   if (rc != DB_OK)
     goto cleanup;
   if (out.truncated) {
@@ -565,26 +744,62 @@ static int run_query(db *d, ph_call *call, const cJSON *args, cJSON **result,
       goto cleanup;
     }
   }
-  *result = cJSON_CreateObject();
-  if (*result == NULL) {
+  /* The keys in the order cJSON printed them when this was a tree. */
+  columns = cJSON_PrintUnformatted(out.columns);
+  if (columns == NULL) {
     rc = DB_EINTERNAL;
+    db_errorf(err, "out of memory");
     goto cleanup;
   }
-  cJSON_AddItemToObject(*result, "columns", out.columns);
-  cJSON_AddItemToObject(*result, "rows", out.rows);
-  out.columns = out.rows = NULL;
-  cJSON_AddNumberToObject(*result, "row_count", (double)out.count);
-  cJSON_AddBoolToObject(*result, "truncated", out.truncated);
+  rows_put(&page, "{\"columns\":", 11);
+  rows_put(&page, columns, strlen(columns));
+  rows_put(&page, ",\"rows\":[", 9);
+  if (out.len > 0)
+    rows_put(&page, out.text, out.len);
+  snprintf(tail, sizeof(tail),
+           "],\"row_count\":%ld,\"truncated\":%s,"
+           "\"next_cursor\":",
+           out.count, out.truncated ? "true" : "false");
+  rows_put(&page, tail, strlen(tail));
   if (next != NULL)
-    cJSON_AddStringToObject(*result, "next_cursor", next);
+    put_quoted(&page, next, strlen(next));
   else
-    cJSON_AddNullToObject(*result, "next_cursor");
+    rows_put(&page, "null", 4);
+  rows_put(&page, "}", 2); /* With the NUL. */
+  if (page.failed) {
+    rc = DB_EINTERNAL;
+    db_errorf(err, "out of memory");
+    goto cleanup;
+  }
+  *json = page.text;
+  page.text = NULL;
 
 cleanup:
+  free(page.text);
   free(next);
+  cJSON_free(columns);
   cJSON_Delete(out.columns);
-  cJSON_Delete(out.rows);
+  free(out.text);
   return rc;
+}
+
+/* query_json as a cJSON tree, for callers that edit or embed the result. */
+static int run_query(db *d, ph_call *call, const cJSON *args, cJSON **result,
+                     char **err) {
+  char *json;
+  int rc;
+
+  *result = NULL;
+  rc = query_json(d, call, args, &json, err);
+  if (rc != DB_OK)
+    return rc;
+  *result = cJSON_Parse(json);
+  free(json);
+  if (*result == NULL) {
+    db_errorf(err, "out of memory");
+    return DB_EINTERNAL;
+  }
+  return DB_OK;
 }
 
 /* A request for the plugin's own catalog work (list, describe, schema). */
@@ -735,25 +950,20 @@ static char *quote_into(char *o, const char *s) {
   return o;
 }
 
-/* Replies result as structuredContent and, quoted, as a text block (what
- * ph_reply_structured does), but in one buffer sized exactly up front: a
- * page of rows is tens of kilobytes, and appending it a byte at a time to
- * a doubling buffer was a large share of the plugin's CPU per request. */
-static void reply_structured(db *d, ph_call *call, cJSON *result) {
+/* Replies the JSON text of a result as structuredContent and, quoted, as a
+ * text block (what ph_reply_structured does), but in one buffer sized
+ * exactly up front: a page of rows is tens of kilobytes, and appending it a
+ * byte at a time to a doubling buffer was a large share of the plugin's CPU per
+ * request. */
+static void reply_json(db *d, ph_call *call, const char *text) {
   static const char head[] = "{\"content\":[{\"type\":\"text\",\"text\":\"";
   static const char middle[] = "\"}],\"structuredContent\":";
-  char *text = cJSON_PrintUnformatted(result), *json, *o;
-  size_t len;
+  size_t len = strlen(text);
+  char *json, *o;
 
-  if (text == NULL) {
-    ph_reply_text(d->api, call, "out of memory", 1);
-    return;
-  }
-  len = strlen(text);
   json = d->api->alloc(sizeof(head) - 1 + quoted_length(text) + sizeof(middle) -
                        1 + len + 2);
   if (json == NULL) {
-    cJSON_free(text);
     ph_reply_text(d->api, call, "out of memory", 1);
     return;
   }
@@ -765,9 +975,20 @@ static void reply_structured(db *d, ph_call *call, cJSON *result) {
   o += len;
   *o++ = '}';
   *o = '\0';
-  cJSON_free(text);
   d->api->reply(call, json);
   d->api->free(json);
+}
+
+/* reply_json of a result built as a cJSON tree. */
+static void reply_structured(db *d, ph_call *call, cJSON *result) {
+  char *text = cJSON_PrintUnformatted(result);
+
+  if (text == NULL) {
+    ph_reply_text(d->api, call, "out of memory", 1);
+    return;
+  }
+  reply_json(d, call, text);
+  cJSON_free(text);
 }
 
 static void reply_failure(db *d, ph_call *call, int rc, const char *err) {
@@ -788,19 +1009,19 @@ static cJSON *parse_args(db *d, ph_call *call, const char *args_json) {
 
 static void tool_query(ph_call *call, const char *args_json, void *state) {
   db *d = state;
-  cJSON *args, *result = NULL;
-  char *err = NULL;
+  cJSON *args;
+  char *err = NULL, *json = NULL;
   int rc;
 
   args = parse_args(d, call, args_json);
   if (args == NULL)
     return;
-  rc = run_query(d, call, args, &result, &err);
+  rc = query_json(d, call, args, &json, &err);
   if (rc == DB_OK)
-    reply_structured(d, call, result);
+    reply_json(d, call, json);
   else
     reply_failure(d, call, rc, err);
-  cJSON_Delete(result);
+  free(json);
   cJSON_Delete(args);
   free(err);
 }

@@ -575,6 +575,47 @@ static cJSON *sq_value(sq_conn *c, sqlite3_stmt *stmt, int i,
   }
 }
 
+/* sq_value written straight into the row being built: the common types as
+ * text, the rest (JSON and timestamp columns, blobs) through sq_value. */
+static void sq_put(sq_conn *c, db_rows *out, sqlite3_stmt *stmt, int i,
+                   const char *decl) {
+  const char *t;
+  long long n;
+  double f;
+
+  switch (sqlite3_column_type(stmt, i)) {
+  case SQLITE_INTEGER:
+    n = sqlite3_column_int64(stmt, i);
+    if (decl_has(decl, "BOOL") && (n == 0 || n == 1))
+      db_row_bool(out, (int)n);
+    else
+      db_row_int64(out, n);
+    return;
+  case SQLITE_FLOAT:
+    f = sqlite3_column_double(stmt, i);
+    if (!isfinite(f))
+      break;
+    db_row_double(out, f);
+    return;
+  case SQLITE_TEXT:
+    if (decl_has(decl, "JSON") || decl_has(decl, "TIMESTAMP") ||
+        decl_has(decl, "DATETIME"))
+      break;
+    t = (const char *)sqlite3_column_text(stmt, i);
+    if (t == NULL)
+      out->failed = 1;
+    else /* Up to a NUL, as cJSON_CreateString took it. */
+      db_row_string(out, t, strlen(t));
+    return;
+  case SQLITE_NULL:
+    db_row_null(out);
+    return;
+  default:
+    break;
+  }
+  db_row_json(out, sq_value(c, stmt, i, decl));
+}
+
 static const char *storage_name(int type) {
   switch (type) {
   case SQLITE_INTEGER:
@@ -636,7 +677,7 @@ static int collect_rows(sq_conn *c, sqlite3_stmt *stmt, const db_request *rq,
                         db_rows *out, char **err) {
   int ncols = sqlite3_column_count(stmt), i, code, typed = 0;
   long skipped = 0;
-  cJSON *row, *col, *v;
+  cJSON *col;
 
   for (i = 0; i < ncols; i++) {
     const char *decl = sqlite3_column_decltype(stmt, i);
@@ -676,19 +717,14 @@ static int collect_rows(sq_conn *c, sqlite3_stmt *stmt, const db_request *rq,
       }
       typed = 1;
     }
-    row = cJSON_CreateArray();
-    if (row == NULL)
-      goto nomem;
-    for (i = 0; i < ncols; i++) {
-      v = sq_value(c, stmt, i, sqlite3_column_decltype(stmt, i));
-      if (v == NULL) {
-        cJSON_Delete(row);
+    db_row_begin(out);
+    for (i = 0; i < ncols; i++)
+      sq_put(c, out, stmt, i, sqlite3_column_decltype(stmt, i));
+    if (db_row_end(out) != 0) {
+      if (out->failed)
         goto nomem;
-      }
-      cJSON_AddItemToArray(row, v);
-    }
-    if (db_rows_add(out, row) != 0)
       break;
+    }
   }
   for (i = 0; !typed && i < ncols; i++) {
     col = cJSON_GetArrayItem(out->columns, i);
