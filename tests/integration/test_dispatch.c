@@ -147,6 +147,30 @@ Test(dispatch, output_schema_is_checked_when_enabled) {
   th_stop_config(h);
 }
 
+/* Outside tests and debug builds, legacy tool and prompt results pass
+ * through after a structural check only: they must reach the client
+ * intact, escapes and structured content included. */
+Test(dispatch, unchecked_results_pass_through_intact) {
+  th_host *h;
+  cJSON *msg;
+
+  setenv("PLUGHOST_CHECK_OUTPUT", "0", 1);
+  h = start(NULL, OK);
+  msg = th_rpc(h, "tools/call",
+               "{'name':'ok_echo','arguments':{'text':'a \\\"q\\\" [{'}}");
+  cr_expect_str_eq(th_str(msg, "result.content.0.text"), "a \"q\" [{");
+  cJSON_Delete(msg);
+  msg = th_rpc(h, "tools/call", "{'name':'ok_add','arguments':{'a':1,'b':2}}");
+  cr_expect_eq(th_num(msg, "result.structuredContent.sum"), 3);
+  cJSON_Delete(msg);
+  msg =
+      th_rpc(h, "prompts/get", "{'name':'ok_greet','arguments':{'name':'x'}}");
+  cr_expect_not_null(th_get(msg, "result.messages.0.content"));
+  cJSON_Delete(msg);
+  th_stop_config(h);
+  unsetenv("PLUGHOST_CHECK_OUTPUT");
+}
+
 /* ---- resources ---- */
 
 Test(dispatch, static_resource_is_read) {

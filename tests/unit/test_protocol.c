@@ -193,8 +193,16 @@ Test(protocol, precheck_limits_depth_outside_strings) {
   cr_expect_null(PRE("[\"\\\"[[[[[[\"]"), "nor after an escaped quote");
   cr_expect_str_eq(PRE("[\"\\\\\",[[[[]]]]]"), "JSON nested too deeply",
                    "an escaped backslash ends the string");
-  cr_expect_null(ph__json_precheck("[[[[[[[[[[", 10, 64),
+  cr_expect_null(ph__json_precheck("[[[[[[[[[[]]]]]]]]]]", 20, 64),
                  "the limit is a parameter");
+}
+
+Test(protocol, precheck_refuses_unbalanced_text) {
+  cr_expect_str_eq(PRE("[[1]"), "unbalanced brackets");
+  cr_expect_str_eq(PRE("[1]]"), "unbalanced brackets");
+  cr_expect_str_eq(PRE("}{"), "unbalanced brackets");
+  cr_expect_str_eq(PRE("{\"a\":\"b}"), "unterminated string");
+  cr_expect_null(PRE("{\"a\":\"]}\"}"), "brackets inside strings");
 }
 
 Test(protocol, precheck_refuses_nul) {
