@@ -5,6 +5,8 @@
  * keeping a fixed number in flight and reports requests/s, latency
  * percentiles, the server's CPU time per request and its peak RSS. One run
  * measures one server; bench/run-stdio.sh repeats runs and takes medians. */
+#include "measure.h"
+
 #include <cjson/cJSON.h>
 
 #include <errno.h>
@@ -60,31 +62,7 @@ typedef struct {
 
 static const char *request_tail; /* Everything after a request's id. */
 
-static void die(const char *what) {
-  fprintf(stderr, "loadgen: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static void fail(const char *message) {
-  fprintf(stderr, "loadgen: %s\n", message);
-  exit(1);
-}
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void *xrealloc(void *p, size_t size) {
-  p = realloc(p, size);
-  if (p == NULL)
-    fail("out of memory");
-  return p;
-}
-
-static void usage(void) {
+void usage(void) {
   fprintf(stderr,
           "usage: loadgen [options] -- SERVER-COMMAND [ARGS...]\n"
           "  -n N     measured tools/call requests (default 20000)\n"
@@ -98,17 +76,6 @@ static void usage(void) {
           "  -m       print one machine-readable key=value line\n"
           "  -v       pass the server's stderr through\n");
   exit(2);
-}
-
-static long parse_count(const char *text, long min) {
-  char *end;
-  long v;
-
-  errno = 0;
-  v = strtol(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v < min)
-    usage();
-  return v;
 }
 
 static void parse_options(options *o, int argc, char **argv) {
@@ -424,43 +391,6 @@ static void read_proc_line(pid_t pid, const char *key, long *kib) {
   fclose(f);
 }
 
-/* The server's user + system CPU in microseconds, all its threads
- * included (exited ones too), from /proc/<pid>/stat. */
-static int64_t server_cpu_us(pid_t pid) {
-  char path[64], buf[1024], *p;
-  unsigned long long utime, stime;
-  ssize_t n;
-  int fd;
-
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  fd = open(path, O_RDONLY);
-  if (fd < 0)
-    die(path);
-  n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0)
-    die(path);
-  buf[n] = '\0';
-  /* The command name may hold spaces and parentheses; fields after the
-   * last ')' are plain: state is field 3, utime 14 and stime 15. */
-  p = strrchr(buf, ')');
-  if (p == NULL || sscanf(p + 2,
-                          "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-                          "%llu %llu",
-                          &utime, &stime) != 2)
-    fail("cannot parse /proc/<pid>/stat");
-  return (int64_t)((utime + stime) * 1000000ULL /
-                   (unsigned long long)sysconf(_SC_CLK_TCK));
-}
-
-static int64_t own_cpu_us(void) {
-  struct rusage ru;
-
-  getrusage(RUSAGE_SELF, &ru);
-  return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
-         ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-}
-
 /* Closes the server's stdin, which asks an MCP stdio server to exit, and
  * reaps it, killing one that lingers. */
 static void stop_server(server *s) {
@@ -475,74 +405,6 @@ static void stop_server(server *s) {
   }
   kill(s->pid, SIGKILL);
   waitpid(s->pid, &status, 0);
-}
-
-/* The CPU this process is pinned to (by taskset), or -1. */
-static int pinned_cpu(void) {
-  cpu_set_t set;
-  int cpu;
-
-  if (sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) != 1)
-    return -1;
-  for (cpu = 0; !CPU_ISSET(cpu, &set); cpu++)
-    continue;
-  return cpu;
-}
-
-/* Microseconds CPU cpu spent busy, from /proc/stat: everything but idle
- * and iowait. Steal is counted, as the hypervisor taking the CPU away
- * from us is noise like any other. */
-static int64_t cpu_busy_us(int cpu) {
-  unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
-  char line[512], name[16];
-  int64_t busy = -1;
-  FILE *f = fopen("/proc/stat", "r");
-
-  if (f == NULL)
-    die("/proc/stat");
-  snprintf(name, sizeof(name), "cpu%d ", cpu);
-  while (fgets(line, sizeof(line), f) != NULL) {
-    if (strncmp(line, name, strlen(name)) != 0)
-      continue;
-    if (sscanf(line + strlen(name), "%llu %llu %llu %llu %llu %llu %llu %llu",
-               &user, &nice, &sys, &idle, &iowait, &irq, &softirq, &steal) == 8)
-      busy = (int64_t)((user + nice + sys + irq + softirq + steal) *
-                       1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
-    break;
-  }
-  fclose(f);
-  if (busy < 0)
-    fail("cannot parse /proc/stat");
-  return busy;
-}
-
-/* The share of a pinned CPU's time in [t0, t1] that went to others than
- * the process measured (busy time less that process's own CPU time), in
- * percent, or -1 when the CPU is not known. It says how noisy a run was:
- * on a shared machine, other work on either core slows both sides. */
-static double noise_pct(int cpu, int64_t busy0, int64_t busy1, int64_t own,
-                        int64_t elapsed_ns) {
-  double other;
-
-  if (cpu < 0 || elapsed_ns <= 0)
-    return -1;
-  other = (double)(busy1 - busy0 - own) * 1000.0 / (double)elapsed_ns;
-  return other < 0 ? 0 : 100.0 * other;
-}
-
-static int compare_int64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-  return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted array, in microseconds. */
-static double percentile_us(const int64_t *sorted, long n, int pct) {
-  long rank = (n * pct + 99) / 100;
-
-  if (n == 0)
-    return 0;
-  return (double)sorted[rank > 0 ? rank - 1 : 0] / 1000.0;
 }
 
 int main(int argc, char **argv) {
@@ -590,8 +452,8 @@ int main(int argc, char **argv) {
   p99 = percentile_us(run.latency, o.requests, 99);
   cpu_per = o.requests > 0 ? (double)(cpu1 - cpu0) / (double)o.requests : 0;
   own_per = o.requests > 0 ? (double)(own1 - own0) / (double)o.requests : 0;
-  server_noise = noise_pct(o.server_cpu, sbusy0, sbusy1, cpu1 - cpu0, t1 - t0);
-  client_noise = noise_pct(client_cpu, cbusy0, cbusy1, own1 - own0, t1 - t0);
+  server_noise = noise_pct(o.server_cpu, sbusy1 - sbusy0, cpu1 - cpu0, t1 - t0);
+  client_noise = noise_pct(client_cpu, cbusy1 - cbusy0, own1 - own0, t1 - t0);
 
   if (o.machine) {
     printf("label=%s w=%d n=%ld rps=%.0f p50_us=%.1f p99_us=%.1f "
