@@ -365,6 +365,55 @@ static int number_in(const cJSON *v, double lo, double hi, double *out) {
   return 0;
 }
 
+/* The numeric config keys: each an integer in [lo, hi] stored in one field
+ * of the instance. */
+enum limit_type { LIMIT_INT, LIMIT_LONG, LIMIT_LLONG, LIMIT_SIZE };
+
+static const struct limit_key {
+  const char *key;
+  double lo, hi;
+  size_t offset;
+  enum limit_type type;
+} limit_keys[] = {
+    {"default_limit", 1, MAX_LIMIT, offsetof(db, default_limit), LIMIT_LONG},
+    {"max_limit", 1, 1000000, offsetof(db, max_limit), LIMIT_LONG},
+    {"default_timeout_ms", 1, 3600000, offsetof(db, default_timeout),
+     LIMIT_INT},
+    {"max_timeout_ms", 1, 3600000, offsetof(db, max_timeout), LIMIT_INT},
+    {"max_sql_length", 1, 16777216, offsetof(db, max_sql), LIMIT_SIZE},
+    {"max_result_bytes", 1024, 1073741824, offsetof(db, max_bytes), LIMIT_SIZE},
+    {"max_affected_rows", 1, 1e12, offsetof(db, max_affected), LIMIT_LLONG},
+    {"pool_size", 1, 256, offsetof(db, pool_size), LIMIT_INT},
+};
+
+static const struct limit_key *find_limit(const char *key) {
+  size_t i;
+
+  for (i = 0; i < sizeof(limit_keys) / sizeof(*limit_keys); i++)
+    if (strcmp(limit_keys[i].key, key) == 0)
+      return &limit_keys[i];
+  return NULL;
+}
+
+static void store_limit(db *d, const struct limit_key *k, double v) {
+  char *field = (char *)d + k->offset;
+
+  switch (k->type) {
+  case LIMIT_INT:
+    *(int *)field = (int)v;
+    break;
+  case LIMIT_LONG:
+    *(long *)field = (long)v;
+    break;
+  case LIMIT_LLONG:
+    *(long long *)field = (long long)v;
+    break;
+  case LIMIT_SIZE:
+    *(size_t *)field = (size_t)v;
+    break;
+  }
+}
+
 /* The default seed for "x.db" is "x.sql" beside it, if that file exists. */
 static char *default_seed(const char *path) {
   const char *dot = strrchr(path, '.');
@@ -422,6 +471,7 @@ static int parse_config(db *d, const char *config_json, char **err) {
   cJSON *cfg = cJSON_Parse(config_json), *item;
   const char *key;
   double v;
+  const struct limit_key *limit;
   int rc = -1, i;
 
   if (!cJSON_IsObject(cfg)) {
@@ -452,38 +502,10 @@ static int parse_config(db *d, const char *config_json, char **err) {
     } else if (strcmp(key, "masked_columns") == 0 && cJSON_IsArray(item)) {
       if (string_list(item, &d->masked, &d->nmasked) != 0)
         goto bad_value;
-    } else if (strcmp(key, "default_limit") == 0) {
-      if (number_in(item, 1, MAX_LIMIT, &v) != 0)
+    } else if ((limit = find_limit(key)) != NULL) {
+      if (number_in(item, limit->lo, limit->hi, &v) != 0)
         goto bad_value;
-      d->default_limit = (long)v;
-    } else if (strcmp(key, "max_limit") == 0) {
-      if (number_in(item, 1, 1000000, &v) != 0)
-        goto bad_value;
-      d->max_limit = (long)v;
-    } else if (strcmp(key, "default_timeout_ms") == 0) {
-      if (number_in(item, 1, 3600000, &v) != 0)
-        goto bad_value;
-      d->default_timeout = (int)v;
-    } else if (strcmp(key, "max_timeout_ms") == 0) {
-      if (number_in(item, 1, 3600000, &v) != 0)
-        goto bad_value;
-      d->max_timeout = (int)v;
-    } else if (strcmp(key, "max_sql_length") == 0) {
-      if (number_in(item, 1, 16777216, &v) != 0)
-        goto bad_value;
-      d->max_sql = (size_t)v;
-    } else if (strcmp(key, "max_result_bytes") == 0) {
-      if (number_in(item, 1024, 1073741824, &v) != 0)
-        goto bad_value;
-      d->max_bytes = (size_t)v;
-    } else if (strcmp(key, "max_affected_rows") == 0) {
-      if (number_in(item, 1, 1e12, &v) != 0)
-        goto bad_value;
-      d->max_affected = (long long)v;
-    } else if (strcmp(key, "pool_size") == 0) {
-      if (number_in(item, 1, 256, &v) != 0)
-        goto bad_value;
-      d->pool_size = (int)v;
+      store_limit(d, limit, v);
     } else if (strcmp(key, "allow_writes") == 0 && cJSON_IsBool(item)) {
       d->allow_writes = cJSON_IsTrue(item);
     } else if (strcmp(key, "cursor_secret") == 0 && cJSON_IsString(item)) {
