@@ -38,11 +38,28 @@
 #define RETRY_MS 1000          /* Between connection attempts while down. */
 #define HEALTH_MS 10000        /* Between pings while connected. */
 
+/* Statements a reader connection keeps prepared, by SQL text. */
+#define STMT_CACHE 32
+#define STMT_MAX_SQL 8192 /* Longer statements are not kept. */
+
+/* One prepared statement of a connection, named "ph_s<serial>". */
+typedef struct pg_stmt {
+  char *sql; /* NULL: the slot is free. */
+  size_t len;
+  unsigned hash;
+  unsigned serial;
+  unsigned long long used; /* The connection's tick at its last use. */
+} pg_stmt;
+
 typedef struct pg_conn {
   PGconn *conn;
   PGcancel *cancel;
   int busy;
-  int rollback_sent; /* A ROLLBACK went out; its result is not read yet. */
+  int rollback_sent;   /* A ROLLBACK went out; its result is not read yet. */
+  int session_timeout; /* statement_timeout set for the session (ms). */
+  pg_stmt stmts[STMT_CACHE];
+  unsigned long long tick;
+  unsigned serial;
 } pg_conn;
 
 /* A relation a statement must not touch freely. */
@@ -111,8 +128,10 @@ enum pg_stop { PG_RUNNING = 0, PG_TIMEOUT, PG_CANCELLED, PG_BROKEN };
   X(PQpipelineSync)                                                            \
   X(PQresultErrorField)                                                        \
   X(PQresultStatus)                                                            \
+  X(PQsendPrepare)                                                             \
   X(PQsendQuery)                                                               \
   X(PQsendQueryParams)                                                         \
+  X(PQsendQueryPrepared)                                                       \
   X(PQsetSingleRowMode)                                                        \
   X(PQsocket)                                                                  \
   X(PQstatus)                                                                  \
@@ -173,7 +192,19 @@ static int pq_ready(char **err) {
 
 /* ---- connections ---- */
 
+/* Forgets every prepared statement (the server drops them with the
+ * session). */
+static void stmts_forget(pg_conn *c) {
+  int i;
+
+  for (i = 0; i < STMT_CACHE; i++) {
+    free(c->stmts[i].sql);
+    c->stmts[i].sql = NULL;
+  }
+}
+
 static void link_close(pg_conn *c) {
+  stmts_forget(c);
   if (c->cancel != NULL)
     pq.PQfreeCancel(c->cancel);
   if (c->conn != NULL)
@@ -207,7 +238,7 @@ static int link_open(db *d, pg_conn *c, int writable, char **err) {
                         "client_encoding", NULL};
   const char *vals[] = {d->path, "5", "plughost-database", "UTF8", NULL};
   PGresult *res;
-  char msg[512];
+  char msg[512], setup[256];
 
   if (c->conn != NULL && pq.PQstatus(c->conn) == CONNECTION_OK)
     return DB_OK;
@@ -222,12 +253,14 @@ static int link_open(db *d, pg_conn *c, int writable, char **err) {
     link_close(c);
     return DB_EINTERNAL;
   }
-  res = pq.PQexec(c->conn,
-                  writable ? "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
-                             " SET bytea_output = 'hex'"
-                           : "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
-                             " SET bytea_output = 'hex';"
-                             " SET default_transaction_read_only = on");
+  /* The session's statement_timeout is the instance's default, so a read
+   * with the default timeout needs no SET LOCAL of its own. */
+  snprintf(setup, sizeof(setup),
+           "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
+           " SET bytea_output = 'hex'; SET statement_timeout = %d%s",
+           d->default_timeout,
+           writable ? "" : "; SET default_transaction_read_only = on");
+  res = pq.PQexec(c->conn, setup);
   if (pq.PQresultStatus(res) != PGRES_COMMAND_OK) {
     db_errorf(err, "PostgreSQL: %s", pq.PQerrorMessage(c->conn));
     pq.PQclear(res);
@@ -235,6 +268,7 @@ static int link_open(db *d, pg_conn *c, int writable, char **err) {
     return DB_EINTERNAL;
   }
   pq.PQclear(res);
+  c->session_timeout = d->default_timeout;
   c->cancel = pq.PQgetCancel(c->conn);
   note_state(d, 1, NULL);
   return DB_OK;
@@ -1588,76 +1622,190 @@ static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
   return rc;
 }
 
-/* Where pipelined_rows is in its pipeline: each step's results end in a
- * NULL from PQgetResult, the sync in a PGRES_PIPELINE_SYNC result. */
+/* ---- prepared statements ---- */
+
+static unsigned stmt_hash(const char *sql, size_t len) {
+  unsigned h = 2166136261u; /* FNV-1a */
+  size_t i;
+
+  for (i = 0; i < len; i++)
+    h = (h ^ (unsigned char)sql[i]) * 16777619u;
+  return h;
+}
+
+/* The slot holding sql prepared on c, or NULL. */
+static pg_stmt *stmt_find(pg_conn *c, const char *sql, size_t len,
+                          unsigned hash) {
+  int i;
+
+  for (i = 0; i < STMT_CACHE; i++) {
+    pg_stmt *t = &c->stmts[i];
+    if (t->sql != NULL && t->hash == hash && t->len == len &&
+        memcmp(t->sql, sql, len) == 0)
+      return t;
+  }
+  return NULL;
+}
+
+/* A slot for a new statement: a free one, else the least recently used,
+ * whose server-side statement the caller deallocates first. */
+static pg_stmt *stmt_victim(pg_conn *c) {
+  pg_stmt *v = &c->stmts[0];
+  int i;
+
+  for (i = 0; i < STMT_CACHE; i++) {
+    if (c->stmts[i].sql == NULL)
+      return &c->stmts[i];
+    if (c->stmts[i].used < v->used)
+      v = &c->stmts[i];
+  }
+  return v;
+}
+
+/* What pipelined_rows sent, in order; each step's results end in a NULL
+ * from PQgetResult, the sync in a PGRES_PIPELINE_SYNC result. */
 enum pipe_step {
+  STEP_DEALLOCATE, /* Frees the slot's old statement (outside the BEGIN). */
   STEP_BEGIN,
-  STEP_TIMEOUT,
+  STEP_TIMEOUT, /* Only when the timeout differs from the session's. */
+  STEP_PREPARE, /* Only for a statement not prepared on c yet. */
   STEP_STATEMENT,
   STEP_ROLLBACK,
-  STEP_SYNC,
-  STEP_DONE
+  STEP_SYNC
 };
 
 /* The whole read in one round trip: BEGIN READ ONLY, SET LOCAL
- * statement_timeout, the statement (single-row mode) and ROLLBACK go out
- * together in pipeline mode, closed by one sync, and their results are read
- * in order. A failed step makes the server skip the rest up to the sync
+ * statement_timeout (unless the session's is right already), the
+ * statement (single-row mode) and ROLLBACK go out together in pipeline
+ * mode, closed by one sync, and their results are read in order. A failed
+ * step makes the server skip the rest up to the sync
  * (PGRES_PIPELINE_ABORTED), which can leave the transaction open in error:
  * end_read then rolls it back, or checkin drops the link, as on the
- * unpipelined path. *fresh is set when the link failed before any result
- * came back, so nothing ran and the caller may try once more. */
+ * unpipelined path.
+ *
+ * The statement runs as a named prepared statement, kept per connection by
+ * its text (stmts, least recently used out): parsing and planning are a
+ * third of the server's work for a point lookup, and a client repeats its
+ * statements. The first use prepares it inside the same pipeline.
+ * Prepared statements outlive ROLLBACK; the server re-plans them after
+ * DDL, and the one thing it refuses (a cached statement whose result
+ * columns changed) drops the link so the retry prepares afresh.
+ *
+ * *fresh is set when the caller may run it once more: the link failed
+ * before any result came back, or what failed was the cache's own
+ * bookkeeping, not the client's statement. */
 static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
                           char **values, int nvalues, db_rows *out, char **err,
                           int *fresh) {
   enum pg_stop stop = PG_RUNNING;
-  enum pipe_step step = STEP_BEGIN;
+  enum pipe_step steps[7];
+  int nsteps = 0, at = 0;
   long long cancel_at = 0;
   PGresult *res;
   ExecStatusType st;
   long skipped = 0;
-  int rc = DB_OK, have_columns = 0, done = 0, taken, results = 0;
-  char timeout[64], buf[256];
+  int rc = DB_OK, have_columns = 0, done = 0, taken, results = 0, sent;
+  int stale = 0;
+  char timeout[64], name[32], buf[256];
+  size_t len = strlen(rq->sql);
+  unsigned hash = stmt_hash(rq->sql, len);
+  pg_stmt *t = NULL, *slot = NULL;
 
   *fresh = 0;
+  if (len <= STMT_MAX_SQL) {
+    t = stmt_find(c, rq->sql, len, hash);
+    if (t == NULL) {
+      slot = stmt_victim(c);
+      t = slot;
+    }
+  }
   snprintf(timeout, sizeof(timeout), "SET LOCAL statement_timeout = %d",
            rq->timeout_ms);
-  if (!pq.PQenterPipelineMode(c->conn) ||
-      !pq.PQsendQueryParams(c->conn, "BEGIN READ ONLY", 0, NULL, NULL, NULL,
-                            NULL, 0) ||
-      !pq.PQsendQueryParams(c->conn, timeout, 0, NULL, NULL, NULL, NULL, 0) ||
-      !pq.PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
-                            (const char *const *)values, NULL, NULL, 0) ||
-      !pq.PQsendQueryParams(c->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL,
-                            0) ||
-      !pq.PQpipelineSync(c->conn)) {
+  sent = pq.PQenterPipelineMode(c->conn);
+  if (sent && slot != NULL && slot->sql != NULL) {
+    snprintf(name, sizeof(name), "DEALLOCATE ph_s%u", slot->serial);
+    free(slot->sql);
+    slot->sql = NULL;
+    sent = pq.PQsendQueryParams(c->conn, name, 0, NULL, NULL, NULL, NULL, 0);
+    steps[nsteps++] = STEP_DEALLOCATE;
+  }
+  if (sent) {
+    sent = pq.PQsendQueryParams(c->conn, "BEGIN READ ONLY", 0, NULL, NULL, NULL,
+                                NULL, 0);
+    steps[nsteps++] = STEP_BEGIN;
+  }
+  if (sent && rq->timeout_ms != c->session_timeout) {
+    sent = pq.PQsendQueryParams(c->conn, timeout, 0, NULL, NULL, NULL, NULL, 0);
+    steps[nsteps++] = STEP_TIMEOUT;
+  }
+  if (sent && slot != NULL) {
+    slot->serial = ++c->serial;
+    snprintf(name, sizeof(name), "ph_s%u", slot->serial);
+    sent = pq.PQsendPrepare(c->conn, name, rq->sql, 0, NULL);
+    steps[nsteps++] = STEP_PREPARE;
+  }
+  if (sent) {
+    if (t != NULL) {
+      snprintf(name, sizeof(name), "ph_s%u", t->serial);
+      t->used = ++c->tick;
+      sent = pq.PQsendQueryPrepared(c->conn, name, nvalues,
+                                    (const char *const *)values, NULL, NULL, 0);
+    } else {
+      sent = pq.PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
+                                  (const char *const *)values, NULL, NULL, 0);
+    }
+    steps[nsteps++] = STEP_STATEMENT;
+  }
+  if (sent) {
+    sent =
+        pq.PQsendQueryParams(c->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
+    steps[nsteps++] = STEP_ROLLBACK;
+  }
+  if (!sent || !pq.PQpipelineSync(c->conn)) {
     link_close(c);
     *fresh = 1;
     return pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
-  while (step != STEP_DONE) {
+  steps[nsteps++] = STEP_SYNC;
+  while (at < nsteps) {
     res = next_result(d, c, rq, &stop, &cancel_at);
     if (res == NULL) {
       if (stop == PG_BROKEN)
         break;
-      if (step == STEP_SYNC) {
+      if (steps[at] == STEP_SYNC) {
         /* A NULL where the sync belongs: libpq lost track; drop it. */
         stop = PG_BROKEN;
         break;
       }
-      step++;
-      if (step == STEP_STATEMENT)
+      at++;
+      if (steps[at] == STEP_STATEMENT)
         pq.PQsetSingleRowMode(c->conn);
       continue;
     }
     results++;
     st = pq.PQresultStatus(res);
     if (st == PGRES_PIPELINE_SYNC) {
-      step = STEP_DONE;
-    } else if (st == PGRES_PIPELINE_ABORTED || step == STEP_ROLLBACK) {
+      at = nsteps;
+    } else if (st == PGRES_PIPELINE_ABORTED || steps[at] == STEP_ROLLBACK) {
       /* A step before failed and said why; ROLLBACK is judged by the
        * transaction status after the sync. */
-    } else if (step == STEP_STATEMENT &&
+    } else if (steps[at] == STEP_DEALLOCATE) {
+      if (st != PGRES_COMMAND_OK)
+        stale = 1;
+    } else if (steps[at] == STEP_PREPARE) {
+      if (st == PGRES_COMMAND_OK && slot != NULL) {
+        slot->sql = malloc(len + 1);
+        if (slot->sql != NULL) {
+          memcpy(slot->sql, rq->sql, len + 1);
+          slot->len = len;
+          slot->hash = hash;
+        } else {
+          stale = 1; /* Prepared but not recorded: the name is lost. */
+        }
+      } else if (st != PGRES_COMMAND_OK && rc == DB_OK) {
+        rc = pg_failure(c, res, rq, stop, err);
+      }
+    } else if (steps[at] == STEP_STATEMENT &&
                (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK)) {
       if (!have_columns) {
         add_columns(out, res);
@@ -1677,7 +1825,15 @@ static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
     } else if (st == PGRES_COMMAND_OK) {
       /* BEGIN, SET; SHOW and friends end here with no rows. */
     } else if (!done && rc == DB_OK) {
-      rc = pg_failure(c, res, rq, stop, err);
+      const char *state = pq.PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      if (slot == NULL && t != NULL && state != NULL &&
+          strcmp(state, "0A000") == 0 && !have_columns) {
+        /* "cached plan must not change result type": the table changed
+         * under a kept statement. Dropping the link drops it too. */
+        stale = 1;
+      } else {
+        rc = pg_failure(c, res, rq, stop, err);
+      }
     }
     pq.PQclear(res);
   }
@@ -1689,6 +1845,16 @@ static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
   if (!pq.PQexitPipelineMode(c->conn)) {
     link_close(c);
     return rc != DB_OK ? rc : pg_failure(c, NULL, rq, PG_BROKEN, err);
+  }
+  if (stale) {
+    /* The cache and the server disagree: start the session over. */
+    link_close(c);
+    *fresh = 1;
+    if (rc == DB_OK) {
+      db_errorf(err, "PostgreSQL: a kept statement went stale; try again");
+      rc = DB_EINTERNAL;
+    }
+    return rc;
   }
   if (stop != PG_RUNNING && rc == DB_OK && !done)
     rc = pg_failure(c, NULL, rq, stop, err);

@@ -1073,6 +1073,100 @@ static void drop_scratch(const engine *e, const char *url, const char *table) {
     cr_log_warn("could not drop %s", table);
 }
 
+static void psql(const engine *e, const char *sql) {
+  char cmd[1024];
+
+  snprintf(cmd, sizeof(cmd),
+           "psql '%s' -X -q -v ON_ERROR_STOP=1 -c \"%s\" >/dev/null 2>&1",
+           e->url, sql);
+  cr_assert_eq(system(cmd), 0, "psql failed: %s", cmd);
+}
+
+/* PostgreSQL reads run as statements prepared once per connection (one
+ * connection here, so every call meets the same cache). A cached
+ * statement must follow the table's columns when they change, eviction
+ * must keep answers right, and a read with the instance's default timeout
+ * (which sends no SET LOCAL of its own) must still be stopped by it. */
+Test(database, postgres_kept_statements_stay_correct, .timeout = 120) {
+  engine e[2];
+  char url[600], table[64], sql[256], alter[256], *cfg;
+  const cJSON *r;
+  th_host *h;
+  cJSON *res, *args;
+  int i;
+  long long t0;
+
+  if (engines(e) < 2)
+    return;
+  scratch(&e[1], url, sizeof(url), table, sizeof(table));
+  h = start_db(url, "\"pool_size\":1,\"default_timeout_ms\":400", &cfg);
+  snprintf(sql, sizeof(sql), "SELECT * FROM %s ORDER BY region_id", table);
+  res = query(h, sql, NULL);
+  cr_assert_eq(cJSON_GetArraySize(ok_rows(res)), 0);
+  cr_assert_eq(cJSON_GetArraySize(th_get(res, "result.structuredContent."
+                                              "columns")),
+               3);
+  cJSON_Delete(res);
+
+  /* The result's columns change under the kept statement. */
+  snprintf(alter, sizeof(alter),
+           "ALTER TABLE %s ADD COLUMN extra integer DEFAULT 7; "
+           "INSERT INTO %s VALUES (1, 'n', 'North')",
+           table, table);
+  psql(&e[1], alter);
+  res = query(h, sql, NULL);
+  r = ok_rows(res);
+  cr_assert_eq(cJSON_GetArraySize(r), 1, "%s", cJSON_PrintUnformatted(res));
+  cr_assert_eq(cJSON_GetArraySize(cJSON_GetArrayItem(r, 0)), 4);
+  cr_assert_eq(th_num(cJSON_GetArrayItem(r, 0), "3"), 7);
+  cJSON_Delete(res);
+  snprintf(alter, sizeof(alter), "ALTER TABLE %s DROP COLUMN code", table);
+  psql(&e[1], alter);
+  res = query(h, sql, NULL);
+  r = ok_rows(res);
+  cr_assert_eq(cJSON_GetArraySize(cJSON_GetArrayItem(r, 0)), 3, "%s",
+               cJSON_PrintUnformatted(res));
+  cr_assert_str_eq(cJSON_GetArrayItem(cJSON_GetArrayItem(r, 0), 1)->valuestring,
+                   "North");
+  cJSON_Delete(res);
+
+  /* More distinct statements than a connection keeps, twice over: the
+   * evicted ones are prepared again and every answer is its own. */
+  for (i = 0; i < 100; i++) {
+    char text[128], params[32];
+    snprintf(text, sizeof(text), "SELECT $1::integer + %d AS v", i % 50);
+    snprintf(params, sizeof(params), "[%d]", i);
+    res = query(h, text, params);
+    r = ok_rows(res);
+    cr_assert_eq(th_num(cJSON_GetArrayItem(r, 0), "0"), i + i % 50, "%s: %s",
+                 text, cJSON_PrintUnformatted(res));
+    cJSON_Delete(res);
+  }
+
+  /* The instance's default timeout is the session's: no SET LOCAL is sent
+   * for it, and it still stops the statement. */
+  t0 = now_ms();
+  res = query(h, "SELECT pg_sleep(10)", NULL);
+  cr_assert(is_error(res));
+  cr_assert(strstr(th_str(res, "result.content.0.text"), "timed out") != NULL,
+            "%s", th_str(res, "result.content.0.text"));
+  cr_assert_lt(now_ms() - t0, 3000);
+  cJSON_Delete(res);
+  /* A longer timeout than the default is set for that one read only. */
+  args = sql_args("SELECT pg_sleep(0.6) IS NULL AS slept", NULL);
+  cJSON_AddNumberToObject(args, "timeout_ms", 5000);
+  res = call(h, "query", args);
+  ok_rows(res);
+  cJSON_Delete(res);
+  t0 = now_ms();
+  res = query(h, "SELECT pg_sleep(10)", NULL);
+  cr_assert(is_error(res));
+  cr_assert_lt(now_ms() - t0, 3000);
+  cJSON_Delete(res);
+  stop_db(h, cfg);
+  drop_scratch(&e[1], url, table);
+}
+
 /* Writes need both the operator (allow_writes; without it the tool is not
  * even listed, see tools_match_the_instance) and a client holding the
  * scope db:write (granted over stdio by stdio_scopes). */
