@@ -24,6 +24,20 @@ struct ph__pool {
   int stopping;
 };
 
+/* A watch_fd registration, on its instance's list and on D.watches until
+ * it is stopped; the poll handle's close callback frees it. */
+struct ph__watch {
+  uv_poll_t poll;
+  ph_instance *inst; /* Referenced until stopped. */
+  int fd;
+  int events; /* PH_WATCH_*. */
+  ph_watch_fn cb;
+  void *data;
+  int stopped; /* No callback after this, even for events already pending. */
+  ph__watch *next;                /* The instance's list. */
+  ph__watch *all_prev, *all_next; /* D.watches. */
+};
+
 enum event_kind {
   EV_ANSWER,
   EV_SEND,
@@ -58,6 +72,7 @@ static struct {
   void (*notify_hook)(ph_instance *, int, const char *);
   char *(*reply_shaper)(ph_call *, const char *, int *, char **);
   void (*client_request_hook)(ph_call *, const char *, const char *);
+  ph__watch *watches; /* Loop only: every active watch, for fd lookups. */
 } D;
 
 int ph__on_loop_thread(void) {
@@ -181,9 +196,23 @@ int ph__dispatch_init(uv_loop_t *loop) {
   return 0;
 }
 
+static void watch_stop(ph__watch *w);
+
 void ph__dispatch_close(void) {
+  ph__watch *w;
+  ph_instance *inst;
+
   if (!D.running)
     return;
+  /* A watch holds its instance, and its handle the loop: one left running
+   * would keep both forever. Closed while finalising still works. */
+  while ((w = D.watches) != NULL) {
+    inst = w->inst;
+    ph__warn("shutdown: %s still watches fd %d; the watch is closed",
+             inst->label, w->fd);
+    watch_stop(w);
+    ph__instance_unref(inst);
+  }
   on_async(&D.async);
   uv_mutex_lock(&D.mu);
   D.closed = 1;
@@ -371,8 +400,10 @@ static void drop_plugin_ref(ph_call *call) {
 }
 
 static void worker_main(void *arg) {
+  void (*fn)(ph_call *, void *);
   ph__pool *pool = arg;
   ph_call *call;
+  void *fn_arg;
 
   for (;;) {
     uv_mutex_lock(&pool->mu);
@@ -387,9 +418,25 @@ static void worker_main(void *arg) {
     if (pool->head == NULL)
       pool->tail = NULL;
     pool->queued--;
+    fn = call->defer_fn;
+    fn_arg = call->defer_arg;
+    call->defer_fn = NULL;
+    call->defer_arg = NULL;
+    if (fn == NULL)
+      call->queued = 0; /* Its handler may hand it back (run_in_pool). */
     uv_mutex_unlock(&pool->mu);
 
-    if (atomic_load(&call->cancelled)) {
+    if (fn != NULL) {
+      /* Handed over by run_in_pool: fn owns fn_arg, so it runs even when
+       * the call was cancelled meanwhile. The queue's reference keeps the
+       * call until fn returns; the call counts as queued until then, so
+       * that its reply is visible before it can be handed over again. */
+      fn(call, fn_arg);
+      uv_mutex_lock(&pool->mu);
+      call->queued = 0;
+      uv_mutex_unlock(&pool->mu);
+      ph__call_unref(call);
+    } else if (atomic_load(&call->cancelled)) {
       drop_plugin_ref(call);
     } else {
       /* The handler may touch the call after its reply (a second reply,
@@ -440,12 +487,9 @@ void ph__pool_destroy(ph__pool *pool) {
   free(pool);
 }
 
-static int pool_submit(ph__pool *pool, ph_call *call) {
-  uv_mutex_lock(&pool->mu);
-  if (pool->queued >= pool->cap || pool->stopping) {
-    uv_mutex_unlock(&pool->mu);
-    return UV_EBUSY;
-  }
+/* Under the pool lock, with the call not queued. */
+static void enqueue(ph__pool *pool, ph_call *call) {
+  call->queued = 1;
   call->next = NULL;
   if (pool->tail != NULL)
     pool->tail->next = call;
@@ -454,6 +498,15 @@ static int pool_submit(ph__pool *pool, ph_call *call) {
   pool->tail = call;
   pool->queued++;
   uv_cond_signal(&pool->cv);
+}
+
+static int pool_submit(ph__pool *pool, ph_call *call) {
+  uv_mutex_lock(&pool->mu);
+  if (pool->queued >= pool->cap || pool->stopping || call->queued) {
+    uv_mutex_unlock(&pool->mu);
+    return UV_EBUSY;
+  }
+  enqueue(pool, call);
   uv_mutex_unlock(&pool->mu);
   return 0;
 }
@@ -954,6 +1007,178 @@ static int api_close_stream(ph_call *call) {
   return PH_OK;
 }
 
+/* ---- 1.2: watches and handing calls to the pool ---- */
+
+static ph__watch *find_watch(int fd) {
+  ph__watch *w;
+
+  for (w = D.watches; w != NULL; w = w->all_next)
+    if (w->fd == fd)
+      return w;
+  return NULL;
+}
+
+static void on_watch_close(uv_handle_t *h) {
+  free(h->data);
+}
+
+/* Loop thread: stops w at once and unlinks it; its reference on the
+ * instance is the caller's to drop. The plugin may close the fd as soon as
+ * this returns: uv_poll_stop takes it out of the kernel's poll set and
+ * drops events already collected for it. */
+static void watch_stop(ph__watch *w) {
+  ph__watch **pp;
+
+  w->stopped = 1;
+  uv_poll_stop(&w->poll);
+  uv_close((uv_handle_t *)&w->poll, on_watch_close);
+  for (pp = &w->inst->watches; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == w) {
+      *pp = w->next;
+      break;
+    }
+  }
+  if (w->all_prev != NULL)
+    w->all_prev->all_next = w->all_next;
+  else
+    D.watches = w->all_next;
+  if (w->all_next != NULL)
+    w->all_next->all_prev = w->all_prev;
+  w->next = w->all_prev = w->all_next = NULL;
+}
+
+void ph__instance_close_watches(ph_instance *inst) {
+  while (inst->watches != NULL) {
+    ph__warn("%s goes with fd %d still watched; the watch is closed",
+             inst->label, inst->watches->fd);
+    watch_stop(inst->watches);
+  }
+}
+
+static void on_poll(uv_poll_t *h, int status, int uv_events) {
+  ph__watch *w = h->data;
+  ph_instance *inst = w->inst;
+  int events = 0;
+
+  /* Stopped earlier in this loop iteration (by another callback, say):
+   * the plugin may have closed the fd and freed data already. w itself
+   * lives until its close callback, which comes after this phase. */
+  if (w->stopped)
+    return;
+  if (status < 0) {
+    events = PH_WATCH_READ | PH_WATCH_WRITE;
+  } else {
+    if (uv_events & UV_READABLE)
+      events |= PH_WATCH_READ;
+    if (uv_events & UV_WRITABLE)
+      events |= PH_WATCH_WRITE;
+    events &= w->events;
+    if (events == 0)
+      return;
+  }
+  /* The callback may stop this watch, dropping the reference that keeps
+   * the plugin loaded: its code must stay mapped until it returns. */
+  ph__instance_ref(inst);
+  w->cb(w->fd, events, w->data);
+  ph__instance_unref(inst);
+}
+
+static int api_watch_fd(ph_instance *self, int fd, int events, ph_watch_fn cb,
+                        void *data) {
+  int uv_events, err;
+  ph__watch *w;
+
+  if (self == NULL)
+    return PH_EINVAL;
+  /* Handles belong to the loop thread. During init the instance may not
+   * serve yet (or be built off the loop by a reload); during fini nothing
+   * would stop the watch again. */
+  if (!ph__on_loop_thread() || self->initialising ||
+      atomic_load(&self->refs) == 0)
+    return PH_ENOTSUP;
+  if (fd < 0 || (events & ~(PH_WATCH_READ | PH_WATCH_WRITE)) != 0 ||
+      (events != 0 && cb == NULL))
+    return PH_EINVAL;
+  w = find_watch(fd);
+  /* libuv wants a single poll handle per fd and loop. */
+  if (w != NULL && w->inst != self)
+    return PH_EINVAL;
+  if (events == 0) {
+    if (w == NULL)
+      return PH_EINVAL;
+    watch_stop(w);
+    ph__instance_unref(self); /* Not the last: the caller runs its code. */
+    return PH_OK;
+  }
+  uv_events = ((events & PH_WATCH_READ) ? UV_READABLE : 0) |
+              ((events & PH_WATCH_WRITE) ? UV_WRITABLE : 0);
+  if (w != NULL) {
+    /* Also re-arms a watch libuv stopped after a poll error. */
+    if (uv_poll_start(&w->poll, uv_events, on_poll) != 0)
+      return PH_EINVAL;
+    w->events = events;
+    w->cb = cb;
+    w->data = data;
+    return PH_OK;
+  }
+  w = calloc(1, sizeof(*w));
+  if (w == NULL)
+    return PH_ENOMEM;
+  /* Fails for what epoll refuses (regular files) and for fds the loop
+   * already watches (the host's own). */
+  err = uv_poll_init(D.loop, &w->poll, fd);
+  if (err != 0) {
+    free(w);
+    return err == UV_ENOMEM ? PH_ENOMEM : PH_EINVAL;
+  }
+  w->poll.data = w;
+  w->inst = self;
+  w->fd = fd;
+  w->events = events;
+  w->cb = cb;
+  w->data = data;
+  if (uv_poll_start(&w->poll, uv_events, on_poll) != 0) {
+    uv_close((uv_handle_t *)&w->poll, on_watch_close);
+    return PH_EINVAL;
+  }
+  w->next = self->watches;
+  self->watches = w;
+  w->all_next = D.watches;
+  if (D.watches != NULL)
+    D.watches->all_prev = w;
+  D.watches = w;
+  ph__instance_ref(self);
+  return PH_OK;
+}
+
+static int api_run_in_pool(ph_call *call, void (*fn)(ph_call *, void *),
+                           void *arg) {
+  ph__pool *pool;
+  int rc = PH_OK;
+
+  if (call == NULL || fn == NULL)
+    return PH_EINVAL;
+  /* A service call is over when its handler returns. */
+  if (call->kind == PH__CALL_SERVICE || call->inst == NULL ||
+      call->inst->pool == NULL)
+    return PH_ENOTSUP;
+  pool = call->inst->pool;
+  uv_mutex_lock(&pool->mu);
+  if (call->queued || atomic_load(&call->replied)) {
+    rc = PH_EINVAL;
+  } else if (pool->queued >= pool->cap || pool->stopping) {
+    rc = PH_ENOTSUP;
+  } else {
+    call->defer_fn = fn;
+    call->defer_arg = arg;
+    /* The queue's: the call outlives fn, whatever else replies. */
+    ph__call_ref(call);
+    enqueue(pool, call);
+  }
+  uv_mutex_unlock(&pool->mu);
+  return rc;
+}
+
 const ph_host_api ph__host_api = {
     .size = sizeof(ph_host_api),
     .reply = api_reply,
@@ -973,4 +1198,6 @@ const ph_host_api ph__host_api = {
     .configure_tool = api_configure_tool,
     .set_ready = api_set_ready,
     .close_stream = api_close_stream,
+    .watch_fd = api_watch_fd,
+    .run_in_pool = api_run_in_pool,
 };

@@ -81,6 +81,12 @@ struct ph_call {
   int timer_active;
 
   ph_call *next; /* Pool queue link. */
+  /* Guarded by the pool lock: in the queue, or running its deferred fn; a
+   * call is never queued twice. */
+  int queued;
+  /* run_in_pool: what the worker runs instead of the handler. */
+  void (*defer_fn)(ph_call *call, void *arg);
+  void *defer_arg;
 
   /* Set by the protocol: runs on the loop thread once, when the call is
    * answered (replied, timed out or cancelled). */
@@ -145,5 +151,9 @@ void ph__pool_destroy(ph__pool *pool);
 /* Finalises an instance whose last reference is gone, on the loop thread
  * if called from elsewhere while the loop runs. */
 void ph__instance_finalise(ph_instance *inst);
+
+/* Loop thread: closes the watches an instance being destroyed still has
+ * (their references are gone already), logging each. */
+void ph__instance_close_watches(ph_instance *inst);
 
 #endif

@@ -891,6 +891,7 @@ void ph__instance_destroy(ph_instance *inst) {
     return;
   }
   live_remove(inst);
+  ph__instance_close_watches(inst);
   cJSON_Delete(inst->tool_overrides);
   free(inst->not_ready_why);
   /* The pool goes first: its threads may still be returning from handlers

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 typedef struct ph__pool ph__pool;
+typedef struct ph__watch ph__watch;
 
 typedef struct ph__tool_def {
   char *name, *title, *description;
@@ -98,6 +99,7 @@ struct ph_instance {
   atomic_int not_ready;  /* set_ready(0): /ready fails. */
   char *not_ready_why;   /* Guarded by the live list lock. */
   uint64_t retired_at;   /* Loop time it left the current generation, or 0. */
+  ph__watch *watches;    /* watch_fd's, loop thread only; each holds a ref. */
   ph_instance *live_prev, *live_next; /* All instances not yet destroyed. */
 };
 

@@ -8,7 +8,10 @@
  *
  * Threading: a handler runs either on a worker thread of the plugin's own
  * pool or, for tools marked inline, on the host's event loop thread (so it
- * must not block). Every host API function is safe to call from any thread.
+ * must not block). Every host API function is safe to call from any thread
+ * except watch_fd, which belongs to the loop. An inline handler that finds it
+ * has to wait hands the call to a watch (a socket, a pipe) or to its pool
+ * (run_in_pool) and returns.
  *
  * Compatibility: a host accepts plugins built for the same ABI major and an
  * equal or older minor. The host API table is append-only; a plugin checks
@@ -28,7 +31,7 @@ extern "C" {
 
 #define PH_MAGIC 0x31474850u /* "PHG1" read as little-endian bytes. */
 #define PH_ABI_MAJOR 1
-#define PH_ABI_MINOR 1
+#define PH_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define PH_EXPORT __attribute__((visibility("default")))
@@ -84,6 +87,15 @@ typedef struct ph_call ph_call;
  * from init until fini returns. Used for logging and notifications that do
  * not belong to a call. */
 typedef struct ph_instance ph_instance;
+
+/* What a watch waits for and reports (see watch_fd). */
+#define PH_WATCH_READ 1
+#define PH_WATCH_WRITE 2
+
+/* A watch callback. Called on the loop thread, so it must not block; events:
+ * PH_WATCH_* that are ready (both on a poll error, so the plugin's next
+ * read/write finds the error). */
+typedef void (*ph_watch_fn)(int fd, int events, void *data);
 
 /* The host's function table, handed to init. Append-only: a field's comment
  * names the ABI minor that added it; check `size` before using a newer one. */
@@ -191,6 +203,41 @@ typedef struct ph_host_api {
    * PH_ENOTSUP where there is no such stream (stdio, 2026-07-28); any
    * thread. */
   int (*close_stream)(ph_call *call);
+
+  /* 1.2: Watch a file descriptor on the host's event loop, as Redis modules
+   * do with RM_EventLoopAdd: with events a non-zero mix of PH_WATCH_*,
+   * start watching fd for this instance or change the events, cb and data
+   * of its watch; with events 0, stop (cb and data are then ignored). cb
+   * runs on the loop thread and may reply to calls, hand them to
+   * run_in_pool and call watch_fd itself, also to stop its own watch or
+   * another. Once a stop has returned cb is never called again for that
+   * watch, even for events already pending, so the fd may be closed at
+   * once; close it only after the stop. The host makes fd non-blocking.
+   * One watch per fd: an fd that another instance or the host itself
+   * watches is refused. After a poll error cb gets both events and the fd
+   * is not polled again until the watch is changed or stopped.
+   * A watch holds its instance: the plugin's code stays loaded and fini is
+   * not called while it watches, also after a reload retired the instance
+   * (which then counts as busy, and past the drain deadline as stuck), so
+   * a plugin stops its watches as soon as their work is done. Watches left
+   * at host shutdown are closed and logged.
+   * Loop thread only (an inline tool handler or a watch callback): returns
+   * PH_ENOTSUP on any other thread and during init and fini; PH_EINVAL for
+   * fd < 0, unknown events bits, a NULL cb with events, stopping an fd not
+   * watched, or an fd that cannot be polled (a regular file). */
+  int (*watch_fd)(ph_instance *self, int fd, int events, ph_watch_fn cb,
+                  void *data);
+
+  /* 1.2: From an inline tool handler (or a watch callback) whose call turns
+   * out to need blocking work: run fn(call, arg) on a worker thread of the
+   * instance's pool. The call stays open; fn replies (exactly once, as
+   * ever). fn always runs, also when the call was cancelled meanwhile (it
+   * frees arg; it should check cancelled()). Returns PH_OK, PH_EINVAL (NULL
+   * fn, or call already replied/queued), or PH_ENOTSUP when the pool's
+   * queue is full or stopping, or for a service call (then the caller
+   * replies itself, e.g. a 'busy' error). Any thread. */
+  int (*run_in_pool)(ph_call *call, void (*fn)(ph_call *call, void *arg),
+                     void *arg);
 } ph_host_api;
 
 /* A tool handler. args_json is the validated "arguments" object. */
@@ -347,6 +394,9 @@ _Static_assert(offsetof(ph_host_api, reply) == 8, "api: size first");
 _Static_assert(offsetof(ph_host_api, get_state) == 112, "api 1.0 layout");
 _Static_assert(offsetof(ph_host_api, set_ready) == 128, "api 1.1 layout");
 _Static_assert(offsetof(ph_host_api, close_stream) == 136, "api 1.1 layout");
+_Static_assert(offsetof(ph_host_api, watch_fd) == 144, "api 1.2 layout");
+_Static_assert(offsetof(ph_host_api, run_in_pool) == 152, "api 1.2 layout");
+_Static_assert(sizeof(ph_host_api) == 160, "ph_host_api size");
 #endif
 
 /* ---- SDK helpers (libplughost_sdk.a): cJSON-free conveniences for the

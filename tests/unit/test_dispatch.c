@@ -2,9 +2,11 @@
  * loop run by the test thread: answers on the worker pool and inline,
  * exactly-once replies, deadlines and cancellation (and the flag the
  * plugin sees), a full pool queue, service calls between instances of a
- * published generation, and the order of progress before the answer. */
+ * published generation, and the order of progress before the answer; ABI
+ * 1.2's watch_fd and run_in_pool. */
 #include <criterion/criterion.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -577,4 +579,256 @@ Test(dispatch, last_instance_reference_off_the_loop_is_deferred) {
   run_for(20);
   cr_expect_eq(atomic_load(&unit_plugins[0]->refs), 1,
                "finalised on the loop: the plugin reference is back");
+}
+
+/* ---- 1.2: watch_fd ---- */
+
+typedef struct watch_rec {
+  int calls, events, fd;
+  int stop_other; /* fd whose watch the callback stops, or -1. */
+  ph_instance *inst;
+  struct watch_rec *other; /* Counts its callbacks there too. */
+} watch_rec;
+
+static void on_watch(int fd, int events, void *data) {
+  watch_rec *r = data;
+
+  r->calls++;
+  r->events = events;
+  r->fd = fd;
+  if (r->stop_other >= 0) {
+    cr_expect_eq(ph__host_api.watch_fd(r->inst, fd, 0, NULL, NULL), PH_OK);
+    cr_expect_eq(ph__host_api.watch_fd(r->inst, r->stop_other, 0, NULL, NULL),
+                 PH_OK);
+  }
+}
+
+static void close_both(int fds[2]) {
+  close(fds[0]);
+  close(fds[1]);
+}
+
+typedef struct off_loop_args {
+  ph_instance *inst;
+  int fd, rc;
+} off_loop_args;
+
+static void watch_off_loop(void *arg) {
+  off_loop_args *a = arg;
+
+  a->rc = ph__host_api.watch_fd(a->inst, a->fd, PH_WATCH_READ, on_watch, NULL);
+}
+
+Test(dispatch, watch_fd_is_refused_off_the_loop) {
+  ph_instance *inst = instance("ok.so", 1, 4);
+  off_loop_args a = {inst, -1, 1};
+  int fds[2];
+  uv_thread_t thread;
+
+  cr_assert_eq(pipe(fds), 0);
+  a.fd = fds[0];
+  cr_assert_eq(uv_thread_create(&thread, watch_off_loop, &a), 0);
+  uv_thread_join(&thread);
+  cr_expect_eq(a.rc, PH_ENOTSUP);
+  cr_expect_null(inst->watches);
+  close_both(fds);
+}
+
+Test(dispatch, watch_fd_calls_back_until_stopped_and_holds_the_instance) {
+  ph_instance *inst = instance("ok.so", 1, 4);
+  ph_instance *other = instance("echo.so", 1, 4);
+  watch_rec rec = {.stop_other = -1};
+  long refs = atomic_load(&inst->refs);
+  int fds[2], file;
+  char path[] = "/tmp/ph-unit-watch-XXXXXX", c;
+
+  cr_assert_eq(pipe(fds), 0);
+  cr_expect_eq(ph__host_api.watch_fd(NULL, fds[0], 1, on_watch, &rec),
+               PH_EINVAL);
+  cr_expect_eq(ph__host_api.watch_fd(inst, -3, 1, on_watch, &rec), PH_EINVAL);
+  cr_expect_eq(ph__host_api.watch_fd(inst, fds[0], 8, on_watch, &rec),
+               PH_EINVAL);
+  cr_expect_eq(ph__host_api.watch_fd(inst, fds[0], 1, NULL, &rec), PH_EINVAL);
+  cr_expect_eq(ph__host_api.watch_fd(inst, fds[0], 0, NULL, NULL), PH_EINVAL,
+               "not watched");
+  file = mkstemp(path);
+  cr_assert_geq(file, 0);
+  unlink(path);
+  cr_expect_eq(ph__host_api.watch_fd(inst, file, 1, on_watch, &rec), PH_EINVAL,
+               "a regular file cannot be polled");
+  close(file);
+
+  cr_assert_eq(
+      ph__host_api.watch_fd(inst, fds[0], PH_WATCH_READ, on_watch, &rec),
+      PH_OK);
+  cr_expect_eq(atomic_load(&inst->refs), refs + 1, "the watch holds it");
+  cr_expect_eq(
+      ph__host_api.watch_fd(other, fds[0], PH_WATCH_READ, on_watch, &rec),
+      PH_EINVAL, "one watch per fd");
+  run_for(20);
+  cr_expect_eq(rec.calls, 0, "an empty pipe is not readable");
+  cr_assert_eq(write(fds[1], "x", 1), 1);
+  RUN_UNTIL(rec.calls >= 1, 5000);
+  cr_expect_eq(rec.events, PH_WATCH_READ);
+  cr_expect_eq(rec.fd, fds[0]);
+  /* Level-triggered: the unread byte keeps it ready. */
+  RUN_UNTIL(rec.calls >= 3, 5000);
+  /* Changing keeps the one watch (and reference). */
+  cr_expect_eq(
+      ph__host_api.watch_fd(inst, fds[1], PH_WATCH_WRITE, on_watch, &rec),
+      PH_OK);
+  cr_expect_eq(
+      ph__host_api.watch_fd(inst, fds[1], PH_WATCH_READ, on_watch, &rec),
+      PH_OK);
+  cr_expect_eq(atomic_load(&inst->refs), refs + 2);
+  cr_expect_eq(ph__host_api.watch_fd(inst, fds[1], 0, NULL, NULL), PH_OK);
+  cr_expect_eq(ph__host_api.watch_fd(inst, fds[0], 0, NULL, NULL), PH_OK);
+  cr_expect_eq(atomic_load(&inst->refs), refs, "stopping returns it");
+  cr_expect_null(inst->watches);
+  rec.calls = 0;
+  run_for(20);
+  cr_expect_eq(rec.calls, 0, "no callback after the stop");
+  cr_expect_eq(read(fds[0], &c, 1), 1, "the host made it non-blocking");
+  cr_expect_eq(read(fds[0], &c, 1), -1);
+  /* The fd is free for another instance now. */
+  cr_expect_eq(
+      ph__host_api.watch_fd(other, fds[0], PH_WATCH_READ, on_watch, &rec),
+      PH_OK);
+  cr_expect_eq(ph__host_api.watch_fd(other, fds[0], 0, NULL, NULL), PH_OK);
+  close_both(fds);
+}
+
+Test(dispatch, a_stopped_watch_gets_no_pending_callback) {
+  ph_instance *inst = instance("ok.so", 1, 4);
+  watch_rec a = {.stop_other = -1}, b = {.stop_other = -1};
+  int pa[2], pb[2];
+
+  cr_assert_eq(pipe(pa), 0);
+  cr_assert_eq(pipe(pb), 0);
+  a.inst = b.inst = inst;
+  a.stop_other = pb[0];
+  b.stop_other = pa[0];
+  /* Both ready before the loop polls: one iteration reports both, and
+   * whichever callback runs first stops the other's watch. */
+  cr_assert_eq(write(pa[1], "a", 1), 1);
+  cr_assert_eq(write(pb[1], "b", 1), 1);
+  cr_assert_eq(ph__host_api.watch_fd(inst, pa[0], 1, on_watch, &a), PH_OK);
+  cr_assert_eq(ph__host_api.watch_fd(inst, pb[0], 1, on_watch, &b), PH_OK);
+  RUN_UNTIL(a.calls + b.calls >= 1, 5000);
+  run_for(20);
+  cr_expect_eq(a.calls + b.calls, 1, "a: %d, b: %d", a.calls, b.calls);
+  cr_expect_null(inst->watches);
+  close_both(pa);
+  close_both(pb);
+}
+
+Test(dispatch, closing_dispatch_closes_forgotten_watches) {
+  ph_instance *inst = instance("ok.so", 1, 4);
+  watch_rec rec = {.stop_other = -1};
+  int fds[2];
+
+  cr_assert_eq(pipe(fds), 0);
+  cr_assert_eq(ph__host_api.watch_fd(inst, fds[0], 1, on_watch, &rec), PH_OK);
+  ninstances--;
+  ph__instance_unref(inst); /* Only the watch holds it now. */
+  cr_expect_eq(atomic_load(&unit_plugins[0]->refs), 2, "still loaded");
+  ph__dispatch_close();
+  cr_expect_eq(atomic_load(&unit_plugins[0]->refs), 1,
+               "the watch closed, the instance finalised");
+  close_both(fds);
+}
+
+/* ---- 1.2: run_in_pool ---- */
+
+static atomic_int deferred_ran, deferred_off_loop, deferred_cancelled;
+static atomic_int second_rc = 1;
+
+static void deferred_fn(ph_call *call, void *arg) {
+  atomic_store(&deferred_off_loop, !ph__on_loop_thread());
+  atomic_store(&deferred_cancelled, ph__host_api.cancelled(call));
+  free(arg);
+  ph__host_api.reply(call, "{\"content\":[]}");
+  atomic_fetch_add(&deferred_ran, 1);
+}
+
+static void defer_handler(ph_call *call, const char *args, void *state) {
+  (void)args;
+  (void)state;
+  cr_expect_eq(ph__host_api.run_in_pool(call, NULL, NULL), PH_EINVAL);
+  cr_expect_eq(ph__host_api.run_in_pool(call, deferred_fn, strdup("arg")),
+               PH_OK);
+  atomic_store(&second_rc, ph__host_api.run_in_pool(call, deferred_fn, NULL));
+}
+
+static ph_call *defer_call(ph_instance *inst, ph__tool_def *def, record *rec) {
+  ph_call *call = tool_call(inst, "now", "{}", rec);
+
+  *def = *tool_def(inst, "now");
+  def->handler = defer_handler;
+  call->def = def;
+  call->timeout_ms = 5000;
+  return call;
+}
+
+Test(dispatch, run_in_pool_continues_an_inline_call_on_a_worker) {
+  ph_instance *inst = instance("slow.so", 1, 4);
+  record rec = {0};
+  ph__tool_def def;
+  ph_call *call = defer_call(inst, &def, &rec);
+
+  ph__call_ref(call);
+  cr_assert_eq(ph__call_start(call), 0);
+  cr_expect_eq(atomic_load(&second_rc), PH_EINVAL, "queued already");
+  RUN_UNTIL(rec.answers == 1, 5000);
+  cr_expect_eq(atomic_load(&deferred_ran), 1);
+  cr_expect(atomic_load(&deferred_off_loop));
+  cr_expect_not(atomic_load(&deferred_cancelled));
+  cr_expect_eq(rec.error_code, 0);
+  RUN_UNTIL(atomic_load(&call->refs) == 1, 5000);
+  cr_expect_eq(ph__host_api.run_in_pool(call, deferred_fn, NULL), PH_EINVAL,
+               "replied already");
+  ph__call_unref(call);
+  record_free(&rec);
+}
+
+Test(dispatch, run_in_pool_runs_fn_for_a_call_cancelled_in_the_queue) {
+  ph_instance *inst = instance("slow.so", 1, 4);
+  record busy = {0}, rec = {0};
+  ph__tool_def def;
+  ph_call *call;
+
+  cr_assert_eq(ph__call_start(tool_call(inst, "sleep", "{\"ms\":100}", &busy)),
+               0);
+  call = defer_call(inst, &def, &rec);
+  cr_assert_eq(ph__call_start(call), 0);
+  ph__call_cancel(call); /* Waiting behind the sleep. */
+  cr_expect_eq(rec.answers, 1);
+  RUN_UNTIL(atomic_load(&deferred_ran) == 1, 5000);
+  cr_expect(atomic_load(&deferred_cancelled), "fn sees the cancel");
+  RUN_UNTIL(busy.answers == 1, 5000);
+  record_free(&busy);
+  record_free(&rec);
+}
+
+Test(dispatch, run_in_pool_refuses_when_the_queue_is_full) {
+  ph_instance *inst = instance("slow.so", 1, 1);
+  record busy = {0}, queued = {0}, rec = {0};
+  ph_call *call = tool_call(inst, "now", "{}", &rec);
+  ph_call *service = ph__call_new(PH__CALL_SERVICE, inst);
+
+  cr_assert_eq(ph__call_start(tool_call(inst, "sleep", "{\"ms\":200}", &busy)),
+               0);
+  run_for(20); /* The worker took it. */
+  cr_assert_eq(ph__call_start(tool_call(inst, "sleep", "{\"ms\":0}", &queued)),
+               0);
+  cr_expect_eq(ph__host_api.run_in_pool(call, deferred_fn, NULL), PH_ENOTSUP);
+  cr_expect_eq(ph__host_api.run_in_pool(service, deferred_fn, NULL), PH_ENOTSUP,
+               "a service call is over when its handler returns");
+  ph__call_unref(service);
+  ph__call_unref(call);
+  RUN_UNTIL(busy.answers == 1 && queued.answers == 1, 5000);
+  cr_expect_eq(atomic_load(&deferred_ran), 0);
+  record_free(&busy);
+  record_free(&queued);
+  record_free(&rec);
 }
