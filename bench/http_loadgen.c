@@ -434,23 +434,16 @@ static const http_parser_settings settings = {
 };
 
 /* Whether one JSON-RPC message is the response with id `id`; sets
- * *is_error when it is an error or an isError result. */
+ * *is_error when it is an error or an isError result. Text that is not
+ * JSON is not the response. */
 static int is_response(const char *json, size_t len, long id, int *is_error) {
-  cJSON *msg = cJSON_ParseWithLength(json, len), *mid, *result;
-  int match = 0;
+  long got;
+  int error;
 
-  if (msg == NULL)
+  if (scan_response(json, len, &got, &error) != 1 || got != id)
     return 0;
-  mid = cJSON_GetObjectItemCaseSensitive(msg, "id");
-  if (cJSON_IsNumber(mid) && (long)mid->valuedouble == id) {
-    match = 1;
-    result = cJSON_GetObjectItemCaseSensitive(msg, "result");
-    *is_error =
-        result == NULL ||
-        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "isError"));
-  }
-  cJSON_Delete(msg);
-  return match;
+  *is_error = error;
+  return 1;
 }
 
 /* Finds the response to the request in flight in an SSE body: events are

@@ -33,6 +33,7 @@ typedef struct {
   int settle_ms;  /* Pause after initialized before reading idle RSS. */
   int machine;    /* Print one key=value line instead of a report. */
   int verbose;    /* Let the server's stderr through. */
+  int self_test;  /* -T: check scan_response and exit. */
   const char *tool;
   const char *arguments;
   const char *label;
@@ -74,7 +75,8 @@ void usage(void) {
           "  -S MS    pause before reading idle RSS (default 200)\n"
           "  -l NAME  label for the machine-readable line\n"
           "  -m       print one machine-readable key=value line\n"
-          "  -v       pass the server's stderr through\n");
+          "  -v       pass the server's stderr through\n"
+          "  -T       check the response scanner and exit\n");
   exit(2);
 }
 
@@ -89,7 +91,7 @@ static void parse_options(options *o, int argc, char **argv) {
                  .tool = "echo",
                  .arguments = "{\"text\":\"hello\"}",
                  .label = "server"};
-  while ((c = getopt(argc, argv, "+n:w:W:t:a:s:S:l:mv")) != -1) {
+  while ((c = getopt(argc, argv, "+n:w:W:t:a:s:S:l:mvT")) != -1) {
     switch (c) {
     case 'n':
       o->requests = parse_count(optarg, 0);
@@ -121,6 +123,9 @@ static void parse_options(options *o, int argc, char **argv) {
     case 'v':
       o->verbose = 1;
       break;
+    case 'T':
+      o->self_test = 1;
+      return;
     default:
       usage();
     }
@@ -250,6 +255,7 @@ static void read_lines(server *s,
                        void (*on_line)(const char *, size_t, int64_t, void *),
                        void *ctx) {
   size_t start = 0, i;
+  const char *nl;
   ssize_t n;
   int64_t t;
 
@@ -266,11 +272,14 @@ static void read_lines(server *s,
   if (n == 0)
     fail("the server closed its stdout");
   t = now_ns();
-  for (i = s->in_len, s->in_len += (size_t)n; i < s->in_len; i++) {
-    if (s->in[i] != '\n')
-      continue;
+  /* memchr rather than a byte loop: a database result is a line of tens
+   * of kilobytes. */
+  i = s->in_len;
+  s->in_len += (size_t)n;
+  while ((nl = memchr(s->in + i, '\n', s->in_len - i)) != NULL) {
+    i = (size_t)(nl - s->in);
     on_line(s->in + start, i - start, t, ctx);
-    start = i + 1;
+    start = ++i;
   }
   memmove(s->in, s->in + start, s->in_len - start);
   s->in_len -= start;
@@ -279,23 +288,13 @@ static void read_lines(server *s,
 /* Returns the response's numeric id and whether it reports an error, or
  * -1 for a line that is not a response to us (a notification). */
 static long response_id(const char *line, size_t len, int *is_error) {
-  cJSON *msg = cJSON_ParseWithLength(line, len), *id, *result;
-  long v = -1;
+  long id;
 
-  if (msg == NULL) {
+  if (scan_response(line, len, &id, is_error) < 0) {
     fprintf(stderr, "loadgen: unparseable line: %.*s\n", (int)len, line);
     exit(1);
   }
-  id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-  result = cJSON_GetObjectItemCaseSensitive(msg, "result");
-  if (cJSON_IsNumber(id)) {
-    v = (long)id->valuedouble;
-    *is_error =
-        result == NULL ||
-        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "isError"));
-  }
-  cJSON_Delete(msg);
-  return v;
+  return id;
 }
 
 static void on_initialize_line(const char *line, size_t len, int64_t t,
@@ -372,6 +371,253 @@ static void run_phase(server *s, phase *p, long first, long count, int window) {
   }
 }
 
+/* ---- -T: checks of scan_response ---- */
+
+typedef struct {
+  const char *json;
+  int rc; /* What scan_response returns; id and is_error count when 1. */
+  long id;
+  int is_error;
+} scan_case;
+
+static const scan_case scan_cases[] = {
+    {"{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[]}}", 1, 7, 0},
+    {"{\"id\":7,\"result\":{\"isError\":true}}", 1, 7, 1},
+    {"{\"id\":7,\"result\":{\"isError\":false}}", 1, 7, 0},
+    {"{\"id\":7,\"result\":{\"isError\":null}}", 1, 7, 0},
+    {"{\"id\":7,\"result\":{\"isError\":\"true\"}}", 1, 7, 0},
+    {"{\"id\":7,\"result\":{\"isError\":1}}", 1, 7, 0},
+    {"{\"id\":7,\"error\":{\"code\":-32601,\"message\":\"no\"}}", 1, 7, 1},
+    {"{\"id\":7}", 1, 7, 1},                   /* No result: an error. */
+    {"{\"id\":7,\"result\":[true]}", 1, 7, 0}, /* Not an object. */
+    {"{\"id\":7,\"result\":\"isError\"}", 1, 7, 0},
+    {"{\"result\":{},\"id\":12345678901234}", 1, 12345678901234, 0},
+    {"{\"id\":-3,\"result\":{}}", 1, -3, 0},
+    {"{\"id\":0,\"result\":{}}", 1, 0, 0},
+    {"{\"id\":2.9,\"result\":{}}", 1, 2, 0}, /* (long) of the double. */
+    {"{\"id\":1.5e3,\"result\":{}}", 1, 1500, 0},
+    {"{\"id\":25E-1,\"result\":{}}", 1, 2, 0},
+    /* Notifications and ids that are not numbers. */
+    {"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}", 0, -1, 0},
+    {"{\"id\":null,\"error\":{\"code\":-32700}}", 0, -1, 0},
+    {"{\"id\":\"7\",\"result\":{}}", 0, -1, 0},
+    {"[1,2,3]", 0, -1, 0},
+    {"42", 0, -1, 0},
+    {"\"id\"", 0, -1, 0},
+    /* Keys count at their own level only. */
+    {"{\"result\":{\"id\":5,\"isError\":true}}", 0, -1, 0},
+    {"{\"id\":1,\"result\":{\"content\":{\"isError\":true}}}", 1, 1, 0},
+    {"{\"id\":1,\"result\":{\"content\":[{\"isError\":true}]}}", 1, 1, 0},
+    {"{\"id\":1,\"result\":{\"x\":{\"error\":1}},\"y\":{\"error\":2}}", 1, 1,
+     0},
+    {"{\"params\":{\"id\":9},\"method\":\"x\"}", 0, -1, 0},
+    /* Keys and look-alikes inside strings. */
+    {"{\"id\":1,\"result\":{\"text\":\"\\\"isError\\\":true\"}}", 1, 1, 0},
+    {"{\"id\":1,\"result\":{\"text\":\"\\\\\",\"isError\":true}}", 1, 1, 1},
+    {"{\"x\":\"\\\"id\\\":5\",\"id\":6,\"result\":{}}", 1, 6, 0},
+    {"{\"x\":\"\\\\\\\"id\\\":5,\",\"result\":{}}", 0, -1, 0},
+    {"{\"x\":\"{\\\"id\\\":5}\",\"result\":{}}", 0, -1, 0},
+    {"{\"id \":1,\"result\":{}}", 0, -1, 0},
+    {"{\"Id\":1,\"result\":{}}", 0, -1, 0},
+    {"{\"i\\\"d\":1,\"result\":{}}", 0, -1, 0},
+    {"{\"\\u0069d\":4,\"result\":{\"is\\u0045rror\":true}}", 1, 4, 1},
+    {"{\"id\":1,\"result\":{\"\\u00e9\":\"\\ud83d\\ude00\",\"\xc3\xa9\":1}}", 1,
+     1, 0},
+    /* Duplicates: the first counts. */
+    {"{\"id\":1,\"id\":2,\"result\":{}}", 1, 1, 0},
+    {"{\"id\":\"a\",\"id\":2,\"result\":{}}", 0, -1, 0},
+    {"{\"id\":1,\"result\":{\"isError\":false,\"isError\":true}}", 1, 1, 0},
+    {"{\"id\":1,\"result\":{\"isError\":true,\"isError\":false}}", 1, 1, 1},
+    {"{\"id\":1,\"result\":{},\"result\":{\"isError\":true}}", 1, 1, 0},
+    /* Whitespace anywhere JSON allows it. */
+    {" \t{ \"id\" :\n3 , \"result\" : { \"isError\" : true } }\r\n", 1, 3, 1},
+    {"{}", 0, -1, 0},
+    /* Broken text. */
+    {"", -1, 0, 0},
+    {"   ", -1, 0, 0},
+    {"{", -1, 0, 0},
+    {"{\"id\":1", -1, 0, 0},
+    {"{\"id\":1,\"result\":{}", -1, 0, 0},
+    {"{\"id\":1,}", -1, 0, 0},
+    {"{\"id\" 1}", -1, 0, 0},
+    {"{\"id\":1 \"result\":{}}", -1, 0, 0},
+    {"{id:1}", -1, 0, 0},
+    {"{\"id\":01}", -1, 0, 0},
+    {"{\"id\":-}", -1, 0, 0},
+    {"{\"id\":1.}", -1, 0, 0},
+    {"{\"id\":1e}", -1, 0, 0},
+    {"{\"id\":tru}", -1, 0, 0},
+    {"{\"id\":1,\"result\":{\"isError\":tru}}", -1, 0, 0},
+    {"{\"id\":1,\"x\":\"abc}", -1, 0, 0},
+    {"{\"id\":1,\"x\":\"abc\\\"}", -1, 0, 0},
+    {"{\"id\":1,\"x\":\"\\q\"}", -1, 0, 0},
+    {"{\"id\":1,\"x\":\"\\u12g4\"}", -1, 0, 0},
+    {"{\"id\":1,\"x\":\"\\u12\"}", -1, 0, 0},
+    {"{\"id\":1,\"x\":[1,2}", -1, 0, 0},
+    {"{\"id\":1,\"x\":[1,]}", -1, 0, 0},
+    {"{\"id\":1,\"x\":{\"a\"}}", -1, 0, 0},
+    {"{\"id\":1}}", -1, 0, 0},
+    {"{\"id\":1} x", -1, 0, 0},
+    {"{\"id\":1}{}", -1, 0, 0},
+};
+
+/* What loadgen did before scan_response, with cJSON: the reference the
+ * random documents are checked against. */
+static int cjson_response(const char *json, size_t len, long *id,
+                          int *is_error) {
+  cJSON *msg = cJSON_ParseWithLength(json, len), *mid, *result;
+  int rc = 0;
+
+  if (msg == NULL)
+    return -1;
+  *id = -1;
+  mid = cJSON_GetObjectItemCaseSensitive(msg, "id");
+  result = cJSON_GetObjectItemCaseSensitive(msg, "result");
+  if (cJSON_IsNumber(mid)) {
+    rc = 1;
+    /* Out of range, (long) is undefined; scan_response says -1. */
+    *id = mid->valuedouble > -9.2e18 && mid->valuedouble < 9.2e18
+              ? (long)mid->valuedouble
+              : -1;
+    /* scan_response also counts an "error" next to a "result". */
+    *is_error =
+        result == NULL ||
+        cJSON_GetObjectItemCaseSensitive(msg, "error") != NULL ||
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "isError"));
+  }
+  cJSON_Delete(msg);
+  return rc;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15u;
+
+static unsigned rng(unsigned n) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (unsigned)(rng_state % n);
+}
+
+/* A random value, with the keys and strings most likely to fool a
+ * scanner. */
+static cJSON *random_value(int depth) {
+  static const char *const keys[] = {"id",      "result", "error", "isError",
+                                     "content", "text",   "i\"d",  "Id",
+                                     "\\",      "\"id\"", "x"};
+  static const char *const strings[] = {
+      "",     "plain", "\"isError\":true",     "{\"id\":5}",         "\\",
+      "\\\"", "\"",    "\xc3\xa9\xe2\x82\xac", "tab\tnew\nline\x01", "}]{[",
+      "true"};
+  static const double numbers[] = {
+      0, 1, -1, 7, 123456789012.0, 2.5, -7.75, 1500.0, 1e9, 0.001, -0.5, 3e-7};
+  cJSON *v;
+  int n, i;
+
+  switch (rng(depth > 4 ? 6 : 9)) {
+  case 0:
+    return cJSON_CreateNumber(numbers[rng(12)]);
+  case 1:
+    return cJSON_CreateString(strings[rng(11)]);
+  case 2:
+    return cJSON_CreateTrue();
+  case 3:
+    return cJSON_CreateFalse();
+  case 4:
+    return cJSON_CreateNull();
+  case 5:
+    return cJSON_CreateNumber((double)(int)rng(100000));
+  case 6:
+  case 7:
+    v = cJSON_CreateObject();
+    for (n = (int)rng(5), i = 0; i < n; i++)
+      cJSON_AddItemToObject(v, keys[rng(11)], random_value(depth + 1));
+    return v;
+  default:
+    v = cJSON_CreateArray();
+    for (n = (int)rng(4), i = 0; i < n; i++)
+      cJSON_AddItemToArray(v, random_value(depth + 1));
+    return v;
+  }
+}
+
+static int check_scan(const char *json, size_t len, int rc, long id,
+                      int is_error) {
+  long got_id = -1;
+  int got_error = 0, got = scan_response(json, len, &got_id, &got_error);
+
+  if (got == rc && (rc != 1 || (got_id == id && got_error == is_error)))
+    return 0;
+  fprintf(stderr,
+          "loadgen -T: %.*s: got %d id %ld error %d, want %d id %ld "
+          "error %d\n",
+          (int)len, json, got, got_id, got_error, rc, id, is_error);
+  return 1;
+}
+
+/* Table cases, then random documents printed by cJSON (compact and
+ * indented) against the cJSON reading, then every prefix and random
+ * one-byte changes of them: what scan_response accepts cJSON must read
+ * the same, and what cJSON refuses it must refuse. */
+static int self_test(void) {
+  size_t i, len, cut;
+  int failures = 0, round, stricter = 0;
+
+  for (i = 0; i < sizeof(scan_cases) / sizeof(*scan_cases); i++)
+    failures +=
+        check_scan(scan_cases[i].json, strlen(scan_cases[i].json),
+                   scan_cases[i].rc, scan_cases[i].id, scan_cases[i].is_error);
+  for (round = 0; round < 4000; round++) {
+    cJSON *msg = cJSON_CreateObject();
+    char *text, *copy;
+    long id = -1, want_id = -1;
+    int is_error = 0, want_error = 0, rc, want;
+
+    for (int n = (int)rng(6), k = 0; k < n; k++) {
+      static const char *const top[] = {"jsonrpc", "id", "result", "error",
+                                        "method"};
+      const char *key = top[rng(5)];
+
+      cJSON_AddItemToObject(msg, key,
+                            strcmp(key, "id") == 0 && rng(2)
+                                ? cJSON_CreateNumber((double)rng(1000000))
+                                : random_value(1));
+    }
+    text = round % 2 ? cJSON_Print(msg) : cJSON_PrintUnformatted(msg);
+    cJSON_Delete(msg);
+    len = strlen(text);
+    want = cjson_response(text, len, &want_id, &want_error);
+    failures += check_scan(text, len, want, want_id, want_error);
+    /* A prefix of an object is never a whole JSON value. */
+    for (cut = 0; cut < len; cut += 1 + rng(7))
+      failures += check_scan(text, cut, -1, 0, 0);
+    copy = xrealloc(NULL, len);
+    for (int m = 0; m < 8 && len > 0; m++) {
+      static const char bytes[] = "{}[]\":,\\ 0-1.eEtrunlfa\x80";
+
+      memcpy(copy, text, len);
+      copy[rng((unsigned)len)] = bytes[rng(sizeof(bytes) - 1)];
+      rc = scan_response(copy, len, &id, &is_error);
+      want = cjson_response(copy, len, &want_id, &want_error);
+      if (rc >= 0 && (rc != want ||
+                      (rc == 1 && (id != want_id || is_error != want_error)))) {
+        fprintf(stderr,
+                "loadgen -T: %.*s: got %d id %ld error %d, cJSON "
+                "%d id %ld error %d\n",
+                (int)len, copy, rc, id, is_error, want, want_id, want_error);
+        failures++;
+      }
+      /* Refusing what cJSON tolerates (trailing text, "01") is fine. */
+      stricter += rc < 0 && want >= 0;
+    }
+    free(copy);
+    free(text);
+  }
+  printf("loadgen -T: %zu table cases, 4000 random documents, %d failures "
+         "(%d changed documents refused that cJSON accepts)\n",
+         sizeof(scan_cases) / sizeof(*scan_cases), failures, stricter);
+  return failures == 0 ? 0 : 1;
+}
+
 static void read_proc_line(pid_t pid, const char *key, long *kib) {
   char path[64], line[256];
   size_t key_len = strlen(key);
@@ -418,6 +664,8 @@ int main(int argc, char **argv) {
   double secs, rps, p50, p99, cpu_per, own_per, server_noise, client_noise;
 
   parse_options(&o, argc, argv);
+  if (o.self_test)
+    return self_test();
   build_request_tail(&o);
   signal(SIGPIPE, SIG_IGN);
 

@@ -185,62 +185,132 @@ static void answer_error(request *r, int code, const char *message,
 
 /* ---- UTF-8 and nesting check ---- */
 
+/* Bytes that end a run ph__json_precheck passes over without looking at
+ * them one by one: PC_STR inside a string ('"', '\\', NUL, non-ASCII),
+ * PC_OUT outside one ('"', brackets, NUL, non-ASCII). Everything else,
+ * the bulk of a reply, costs one table load. Each PC_HIGH16 fills the
+ * sixteen entries from its index on. */
+enum { PC_STR = 1, PC_OUT = 2, PC_BOTH = 3 };
+
+#define PC_HIGH16                                                              \
+  PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH,      \
+      PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH
+
+static const unsigned char pc_stop[256] = {
+    [0] = PC_BOTH,      ['"'] = PC_BOTH,    ['\\'] = PC_STR,
+    ['['] = PC_OUT,     [']'] = PC_OUT,     ['{'] = PC_OUT,
+    ['}'] = PC_OUT,     [0x80] = PC_HIGH16, [0x90] = PC_HIGH16,
+    [0xA0] = PC_HIGH16, [0xB0] = PC_HIGH16, [0xC0] = PC_HIGH16,
+    [0xD0] = PC_HIGH16, [0xE0] = PC_HIGH16, [0xF0] = PC_HIGH16};
+
+/* The length of the well-formed UTF-8 sequence at p (whose first byte is
+ * >= 0x80), or 0: no overlongs, surrogates or code points past U+10FFFF. */
+static inline int utf8_length(const unsigned char *p,
+                              const unsigned char *end) {
+  unsigned c = *p, cp;
+  int n;
+
+  if ((c & 0xE0) == 0xC0 && c >= 0xC2)
+    n = 1, cp = c & 0x1F;
+  else if ((c & 0xF0) == 0xE0)
+    n = 2, cp = c & 0x0F;
+  else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
+    n = 3, cp = c & 0x07;
+  else
+    return 0;
+  if (end - p <= n)
+    return 0;
+  for (int i = 1; i <= n; i++) {
+    if ((p[i] & 0xC0) != 0x80)
+      return 0;
+    cp = cp << 6 | (p[i] & 0x3F);
+  }
+  if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return n + 1;
+}
+
+/* Runs on every plugin reply and client message, so it skips runs of
+ * plain bytes in tight loops, four table loads to a branch, and only
+ * looks closely at the bytes pc_stop names. NUL is refused inside strings
+ * too, where JSON does not allow it raw either: past this check, C
+ * strings would silently end there. The byte after a backslash is skipped
+ * unseen unless it is NUL or non-ASCII, which are refused: JSON escapes
+ * only ASCII, and skipping one byte of a sequence would let invalid UTF-8
+ * through. */
 const char *ph__json_precheck(const char *text, size_t len, int max_depth) {
   const unsigned char *p = (const unsigned char *)text, *end = p + len;
-  int depth = 0, in_string = 0;
+  int depth = 0, n;
 
-  while (p < end) {
-    unsigned c = *p;
-
-    if (c >= 0x80) {
-      int n;
-      unsigned cp;
-
-      if ((c & 0xE0) == 0xC0 && c >= 0xC2)
-        n = 1, cp = c & 0x1F;
-      else if ((c & 0xF0) == 0xE0)
-        n = 2, cp = c & 0x0F;
-      else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
-        n = 3, cp = c & 0x07;
-      else
-        return "invalid UTF-8";
-      if (end - p <= n)
-        return "invalid UTF-8";
-      for (int i = 1; i <= n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-          return "invalid UTF-8";
-        cp = cp << 6 | (p[i] & 0x3F);
-      }
-      if ((n == 2 && cp < 0x800) ||
-          (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-          (cp >= 0xD800 && cp <= 0xDFFF))
-        return "invalid UTF-8";
-      p += n + 1;
-      continue;
-    }
-    if (in_string) {
-      if (c == '\\')
-        p++;
-      else if (c == '"')
-        in_string = 0;
-    } else if (c == '"') {
-      in_string = 1;
-    } else if (c == '[' || c == '{') {
+  for (;;) {
+    /* Outside strings: numbers, literals, punctuation, whitespace. */
+    while (end - p >= 4 &&
+           !((pc_stop[p[0]] | pc_stop[p[1]] | pc_stop[p[2]] | pc_stop[p[3]]) &
+             PC_OUT))
+      p += 4;
+    while (p < end && !(pc_stop[*p] & PC_OUT))
+      p++;
+    if (p == end)
+      return depth != 0 ? "unbalanced brackets" : NULL;
+    switch (*p) {
+    case '[':
+    case '{':
       if (++depth > max_depth)
         return "JSON nested too deeply";
-    } else if (c == ']' || c == '}') {
+      p++;
+      continue;
+    case ']':
+    case '}':
       if (--depth < 0)
         return "unbalanced brackets";
-    } else if (c == '\0') {
+      p++;
+      continue;
+    case '\0':
       return "NUL byte in message";
+    case '"':
+      p++;
+      break;
+    default:
+      if ((n = utf8_length(p, end)) == 0)
+        return "invalid UTF-8";
+      p += n;
+      continue;
     }
-    p++;
+    /* Inside a string, until its closing quote. */
+    for (;;) {
+      /* Not eight bytes at a time: runs between escapes in the text of
+       * a result (JSON in a string) are mostly shorter than that, and a
+       * word test that fails costs more than the bytes it skips. */
+      while (end - p >= 4 &&
+             !((pc_stop[p[0]] | pc_stop[p[1]] | pc_stop[p[2]] | pc_stop[p[3]]) &
+               PC_STR))
+        p += 4;
+      while (p < end && !(pc_stop[*p] & PC_STR))
+        p++;
+      if (p == end)
+        return "unterminated string";
+      if (*p == '"') {
+        p++;
+        break;
+      }
+      if (*p == '\\') {
+        if (end - p < 2)
+          return "unterminated string";
+        if (p[1] == '\0')
+          return "NUL byte in message";
+        if (p[1] >= 0x80)
+          return "invalid UTF-8";
+        p += 2;
+      } else if (*p == '\0') {
+        return "NUL byte in message";
+      } else {
+        if ((n = utf8_length(p, end)) == 0)
+          return "invalid UTF-8";
+        p += n;
+      }
+    }
   }
-  if (in_string)
-    return "unterminated string";
-  if (depth != 0)
-    return "unbalanced brackets";
-  return NULL;
 }
 
 /* ---- Request state for input-required rounds (modern) ---- */

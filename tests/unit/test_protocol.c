@@ -210,6 +210,284 @@ Test(protocol, precheck_refuses_nul) {
   cr_expect_str_eq(precheck("\0{}", 3), "NUL byte in message");
 }
 
+Test(protocol, precheck_refuses_nul_inside_strings) {
+  /* The old check let these through; JSON allows no raw NUL anywhere. */
+  cr_expect_str_eq(precheck("[\"a\0b\"]", 7), "NUL byte in message");
+  cr_expect_str_eq(precheck("[\"a\\\0\"]", 7), "NUL byte in message",
+                   "nor escaped");
+  cr_expect_null(PRE("[\"a\\u0000b\"]"), "the escape is fine");
+}
+
+Test(protocol, precheck_escapes) {
+  cr_expect_null(PRE("[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"]"));
+  cr_expect_null(PRE("[\"\\q\"]"), "escapes are not checked, only skipped");
+  cr_expect_str_eq(PRE("[\"\\"), "unterminated string", "backslash at end");
+  cr_expect_str_eq(PRE("[\"\\\"]"), "unterminated string",
+                   "the quote is escaped");
+  /* A backslash before a non-ASCII byte: the old check skipped that one
+   * byte, refusing the sequence's next byte (always a continuation) or
+   * silently passing a lone byte. Both are refused now. */
+  cr_expect_str_eq(PRE("[\"\\\xc3\xa9\"]"), "invalid UTF-8");
+  cr_expect_str_eq(PRE("[\"\\\xe2\x82\xac\"]"), "invalid UTF-8");
+  cr_expect_str_eq(PRE("[\"\\\xff\"]"), "invalid UTF-8", "was accepted");
+  cr_expect_str_eq(PRE("[\"\\\xc3\"]"), "invalid UTF-8", "was accepted");
+  cr_expect_str_eq(PRE("[\"\\\x80\"]"), "invalid UTF-8", "was accepted");
+}
+
+/* Every error at every offset from the start of a run, across the
+ * four-byte steps the check takes through plain bytes. */
+Test(protocol, precheck_finds_errors_at_any_offset) {
+  static const struct {
+    const char *bad;
+    size_t len;
+    const char *why;
+  } in_string[] = {{"\xff", 1, "invalid UTF-8"},
+                   {"\xc3", 1, "invalid UTF-8"},
+                   {"\xed\xa0\x80", 3, "invalid UTF-8"},
+                   {"\0", 1, "NUL byte in message"},
+                   {"\\\xc3\xa9", 3, "invalid UTF-8"}},
+    outside[] = {{"\xff", 1, "invalid UTF-8"},
+                 {"\0", 1, "NUL byte in message"},
+                 {"]]", 2, "unbalanced brackets"},
+                 {"[[[[", 4, "JSON nested too deeply"}};
+  char text[64];
+  size_t i, k, n;
+
+  for (n = 0; n < 20; n++) {
+    for (k = 0; k < sizeof(in_string) / sizeof(*in_string); k++) {
+      text[0] = '[';
+      text[1] = '"';
+      memset(text + 2, 'a', n);
+      memcpy(text + 2 + n, in_string[k].bad, in_string[k].len);
+      memcpy(text + 2 + n + in_string[k].len, "\"]", 2);
+      i = 2 + n + in_string[k].len + 2;
+      cr_expect_str_eq(precheck(text, i), in_string[k].why, "%zu/%zu", n, k);
+      /* The same run, fine: it ends the string where it should. */
+      memcpy(text + 2 + n, "\xc3\xa9\"]", 4);
+      cr_expect_null(precheck(text, 2 + n + 4), "%zu", n);
+      text[2 + n] = '"';
+      cr_expect_str_eq(precheck(text, 2 + n + 1), "unbalanced brackets", "%zu",
+                       n);
+      cr_expect_str_eq(precheck(text, 2 + n), "unterminated string", "%zu", n);
+    }
+    for (k = 0; k < sizeof(outside) / sizeof(*outside); k++) {
+      text[0] = '[';
+      memset(text + 1, '1', n);
+      memcpy(text + 1 + n, outside[k].bad, outside[k].len);
+      text[1 + n + outside[k].len] = ']';
+      cr_expect_str_eq(precheck(text, 1 + n + outside[k].len + 1),
+                       outside[k].why, "%zu/%zu", n, k);
+    }
+  }
+}
+
+/* ---- precheck against the byte-at-a-time original ---- */
+
+/* The check as it was before its fast loops, kept to test them against.
+ * strict adds what the new one refuses on purpose: NUL inside a string
+ * and, after a backslash, NUL or a non-ASCII byte. */
+static const char *old_precheck(const char *text, size_t len, int max_depth,
+                                int strict) {
+  const unsigned char *p = (const unsigned char *)text, *end = p + len;
+  int depth = 0, in_string = 0;
+
+  while (p < end) {
+    unsigned c = *p;
+
+    if (c >= 0x80) {
+      int n;
+      unsigned cp;
+
+      if ((c & 0xE0) == 0xC0 && c >= 0xC2)
+        n = 1, cp = c & 0x1F;
+      else if ((c & 0xF0) == 0xE0)
+        n = 2, cp = c & 0x0F;
+      else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
+        n = 3, cp = c & 0x07;
+      else
+        return "invalid UTF-8";
+      if (end - p <= n)
+        return "invalid UTF-8";
+      for (int i = 1; i <= n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+          return "invalid UTF-8";
+        cp = cp << 6 | (p[i] & 0x3F);
+      }
+      if ((n == 2 && cp < 0x800) ||
+          (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+          (cp >= 0xD800 && cp <= 0xDFFF))
+        return "invalid UTF-8";
+      p += n + 1;
+      continue;
+    }
+    if (in_string) {
+      if (strict && c == '\0')
+        return "NUL byte in message";
+      if (strict && c == '\\' && end - p >= 2 && p[1] == '\0')
+        return "NUL byte in message";
+      if (strict && c == '\\' && end - p >= 2 && p[1] >= 0x80)
+        return "invalid UTF-8";
+      if (c == '\\')
+        p++;
+      else if (c == '"')
+        in_string = 0;
+    } else if (c == '"') {
+      in_string = 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth)
+        return "JSON nested too deeply";
+    } else if (c == ']' || c == '}') {
+      if (--depth < 0)
+        return "unbalanced brackets";
+    } else if (c == '\0') {
+      return "NUL byte in message";
+    }
+    p++;
+  }
+  if (in_string)
+    return "unterminated string";
+  if (depth != 0)
+    return "unbalanced brackets";
+  return NULL;
+}
+
+static unsigned long long rng_state = 0x2545F4914F6CDD1DULL;
+
+static unsigned rng(unsigned n) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (unsigned)(rng_state % n);
+}
+
+/* Compares the check with the original on one text: equal to the strict
+ * original always, equal to the plain one whenever that refuses the text
+ * or the strict one accepts it, so nothing it let through before is let
+ * through now unless it was exactly the same. */
+static void differ(const char *text, size_t len, int max_depth, int round) {
+  const char *got = ph__json_precheck(text, len, max_depth),
+             *strict = old_precheck(text, len, max_depth, 1),
+             *plain = old_precheck(text, len, max_depth, 0);
+
+  cr_assert((got == NULL && strict == NULL) ||
+                (got != NULL && strict != NULL && strcmp(got, strict) == 0),
+            "round %d (len %zu, depth %d): %s, strict original %s", round, len,
+            max_depth, got ? got : "ok", strict ? strict : "ok");
+  if (plain == NULL && got != NULL)
+    cr_assert(strcmp(got, "NUL byte in message") == 0 ||
+                  strcmp(got, "invalid UTF-8") == 0,
+              "round %d", round);
+  if (plain != NULL)
+    cr_assert_not_null(got, "round %d: the original refused it", round);
+}
+
+Test(protocol, precheck_matches_original_on_random_bytes) {
+  /* Bytes that matter, and UTF-8 pieces both whole and broken. */
+#define PIECE(lit)                                                             \
+  { lit, sizeof(lit) - 1 }
+  static const struct {
+    const char *text;
+    size_t len;
+  } pieces[] = {
+      PIECE("\""),
+      PIECE("\\"),
+      PIECE("["),
+      PIECE("]"),
+      PIECE("{"),
+      PIECE("}"),
+      PIECE("\0"),
+      PIECE("a"),
+      PIECE("1"),
+      PIECE(","),
+      PIECE(":"),
+      PIECE(" "),
+      PIECE("\\\""),
+      PIECE("\\\\"),
+      PIECE("\xc3\xa9"),
+      PIECE("\xe2\x82\xac"),
+      PIECE("\xf0\x9f\x98\x80"),
+      PIECE("\xc3"),
+      PIECE("\x80"),
+      PIECE("\xff"),
+      PIECE("\xed\xa0\x80"),
+      PIECE("\xe0\x80\x80"),
+      PIECE("\xf4\x90\x80\x80"),
+      PIECE("plain text run "),
+      PIECE("\"k\":\"v\","),
+  };
+#undef PIECE
+  char text[40 * 16];
+  int round;
+
+  for (round = 0; round < 20000; round++) {
+    size_t len = 0;
+    int pieces_n = (int)rng(40);
+
+    for (int k = 0; k < pieces_n; k++) {
+      /* Mostly harmless pieces, so some texts get far before failing. */
+      unsigned i = rng(8) < 5 ? (rng(2) ? 7 + rng(6) : 23 + rng(2))
+                              : rng(sizeof(pieces) / sizeof(*pieces));
+
+      memcpy(text + len, pieces[i].text, pieces[i].len);
+      len += pieces[i].len;
+    }
+    differ(text, len, 1 + (int)rng(6), round);
+  }
+}
+
+Test(protocol, precheck_matches_original_on_changed_json) {
+  static const char *const seeds[] = {
+      "{\"content\":[{\"type\":\"text\",\"text\":\"{\\\"columns\\\":[{\\\""
+      "name\\\":\\\"id\\\",\\\"type\\\":\\\"integer\\\"}],\\\"rows\\\":[[1,"
+      "\\\"item 1\\\",true],[2,\\\"item \\\\\\\\ 2\\\",null]]}\"}],"
+      "\"structuredContent\":{\"columns\":[{\"name\":\"id\",\"type\":"
+      "\"integer\"}],\"rows\":[[1,\"item 1\",true],[2,\"item \\\\ 2\",null]],"
+      "\"row_count\":2,\"truncated\":false,\"next_cursor\":null}}",
+      "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":"
+      "{\"name\":\"echo\",\"arguments\":{\"text\":\"caf\xc3\xa9 \xe2\x82\xac "
+      "\xf0\x9f\x98\x80 \\u00e9 [{\\\"\"}}}",
+      "[[[[{\"a\":[\"]]]]\",{\"b\":\"\\\\\"}]}]]]]",
+      "{\"k\xc3\xa9y\":"
+      "\"\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf\xf4\x8f\xbf\xbf\","
+      "\"n\":-1.5e3,\"e\":{},\"l\":[]}",
+  };
+  static const char bytes[] = "\"\\[]{}\0a:, \x80\xbf\xc2\xc3\xe2\xed\xf0\xf4"
+                              "\xf5\xff";
+  char text[1024];
+  int round;
+
+  for (round = 0; round < 20000; round++) {
+    const char *seed = seeds[rng(sizeof(seeds) / sizeof(*seeds))];
+    size_t len = strlen(seed), changes = rng(4), k;
+
+    memcpy(text, seed, len);
+    cr_assert_null(ph__json_precheck(text, len, 1000), "seed %s", seed);
+    for (k = 0; k < changes; k++) {
+      size_t at = rng((unsigned)len);
+
+      switch (rng(4)) {
+      case 0: /* Replace a byte. */
+        text[at] = bytes[rng(sizeof(bytes) - 1)];
+        break;
+      case 1: /* Delete one. */
+        memmove(text + at, text + at + 1, len - at - 1);
+        len--;
+        break;
+      case 2: /* Insert one. */
+        memmove(text + at + 1, text + at, len - at);
+        text[at] = bytes[rng(sizeof(bytes) - 1)];
+        len++;
+        break;
+      default: /* Cut the end off. */
+        len = at;
+      }
+      if (len == 0)
+        break;
+    }
+    differ(text, len, rng(2) ? 1000 : 2 + (int)rng(4), round);
+  }
+}
+
 /* ---- scopes and versions ---- */
 
 Test(protocol, principal_scopes) {
