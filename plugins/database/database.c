@@ -716,25 +716,20 @@ static int request_from_args(db *d, ph_call *call, const cJSON *args,
   return DB_OK;
 }
 
-/* Runs a read-only query from tool or service arguments; *json is the
- * result {columns, rows, row_count, truncated, next_cursor} as JSON text
- * (malloc'd), the rows copied in as the engine wrote them. */
-static int query_json(db *d, ph_call *call, const cJSON *args, char **json,
-                      char **err) {
+/* Reads the arguments of a query (and its cursor) into rq and readies
+ * out. rq points into args, which must outlive it. */
+static int query_prepare(db *d, ph_call *call, const cJSON *args,
+                         db_request *rq, db_rows *out, char **err) {
   const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(args, "cursor");
-  db_rows out = {0};
-  db_request rq;
-  char *next = NULL, *columns = NULL, tail[96];
-  db_rows page = {0};
   int rc;
 
-  *json = NULL;
-  rc = request_from_args(d, call, args, &rq, err);
+  memset(out, 0, sizeof(*out));
+  rc = request_from_args(d, call, args, rq, err);
   if (rc != DB_OK)
     return rc;
   if (cJSON_IsString(cursor) && cursor->valuestring[0] != '\0') {
-    if (db_cursor_open(d, cursor->valuestring, rq.sql, rq.params, &rq.offset) !=
-        0) {
+    if (db_cursor_open(d, cursor->valuestring, rq->sql, rq->params,
+                       &rq->offset) != 0) {
       db_errorf(err, "Invalid cursor: it was not issued by this server for "
                      "this exact statement and parameters");
       return DB_EREFUSED;
@@ -744,22 +739,39 @@ static int query_json(db *d, ph_call *call, const cJSON *args, char **json,
     db_errorf(err, "cursor: must be a string from next_cursor");
     return DB_EINVALID;
   }
-  out.columns = cJSON_CreateArray();
-  out.max_bytes = d->max_bytes;
-  if (out.columns == NULL) {
-    rc = DB_EINTERNAL;
+  out->columns = cJSON_CreateArray();
+  out->max_bytes = d->max_bytes;
+  if (out->columns == NULL) {
     db_errorf(err, "out of memory");
-    goto cleanup;
+    return DB_EINTERNAL;
   }
-  rc = d->engine->query(d, &rq, &out, err);
-  if (rc == DB_OK && out.failed) {
+  return DB_OK;
+}
+
+/* Frees what query_prepare and the engine put in out. */
+static void rows_free(db_rows *out) {
+  cJSON_Delete(out->columns);
+  free(out->text);
+  memset(out, 0, sizeof(*out));
+}
+
+/* After the engine ran (rc): *json is the result {columns, rows,
+ * row_count, truncated, next_cursor} as JSON text (malloc'd), the rows
+ * copied in as the engine wrote them. Frees out. */
+static int query_result(db *d, const db_request *rq, db_rows *out, int rc,
+                        char **json, char **err) {
+  char *next = NULL, *columns = NULL, tail[96];
+  db_rows page = {0};
+
+  *json = NULL;
+  if (rc == DB_OK && out->failed) {
     rc = DB_EINTERNAL;
     db_errorf(err, "out of memory");
   }
   if (rc != DB_OK)
     goto cleanup;
-  if (out.truncated) {
-    next = db_cursor_make(d, rq.sql, rq.params, rq.offset + out.count);
+  if (out->truncated) {
+    next = db_cursor_make(d, rq->sql, rq->params, rq->offset + out->count);
     if (next == NULL) {
       rc = DB_EINTERNAL;
       db_errorf(err, "out of memory");
@@ -767,7 +779,7 @@ static int query_json(db *d, ph_call *call, const cJSON *args, char **json,
     }
   }
   /* The keys in the order cJSON printed them when this was a tree. */
-  columns = cJSON_PrintUnformatted(out.columns);
+  columns = cJSON_PrintUnformatted(out->columns);
   if (columns == NULL) {
     rc = DB_EINTERNAL;
     db_errorf(err, "out of memory");
@@ -776,12 +788,12 @@ static int query_json(db *d, ph_call *call, const cJSON *args, char **json,
   rows_put(&page, "{\"columns\":", 11);
   rows_put(&page, columns, strlen(columns));
   rows_put(&page, ",\"rows\":[", 9);
-  if (out.len > 0)
-    rows_put(&page, out.text, out.len);
+  if (out->len > 0)
+    rows_put(&page, out->text, out->len);
   snprintf(tail, sizeof(tail),
            "],\"row_count\":%ld,\"truncated\":%s,"
            "\"next_cursor\":",
-           out.count, out.truncated ? "true" : "false");
+           out->count, out->truncated ? "true" : "false");
   rows_put(&page, tail, strlen(tail));
   if (next != NULL)
     put_quoted(&page, next, strlen(next));
@@ -800,9 +812,23 @@ cleanup:
   free(page.text);
   free(next);
   cJSON_free(columns);
-  cJSON_Delete(out.columns);
-  free(out.text);
+  rows_free(out);
   return rc;
+}
+
+/* Runs a read-only query from tool or service arguments on this thread
+ * (see query_result for *json). */
+static int query_json(db *d, ph_call *call, const cJSON *args, char **json,
+                      char **err) {
+  db_rows out;
+  db_request rq;
+  int rc;
+
+  *json = NULL;
+  rc = query_prepare(d, call, args, &rq, &out, err);
+  if (rc == DB_OK)
+    rc = d->engine->query(d, &rq, &out, err);
+  return query_result(d, &rq, &out, rc, json, err);
 }
 
 /* query_json as a cJSON tree, for callers that edit or embed the result. */
@@ -1029,23 +1055,113 @@ static cJSON *parse_args(db *d, ph_call *call, const char *args_json) {
   return args;
 }
 
-static void tool_query(ph_call *call, const char *args_json, void *state) {
-  db *d = state;
-  cJSON *args;
-  char *err = NULL, *json = NULL;
+/* A db_query call in progress: what the loop started, or a worker runs. */
+typedef struct query_job {
+  db *d;
+  ph_call *call;
+  cJSON *args; /* rq points into it. */
+  db_request rq;
+  db_rows out;
+} query_job;
+
+static void job_free(query_job *job) {
+  rows_free(&job->out);
+  cJSON_Delete(job->args);
+  free(job);
+}
+
+/* Replies the result of the engine's run (rc, err) and frees the job. */
+static void job_reply(query_job *job, int rc, char *err) {
+  char *json = NULL;
+
+  rc = query_result(job->d, &job->rq, &job->out, rc, &json, &err);
+  if (rc == DB_OK)
+    reply_json(job->d, job->call, json);
+  else
+    reply_failure(job->d, job->call, rc, err);
+  free(json);
+  free(err);
+  job_free(job);
+}
+
+/* A worker: the read the loop could not start (or had to give back). */
+static void query_in_pool(ph_call *call, void *arg) {
+  query_job *job = arg;
+  char *err = NULL;
   int rc;
 
-  args = parse_args(d, call, args_json);
-  if (args == NULL)
+  (void)call;
+  if (job->d->api->cancelled(job->call)) {
+    job_reply(job, DB_ECANCELED, strdup("Query cancelled by the client"));
     return;
-  rc = query_json(d, call, args, &json, &err);
-  if (rc == DB_OK)
-    reply_json(d, call, json);
-  else
-    reply_failure(d, call, rc, err);
-  free(json);
-  cJSON_Delete(args);
+  }
+  rc = job->d->engine->query(job->d, &job->rq, &job->out, &err);
+  job_reply(job, rc, err);
+}
+
+static void to_pool(query_job *job) {
+  if (job->d->api->run_in_pool(job->call, query_in_pool, job) != PH_OK)
+    job_reply(job, DB_EINTERNAL,
+              strdup("The database is busy: too many queries queued; "
+                     "try again"));
+}
+
+/* The loop: how a read the engine started there ended. */
+static void query_done(void *ctx, int rc, char *err) {
+  query_job *job = ctx;
+
+  if (rc != DB_EAGAIN) {
+    job_reply(job, rc, err);
+    return;
+  }
   free(err);
+  /* Start over on a worker, from an empty page. */
+  rows_free(&job->out);
+  job->out.columns = cJSON_CreateArray();
+  job->out.max_bytes = job->d->max_bytes;
+  if (job->out.columns == NULL) {
+    job_reply(job, DB_EINTERNAL, strdup("out of memory"));
+    return;
+  }
+  to_pool(job);
+}
+
+/* Runs on the loop (the tool is inline): arguments, cursor and the SQL
+ * checks are quick; an engine that can read without blocking
+ * (query_start: PostgreSQL with an idle connection) starts there, and
+ * everything else goes to a worker. */
+static void tool_query(ph_call *call, const char *args_json, void *state) {
+  db *d = state;
+  query_job *job;
+  char *err = NULL;
+  int rc;
+
+  job = calloc(1, sizeof(*job));
+  if (job == NULL) {
+    ph_reply_text(d->api, call, "out of memory", 1);
+    return;
+  }
+  job->d = d;
+  job->call = call;
+  job->args = parse_args(d, call, args_json);
+  if (job->args == NULL) {
+    free(job);
+    return;
+  }
+  rc = query_prepare(d, call, job->args, &job->rq, &job->out, &err);
+  if (rc == DB_OK && d->engine->query_start != NULL) {
+    rc = d->engine->query_start(d, &job->rq, &job->out, query_done, job, &err);
+    if (rc == DB_OK)
+      return; /* query_done has the job. */
+  } else if (rc == DB_OK) {
+    rc = DB_EAGAIN;
+  }
+  if (rc != DB_EAGAIN) {
+    job_reply(job, rc, err);
+    return;
+  }
+  free(err);
+  to_pool(job);
 }
 
 static void tool_explain(ph_call *call, const char *args_json, void *state) {
@@ -1482,6 +1598,7 @@ static const ph_tool database_tools[] = {
      .output_schema = ROWS_SCHEMA,
      .annotations = {PH_HINT_TRUE, PH_HINT_FALSE, PH_HINT_TRUE, PH_HINT_FALSE},
      .timeout_ms = 35000,
+     .run_inline = 1,
      .handler = tool_query},
     {.name = "explain",
      .title = "Explain a query plan",

@@ -22,6 +22,7 @@
 #define DB_ECANCELED (-4) /* The client cancelled the call. */
 #define DB_EINTERNAL (-5) /* Connection lost, out of memory, server down. */
 #define DB_ENOTFOUND (-6) /* No such table (or it is hidden). */
+#define DB_EAGAIN (-7)    /* Cannot run on the loop now: use a worker. */
 
 typedef enum { DB_SQLITE = 1, DB_POSTGRES } db_kind;
 
@@ -59,14 +60,25 @@ typedef struct db_rows {
   size_t max_bytes;
 } db_rows;
 
-/* What an engine implements. Every function is called on a worker thread,
- * several at once; each borrows a connection from its own pool. */
+/* How a read started on the loop ends: on the loop, with the engine's
+ * code and error text (the callee frees it), or DB_EAGAIN to run the
+ * read on a worker after all. */
+typedef void (*db_query_done)(void *ctx, int rc, char *err);
+
+/* What an engine implements. Every function but query_start is called on
+ * a worker thread, several at once; each borrows a connection from its
+ * own pool. */
 typedef struct db_engine {
   const char *name; /* "SQLite" or "PostgreSQL", for descriptions. */
   int (*open)(db *d, char **err);
   void (*close)(db *d);
   /* A read-only SELECT; fills out (columns, rows, truncated). */
   int (*query)(db *d, const db_request *rq, db_rows *out, char **err);
+  /* Optional, on the loop thread: starts the read without blocking and
+   * returns DB_OK (done follows), DB_EAGAIN (run query on a worker), or
+   * a refusal with *err. rq and out live until done. */
+  int (*query_start)(db *d, const db_request *rq, db_rows *out,
+                     db_query_done done, void *ctx, char **err);
   /* The plan of a read-only statement, as JSON. */
   int (*explain)(db *d, const db_request *rq, cJSON **plan, char **err);
   /* One INSERT/UPDATE/DELETE in a transaction; *affected rows. */

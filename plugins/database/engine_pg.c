@@ -10,8 +10,12 @@
  * a hidden table or a view, and PQcancel on timeout or client cancellation.
  * Every transaction ends in ROLLBACK, so even a session-level SET made
  * inside one is undone before the connection goes back to the pool. A read
- * with no plan check sends BEGIN, the SET, the statement and ROLLBACK in
- * one pipeline (pipelined_rows): one round trip instead of three.
+ * with no plan check sends BEGIN, the statement and ROLLBACK in one
+ * pipeline (pipe_send): one round trip instead of three. Such a read runs
+ * as a statement prepared once per connection, and when a connection is
+ * idle it starts on the host's loop thread (pg_query_start: libpq in
+ * non-blocking mode, its socket watched by the loop), so it never waits
+ * for a worker thread; the rest runs on workers, blocking.
  *
  * libpq is not linked: it and its dependencies (TLS, Kerberos, LDAP) cost
  * about 3.5 MiB of RSS in every host, most of which only use SQLite. The
@@ -30,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define POLL_SLICE_MS 50
 #define CANCEL_GRACE_MS 500    /* After the deadline, before our PQcancel. */
@@ -56,6 +61,8 @@ typedef struct pg_conn {
   PGcancel *cancel;
   int busy;
   int rollback_sent;   /* A ROLLBACK went out; its result is not read yet. */
+  int cancelling;      /* The watcher is sending a PQcancel for it: not
+                          lent out until it has arrived (under lock). */
   int session_timeout; /* statement_timeout set for the session (ms). */
   pg_stmt stmts[STMT_CACHE];
   unsigned long long tick;
@@ -89,6 +96,12 @@ typedef struct pg_state {
   pg_rel *rels;
   int nrels;
   long long rels_loaded;
+  struct pg_async *async; /* Reads driven from the loop, under lock. */
+  /* Loop thread only: */
+  int loop_reads;                 /* Reads of the loop in flight. */
+  struct pg_async *waiting;       /* Reads waiting for a link, in order. */
+  struct pg_async *waiting_tail;
+  int idle_watcher;       /* The watcher sleeps long: wake it for one. */
 } pg_state;
 
 /* Why a wait ended early. */
@@ -132,6 +145,8 @@ enum pg_stop { PG_RUNNING = 0, PG_TIMEOUT, PG_CANCELLED, PG_BROKEN };
   X(PQsendQuery)                                                               \
   X(PQsendQueryParams)                                                         \
   X(PQsendQueryPrepared)                                                       \
+  X(PQsetnonblocking)                                                          \
+  X(PQflush)                                                                   \
   X(PQsetSingleRowMode)                                                        \
   X(PQsocket)                                                                  \
   X(PQstatus)                                                                  \
@@ -275,6 +290,7 @@ static int link_open(db *d, pg_conn *c, int writable, char **err) {
 }
 
 static int pg_ping(db *d, char **err);
+static void watch_async(db *d);
 
 /* Readiness must not wait for client traffic: a host that reports not ready
  * gets none. So while the server is down (or not reached yet) this thread
@@ -285,17 +301,32 @@ static void *watch(void *arg) {
   db *d = arg;
   pg_state *s = d->engine_state;
   struct timespec until;
-  long long wait;
+  long long wait, next_ping = 0, now;
   char *err = NULL;
 
   pthread_mutex_lock(&s->lock);
   while (!s->closing) {
-    pthread_mutex_unlock(&s->lock);
-    pg_ping(d, &err);
-    free(err);
-    err = NULL;
-    pthread_mutex_lock(&s->lock);
-    wait = s->connected == 1 ? HEALTH_MS : RETRY_MS;
+    now = db_now_ms();
+    if (now >= next_ping) {
+      pthread_mutex_unlock(&s->lock);
+      pg_ping(d, &err);
+      free(err);
+      err = NULL;
+      pthread_mutex_lock(&s->lock);
+      now = db_now_ms();
+      next_ping = now + (s->connected == 1 ? HEALTH_MS : RETRY_MS);
+    }
+    if (s->async != NULL) {
+      pthread_mutex_unlock(&s->lock);
+      watch_async(d);
+      pthread_mutex_lock(&s->lock);
+    }
+    /* While reads run from the loop, look at them every slice, as a
+     * worker polls its own; otherwise sleep until the next ping. */
+    wait = next_ping - now;
+    if (s->async != NULL && wait > POLL_SLICE_MS)
+      wait = POLL_SLICE_MS;
+    s->idle_watcher = s->async == NULL;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += wait / 1000;
     until.tv_nsec += (wait % 1000) * 1000000;
@@ -303,9 +334,8 @@ static void *watch(void *arg) {
       until.tv_sec++;
       until.tv_nsec -= 1000000000;
     }
-    while (!s->closing &&
-           pthread_cond_timedwait(&s->wake, &s->lock, &until) != ETIMEDOUT)
-      ;
+    pthread_cond_timedwait(&s->wake, &s->lock, &until);
+    s->idle_watcher = 0;
   }
   pthread_mutex_unlock(&s->lock);
   return NULL;
@@ -407,10 +437,11 @@ static pg_conn *checkout(db *d, const db_request *rq, char **err) {
   for (;;) {
     /* Prefer a connected one, so the pool grows only under load. */
     for (i = 0; i < s->nconns && c == NULL; i++)
-      if (!s->conns[i].busy && s->conns[i].conn != NULL)
+      if (!s->conns[i].busy && !s->conns[i].cancelling &&
+          s->conns[i].conn != NULL)
         c = &s->conns[i];
     for (i = 0; i < s->nconns && c == NULL; i++)
-      if (!s->conns[i].busy)
+      if (!s->conns[i].busy && !s->conns[i].cancelling)
         c = &s->conns[i];
     if (c != NULL) {
       c->busy = 1;
@@ -1662,8 +1693,8 @@ static pg_stmt *stmt_victim(pg_conn *c) {
   return v;
 }
 
-/* What pipelined_rows sent, in order; each step's results end in a NULL
- * from PQgetResult, the sync in a PGRES_PIPELINE_SYNC result. */
+/* What a pipeline sent, in order; each step's results end in a NULL from
+ * PQgetResult, the sync in a PGRES_PIPELINE_SYNC result. */
 enum pipe_step {
   STEP_DEALLOCATE, /* Frees the slot's old statement (outside the BEGIN). */
   STEP_BEGIN,
@@ -1674,179 +1705,185 @@ enum pipe_step {
   STEP_SYNC
 };
 
-/* The whole read in one round trip: BEGIN READ ONLY, SET LOCAL
+/* One pipelined read in progress: what was sent and what came back so far.
+ * The same steps serve the blocking path (pipelined_rows, on a worker) and
+ * the one driven by the host's loop (pg_query_start). */
+typedef struct pipe_run {
+  enum pipe_step steps[7];
+  int nsteps, at; /* at == nsteps: the sync arrived. */
+  enum pg_stop stop;
+  long skipped;
+  int rc, have_columns, done, results, stale;
+  int over; /* The rows reached the limit: cancel the rest. */
+  size_t len;
+  unsigned hash;
+  pg_stmt *t;    /* The kept statement run, or NULL (unnamed). */
+  pg_stmt *slot; /* Non-NULL when t is prepared by this pipeline. */
+} pipe_run;
+
+/* Sends the read as one pipeline: BEGIN READ ONLY, SET LOCAL
  * statement_timeout (unless the session's is right already), the
- * statement (single-row mode) and ROLLBACK go out together in pipeline
- * mode, closed by one sync, and their results are read in order. A failed
- * step makes the server skip the rest up to the sync
- * (PGRES_PIPELINE_ABORTED), which can leave the transaction open in error:
- * end_read then rolls it back, or checkin drops the link, as on the
- * unpipelined path.
+ * statement and ROLLBACK, closed by one sync.
  *
  * The statement runs as a named prepared statement, kept per connection by
  * its text (stmts, least recently used out): parsing and planning are a
  * third of the server's work for a point lookup, and a client repeats its
  * statements. The first use prepares it inside the same pipeline.
  * Prepared statements outlive ROLLBACK; the server re-plans them after
- * DDL, and the one thing it refuses (a cached statement whose result
- * columns changed) drops the link so the retry prepares afresh.
+ * DDL, and the one thing it refuses (a kept statement whose result columns
+ * changed) drops the link so the retry prepares afresh.
  *
- * *fresh is set when the caller may run it once more: the link failed
- * before any result came back, or what failed was the cache's own
- * bookkeeping, not the client's statement. */
-static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
-                          char **values, int nvalues, db_rows *out, char **err,
-                          int *fresh) {
-  enum pg_stop stop = PG_RUNNING;
-  enum pipe_step steps[7];
-  int nsteps = 0, at = 0;
-  long long cancel_at = 0;
-  PGresult *res;
-  ExecStatusType st;
-  long skipped = 0;
-  int rc = DB_OK, have_columns = 0, done = 0, taken, results = 0, sent;
-  int stale = 0;
-  char timeout[64], name[32], buf[256];
-  size_t len = strlen(rq->sql);
-  unsigned hash = stmt_hash(rq->sql, len);
-  pg_stmt *t = NULL, *slot = NULL;
+ * Returns 0, or -1 when the link failed (closed; nothing ran). */
+static int pipe_send(pg_conn *c, const db_request *rq, char **values,
+                     int nvalues, pipe_run *p) {
+  char timeout[64], name[32];
+  int sent;
 
-  *fresh = 0;
-  if (len <= STMT_MAX_SQL) {
-    t = stmt_find(c, rq->sql, len, hash);
-    if (t == NULL) {
-      slot = stmt_victim(c);
-      t = slot;
-    }
+  memset(p, 0, sizeof(*p));
+  p->len = strlen(rq->sql);
+  p->hash = stmt_hash(rq->sql, p->len);
+  if (p->len <= STMT_MAX_SQL) {
+    p->t = stmt_find(c, rq->sql, p->len, p->hash);
+    if (p->t == NULL)
+      p->t = p->slot = stmt_victim(c);
   }
-  snprintf(timeout, sizeof(timeout), "SET LOCAL statement_timeout = %d",
-           rq->timeout_ms);
   sent = pq.PQenterPipelineMode(c->conn);
-  if (sent && slot != NULL && slot->sql != NULL) {
-    snprintf(name, sizeof(name), "DEALLOCATE ph_s%u", slot->serial);
-    free(slot->sql);
-    slot->sql = NULL;
+  if (sent && p->slot != NULL && p->slot->sql != NULL) {
+    snprintf(name, sizeof(name), "DEALLOCATE ph_s%u", p->slot->serial);
+    free(p->slot->sql);
+    p->slot->sql = NULL;
     sent = pq.PQsendQueryParams(c->conn, name, 0, NULL, NULL, NULL, NULL, 0);
-    steps[nsteps++] = STEP_DEALLOCATE;
+    p->steps[p->nsteps++] = STEP_DEALLOCATE;
   }
   if (sent) {
     sent = pq.PQsendQueryParams(c->conn, "BEGIN READ ONLY", 0, NULL, NULL, NULL,
                                 NULL, 0);
-    steps[nsteps++] = STEP_BEGIN;
+    p->steps[p->nsteps++] = STEP_BEGIN;
   }
   if (sent && rq->timeout_ms != c->session_timeout) {
+    snprintf(timeout, sizeof(timeout), "SET LOCAL statement_timeout = %d",
+             rq->timeout_ms);
     sent = pq.PQsendQueryParams(c->conn, timeout, 0, NULL, NULL, NULL, NULL, 0);
-    steps[nsteps++] = STEP_TIMEOUT;
+    p->steps[p->nsteps++] = STEP_TIMEOUT;
   }
-  if (sent && slot != NULL) {
-    slot->serial = ++c->serial;
-    snprintf(name, sizeof(name), "ph_s%u", slot->serial);
+  if (sent && p->slot != NULL) {
+    p->slot->serial = ++c->serial;
+    snprintf(name, sizeof(name), "ph_s%u", p->slot->serial);
     sent = pq.PQsendPrepare(c->conn, name, rq->sql, 0, NULL);
-    steps[nsteps++] = STEP_PREPARE;
+    p->steps[p->nsteps++] = STEP_PREPARE;
   }
   if (sent) {
-    if (t != NULL) {
-      snprintf(name, sizeof(name), "ph_s%u", t->serial);
-      t->used = ++c->tick;
+    if (p->t != NULL) {
+      snprintf(name, sizeof(name), "ph_s%u", p->t->serial);
+      p->t->used = ++c->tick;
       sent = pq.PQsendQueryPrepared(c->conn, name, nvalues,
                                     (const char *const *)values, NULL, NULL, 0);
     } else {
       sent = pq.PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
                                   (const char *const *)values, NULL, NULL, 0);
     }
-    steps[nsteps++] = STEP_STATEMENT;
+    p->steps[p->nsteps++] = STEP_STATEMENT;
   }
   if (sent) {
     sent =
         pq.PQsendQueryParams(c->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
-    steps[nsteps++] = STEP_ROLLBACK;
+    p->steps[p->nsteps++] = STEP_ROLLBACK;
   }
   if (!sent || !pq.PQpipelineSync(c->conn)) {
     link_close(c);
-    *fresh = 1;
-    return pg_failure(c, NULL, rq, PG_BROKEN, err);
+    return -1;
   }
-  steps[nsteps++] = STEP_SYNC;
-  while (at < nsteps) {
-    res = next_result(d, c, rq, &stop, &cancel_at);
-    if (res == NULL) {
-      if (stop == PG_BROKEN)
-        break;
-      if (steps[at] == STEP_SYNC) {
-        /* A NULL where the sync belongs: libpq lost track; drop it. */
-        stop = PG_BROKEN;
-        break;
-      }
-      at++;
-      if (steps[at] == STEP_STATEMENT)
-        pq.PQsetSingleRowMode(c->conn);
-      continue;
-    }
-    results++;
-    st = pq.PQresultStatus(res);
-    if (st == PGRES_PIPELINE_SYNC) {
-      at = nsteps;
-    } else if (st == PGRES_PIPELINE_ABORTED || steps[at] == STEP_ROLLBACK) {
-      /* A step before failed and said why; ROLLBACK is judged by the
-       * transaction status after the sync. */
-    } else if (steps[at] == STEP_DEALLOCATE) {
-      if (st != PGRES_COMMAND_OK)
-        stale = 1;
-    } else if (steps[at] == STEP_PREPARE) {
-      if (st == PGRES_COMMAND_OK && slot != NULL) {
-        slot->sql = malloc(len + 1);
-        if (slot->sql != NULL) {
-          memcpy(slot->sql, rq->sql, len + 1);
-          slot->len = len;
-          slot->hash = hash;
-        } else {
-          stale = 1; /* Prepared but not recorded: the name is lost. */
-        }
-      } else if (st != PGRES_COMMAND_OK && rc == DB_OK) {
-        rc = pg_failure(c, res, rq, stop, err);
-      }
-    } else if (steps[at] == STEP_STATEMENT &&
-               (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK)) {
-      if (!have_columns) {
-        add_columns(out, res);
-        have_columns = 1;
-      }
-      if (!done) {
-        taken = take_rows(d, res, rq, &skipped, out, err);
-        if (taken < 0)
-          rc = DB_EINTERNAL;
-        if (taken != 0 && c->cancel != NULL)
-          /* Stop the server producing rows nobody will read. */
-          pq.PQcancel(c->cancel, buf, sizeof(buf));
-        if (taken != 0 && cancel_at == 0)
-          cancel_at = db_now_ms();
-        done = taken != 0;
-      }
-    } else if (st == PGRES_COMMAND_OK) {
-      /* BEGIN, SET; SHOW and friends end here with no rows. */
-    } else if (!done && rc == DB_OK) {
-      const char *state = pq.PQresultErrorField(res, PG_DIAG_SQLSTATE);
-      if (slot == NULL && t != NULL && state != NULL &&
-          strcmp(state, "0A000") == 0 && !have_columns) {
-        /* "cached plan must not change result type": the table changed
-         * under a kept statement. Dropping the link drops it too. */
-        stale = 1;
+  p->steps[p->nsteps++] = STEP_SYNC;
+  return 0;
+}
+
+/* A NULL from PQgetResult: the current step is over. Returns -1 when that
+ * cannot be (a NULL where the sync belongs: libpq lost track). */
+static int pipe_step_over(pg_conn *c, pipe_run *p) {
+  if (p->steps[p->at] == STEP_SYNC)
+    return -1;
+  p->at++;
+  if (p->steps[p->at] == STEP_STATEMENT)
+    pq.PQsetSingleRowMode(c->conn);
+  return 0;
+}
+
+/* One result of the pipeline; takes res over. Sets p->over when the rows
+ * reached the limit, so the caller cancels the rest. */
+static void pipe_result(db *d, pg_conn *c, const db_request *rq, pipe_run *p,
+                        PGresult *res, db_rows *out, char **err) {
+  ExecStatusType st = pq.PQresultStatus(res);
+  int taken;
+
+  p->results++;
+  if (st == PGRES_PIPELINE_SYNC) {
+    p->at = p->nsteps;
+  } else if (st == PGRES_PIPELINE_ABORTED || p->steps[p->at] == STEP_ROLLBACK) {
+    /* A step before failed and said why; ROLLBACK is judged by the
+     * transaction status after the sync. */
+  } else if (p->steps[p->at] == STEP_DEALLOCATE) {
+    if (st != PGRES_COMMAND_OK)
+      p->stale = 1;
+  } else if (p->steps[p->at] == STEP_PREPARE) {
+    if (st == PGRES_COMMAND_OK) {
+      p->slot->sql = malloc(p->len + 1);
+      if (p->slot->sql != NULL) {
+        memcpy(p->slot->sql, rq->sql, p->len + 1);
+        p->slot->len = p->len;
+        p->slot->hash = p->hash;
       } else {
-        rc = pg_failure(c, res, rq, stop, err);
+        p->stale = 1; /* Prepared but not recorded: the name is lost. */
       }
+    } else if (p->rc == DB_OK) {
+      p->rc = pg_failure(c, res, rq, p->stop, err);
     }
-    pq.PQclear(res);
+  } else if (p->steps[p->at] == STEP_STATEMENT &&
+             (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK)) {
+    if (!p->have_columns) {
+      add_columns(out, res);
+      p->have_columns = 1;
+    }
+    if (!p->done) {
+      taken = take_rows(d, res, rq, &p->skipped, out, err);
+      if (taken < 0)
+        p->rc = DB_EINTERNAL;
+      p->done = p->over = taken != 0;
+    }
+  } else if (st == PGRES_COMMAND_OK) {
+    /* BEGIN, SET; SHOW and friends end here with no rows. */
+  } else if (!p->done && p->rc == DB_OK) {
+    const char *state = pq.PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (p->slot == NULL && p->t != NULL && state != NULL &&
+        strcmp(state, "0A000") == 0 && !p->have_columns) {
+      /* "cached plan must not change result type": the table changed
+       * under a kept statement. Dropping the link drops it too. */
+      p->stale = 1;
+    } else {
+      p->rc = pg_failure(c, res, rq, p->stop, err);
+    }
   }
-  if (stop == PG_BROKEN) {
+  pq.PQclear(res);
+}
+
+/* After the last result (or a broken link): leaves pipeline mode and says
+ * how the read went. *fresh is set when the caller may run it once more:
+ * the link failed before any result came back, or what failed was the
+ * cache's own bookkeeping, not the client's statement. */
+static int pipe_end(pg_conn *c, const db_request *rq, pipe_run *p, char **err,
+                    int *fresh) {
+  int rc = p->rc;
+
+  *fresh = 0;
+  if (p->stop == PG_BROKEN) {
     link_close(c);
-    *fresh = results == 0;
+    *fresh = p->results == 0;
     return rc != DB_OK ? rc : pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
   if (!pq.PQexitPipelineMode(c->conn)) {
     link_close(c);
     return rc != DB_OK ? rc : pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
-  if (stale) {
+  if (p->stale) {
     /* The cache and the server disagree: start the session over. */
     link_close(c);
     *fresh = 1;
@@ -1856,9 +1893,50 @@ static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
     }
     return rc;
   }
-  if (stop != PG_RUNNING && rc == DB_OK && !done)
-    rc = pg_failure(c, NULL, rq, stop, err);
+  if (p->stop != PG_RUNNING && rc == DB_OK && !p->done)
+    rc = pg_failure(c, NULL, rq, p->stop, err);
   return rc;
+}
+
+/* The whole read in one round trip on a worker (see pipe_send), results
+ * read in order. A failed step makes the server skip the rest up to the
+ * sync (PGRES_PIPELINE_ABORTED), which can leave the transaction open in
+ * error: end_read then rolls it back, or checkin drops the link, as on the
+ * unpipelined path. */
+static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
+                          char **values, int nvalues, db_rows *out, char **err,
+                          int *fresh) {
+  long long cancel_at = 0;
+  PGresult *res;
+  pipe_run p;
+  char buf[256];
+
+  if (pipe_send(c, rq, values, nvalues, &p) != 0) {
+    *fresh = 1;
+    return pg_failure(c, NULL, rq, PG_BROKEN, err);
+  }
+  while (p.at < p.nsteps) {
+    res = next_result(d, c, rq, &p.stop, &cancel_at);
+    if (res == NULL) {
+      if (p.stop == PG_BROKEN)
+        break;
+      if (pipe_step_over(c, &p) != 0) {
+        p.stop = PG_BROKEN;
+        break;
+      }
+      continue;
+    }
+    pipe_result(d, c, rq, &p, res, out, err);
+    if (p.over) {
+      /* Stop the server producing rows nobody will read. */
+      p.over = 0;
+      if (c->cancel != NULL)
+        pq.PQcancel(c->cancel, buf, sizeof(buf));
+      if (cancel_at == 0)
+        cancel_at = db_now_ms();
+    }
+  }
+  return pipe_end(c, rq, &p, err, fresh);
 }
 
 /* Non-zero when the catalog snapshot is current and the statement names
@@ -2290,11 +2368,352 @@ static int pg_ping(db *d, char **err) {
   return rc;
 }
 
+/* ---- reads driven from the host's loop ---- */
+
+/* A read whose pipeline went out from the loop thread (pg_query_start): the
+ * host's loop watches the connection's socket and on_pg_io reads what
+ * arrived, so a point lookup costs no hand-off to a worker and back. The
+ * watcher thread does what would block: PQcancel for a client's
+ * cancellation, a missed deadline or rows past the limit, and after
+ * ABANDON_AFTER_MS without an answer, a shutdown of the socket, which
+ * the loop then reads as a broken link. */
+typedef struct pg_async pg_async;
+
+static void on_pg_io(int fd, int events, void *data);
+
+struct pg_async {
+  struct pg_async *next;  /* In s->async, under s->lock. */
+  struct pg_async *wnext; /* In s->waiting (loop only). */
+  db *d;
+  pg_conn *c;
+  const db_request *rq;
+  db_rows *out;
+  char **values;
+  int nvalues;
+  int fd;
+  int watch_write; /* Output is pending: watched for writing too. */
+  pipe_run p;
+  db_query_done done;
+  void *ctx;
+  char *err;
+  /* Under s->lock: */
+  PGcancel *cancel;  /* Ours until the watcher takes it to send. */
+  int cancel_wanted; /* Rows reached the limit. */
+  enum pg_stop why;  /* Why the watcher cancelled (client, deadline). */
+  long long cancel_at;
+  int cut; /* The socket was shut down after ABANDON_AFTER_MS. */
+};
+
+/* Borrows a connected, idle link without waiting, or returns NULL. */
+static pg_conn *checkout_now(db *d) {
+  pg_state *s = d->engine_state;
+  pg_conn *c = NULL;
+  int i;
+
+  pthread_mutex_lock(&s->lock);
+  for (i = 0; i < s->nconns && c == NULL; i++)
+    if (!s->conns[i].busy && !s->conns[i].cancelling &&
+        s->conns[i].conn != NULL && !s->conns[i].rollback_sent)
+      c = &s->conns[i];
+  if (c != NULL)
+    c->busy = 1;
+  pthread_mutex_unlock(&s->lock);
+  if (c != NULL && pq.PQstatus(c->conn) != CONNECTION_OK) {
+    checkin(d, c);
+    c = NULL;
+  }
+  return c;
+}
+
+static void async_finish(pg_async *a);
+static void async_next(db *d);
+
+static void async_watch(pg_async *a, int write) {
+  a->watch_write = write;
+  a->d->api->watch_fd(a->d->self, a->fd,
+                      PH_WATCH_READ | (write ? PH_WATCH_WRITE : 0), on_pg_io,
+                      a);
+}
+
+/* The loop: the connection has something for us (or room for output). */
+static void on_pg_io(int fd, int events, void *data) {
+  pg_async *a = data;
+  pg_state *s = a->d->engine_state;
+  pg_conn *c = a->c;
+  PGresult *res;
+  int flushed, over = 0;
+
+  (void)fd;
+  pthread_mutex_lock(&s->lock);
+  if (a->why != PG_RUNNING && a->p.stop == PG_RUNNING)
+    a->p.stop = a->why;
+  pthread_mutex_unlock(&s->lock);
+  if (events & PH_WATCH_WRITE) {
+    flushed = pq.PQflush(c->conn);
+    if (flushed < 0)
+      a->p.stop = PG_BROKEN;
+    else if (flushed == 0 && a->watch_write)
+      async_watch(a, 0);
+  }
+  if (a->p.stop != PG_BROKEN && (events & PH_WATCH_READ) &&
+      !pq.PQconsumeInput(c->conn))
+    a->p.stop = PG_BROKEN;
+  while (a->p.stop != PG_BROKEN && a->p.at < a->p.nsteps &&
+         !pq.PQisBusy(c->conn)) {
+    res = pq.PQgetResult(c->conn);
+    if (res == NULL) {
+      if (pipe_step_over(c, &a->p) != 0)
+        a->p.stop = PG_BROKEN;
+      continue;
+    }
+    pipe_result(a->d, c, a->rq, &a->p, res, a->out, &a->err);
+    if (a->p.over) {
+      a->p.over = 0;
+      over = 1;
+    }
+  }
+  if (pq.PQstatus(c->conn) != CONNECTION_OK)
+    a->p.stop = PG_BROKEN;
+  if (over) {
+    pthread_mutex_lock(&s->lock);
+    a->cancel_wanted = 1;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+  }
+  if (a->p.stop == PG_BROKEN || a->p.at >= a->p.nsteps)
+    async_finish(a);
+}
+
+/* The loop: the read is over; give the link back and report. */
+static void async_finish(pg_async *a) {
+  db *d = a->d;
+  pg_state *s = d->engine_state;
+  pg_async **pp;
+  PGcancel *cancel;
+  int rc, fresh;
+
+  d->api->watch_fd(d->self, a->fd, 0, NULL, NULL);
+  pthread_mutex_lock(&s->lock);
+  for (pp = &s->async; *pp != NULL; pp = &(*pp)->next)
+    if (*pp == a) {
+      *pp = a->next;
+      break;
+    }
+  cancel = a->cancel;
+  a->cancel = NULL;
+  if (a->why != PG_RUNNING && a->p.stop == PG_RUNNING)
+    a->p.stop = a->why;
+  if (a->cut)
+    a->p.stop = PG_BROKEN;
+  pthread_mutex_unlock(&s->lock);
+  if (cancel != NULL)
+    pq.PQfreeCancel(cancel);
+  rc = pipe_end(a->c, a->rq, &a->p, &a->err, &fresh);
+  if (a->c->conn != NULL)
+    pq.PQsetnonblocking(a->c->conn, 0);
+  end_read(d, a->c);
+  free_texts(a->values, a->nvalues);
+  if (rc != DB_OK && fresh && db_now_ms() < a->rq->deadline) {
+    /* Nothing of the client's ran (or a kept statement went stale): the
+     * worker path runs it again, reconnecting if need be. */
+    free(a->err);
+    a->err = NULL;
+    rc = DB_EAGAIN;
+  }
+  a->done(a->ctx, rc, a->err);
+  free(a);
+  s->loop_reads--;
+  async_next(d);
+}
+
+/* Sends a's pipeline on an idle link and has the loop watch it. Returns
+ * 0, or -1 when no link is idle or the send failed (a is as it was). */
+static int async_launch(pg_async *a) {
+  db *d = a->d;
+  pg_state *s = d->engine_state;
+  pg_conn *c = checkout_now(d);
+  int flushed;
+
+  if (c == NULL)
+    return -1;
+  a->c = c;
+  a->fd = pq.PQsocket(c->conn);
+  a->cancel = pq.PQgetCancel(c->conn);
+  if (a->fd < 0 || pq.PQsetnonblocking(c->conn, 1) != 0 ||
+      pipe_send(c, a->rq, a->values, a->nvalues, &a->p) != 0) {
+    if (a->cancel != NULL)
+      pq.PQfreeCancel(a->cancel);
+    a->cancel = NULL;
+    if (c->conn != NULL)
+      pq.PQsetnonblocking(c->conn, 0);
+    checkin(d, c);
+    return -1;
+  }
+  /* A failed flush leaves the socket in error: the loop reports it at
+   * once and on_pg_io finds the broken link. */
+  flushed = pq.PQflush(c->conn);
+  s->loop_reads++;
+  pthread_mutex_lock(&s->lock);
+  a->next = s->async;
+  s->async = a;
+  if (s->idle_watcher)
+    pthread_cond_signal(&s->wake); /* To watch deadlines from now on. */
+  pthread_mutex_unlock(&s->lock);
+  async_watch(a, flushed == 1);
+  return 0;
+}
+
+/* Ends a read that never reached a link. */
+static void async_give_up(pg_async *a, int rc, const char *why) {
+  char *err = NULL;
+
+  if (why != NULL)
+    db_errorf(&err, "%s", why);
+  free_texts(a->values, a->nvalues);
+  a->done(a->ctx, rc, err);
+  free(a);
+}
+
+/* The loop, after a read gave its link back: starts the reads waiting for
+ * one, in order. One that cannot start while no read of the loop is in
+ * flight (workers hold every link) goes to a worker, which waits for a
+ * link with its deadline; nothing waits here without a read of the loop
+ * to wake it. */
+static void async_next(db *d) {
+  pg_state *s = d->engine_state;
+  pg_async *a;
+
+  while ((a = s->waiting) != NULL) {
+    if (a->rq->call != NULL && d->api->cancelled(a->rq->call)) {
+      s->waiting = a->wnext;
+      async_give_up(a, DB_ECANCELED, "Query cancelled by the client");
+      continue;
+    }
+    if (db_now_ms() >= a->rq->deadline) {
+      s->waiting = a->wnext;
+      async_give_up(a, DB_ETIMEOUT,
+                    "Query timed out waiting for a free connection");
+      continue;
+    }
+    if (async_launch(a) == 0) {
+      s->waiting = a->wnext;
+      continue;
+    }
+    if (s->loop_reads > 0)
+      break;
+    s->waiting = a->wnext;
+    async_give_up(a, DB_EAGAIN, NULL);
+  }
+  if (s->waiting == NULL)
+    s->waiting_tail = NULL;
+}
+
+/* Starts a read on the loop thread when it can run without blocking: the
+ * statement needs no plan check, and a connected link is idle or one of
+ * the loop's reads will free one (the read then waits its turn here, not
+ * on a worker thread). Returns DB_OK when started (done is called later
+ * on the loop, with the error text to free, or DB_EAGAIN to run it on a
+ * worker instead), DB_EAGAIN when it cannot start here, or the refusal
+ * (with *err). */
+static int pg_query_start(db *d, const db_request *rq, db_rows *out,
+                          db_query_done done, void *ctx, char **err) {
+  pg_state *s = d->engine_state;
+  pg_async *a;
+  sql_scan scan;
+  int rc, ok;
+
+  rc = screen(d, rq, 0, &scan, err);
+  if (rc != DB_OK)
+    return rc;
+  ok = pipeline_ok(d, &scan);
+  sql_scan_free(&scan);
+  if (!ok)
+    return DB_EAGAIN;
+  a = calloc(1, sizeof(*a));
+  if (a == NULL)
+    return DB_EAGAIN;
+  if (param_texts(rq->params, &a->values, &a->nvalues, err) != DB_OK) {
+    free(a);
+    return DB_EINVALID;
+  }
+  a->d = d;
+  a->rq = rq;
+  a->out = out;
+  a->done = done;
+  a->ctx = ctx;
+  a->fd = -1;
+  if (s->waiting == NULL && async_launch(a) == 0)
+    return DB_OK;
+  if (s->loop_reads > 0) {
+    if (s->waiting_tail != NULL)
+      s->waiting_tail->wnext = a;
+    else
+      s->waiting = a;
+    s->waiting_tail = a;
+    return DB_OK;
+  }
+  free_texts(a->values, a->nvalues);
+  free(a);
+  return DB_EAGAIN;
+}
+
+/* The watcher: cancels what the loop cannot (PQcancel blocks), and cuts a
+ * link whose server stopped answering after the cancel. A link with a
+ * cancel on its way is not lent out until it has arrived, so the cancel
+ * cannot hit the next borrower's statement. */
+static void watch_async(db *d) {
+  pg_state *s = d->engine_state;
+  PGcancel *send[16];
+  pg_conn *of[16];
+  enum pg_stop why;
+  int n = 0, i;
+  long long now = db_now_ms();
+  char buf[256];
+  pg_async *a;
+
+  pthread_mutex_lock(&s->lock);
+  for (a = s->async; a != NULL; a = a->next) {
+    if (a->cancel_at == 0) {
+      why = PG_RUNNING;
+      if (a->rq->call != NULL && d->api->cancelled(a->rq->call))
+        why = PG_CANCELLED;
+      else if (now > a->rq->deadline + CANCEL_GRACE_MS)
+        why = PG_TIMEOUT;
+      if ((why == PG_RUNNING && !a->cancel_wanted) || n == 16)
+        continue;
+      a->why = why;
+      a->cancel_at = now;
+      if (a->cancel != NULL) {
+        send[n] = a->cancel;
+        of[n++] = a->c;
+        a->c->cancelling++;
+        a->cancel = NULL;
+      }
+    } else if (!a->cut && now > a->cancel_at + ABANDON_AFTER_MS) {
+      a->cut = 1;
+      shutdown(a->fd, SHUT_RDWR);
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  for (i = 0; i < n; i++) {
+    pq.PQcancel(send[i], buf, sizeof(buf));
+    pq.PQfreeCancel(send[i]);
+  }
+  if (n > 0) {
+    pthread_mutex_lock(&s->lock);
+    for (i = 0; i < n; i++)
+      of[i]->cancelling--;
+    pthread_cond_broadcast(&s->freed);
+    pthread_mutex_unlock(&s->lock);
+  }
+}
+
 const db_engine db_postgres_engine = {
     .name = "PostgreSQL",
     .open = pg_open,
     .close = pg_close,
     .query = pg_query,
+    .query_start = pg_query_start,
     .explain = pg_explain,
     .execute = pg_execute,
     .list_tables = pg_list_tables,
