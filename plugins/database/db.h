@@ -60,9 +60,11 @@ typedef struct db_rows {
   size_t max_bytes;
 } db_rows;
 
-/* How a read started on the loop ends: on the loop, with the engine's
- * code and error text (the callee frees it), or DB_EAGAIN to run the
- * read on a worker after all. */
+/* How a read started on the loop ends: with the engine's code and error
+ * text (the callee frees it), or DB_EAGAIN to run the read on a worker
+ * after all. On the loop thread, except a final code (never DB_EAGAIN)
+ * for a read that timed out or was cancelled while it waited for a
+ * connection, which the engine's own thread reports. */
 typedef void (*db_query_done)(void *ctx, int rc, char *err);
 
 /* What an engine implements. Every function but query_start is called on

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #define POLL_SLICE_MS 50
@@ -97,11 +98,12 @@ typedef struct pg_state {
   int nrels;
   long long rels_loaded;
   struct pg_async *async; /* Reads driven from the loop, under lock. */
-  /* Loop thread only: */
-  int loop_reads;                 /* Reads of the loop in flight. */
-  struct pg_async *waiting;       /* Reads waiting for a link, in order. */
+  int loop_reads;         /* Reads of the loop in flight (loop thread only). */
+  /* Reads of the loop waiting for a link, in order, under lock: the loop
+   * starts them, the watcher times them out. */
+  struct pg_async *waiting;
   struct pg_async *waiting_tail;
-  int idle_watcher;       /* The watcher sleeps long: wake it for one. */
+  int idle_watcher; /* The watcher sleeps long: wake it for one. */
 } pg_state;
 
 /* Why a wait ended early. */
@@ -1714,7 +1716,8 @@ typedef struct pipe_run {
   enum pg_stop stop;
   long skipped;
   int rc, have_columns, done, results, stale;
-  int over; /* The rows reached the limit: cancel the rest. */
+  int over;       /* The rows reached the limit: cancel the rest. */
+  int single_row; /* Rows come one PGresult each (else all in one). */
   size_t len;
   unsigned hash;
   pg_stmt *t;    /* The kept statement run, or NULL (unnamed). */
@@ -1740,6 +1743,7 @@ static int pipe_send(pg_conn *c, const db_request *rq, char **values,
   int sent;
 
   memset(p, 0, sizeof(*p));
+  p->single_row = 1;
   p->len = strlen(rq->sql);
   p->hash = stmt_hash(rq->sql, p->len);
   if (p->len <= STMT_MAX_SQL) {
@@ -1803,7 +1807,7 @@ static int pipe_step_over(pg_conn *c, pipe_run *p) {
   if (p->steps[p->at] == STEP_SYNC)
     return -1;
   p->at++;
-  if (p->steps[p->at] == STEP_STATEMENT)
+  if (p->steps[p->at] == STEP_STATEMENT && p->single_row)
     pq.PQsetSingleRowMode(c->conn);
   return 0;
 }
@@ -1847,7 +1851,9 @@ static void pipe_result(db *d, pg_conn *c, const db_request *rq, pipe_run *p,
       taken = take_rows(d, res, rq, &p->skipped, out, err);
       if (taken < 0)
         p->rc = DB_EINTERNAL;
-      p->done = p->over = taken != 0;
+      p->done = taken != 0;
+      /* A whole result is over already: nothing to cancel. */
+      p->over = p->done && p->single_row;
     }
   } else if (st == PGRES_COMMAND_OK) {
     /* BEGIN, SET; SHOW and friends end here with no rows. */
@@ -2383,7 +2389,7 @@ static void on_pg_io(int fd, int events, void *data);
 
 struct pg_async {
   struct pg_async *next;  /* In s->async, under s->lock. */
-  struct pg_async *wnext; /* In s->waiting (loop only). */
+  struct pg_async *wnext; /* In s->waiting, under s->lock. */
   db *d;
   pg_conn *c;
   const db_request *rq;
@@ -2392,6 +2398,9 @@ struct pg_async {
   int nvalues;
   int fd;
   int watch_write; /* Output is pending: watched for writing too. */
+  size_t wire;     /* Bytes seen waiting on the socket, summed (at least
+                      what arrived: a byte may be counted twice). */
+  int too_big;     /* wire passed the budget: run it on a worker. */
   pipe_run p;
   db_query_done done;
   void *ctx;
@@ -2443,7 +2452,6 @@ static void on_pg_io(int fd, int events, void *data) {
   PGresult *res;
   int flushed, over = 0;
 
-  (void)fd;
   pthread_mutex_lock(&s->lock);
   if (a->why != PG_RUNNING && a->p.stop == PG_RUNNING)
     a->p.stop = a->why;
@@ -2455,9 +2463,23 @@ static void on_pg_io(int fd, int events, void *data) {
     else if (flushed == 0 && a->watch_write)
       async_watch(a, 0);
   }
-  if (a->p.stop != PG_BROKEN && (events & PH_WATCH_READ) &&
-      !pq.PQconsumeInput(c->conn))
-    a->p.stop = PG_BROKEN;
+  if (a->p.stop != PG_BROKEN && (events & PH_WATCH_READ)) {
+    int queued = 0;
+
+    /* libpq collects a whole result in memory unless rows come one by
+     * one, and one PGresult per row is a tenth of a 100-row page's CPU.
+     * So the loop reads whole results, but only up to a budget: a result
+     * that outgrows it is dropped (with the link, which stops the server)
+     * and run again on a worker, streaming rows. */
+    if (ioctl(fd, FIONREAD, &queued) == 0 && queued > 0)
+      a->wire += (size_t)queued;
+    if (a->wire > a->d->max_bytes * 4 + (1u << 20)) {
+      a->too_big = 1;
+      a->p.stop = PG_BROKEN;
+    } else if (!pq.PQconsumeInput(c->conn)) {
+      a->p.stop = PG_BROKEN;
+    }
+  }
   while (a->p.stop != PG_BROKEN && a->p.at < a->p.nsteps &&
          !pq.PQisBusy(c->conn)) {
     res = pq.PQgetResult(c->conn);
@@ -2513,9 +2535,10 @@ static void async_finish(pg_async *a) {
     pq.PQsetnonblocking(a->c->conn, 0);
   end_read(d, a->c);
   free_texts(a->values, a->nvalues);
-  if (rc != DB_OK && fresh && db_now_ms() < a->rq->deadline) {
-    /* Nothing of the client's ran (or a kept statement went stale): the
-     * worker path runs it again, reconnecting if need be. */
+  if (rc != DB_OK && (fresh || a->too_big) && db_now_ms() < a->rq->deadline) {
+    /* Nothing of the client's ran (or a kept statement went stale, or the
+     * result was too big to read whole): the worker path runs it again,
+     * reconnecting if need be. */
     free(a->err);
     a->err = NULL;
     rc = DB_EAGAIN;
@@ -2549,6 +2572,7 @@ static int async_launch(pg_async *a) {
     checkin(d, c);
     return -1;
   }
+  a->p.single_row = 0; /* See on_pg_io. */
   /* A failed flush leaves the socket in error: the loop reports it at
    * once and on_pg_io finds the broken link. */
   flushed = pq.PQflush(c->conn);
@@ -2574,38 +2598,55 @@ static void async_give_up(pg_async *a, int rc, const char *why) {
   free(a);
 }
 
+/* Takes the first waiting read off the list (under s->lock). */
+static pg_async *waiting_pop(pg_state *s) {
+  pg_async *a;
+
+  pthread_mutex_lock(&s->lock);
+  a = s->waiting;
+  if (a != NULL) {
+    s->waiting = a->wnext;
+    if (s->waiting == NULL)
+      s->waiting_tail = NULL;
+  }
+  pthread_mutex_unlock(&s->lock);
+  return a;
+}
+
 /* The loop, after a read gave its link back: starts the reads waiting for
  * one, in order. One that cannot start while no read of the loop is in
  * flight (workers hold every link) goes to a worker, which waits for a
  * link with its deadline; nothing waits here without a read of the loop
- * to wake it. */
+ * to wake it. The watcher answers those whose deadline passes meanwhile
+ * (watch_async). */
 static void async_next(db *d) {
   pg_state *s = d->engine_state;
   pg_async *a;
 
-  while ((a = s->waiting) != NULL) {
+  while ((a = waiting_pop(s)) != NULL) {
     if (a->rq->call != NULL && d->api->cancelled(a->rq->call)) {
-      s->waiting = a->wnext;
       async_give_up(a, DB_ECANCELED, "Query cancelled by the client");
       continue;
     }
     if (db_now_ms() >= a->rq->deadline) {
-      s->waiting = a->wnext;
       async_give_up(a, DB_ETIMEOUT,
                     "Query timed out waiting for a free connection");
       continue;
     }
-    if (async_launch(a) == 0) {
-      s->waiting = a->wnext;
+    if (async_launch(a) == 0)
       continue;
-    }
-    if (s->loop_reads > 0)
+    if (s->loop_reads > 0) {
+      /* Back to the head of the line. */
+      pthread_mutex_lock(&s->lock);
+      a->wnext = s->waiting;
+      s->waiting = a;
+      if (s->waiting_tail == NULL)
+        s->waiting_tail = a;
+      pthread_mutex_unlock(&s->lock);
       break;
-    s->waiting = a->wnext;
+    }
     async_give_up(a, DB_EAGAIN, NULL);
   }
-  if (s->waiting == NULL)
-    s->waiting_tail = NULL;
 }
 
 /* Starts a read on the loop thread when it can run without blocking: the
@@ -2645,11 +2686,13 @@ static int pg_query_start(db *d, const db_request *rq, db_rows *out,
   if (s->waiting == NULL && async_launch(a) == 0)
     return DB_OK;
   if (s->loop_reads > 0) {
+    pthread_mutex_lock(&s->lock);
     if (s->waiting_tail != NULL)
       s->waiting_tail->wnext = a;
     else
       s->waiting = a;
     s->waiting_tail = a;
+    pthread_mutex_unlock(&s->lock);
     return DB_OK;
   }
   free_texts(a->values, a->nvalues);
@@ -2669,7 +2712,7 @@ static void watch_async(db *d) {
   int n = 0, i;
   long long now = db_now_ms();
   char buf[256];
-  pg_async *a;
+  pg_async *a, **pp, *prev, *late = NULL;
 
   pthread_mutex_lock(&s->lock);
   for (a = s->async; a != NULL; a = a->next) {
@@ -2694,7 +2737,31 @@ static void watch_async(db *d) {
       shutdown(a->fd, SHUT_RDWR);
     }
   }
+  /* Reads still waiting for a link at their deadline (or cancelled) are
+   * answered here: the loop only looks at them when a link frees. */
+  for (pp = &s->waiting, prev = NULL; *pp != NULL;) {
+    a = *pp;
+    if (now < a->rq->deadline &&
+        (a->rq->call == NULL || !d->api->cancelled(a->rq->call))) {
+      prev = a;
+      pp = &a->wnext;
+      continue;
+    }
+    *pp = a->wnext;
+    if (s->waiting_tail == a)
+      s->waiting_tail = prev;
+    a->wnext = late;
+    late = a;
+  }
   pthread_mutex_unlock(&s->lock);
+  while ((a = late) != NULL) {
+    late = a->wnext;
+    if (now < a->rq->deadline)
+      async_give_up(a, DB_ECANCELED, "Query cancelled by the client");
+    else
+      async_give_up(a, DB_ETIMEOUT,
+                    "Query timed out waiting for a free connection");
+  }
   for (i = 0; i < n; i++) {
     pq.PQcancel(send[i], buf, sizeof(buf));
     pq.PQfreeCancel(send[i]);

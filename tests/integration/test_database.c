@@ -1185,6 +1185,9 @@ Test(database, postgres_mixed_load_keeps_answers_apart, .timeout = 120) {
   if (engines(e) < 2)
     return;
   h = start_db(e[1].url, "\"pool_size\":3", &cfg);
+  /* Without a catalog snapshot every read would go to the workers. */
+  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
+  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
   for (k = 0; k < total; k++) {
     snprintf(id, sizeof(id), "%d", 1000 + k);
     if (k % 3 == 0)
@@ -1231,6 +1234,113 @@ Test(database, postgres_mixed_load_keeps_answers_apart, .timeout = 120) {
   stop_db(h, cfg);
 }
 
+/* The host's peak memory in KiB (VmHWM). */
+static long peak_kib(th_host *h) {
+  char path[64], line[256];
+  long kib = -1;
+  FILE *f;
+
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)th_pid(h));
+  f = fopen(path, "r");
+  cr_assert_not_null(f);
+  while (fgets(line, sizeof(line), f) != NULL)
+    if (sscanf(line, "VmHWM: %ld", &kib) == 1)
+      break;
+  fclose(f);
+  return kib;
+}
+
+/* Reads on the loop take a result whole (no PGresult per row), up to a
+ * budget of bytes: a bigger one is dropped and run again on a worker,
+ * row by row. Either way the page stops at the limits, and the host's
+ * memory stays bounded whatever the statement produces. */
+Test(database, postgres_huge_results_on_the_loop_stay_bounded, .timeout = 120) {
+  engine e[2];
+  char *cfg;
+  th_host *h;
+  cJSON *res;
+  long long t0;
+  long before;
+
+  if (engines(e) < 2)
+    return;
+  h = start_db(e[1].url, "\"max_result_bytes\":262144", &cfg);
+  /* The first read takes the catalog snapshot that lets reads start on
+   * the loop; the second leaves its connection idle, ready for one. */
+  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
+  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
+  before = peak_kib(h);
+  /* About 2 GB if read whole: 38 million rows of 50 bytes. */
+  t0 = now_ms();
+  res = page(h,
+             "SELECT a.order_id, b.line_no, repeat('x', 40) AS pad FROM orders "
+             "a, order_lines b",
+             NULL, 10000, NULL);
+  cr_assert(cJSON_IsTrue(th_get(res, "result.structuredContent.truncated")),
+            "%s", th_str(res, "result.content.0.text"));
+  cr_assert_gt(th_num(res, "result.structuredContent.row_count"), 1000);
+  cr_assert_lt(th_num(res, "result.structuredContent.row_count"), 10000,
+               "the byte budget stops the page first");
+  cr_assert_lt(now_ms() - t0, 10000);
+  cJSON_Delete(res);
+  /* Rows past the limit but few bytes: whole, truncated, with a cursor
+   * whose next page follows on. */
+  res =
+      page(h, "SELECT order_id FROM orders ORDER BY order_id", NULL, 50, NULL);
+  cr_assert_eq(th_num(res, "result.structuredContent.row_count"), 50);
+  cr_assert(cJSON_IsTrue(th_get(res, "result.structuredContent.truncated")));
+  cr_assert_eq(
+      cJSON_GetArrayItem(
+          cJSON_GetArrayItem(th_get(res, "result.structuredContent.rows"), 49),
+          0)
+          ->valuedouble,
+      50);
+  cJSON_Delete(res);
+  cr_assert_lt(peak_kib(h) - before, 64 * 1024,
+               "peak memory grew from %ld to %ld KiB", before, peak_kib(h));
+  stop_db(h, cfg);
+}
+
+/* A read that waits for a connection held by a long read of the loop is
+ * answered at its own deadline, not when the long read ends. */
+Test(database, postgres_waiting_read_times_out_at_its_deadline, .timeout = 60) {
+  engine e[2];
+  char *cfg;
+  th_host *h;
+  cJSON *res, *args;
+  long long t0;
+
+  if (engines(e) < 2)
+    return;
+  h = start_db(e[1].url, "\"pool_size\":1", &cfg);
+  /* The first read takes the catalog snapshot that lets reads start on
+   * the loop; the second leaves its connection idle, ready for one. */
+  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
+  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
+  th_request_async(h, "71", "tools/call",
+                   "{\"name\":\"db_query\",\"arguments\":{\"sql\":"
+                   "\"SELECT pg_sleep(3) IS NULL AS slept\"}}");
+  usleep(200 * 1000);
+  t0 = now_ms();
+  args = sql_args("SELECT 2 AS two", NULL);
+  cJSON_AddNumberToObject(args, "timeout_ms", 400);
+  res = call(h, "query", args);
+  cr_assert(is_error(res), "%s", cJSON_PrintUnformatted(res));
+  cr_assert(strstr(th_str(res, "result.content.0.text"),
+                   "waiting for a free connection") != NULL,
+            "%s", th_str(res, "result.content.0.text"));
+  cr_assert_lt(now_ms() - t0, 2000, "answered after %lld ms", now_ms() - t0);
+  cJSON_Delete(res);
+  res = th_response(h, "71", WAIT_MS);
+  cr_assert_not_null(res);
+  ok_rows(res);
+  cJSON_Delete(res);
+  res = query(h, "SELECT 3 AS three", NULL);
+  cr_assert_eq(th_num(cJSON_GetArrayItem(ok_rows(res), 0), "0"), 3);
+  cJSON_Delete(res);
+  stop_db(h, cfg);
+}
+
 /* A server that stops answering mid-read (its backend frozen with
  * SIGSTOP): past the deadline the plugin sends a cancel, which a frozen
  * backend cannot act on, and after its grace period it cuts the link, so
@@ -1240,13 +1350,16 @@ Test(database, postgres_frozen_backend_is_cut_loose, .timeout = 120) {
   engine e[2];
   char *cfg;
   th_host *h;
-  cJSON *res, *args;
+  cJSON *res;
   long long t0;
   int pid;
 
   if (engines(e) < 2)
     return;
   h = start_db(e[1].url, "\"pool_size\":1", &cfg);
+  /* As in the test above: the second read leaves the one connection
+   * ready for reads on the loop, whose cut this is about. */
+  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
   res = query(h, "SELECT pg_backend_pid() AS pid", NULL);
   pid = (int)th_num(cJSON_GetArrayItem(ok_rows(res), 0), "0");
   cJSON_Delete(res);
@@ -1256,10 +1369,14 @@ Test(database, postgres_frozen_backend_is_cut_loose, .timeout = 120) {
     cr_skip_test("cannot stop PostgreSQL's backend (not root?)");
   }
   t0 = now_ms();
-  args = sql_args("SELECT 1 AS one", NULL);
-  cJSON_AddNumberToObject(args, "timeout_ms", 200);
-  res = call(h, "query", args);
+  th_request_async(h, "81", "tools/call",
+                   "{\"name\":\"db_query\",\"arguments\":{\"sql\":"
+                   "\"SELECT 1 AS one\",\"timeout_ms\":200}}");
+  res = th_response(h, "81", 20000);
+  /* Before any assertion: a frozen backend would stall the other tests
+   * sharing the cluster. */
   kill(pid, SIGCONT);
+  cr_assert_not_null(res, "no answer; host stderr:\n%s", th_stderr(h));
   cr_assert(is_error(res), "%s", cJSON_PrintUnformatted(res));
   /* Which message depends on whether the cut or the timeout is noticed
    * first; what matters is that the call ends. */
