@@ -202,21 +202,39 @@ void db_row_double(db_rows *out, double v) {
 }
 
 /* Writes len bytes of s as a JSON string, escaped as cJSON escapes. */
-static void put_quoted(db_rows *out, const char *s, size_t len) {
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *p = (const unsigned char *)s, *end = p + len;
-  char *o;
+/* Bytes a JSON string cannot hold as they are: control characters, the
+ * quote and the backslash. */
+static const unsigned char json_special[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: '\\' */
+};
 
-  /* Every byte escaped as \u00XX at worst, and the quotes. */
-  if (rows_reserve(out, len * 6 + 2) != 0)
-    return;
-  o = out->text + out->len;
-  *o++ = '"';
-  for (; p < end; p++) {
-    if (*p >= 0x20 && *p != '"' && *p != '\\') {
-      *o++ = (char)*p;
-      continue;
-    }
+/* Writes the bytes p..end escaped as the body of a JSON string at o (as
+ * cJSON escapes: short forms where JSON has them, else \u00XX) and
+ * returns the end, or NULL when that would pass limit. Runs of plain
+ * bytes are copied whole: quoting a page of rows byte by byte was a tenth
+ * of the time of a 100-row query. */
+static char *escape_into(char *o, const char *limit, const unsigned char *p,
+                         const unsigned char *end) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *run;
+
+  while (p < end) {
+    run = p;
+    while (p < end && !json_special[*p])
+      p++;
+    if ((size_t)(limit - o) < (size_t)(p - run))
+      return NULL;
+    memcpy(o, run, (size_t)(p - run));
+    o += p - run;
+    if (p == end)
+      break;
+    if (limit - o < 6)
+      return NULL;
     *o++ = '\\';
     switch (*p) {
     case '"':
@@ -244,7 +262,21 @@ static void put_quoted(db_rows *out, const char *s, size_t len) {
       o[4] = hex[*p & 15];
       o += 5;
     }
+    p++;
   }
+  return o;
+}
+
+static void put_quoted(db_rows *out, const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  char *o;
+
+  /* Every byte escaped as \u00XX at worst, and the quotes. */
+  if (rows_reserve(out, len * 6 + 2) != 0)
+    return;
+  o = out->text + out->len;
+  *o++ = '"';
+  o = escape_into(o, out->text + out->cap, p, p + len);
   *o++ = '"';
   out->len = (size_t)(o - out->text);
 }
@@ -954,69 +986,35 @@ cleanup:
 /* ---- tool replies ---- */
 
 /* Bytes of s as the body of a JSON string (without the quotes). */
-static size_t quoted_length(const char *s) {
-  const unsigned char *p;
-  size_t n = 0;
-
-  for (p = (const unsigned char *)s; *p != '\0'; p++) {
-    if (*p == '"' || *p == '\\' || *p == '\n' || *p == '\r' || *p == '\t')
-      n += 2;
-    else if (*p < 0x20)
-      n += 6;
-    else
-      n++;
-  }
-  return n;
-}
-
-/* Writes s quoted as the body of a JSON string at o; returns the end. */
-static char *quote_into(char *o, const char *s) {
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *p;
-
-  for (p = (const unsigned char *)s; *p != '\0'; p++) {
-    if (*p >= 0x20 && *p != '"' && *p != '\\') {
-      *o++ = (char)*p;
-      continue;
-    }
-    *o++ = '\\';
-    if (*p == '"' || *p == '\\')
-      *o++ = (char)*p;
-    else if (*p == '\n')
-      *o++ = 'n';
-    else if (*p == '\r')
-      *o++ = 'r';
-    else if (*p == '\t')
-      *o++ = 't';
-    else {
-      memcpy(o, "u00", 3);
-      o[3] = hex[*p >> 4];
-      o[4] = hex[*p & 15];
-      o += 5;
-    }
-  }
-  return o;
-}
-
 /* Replies the JSON text of a result as structuredContent and, quoted, as a
- * text block (what ph_reply_structured does), but in one buffer sized
- * exactly up front: a page of rows is tens of kilobytes, and appending it a
- * byte at a time to a doubling buffer was a large share of the plugin's CPU per
- * request. */
+ * text block (what ph_reply_structured does), but in one buffer: a page
+ * of rows is tens of kilobytes, and appending it a byte at a time to a
+ * doubling buffer was a large share of the plugin's CPU per request. JSON
+ * text holds no control characters, so quoting it at most doubles it; the
+ * exact worst case is only needed if it somehow does. */
 static void reply_json(db *d, ph_call *call, const char *text) {
   static const char head[] = "{\"content\":[{\"type\":\"text\",\"text\":\"";
   static const char middle[] = "\"}],\"structuredContent\":";
-  size_t len = strlen(text);
-  char *json, *o;
+  const unsigned char *p = (const unsigned char *)text;
+  size_t len = strlen(text), quoted = len * 2, size;
+  char *json, *o = NULL;
+  int attempt;
 
-  json = d->api->alloc(sizeof(head) - 1 + quoted_length(text) + sizeof(middle) -
-                       1 + len + 2);
-  if (json == NULL) {
-    ph_reply_text(d->api, call, "out of memory", 1);
-    return;
+  for (attempt = 0; attempt < 2 && o == NULL; attempt++) {
+    if (attempt == 1)
+      quoted = len * 6;
+    size = sizeof(head) - 1 + quoted + sizeof(middle) - 1 + len + 2;
+    json = d->api->alloc(size);
+    if (json == NULL) {
+      ph_reply_text(d->api, call, "out of memory", 1);
+      return;
+    }
+    memcpy(json, head, sizeof(head) - 1);
+    o = escape_into(json + sizeof(head) - 1, json + sizeof(head) - 1 + quoted,
+                    p, p + len);
+    if (o == NULL)
+      d->api->free(json);
   }
-  memcpy(json, head, sizeof(head) - 1);
-  o = quote_into(json + sizeof(head) - 1, text);
   memcpy(o, middle, sizeof(middle) - 1);
   o += sizeof(middle) - 1;
   memcpy(o, text, len);

@@ -413,6 +413,43 @@ static cJSON *page(th_host *h, const char *sql, const char *params, int limit,
   return call(h, "query", args);
 }
 
+/* The text block is the structured result as JSON text, whatever the
+ * strings hold: quotes, backslashes, control characters, non-ASCII. */
+Test(database, text_block_is_the_structured_result) {
+  engine e[2];
+  int n = engines(e), i, k;
+
+  for (i = 0; i < n; i++) {
+    char *cfg;
+    th_host *h = start_db(e[i].url, NULL, &cfg);
+
+    for (k = 0; k < 3; k++) { /* PostgreSQL: workers, then the loop. */
+      cJSON *res, *text;
+      const cJSON *r;
+
+      res = query(h,
+                  e[i].kind == PG
+                      ? "SELECT E'q\"b\\\\s\\n\\t\\x01\\x1f\\u00e9\\u20ac' AS "
+                        "s, count(*) AS n FROM regions"
+                      : "SELECT 'q\"b\\s' || char(10, 9, 1, 31, 233, 8364) "
+                        "AS s, count(*) AS n FROM regions",
+                  NULL);
+      r = cJSON_GetArrayItem(ok_rows(res), 0);
+      cr_assert_str_eq(cJSON_GetArrayItem(r, 0)->valuestring,
+                       "q\"b\\s\n\t\x01\x1f\xc3\xa9\xe2\x82\xac", "%s",
+                       cJSON_PrintUnformatted(res));
+      text = cJSON_Parse(th_str(res, "result.content.0.text"));
+      cr_assert_not_null(text, "text block is not JSON: %s",
+                         th_str(res, "result.content.0.text"));
+      cr_assert(cJSON_Compare(text, th_get(res, "result.structuredContent"), 1),
+                "text block differs: %s", cJSON_PrintUnformatted(res));
+      cJSON_Delete(text);
+      cJSON_Delete(res);
+    }
+    stop_db(h, cfg);
+  }
+}
+
 Test(database, pagination_with_signed_cursors) {
   engine e[2];
   int n = engines(e), i;
