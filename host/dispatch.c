@@ -1113,8 +1113,12 @@ static int api_watch_fd(ph_instance *self, int fd, int events, ph_watch_fn cb,
   uv_events = ((events & PH_WATCH_READ) ? UV_READABLE : 0) |
               ((events & PH_WATCH_WRITE) ? UV_WRITABLE : 0);
   if (w != NULL) {
-    /* Also re-arms a watch libuv stopped after a poll error. */
-    if (uv_poll_start(&w->poll, uv_events, on_poll) != 0)
+    /* Also re-arms a watch libuv stopped after a poll error. The same
+     * events need no restart, which would change the poll set: a plugin
+     * handing a socket from one piece of work to the next only swaps
+     * cb and data. */
+    if ((events != w->events || !uv_is_active((uv_handle_t *)&w->poll)) &&
+        uv_poll_start(&w->poll, uv_events, on_poll) != 0)
       return PH_EINVAL;
     w->events = events;
     w->cb = cb;

@@ -2436,6 +2436,7 @@ static pg_conn *checkout_now(db *d) {
 
 static void async_finish(pg_async *a);
 static void async_next(db *d);
+static int hand_over(db *d, pg_conn *c);
 
 static void async_watch(pg_async *a, int write) {
   a->watch_write = write;
@@ -2510,11 +2511,11 @@ static void on_pg_io(int fd, int events, void *data) {
 static void async_finish(pg_async *a) {
   db *d = a->d;
   pg_state *s = d->engine_state;
+  pg_conn *c = a->c;
   pg_async **pp;
   PGcancel *cancel;
-  int rc, fresh;
+  int rc, fresh, keep, fd = a->fd;
 
-  d->api->watch_fd(d->self, a->fd, 0, NULL, NULL);
   pthread_mutex_lock(&s->lock);
   for (pp = &s->async; *pp != NULL; pp = &(*pp)->next)
     if (*pp == a) {
@@ -2527,13 +2528,26 @@ static void async_finish(pg_async *a) {
     a->p.stop = a->why;
   if (a->cut)
     a->p.stop = PG_BROKEN;
+  /* The link may go straight to a waiting read if it is sound and no
+   * cancel is on its way to it. */
+  keep = s->waiting != NULL && a->p.stop == PG_RUNNING && !a->p.stale &&
+         !a->too_big && c->cancelling == 0 && fd >= 0;
   pthread_mutex_unlock(&s->lock);
+  if (!keep && fd >= 0)
+    d->api->watch_fd(d->self, fd, 0, NULL, NULL);
   if (cancel != NULL)
     pq.PQfreeCancel(cancel);
-  rc = pipe_end(a->c, a->rq, &a->p, &a->err, &fresh);
-  if (a->c->conn != NULL)
-    pq.PQsetnonblocking(a->c->conn, 0);
-  end_read(d, a->c);
+  rc = pipe_end(c, a->rq, &a->p, &a->err, &fresh);
+  if (keep && (c->conn == NULL || pq.PQstatus(c->conn) != CONNECTION_OK ||
+               pq.PQtransactionStatus(c->conn) != PQTRANS_IDLE)) {
+    d->api->watch_fd(d->self, fd, 0, NULL, NULL);
+    keep = 0;
+  }
+  if (!keep) {
+    if (c->conn != NULL)
+      pq.PQsetnonblocking(c->conn, 0);
+    end_read(d, c);
+  }
   free_texts(a->values, a->nvalues);
   if (rc != DB_OK && (fresh || a->too_big) && db_now_ms() < a->rq->deadline) {
     /* Nothing of the client's ran (or a kept statement went stale, or the
@@ -2546,27 +2560,34 @@ static void async_finish(pg_async *a) {
   a->done(a->ctx, rc, a->err);
   free(a);
   s->loop_reads--;
+  if (keep && hand_over(d, c) < 0) {
+    d->api->watch_fd(d->self, fd, 0, NULL, NULL);
+    pq.PQsetnonblocking(c->conn, 0);
+    checkin(d, c);
+  }
   async_next(d);
 }
 
-/* Sends a's pipeline on an idle link and has the loop watch it. Returns
- * 0, or -1 when no link is idle or the send failed (a is as it was). */
-static int async_launch(pg_async *a) {
+/* Sends a's pipeline on c (borrowed, idle) and has the loop watch it;
+ * watched: c's socket is still watched, handed over by the read before.
+ * Returns 0, or -1 when the send failed: then c is given back (its watch
+ * stopped) and a is as it was. */
+static int launch_on(pg_async *a, pg_conn *c, int watched) {
   db *d = a->d;
   pg_state *s = d->engine_state;
-  pg_conn *c = checkout_now(d);
-  int flushed;
+  int flushed, fd = pq.PQsocket(c->conn);
 
-  if (c == NULL)
-    return -1;
   a->c = c;
-  a->fd = pq.PQsocket(c->conn);
+  a->fd = fd;
   a->cancel = pq.PQgetCancel(c->conn);
-  if (a->fd < 0 || pq.PQsetnonblocking(c->conn, 1) != 0 ||
+  if (fd < 0 || pq.PQsetnonblocking(c->conn, 1) != 0 ||
       pipe_send(c, a->rq, a->values, a->nvalues, &a->p) != 0) {
+    if (watched)
+      d->api->watch_fd(d->self, fd, 0, NULL, NULL);
     if (a->cancel != NULL)
       pq.PQfreeCancel(a->cancel);
     a->cancel = NULL;
+    a->fd = -1;
     if (c->conn != NULL)
       pq.PQsetnonblocking(c->conn, 0);
     checkin(d, c);
@@ -2585,6 +2606,13 @@ static int async_launch(pg_async *a) {
   pthread_mutex_unlock(&s->lock);
   async_watch(a, flushed == 1);
   return 0;
+}
+
+/* launch_on an idle link of the pool, if there is one. */
+static int async_launch(pg_async *a) {
+  pg_conn *c = checkout_now(a->d);
+
+  return c != NULL ? launch_on(a, c, 0) : -1;
 }
 
 /* Ends a read that never reached a link. */
@@ -2611,6 +2639,39 @@ static pg_async *waiting_pop(pg_state *s) {
   }
   pthread_mutex_unlock(&s->lock);
   return a;
+}
+
+/* The loop, as a read ends with its link healthy while others wait: the
+ * first of them gets the link as it is, still watched, which spares two
+ * changes of the loop's poll set and the pool's lock per read under load
+ * (epoll_ctl was half the system calls of a read). Returns 0 when a read
+ * took it; else the link is still the caller's, watched. */
+static int hand_over(db *d, pg_conn *c) {
+  pg_state *s = d->engine_state;
+  pg_async *a;
+
+  while ((a = waiting_pop(s)) != NULL) {
+    if (a->rq->call != NULL && d->api->cancelled(a->rq->call)) {
+      async_give_up(a, DB_ECANCELED, "Query cancelled by the client");
+      continue;
+    }
+    if (db_now_ms() >= a->rq->deadline) {
+      async_give_up(a, DB_ETIMEOUT,
+                    "Query timed out waiting for a free connection");
+      continue;
+    }
+    if (launch_on(a, c, 1) == 0)
+      return 0;
+    /* The send failed and gave c back: a goes first in line again. */
+    pthread_mutex_lock(&s->lock);
+    a->wnext = s->waiting;
+    s->waiting = a;
+    if (s->waiting_tail == NULL)
+      s->waiting_tail = a;
+    pthread_mutex_unlock(&s->lock);
+    return 1;
+  }
+  return -1;
 }
 
 /* The loop, after a read gave its link back: starts the reads waiting for
