@@ -2413,25 +2413,60 @@ struct pg_async {
   int cut; /* The socket was shut down after ABANDON_AFTER_MS. */
 };
 
-/* Borrows a connected, idle link without waiting, or returns NULL. */
+/* The loop: reads the result of the ROLLBACK a worker's read left in
+ * flight (end_read), if it has arrived, without waiting. Returns 0 when
+ * the link is idle now, -1 when the result is not there yet or the link
+ * is not sound (then finish_rollback on a worker deals with it). */
+static int rollback_arrived(pg_conn *c) {
+  PGresult *res;
+  int failed = 0;
+
+  if (!pq.PQconsumeInput(c->conn))
+    return -1; /* Broken: checkin drops it. */
+  while (!pq.PQisBusy(c->conn)) {
+    res = pq.PQgetResult(c->conn);
+    if (res == NULL) {
+      c->rollback_sent = 0;
+      if (!failed && pq.PQtransactionStatus(c->conn) == PQTRANS_IDLE)
+        return 0;
+      link_close(c); /* As finish_rollback does: no one inherits it. */
+      return -1;
+    }
+    if (pq.PQresultStatus(res) != PGRES_COMMAND_OK)
+      failed = 1;
+    pq.PQclear(res);
+  }
+  return -1;
+}
+
+/* Borrows a connected, idle link without waiting, or returns NULL. A link
+ * whose ROLLBACK is still owed (a worker's read ended with it) serves once
+ * that has arrived: mixed loads would otherwise leave the loop no link. */
 static pg_conn *checkout_now(db *d) {
   pg_state *s = d->engine_state;
-  pg_conn *c = NULL;
-  int i;
+  pg_conn *c;
+  int i, from = 0;
 
-  pthread_mutex_lock(&s->lock);
-  for (i = 0; i < s->nconns && c == NULL; i++)
-    if (!s->conns[i].busy && !s->conns[i].cancelling &&
-        s->conns[i].conn != NULL && !s->conns[i].rollback_sent)
-      c = &s->conns[i];
-  if (c != NULL)
-    c->busy = 1;
-  pthread_mutex_unlock(&s->lock);
-  if (c != NULL && pq.PQstatus(c->conn) != CONNECTION_OK) {
-    checkin(d, c);
+  for (;;) {
     c = NULL;
+    pthread_mutex_lock(&s->lock);
+    for (i = from; i < s->nconns && c == NULL; i++)
+      if (!s->conns[i].busy && !s->conns[i].cancelling &&
+          s->conns[i].conn != NULL)
+        c = &s->conns[i];
+    if (c != NULL)
+      c->busy = 1;
+    pthread_mutex_unlock(&s->lock);
+    if (c == NULL)
+      return NULL;
+    from = (int)(c - s->conns) + 1;
+    if (pq.PQstatus(c->conn) == CONNECTION_OK &&
+        (!c->rollback_sent || rollback_arrived(c) == 0))
+      return c;
+    /* Not now (or the link was dropped): a worker's checkout finishes the
+     * ROLLBACK or reconnects. */
+    checkin(d, c);
   }
-  return c;
 }
 
 static void async_finish(pg_async *a);
