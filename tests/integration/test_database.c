@@ -147,6 +147,20 @@ static const cJSON *ok_rows(const cJSON *res) {
   return rows(res);
 }
 
+/* Starts the host on PostgreSQL with `extra` config members, ready for
+ * reads on the loop: the first read takes the catalog snapshot without
+ * which every read goes to the workers, and the second, pipelined on a
+ * worker, leaves its connection idle with no ROLLBACK owed, so the
+ * test's next read starts on the loop for certain. */
+static th_host *start_pg_for_loop(const engine *pg, const char *extra,
+                                  char **cfg) {
+  th_host *h = start_db(pg->url, extra, cfg);
+
+  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
+  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
+  return h;
+}
+
 /* The database's state as text: schema, counts and sums of every table. */
 static char *fingerprint(th_host *h, int kind) {
   static const char *sqlite_sql =
@@ -1221,10 +1235,7 @@ Test(database, postgres_mixed_load_keeps_answers_apart, .timeout = 120) {
 
   if (engines(e) < 2)
     return;
-  h = start_db(e[1].url, "\"pool_size\":3", &cfg);
-  /* Without a catalog snapshot every read would go to the workers. */
-  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
-  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
+  h = start_pg_for_loop(&e[1], "\"pool_size\":3", &cfg);
   for (k = 0; k < total; k++) {
     snprintf(id, sizeof(id), "%d", 1000 + k);
     if (k % 3 == 0)
@@ -1354,11 +1365,7 @@ Test(database, postgres_waiting_read_times_out_at_its_deadline, .timeout = 60) {
 
   if (engines(e) < 2)
     return;
-  h = start_db(e[1].url, "\"pool_size\":1", &cfg);
-  /* The first read takes the catalog snapshot that lets reads start on
-   * the loop; the second leaves its connection idle, ready for one. */
-  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
-  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
+  h = start_pg_for_loop(&e[1], "\"pool_size\":1", &cfg);
   th_request_async(h, "71", "tools/call",
                    "{\"name\":\"db_query\",\"arguments\":{\"sql\":"
                    "\"SELECT pg_sleep(3) IS NULL AS slept\"}}");
@@ -1398,10 +1405,8 @@ Test(database, postgres_frozen_backend_is_cut_loose, .timeout = 120) {
 
   if (engines(e) < 2)
     return;
-  h = start_db(e[1].url, "\"pool_size\":1", &cfg);
-  /* As in the test above: the second read leaves the one connection
-   * ready for reads on the loop, whose cut this is about. */
-  cJSON_Delete(query(h, "SELECT count(*) FROM regions", NULL));
+  /* The read to cut starts on the loop, on the one connection. */
+  h = start_pg_for_loop(&e[1], "\"pool_size\":1", &cfg);
   res = query(h, "SELECT pg_backend_pid() AS pid", NULL);
   pid = (int)th_num(cJSON_GetArrayItem(ok_rows(res), 0), "0");
   cJSON_Delete(res);
