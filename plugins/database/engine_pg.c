@@ -2676,37 +2676,53 @@ static pg_async *waiting_pop(pg_state *s) {
   return a;
 }
 
+static void waiting_push_front(pg_state *s, pg_async *a) {
+  pthread_mutex_lock(&s->lock);
+  a->wnext = s->waiting;
+  s->waiting = a;
+  if (s->waiting_tail == NULL)
+    s->waiting_tail = a;
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* Answers a waiting read the client cancelled or whose deadline passed
+ * (now); returns 0 when it is still wanted. */
+static int give_up_if_late(db *d, pg_async *a, long long now) {
+  if (a->rq->call != NULL && d->api->cancelled(a->rq->call))
+    async_give_up(a, DB_ECANCELED, "Query cancelled by the client");
+  else if (now >= a->rq->deadline)
+    async_give_up(a, DB_ETIMEOUT,
+                  "Query timed out waiting for a free connection");
+  else
+    return 0;
+  return 1;
+}
+
+/* The first waiting read still wanted, off the list, or NULL. */
+static pg_async *waiting_next(db *d) {
+  pg_async *a;
+
+  while ((a = waiting_pop(d->engine_state)) != NULL)
+    if (!give_up_if_late(d, a, db_now_ms()))
+      return a;
+  return NULL;
+}
+
 /* The loop, as a read ends with its link healthy while others wait: the
  * first of them gets the link as it is, still watched, which spares two
  * changes of the loop's poll set and the pool's lock per read under load
  * (epoll_ctl was half the system calls of a read). Returns 0 when a read
  * took it; else the link is still the caller's, watched. */
 static int hand_over(db *d, pg_conn *c) {
-  pg_state *s = d->engine_state;
-  pg_async *a;
+  pg_async *a = waiting_next(d);
 
-  while ((a = waiting_pop(s)) != NULL) {
-    if (a->rq->call != NULL && d->api->cancelled(a->rq->call)) {
-      async_give_up(a, DB_ECANCELED, "Query cancelled by the client");
-      continue;
-    }
-    if (db_now_ms() >= a->rq->deadline) {
-      async_give_up(a, DB_ETIMEOUT,
-                    "Query timed out waiting for a free connection");
-      continue;
-    }
-    if (launch_on(a, c, 1) == 0)
-      return 0;
-    /* The send failed and gave c back: a goes first in line again. */
-    pthread_mutex_lock(&s->lock);
-    a->wnext = s->waiting;
-    s->waiting = a;
-    if (s->waiting_tail == NULL)
-      s->waiting_tail = a;
-    pthread_mutex_unlock(&s->lock);
-    return 1;
-  }
-  return -1;
+  if (a == NULL)
+    return -1;
+  if (launch_on(a, c, 1) == 0)
+    return 0;
+  /* The send failed and gave c back: a goes first in line again. */
+  waiting_push_front(d->engine_state, a);
+  return 1;
 }
 
 /* The loop, after a read gave its link back: starts the reads waiting for
@@ -2719,26 +2735,11 @@ static void async_next(db *d) {
   pg_state *s = d->engine_state;
   pg_async *a;
 
-  while ((a = waiting_pop(s)) != NULL) {
-    if (a->rq->call != NULL && d->api->cancelled(a->rq->call)) {
-      async_give_up(a, DB_ECANCELED, "Query cancelled by the client");
-      continue;
-    }
-    if (db_now_ms() >= a->rq->deadline) {
-      async_give_up(a, DB_ETIMEOUT,
-                    "Query timed out waiting for a free connection");
-      continue;
-    }
+  while ((a = waiting_next(d)) != NULL) {
     if (async_launch(a) == 0)
       continue;
     if (s->loop_reads > 0) {
-      /* Back to the head of the line. */
-      pthread_mutex_lock(&s->lock);
-      a->wnext = s->waiting;
-      s->waiting = a;
-      if (s->waiting_tail == NULL)
-        s->waiting_tail = a;
-      pthread_mutex_unlock(&s->lock);
+      waiting_push_front(s, a); /* Back to the head of the line. */
       break;
     }
     async_give_up(a, DB_EAGAIN, NULL);
@@ -2852,11 +2853,7 @@ static void watch_async(db *d) {
   pthread_mutex_unlock(&s->lock);
   while ((a = late) != NULL) {
     late = a->wnext;
-    if (now < a->rq->deadline)
-      async_give_up(a, DB_ECANCELED, "Query cancelled by the client");
-    else
-      async_give_up(a, DB_ETIMEOUT,
-                    "Query timed out waiting for a free connection");
+    give_up_if_late(d, a, now);
   }
   for (i = 0; i < n; i++) {
     pq.PQcancel(send[i], buf, sizeof(buf));
