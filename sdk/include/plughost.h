@@ -14,16 +14,33 @@
  * (run_in_pool) and returns.
  *
  * Compatibility: a host accepts plugins built for the same ABI major and an
- * equal or older minor. The host API table is append-only; a plugin checks
- * api->size before using a field added after 1.0. The per-item tables are
- * read with the item size the plugin was compiled with, so items may grow at
- * their end in a later minor.
+ * equal or older minor. A minor, once published, is frozen: structs only
+ * grow at their end, and only in a new minor whose number marks what it
+ * added. The host API table is append-only; a plugin that also runs on
+ * older hosts checks PH_API_HAS(api, field) before using a field newer than
+ * the oldest host it supports. The item tables are read at the item size
+ * the plugin was compiled with, which must be the size its minor published;
+ * fields a plugin's minor did not have read as zero. The published layouts
+ * (bytes on LP64; the host refuses any other size, naming the field):
+ *
+ *   minor  descriptor  tool  resource  template  prompt  ph_host_api
+ *   1.0    120         80    56        64        56      120
+ *   1.1    120         80    56        64        56      144
+ *   1.2    120         80    56        64        56      160
+ *   1.3    120         80    56        64        56      160
+ *
+ * 1.1 was published with close_stream (an earlier commit had 1.1 without it,
+ * but never shipped). 1.3 adds no fields: it adds the promise behind
+ * ph_call_api() and ph_instance_api(), which is why it is a minor of its own.
+ * tests/abi/ builds plugins against frozen copies of the 1.0 and 1.2 headers
+ * and serves them on the current host.
  */
 #ifndef PLUGHOST_H
 #define PLUGHOST_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,7 +48,7 @@ extern "C" {
 
 #define PH_MAGIC 0x31474850u /* "PHG1" read as little-endian bytes. */
 #define PH_ABI_MAJOR 1
-#define PH_ABI_MINOR 2
+#define PH_ABI_MINOR 3
 
 #if defined(__GNUC__)
 #define PH_EXPORT __attribute__((visibility("default")))
@@ -240,6 +257,31 @@ typedef struct ph_host_api {
                      void *arg);
 } ph_host_api;
 
+/* Whether the host's table has `field`: a plugin that also loads on hosts
+ * older than its own minor checks this before calling a newer function,
+ * e.g. PH_API_HAS(api, watch_fd). */
+#define PH_API_HAS(api, field)                                                 \
+  ((api)->size >= offsetof(ph_host_api, field) + sizeof((api)->field))
+
+/* 1.3: every ph_call and ph_instance a host hands a plugin begins with a
+ * pointer to the host's API table, so a handler reaches the table from its
+ * call (or instance) and needs no static pointer saved at init. A plugin
+ * built for 1.3 is refused by older hosts, so the promise holds wherever it
+ * loads. */
+static inline const ph_host_api *ph_call_api(const ph_call *call) {
+  const ph_host_api *api;
+
+  memcpy(&api, (const void *)call, sizeof(api));
+  return api;
+}
+
+static inline const ph_host_api *ph_instance_api(const ph_instance *self) {
+  const ph_host_api *api;
+
+  memcpy(&api, (const void *)self, sizeof(api));
+  return api;
+}
+
 /* A tool handler. args_json is the validated "arguments" object. */
 typedef void (*ph_tool_fn)(ph_call *call, const char *args_json, void *state);
 
@@ -436,6 +478,67 @@ char *ph_json_quote(const ph_host_api *api, const char *s);
 
 /* Base64 of len bytes in memory from api->alloc, or NULL. */
 char *ph_base64(const ph_host_api *api, const void *data, size_t len);
+
+/* Writes the len bytes at s, escaped as the body of a JSON string (no
+ * quotes), to out and returns the end of what it wrote. out must have room
+ * for 6 * len bytes (every byte a \u00XX escape at worst). Escapes as cJSON
+ * does: short forms where JSON has them, \u00XX for other control bytes;
+ * other bytes are copied, so s should be UTF-8. No allocation: for plugins
+ * that write JSON into a buffer of their own. */
+char *ph_json_escape(char *out, const char *s, size_t len);
+
+/* ---- Reading a call's arguments (SDK, with ABI 1.3) ----
+ * The host has validated the arguments against the tool's input schema
+ * before the handler runs; these read them as C values and, for what a
+ * schema cannot say or a plugin without one, record the first problem as a
+ * message naming the argument ("limit: must be an integer from 1 to 100"),
+ * which the plugin replies with once:
+ *
+ *   ph_args *a = ph_args_parse(args_json);
+ *   const char *path = ph_args_string(a, "path", NULL);
+ *   long long limit = ph_args_int(a, "limit", 1, 100, 10);
+ *   if (ph_args_error(a) != NULL)
+ *     ph_reply_text(api, call, ph_args_error(a), 1);
+ *   ...
+ *   ph_args_free(a);
+ *
+ * An absent argument (or a JSON null) yields the fallback without an
+ * error. Strings returned are owned by the ph_args and valid until
+ * ph_args_free. A ph_args belongs to one thread at a time. */
+typedef struct ph_args ph_args;
+
+/* Parses args_json, which should be an object (anything else records an
+ * error). NULL only when out of memory. */
+ph_args *ph_args_parse(const char *args_json);
+
+/* Non-zero when the argument is present and not null. */
+int ph_args_has(const ph_args *a, const char *name);
+
+/* The string argument, or fallback when absent; an error when it is not a
+ * string. (Arguments with an escaped NUL anywhere are refused whole by
+ * ph_args_parse, so a string never reads shorter than the client sent.) */
+const char *ph_args_string(ph_args *a, const char *name, const char *fallback);
+
+/* The integer argument in [min, max], or fallback when absent; an error
+ * when it is not an integer or out of range. */
+long long ph_args_int(ph_args *a, const char *name, long long min,
+                      long long max, long long fallback);
+
+/* The number argument in [min, max], or fallback when absent. */
+double ph_args_number(ph_args *a, const char *name, double min, double max,
+                      double fallback);
+
+/* The boolean argument (1 or 0), or fallback when absent. */
+int ph_args_bool(ph_args *a, const char *name, int fallback);
+
+/* The argument as compact JSON text (an array or object to hand on, say),
+ * or NULL when absent. */
+const char *ph_args_json(ph_args *a, const char *name);
+
+/* The first problem recorded, or NULL. */
+const char *ph_args_error(const ph_args *a);
+
+void ph_args_free(ph_args *a);
 
 #ifdef __cplusplus
 }

@@ -2,8 +2,11 @@
  * the host API table, so a plugin needs no JSON library for simple work. */
 #include "plughost.h"
 
+#include <cJSON.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A growable string in api->alloc memory. */
@@ -49,45 +52,61 @@ static void sb_str(strbuf *sb, const char *s) {
   sb_add(sb, s, strlen(s));
 }
 
-static void sb_quote(strbuf *sb, const char *s) {
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *p = (const unsigned char *)s, *run;
-  char esc[6];
+/* Bytes that cannot stand for themselves inside a JSON string. */
+static const unsigned char json_special[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1,
+    [0x06] = 1, [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1,
+    [0x0c] = 1, [0x0d] = 1, [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1,
+    [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+    [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1,
+    [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1};
 
-  /* Reserve for the common case (nothing to escape) and copy runs of plain
-   * bytes at once: replies are mostly plain text. */
-  sb_reserve(sb, strlen(s) + 2);
-  sb_add(sb, "\"", 1);
-  while (*p != '\0') {
-    for (run = p; *p >= 0x20 && *p != '"' && *p != '\\'; p++)
-      ;
-    if (p > run)
-      sb_add(sb, (const char *)run, (size_t)(p - run));
-    if (*p == '\0')
-      break;
-    switch (*p) {
-    case '"':
-      sb_add(sb, "\\\"", 2);
-      break;
-    case '\\':
-      sb_add(sb, "\\\\", 2);
-      break;
-    case '\n':
-      sb_add(sb, "\\n", 2);
-      break;
-    case '\r':
-      sb_add(sb, "\\r", 2);
-      break;
-    case '\t':
-      sb_add(sb, "\\t", 2);
-      break;
-    default:
-      memcpy(esc, "\\u00", 4);
-      esc[4] = hex[*p >> 4];
-      esc[5] = hex[*p & 15];
-      sb_add(sb, esc, 6);
+/* One pass, a table lookup a byte: plugins quote JSON text and database
+ * values, which have a special byte every few bytes, so copying runs whole
+ * would not pay for the extra scan. */
+char *ph_json_escape(char *out, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  static const char short_form[32] = {
+      ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  unsigned c;
+
+  for (; p < end; p++) {
+    c = *p;
+    if (!json_special[c]) {
+      *out++ = (char)c;
+    } else if (c == '"' || c == '\\') {
+      *out++ = '\\';
+      *out++ = (char)c;
+    } else if (short_form[c]) {
+      *out++ = '\\';
+      *out++ = short_form[c];
+    } else {
+      memcpy(out, "\\u00", 4);
+      out[4] = hex[c >> 4];
+      out[5] = hex[c & 15];
+      out += 6;
     }
-    p++;
+  }
+  return out;
+}
+
+/* In pieces, so that room for the worst case (six bytes a byte) is asked
+ * for a piece at a time, not for the whole text. */
+static void sb_quote(strbuf *sb, const char *s) {
+  enum { PIECE = 4096 };
+  size_t left = strlen(s), n;
+
+  sb_reserve(sb, left + 2);
+  sb_add(sb, "\"", 1);
+  while (left > 0 && !sb->failed) {
+    n = left < PIECE ? left : PIECE;
+    sb_reserve(sb, 6 * n);
+    if (sb->failed)
+      return;
+    sb->len = (size_t)(ph_json_escape(sb->buf + sb->len, s, n) - sb->buf);
+    s += n;
+    left -= n;
   }
   sb_add(sb, "\"", 1);
 }
@@ -238,4 +257,176 @@ int ph_reply_resource_blob(const ph_host_api *api, ph_call *call,
   err = reply_resource(api, call, uri, mime_type, "blob", b64);
   api->free(b64);
   return err;
+}
+
+/* ---- Arguments ---- */
+
+struct ph_args {
+  cJSON *root;  /* NULL when args_json was not an object. */
+  char *error;  /* The first problem, or NULL. */
+  char **texts; /* What ph_args_json handed out, freed with the args. */
+  size_t ntexts;
+};
+
+/* Whether a string in the JSON text holds an escaped NUL (\u0000). cJSON
+ * ends a decoded string at it, so "a.txt\u0000.png" would read as "a.txt":
+ * a different value from the one the client sent, which no reader should
+ * act on. */
+static int has_escaped_nul(const char *p) {
+  int in_string = 0;
+
+  for (; *p != '\0'; p++) {
+    if (*p == '"') {
+      in_string = !in_string;
+    } else if (in_string && *p == '\\') {
+      p++;
+      if (*p == 'u' && strncmp(p + 1, "0000", 4) == 0)
+        return 1;
+      if (*p == '\0')
+        break;
+    }
+  }
+  return 0;
+}
+
+ph_args *ph_args_parse(const char *args_json) {
+  ph_args *a = calloc(1, sizeof(*a));
+
+  if (a == NULL)
+    return NULL;
+  a->root = args_json ? cJSON_Parse(args_json) : NULL;
+  if (!cJSON_IsObject(a->root)) {
+    cJSON_Delete(a->root);
+    a->root = NULL;
+    a->error = strdup("arguments must be a JSON object");
+  } else if (has_escaped_nul(args_json)) {
+    cJSON_Delete(a->root);
+    a->root = NULL;
+    a->error = strdup("arguments must not contain NUL characters");
+  }
+  return a;
+}
+
+static void args_fail(ph_args *a, const char *name, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Records "name: <what>" unless a problem is already recorded: the first
+ * one is what the client needs to fix first. */
+static void args_fail(ph_args *a, const char *name, const char *fmt, ...) {
+  char what[256];
+  size_t n;
+  va_list ap;
+
+  if (a->error != NULL)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof(what), fmt, ap);
+  va_end(ap);
+  n = strlen(name) + strlen(what) + 3;
+  a->error = malloc(n);
+  if (a->error != NULL)
+    snprintf(a->error, n, "%s: %s", name, what);
+}
+
+/* The member, or NULL when absent or null (the fallback applies). */
+static const cJSON *arg(const ph_args *a, const char *name) {
+  const cJSON *v;
+
+  if (a == NULL || a->root == NULL)
+    return NULL;
+  v = cJSON_GetObjectItemCaseSensitive(a->root, name);
+  return cJSON_IsNull(v) ? NULL : v;
+}
+
+int ph_args_has(const ph_args *a, const char *name) {
+  return arg(a, name) != NULL;
+}
+
+const char *ph_args_string(ph_args *a, const char *name, const char *fallback) {
+  const cJSON *v = arg(a, name);
+
+  if (v == NULL)
+    return fallback;
+  if (!cJSON_IsString(v) || v->valuestring == NULL) {
+    args_fail(a, name, "must be a string");
+    return fallback;
+  }
+  return v->valuestring;
+}
+
+long long ph_args_int(ph_args *a, const char *name, long long min,
+                      long long max, long long fallback) {
+  const cJSON *v = arg(a, name);
+  double d;
+
+  if (v == NULL)
+    return fallback;
+  d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+  if (!(d >= (double)min && d <= (double)max) || d != floor(d)) {
+    args_fail(a, name, "must be an integer from %lld to %lld", min, max);
+    return fallback;
+  }
+  return (long long)d;
+}
+
+double ph_args_number(ph_args *a, const char *name, double min, double max,
+                      double fallback) {
+  const cJSON *v = arg(a, name);
+
+  if (v == NULL)
+    return fallback;
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= min && v->valuedouble <= max)) {
+    args_fail(a, name, "must be a number from %g to %g", min, max);
+    return fallback;
+  }
+  return v->valuedouble;
+}
+
+int ph_args_bool(ph_args *a, const char *name, int fallback) {
+  const cJSON *v = arg(a, name);
+
+  if (v == NULL)
+    return fallback;
+  if (!cJSON_IsBool(v)) {
+    args_fail(a, name, "must be true or false");
+    return fallback;
+  }
+  return cJSON_IsTrue(v);
+}
+
+const char *ph_args_json(ph_args *a, const char *name) {
+  const cJSON *v = arg(a, name);
+  char **grown, *text;
+
+  if (v == NULL)
+    return NULL;
+  grown = realloc(a->texts, (a->ntexts + 1) * sizeof(*grown));
+  if (grown == NULL)
+    return NULL;
+  a->texts = grown;
+  text = cJSON_PrintUnformatted(v);
+  if (text == NULL)
+    return NULL;
+  a->texts[a->ntexts++] = text;
+  return text;
+}
+
+const char *ph_args_error(const ph_args *a) {
+  return a == NULL ? "out of memory" : a->error;
+}
+
+void ph_args_free(ph_args *a) {
+  size_t i;
+
+  if (a == NULL)
+    return;
+  for (i = 0; i < a->ntexts; i++)
+    cJSON_free(a->texts[i]);
+  free(a->texts);
+  free(a->error);
+  cJSON_Delete(a->root);
+  free(a);
 }

@@ -1,0 +1,369 @@
+/* plughost.h: the plugin ABI of plughost, the only header a plugin includes.
+ *
+ * A plugin is a shared object exporting one function, ph_plugin_entry(),
+ * which returns a const descriptor (ph_plugin_desc). The host copies every
+ * string and table it needs out of the descriptor at load time, so nothing
+ * dangles after dlclose(). JSON crosses the boundary as text, never as parser
+ * objects: host and plugin share no library state.
+ *
+ * Threading: a handler runs either on a worker thread of the plugin's own
+ * pool or, for tools marked inline, on the host's event loop thread (so it
+ * must not block). Every host API function is safe to call from any thread.
+ *
+ * Compatibility: a host accepts plugins built for the same ABI major and an
+ * equal or older minor. The host API table is append-only; a plugin checks
+ * api->size before using a field added after 1.0. The per-item tables are
+ * read with the item size the plugin was compiled with, so items may grow at
+ * their end in a later minor.
+ */
+#ifndef PLUGHOST_H
+#define PLUGHOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PH_MAGIC 0x31474850u /* "PHG1" read as little-endian bytes. */
+#define PH_ABI_MAJOR 1
+#define PH_ABI_MINOR 0
+
+#if defined(__GNUC__)
+#define PH_EXPORT __attribute__((visibility("default")))
+#else
+#define PH_EXPORT
+#endif
+
+/* Return codes of host API functions: 0 or a negative number. */
+#define PH_OK 0
+#define PH_EINVAL (-1)     /* An argument is malformed (bad JSON, NULL). */
+#define PH_ENOMEM (-2)     /* Out of memory. */
+#define PH_ENOTSUP (-3)    /* Not possible in this session or host. */
+#define PH_EALREADY (-4)   /* The call was already replied to. */
+#define PH_ENOSERVICE (-5) /* No live instance provides the service. */
+#define PH_ECANCELED (-6)  /* The call was cancelled or timed out. */
+#define PH_EINPUT (-7)     /* Input is required: return, the host re-calls. */
+#define PH_EFAIL (-8)      /* The callee failed; see its error reply. */
+
+/* JSON-RPC error codes a handler may pass to reply_error(). */
+#define PH_RPC_INVALID_PARAMS (-32602)
+#define PH_RPC_INTERNAL_ERROR (-32603)
+#define PH_RPC_RESOURCE_NOT_FOUND (-32002) /* Mapped per protocol era. */
+
+/* Log levels, RFC 5424 order as MCP uses them. */
+enum ph_log_level {
+  PH_LOG_DEBUG = 0,
+  PH_LOG_INFO,
+  PH_LOG_NOTICE,
+  PH_LOG_WARNING,
+  PH_LOG_ERROR,
+  PH_LOG_CRITICAL,
+  PH_LOG_ALERT,
+  PH_LOG_EMERGENCY
+};
+
+/* What notify() reports. */
+enum ph_notify_kind {
+  PH_NOTIFY_RESOURCE_UPDATED = 1, /* uri: the resource that changed. */
+  PH_NOTIFY_TOOLS_CHANGED,        /* The plugin's tool list changed. */
+  PH_NOTIFY_RESOURCES_CHANGED,    /* The plugin's resource list changed. */
+  PH_NOTIFY_PROMPTS_CHANGED       /* The plugin's prompt list changed. */
+};
+
+/* Tri-state tool annotation hints; 0 leaves the hint out of the listing. */
+enum ph_hint { PH_HINT_UNSET = 0, PH_HINT_TRUE, PH_HINT_FALSE };
+
+/* One in-flight request to the plugin: a tool call, a resource read, a
+ * prompt get, a completion or a service call. Opaque; valid from the moment
+ * the handler is entered until the plugin has replied. */
+typedef struct ph_call ph_call;
+
+/* A loaded instance of the plugin (code + prefix + config). Opaque; valid
+ * from init until fini returns. Used for logging and notifications that do
+ * not belong to a call. */
+typedef struct ph_instance ph_instance;
+
+/* The host's function table, handed to init. Append-only: a field's comment
+ * names the ABI minor that added it; check `size` before using a newer one. */
+typedef struct ph_host_api {
+  /* sizeof(ph_host_api) as compiled into the host. */
+  size_t size;
+
+  /* 1.0: Finish a call with its result, a JSON object in the method's
+   * result shape: tools {"content":[...], "structuredContent":{...},
+   * "isError":bool}; resources {"contents":[...]}; prompts
+   * {"description":..., "messages":[...]}; completions {"values":[...],
+   * "total":n, "hasMore":bool}; services any JSON value. Exactly once per
+   * call; a second reply returns PH_EALREADY and is logged. The host copies
+   * the text. Any thread. */
+  int (*reply)(ph_call *call, const char *result_json);
+
+  /* 1.0: Finish a call with a JSON-RPC error (code from PH_RPC_*, message,
+   * optional data as JSON text or NULL). Counts as the one reply. */
+  int (*reply_error)(ph_call *call, int code, const char *message,
+                     const char *data_json);
+
+  /* 1.0: Write a line to the host log (stderr), tagged with the instance.
+   * printf-style. Never reaches clients. */
+  void (*log)(ph_instance *self, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+      __attribute__((format(printf, 3, 4)))
+#endif
+      ;
+
+  /* 1.0: Send a notifications/message to the client that made the call, if
+   * its log level lets `level` through. data_json is any JSON value; logger
+   * may be NULL. Returns PH_OK even when the level filters it out. */
+  int (*message)(ph_call *call, int level, const char *logger,
+                 const char *data_json);
+
+  /* 1.0: Report progress on the call with the client's progress token, if
+   * it sent one. `progress` must increase; total < 0 leaves it out;
+   * message may be NULL. Returns PH_ENOTSUP when the client sent no token. */
+  int (*progress)(ph_call *call, double progress, double total,
+                  const char *message);
+
+  /* 1.0: Non-zero once the client cancelled the call or its deadline passed.
+   * Long-running handlers poll it and stop early. */
+  int (*cancelled)(const ph_call *call);
+
+  /* 1.0: The caller's identity as a JSON object of claims (set by an auth
+   * plugin, a later issue), or NULL for an anonymous caller. Valid for the
+   * call's lifetime. */
+  const char *(*principal)(const ph_call *call);
+
+  /* 1.0: Call the service `service` of whichever live instance provides it
+   * in the caller's department, resolved by name on every call.
+   * request_json is the request; on PH_OK *response_json is the provider's
+   * reply, on PH_EFAIL its error object {"code":..,"message":..}; either
+   * way free it with api->free. Blocks the calling thread until the
+   * provider replies, so never call it from an inline tool. */
+  int (*service_call)(ph_call *call, const char *service,
+                      const char *request_json, char **response_json);
+
+  /* 1.0: Tell subscribed clients something changed (ph_notify_kind); uri
+   * only for PH_NOTIFY_RESOURCE_UPDATED. Any thread, also outside calls. */
+  int (*notify)(ph_instance *self, int kind, const char *uri);
+
+  /* 1.0: Memory for strings the host frees or hands back. */
+  void *(*alloc)(size_t size);
+  void (*free)(void *ptr);
+
+  /* 1.0: Ask the client for input while handling a call: method is
+   * "elicitation/create", "sampling/createMessage" or "roots/list", params
+   * its params as JSON, key a name unique within the call. On PH_OK
+   * *result_json holds the client's result (free with api->free). On a
+   * legacy session the host sends the request and blocks until the answer
+   * arrives. On a modern (stateless) request it returns PH_EINPUT when the
+   * answer is not yet known: the handler should record what it needs with
+   * set_state, reply with anything, and return; the host answers
+   * input_required and calls the handler again with the answers. Returns
+   * PH_ENOTSUP when the client lacks the capability. */
+  int (*client_request)(ph_call *call, const char *key, const char *method,
+                        const char *params_json, char **result_json);
+
+  /* 1.0: Opaque state carried across input-required rounds of a modern
+   * request (the host signs it). get_state returns NULL on the first round;
+   * the pointer is valid for the call's lifetime. */
+  int (*set_state)(ph_call *call, const char *state);
+  const char *(*get_state)(const ph_call *call);
+} ph_host_api;
+
+/* A tool handler. args_json is the validated "arguments" object. */
+typedef void (*ph_tool_fn)(ph_call *call, const char *args_json, void *state);
+
+/* A resource read. uri is the requested URI; vars_json holds the template
+ * variables as a JSON object of strings ("{}" for a static resource). */
+typedef void (*ph_read_fn)(ph_call *call, const char *uri,
+                           const char *vars_json, void *state);
+
+/* A prompt get. args_json is an object of string arguments. */
+typedef void (*ph_prompt_fn)(ph_call *call, const char *args_json, void *state);
+
+/* A completion: the partial `value` of argument `arg`; context_json holds
+ * the other arguments already chosen ("{}" if none). Replies with
+ * {"values":[...]}. */
+typedef void (*ph_complete_fn)(ph_call *call, const char *arg,
+                               const char *value, const char *context_json,
+                               void *state);
+
+/* A service request from another plugin (see service_call). Must reply
+ * before returning. `service` names which of `provides` is meant. */
+typedef void (*ph_service_fn)(ph_call *call, const char *service,
+                              const char *request_json, void *state);
+
+/* Instance set-up. config_json is the instance's "config" object from the
+ * host config ("{}" if none). Stores the instance state in *state and
+ * returns 0, or returns non-zero and logs why through api->log. */
+typedef int (*ph_init_fn)(ph_instance *self, const ph_host_api *api,
+                          const char *config_json, void **state);
+
+/* Instance tear-down; runs after the last call on the instance finished. */
+typedef void (*ph_fini_fn)(void *state);
+
+typedef struct ph_tool_annotations {
+  uint8_t read_only;   /* readOnlyHint (ph_hint). */
+  uint8_t destructive; /* destructiveHint (ph_hint). */
+  uint8_t idempotent;  /* idempotentHint (ph_hint). */
+  uint8_t open_world;  /* openWorldHint (ph_hint). */
+} ph_tool_annotations;
+
+typedef struct ph_tool {
+  const char *name;          /* Unprefixed name: [A-Za-z0-9_-]{1,64}. */
+  const char *title;         /* Display name, or NULL. */
+  const char *description;   /* What it does, for the model. */
+  const char *input_schema;  /* JSON Schema text; NULL: any object. */
+  const char *output_schema; /* JSON Schema of structuredContent, or NULL. */
+  ph_tool_annotations annotations; /* Behaviour hints for clients. */
+  const char *required_scope;      /* Scope the principal needs, or NULL. */
+  uint32_t timeout_ms;             /* 0: the host's default; capped by it. */
+  int run_inline;                  /* Non-zero: run on the loop; never block. */
+  ph_tool_fn handler;              /* Called once per tools/call. */
+  const char *extra_json;          /* Members merged into the listing ({"icons":
+                                      [...], "_meta":{...}}), or NULL. */
+} ph_tool;
+
+typedef struct ph_resource {
+  const char *uri;         /* Absolute URI, unique within the department. */
+  const char *name;        /* Short name. */
+  const char *title;       /* Display name, or NULL. */
+  const char *description; /* What it holds, or NULL. */
+  const char *mime_type;   /* MIME type, or NULL. */
+  ph_read_fn handler;      /* Called once per resources/read. */
+  const char *extra_json;  /* Members merged into the listing, or NULL. */
+} ph_resource;
+
+typedef struct ph_resource_template {
+  const char *uri_template; /* RFC 6570 level 1: literal text and {var}. */
+  const char *name;         /* Short name. */
+  const char *title;        /* Display name, or NULL. */
+  const char *description;  /* What it yields, or NULL. */
+  const char *mime_type;    /* MIME type, or NULL. */
+  ph_read_fn handler;       /* Called with the matched variables. */
+  ph_complete_fn complete;  /* Completes a variable, or NULL. */
+  const char *extra_json;   /* Members merged into the listing, or NULL. */
+} ph_resource_template;
+
+typedef struct ph_prompt_arg {
+  const char *name;        /* Argument name; NULL ends the array. */
+  const char *title;       /* Display name, or NULL. */
+  const char *description; /* What to pass, or NULL. */
+  int required;            /* Non-zero: prompts/get fails without it. */
+} ph_prompt_arg;
+
+typedef struct ph_prompt {
+  const char *name;          /* Unprefixed name: [A-Za-z0-9_-]{1,64}. */
+  const char *title;         /* Display name, or NULL. */
+  const char *description;   /* What it is for. */
+  const ph_prompt_arg *args; /* NULL-name-terminated, or NULL. */
+  ph_prompt_fn handler;      /* Called once per prompts/get. */
+  ph_complete_fn complete;   /* Completes an argument, or NULL. */
+  const char *extra_json;    /* Members merged into the listing, or NULL. */
+} ph_prompt;
+
+typedef struct ph_plugin_desc {
+  uint32_t magic;              /* PH_MAGIC. */
+  uint32_t size;               /* sizeof(ph_plugin_desc) in the plugin. */
+  uint16_t abi_major;          /* PH_ABI_MAJOR the plugin was built with. */
+  uint16_t abi_minor;          /* PH_ABI_MINOR the plugin was built with. */
+  uint16_t tool_size;          /* sizeof(ph_tool) in the plugin. */
+  uint16_t resource_size;      /* sizeof(ph_resource) in the plugin. */
+  uint16_t template_size;      /* sizeof(ph_resource_template) in the plugin. */
+  uint16_t prompt_size;        /* sizeof(ph_prompt) in the plugin. */
+  const char *name;            /* Plugin name and default prefix. */
+  const char *version;         /* Free-form version string. */
+  const char *description;     /* One line for operators. */
+  const char *const *provides; /* Service names, NULL-terminated, or NULL. */
+  const char *const *requires; /* Services needed, NULL-terminated, or NULL. */
+  ph_init_fn init;             /* Called per instance, or NULL. */
+  ph_fini_fn fini;             /* Called per instance, or NULL. */
+  const ph_tool *tools;        /* Ended by an item with a NULL name. */
+  const ph_resource *resources;          /* Ended by an item with a NULL uri. */
+  const ph_resource_template *templates; /* Ended by a NULL uri_template. */
+  const ph_prompt *prompts; /* Ended by an item with a NULL name. */
+  ph_service_fn service;    /* Serves `provides`, or NULL. */
+} ph_plugin_desc;
+
+/* The one symbol the host looks up. */
+typedef const ph_plugin_desc *(*ph_plugin_entry_fn)(void);
+#define PH_ENTRY_SYMBOL "ph_plugin_entry"
+
+/* Defines ph_plugin_entry() returning a descriptor with the ABI header filled
+ * in and the designated initializers given, e.g.
+ *   PH_PLUGIN(.name = "files", .version = "1.0", .tools = files_tools);
+ * Array fields may be compound literals ending in an empty item {0}. */
+#define PH_PLUGIN(...)                                                         \
+  static const ph_plugin_desc ph__desc = {                                     \
+      .magic = PH_MAGIC,                                                       \
+      .size = sizeof(ph_plugin_desc),                                          \
+      .abi_major = PH_ABI_MAJOR,                                               \
+      .abi_minor = PH_ABI_MINOR,                                               \
+      .tool_size = sizeof(ph_tool),                                            \
+      .resource_size = sizeof(ph_resource),                                    \
+      .template_size = sizeof(ph_resource_template),                           \
+      .prompt_size = sizeof(ph_prompt),                                        \
+      __VA_ARGS__};                                                            \
+  PH_EXPORT const ph_plugin_desc *ph_plugin_entry(void);                       \
+  const ph_plugin_desc *ph_plugin_entry(void) {                                \
+    return &ph__desc;                                                          \
+  }
+
+/* The layout is the ABI: these pin it on LP64 targets. */
+#if defined(__LP64__)
+_Static_assert(sizeof(ph_tool_annotations) == 4, "ph_tool_annotations");
+_Static_assert(offsetof(ph_tool, handler) == 64, "ph_tool layout");
+_Static_assert(sizeof(ph_tool) == 80, "ph_tool size");
+_Static_assert(sizeof(ph_resource) == 56, "ph_resource size");
+_Static_assert(sizeof(ph_resource_template) == 64, "template size");
+_Static_assert(sizeof(ph_prompt_arg) == 32, "ph_prompt_arg size");
+_Static_assert(sizeof(ph_prompt) == 56, "ph_prompt size");
+_Static_assert(offsetof(ph_plugin_desc, name) == 24, "desc header");
+_Static_assert(sizeof(ph_plugin_desc) == 120, "ph_plugin_desc size");
+_Static_assert(offsetof(ph_host_api, reply) == 8, "api: size first");
+_Static_assert(offsetof(ph_host_api, get_state) == 112, "api 1.0 layout");
+#endif
+
+/* ---- SDK helpers (libplughost_sdk.a): cJSON-free conveniences for the
+ * common replies. Each formats JSON text and calls api->reply. ---- */
+
+/* Replies to a tool call with one text block (isError when is_error). */
+int ph_reply_text(const ph_host_api *api, ph_call *call, const char *text,
+                  int is_error);
+
+/* Replies to a tool call with printf-formatted text. */
+int ph_reply_textf(const ph_host_api *api, ph_call *call, int is_error,
+                   const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Replies to a tool call with structured content (a JSON object as text)
+ * plus the same serialised as a text block, as the spec recommends. */
+int ph_reply_structured(const ph_host_api *api, ph_call *call,
+                        const char *structured_json, int is_error);
+
+/* Replies to a resource read with one text content. */
+int ph_reply_resource_text(const ph_host_api *api, ph_call *call,
+                           const char *uri, const char *mime_type,
+                           const char *text);
+
+/* Replies to a resource read with one blob content (data is base64-encoded
+ * by the helper). */
+int ph_reply_resource_blob(const ph_host_api *api, ph_call *call,
+                           const char *uri, const char *mime_type,
+                           const void *data, size_t len);
+
+/* Returns the JSON string escape of s in memory from api->alloc (quotes
+ * included), or NULL when out of memory. */
+char *ph_json_quote(const ph_host_api *api, const char *s);
+
+/* Base64 of len bytes in memory from api->alloc, or NULL. */
+char *ph_base64(const ph_host_api *api, const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PLUGHOST_H */
