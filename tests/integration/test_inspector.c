@@ -2,7 +2,8 @@
  * (@modelcontextprotocol/inspector 2.12) lists and calls tools in the
  * legacy, auto and modern eras over HTTP and over stdio; the official
  * TypeScript SDK client calls a tool over HTTP. Both come from .deps (see
- * scripts/setup.sh); without them the tests are skipped. */
+ * scripts/setup.sh); without them the tests fail, saying what to run: a
+ * missing client must not pass for a working one. */
 #include "harness.h"
 #include "http_host.h"
 
