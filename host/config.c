@@ -166,11 +166,14 @@ static const char *const top_keys[] = {"plugin_dir",       "cache_dir",
                                        "allowed_hosts",    "departments",
                                        "stdio_scopes",     NULL};
 static const char *const limit_keys[] = {
-    "max_message_bytes",   "max_json_depth",   "call_timeout_ms",
-    "workers_per_plugin",  "queue_per_plugin", "max_inflight_per_session",
-    "shutdown_timeout_ms", "drain_timeout_ms", "max_sessions",
-    "session_idle_ms",     "max_header_bytes", "max_connections",
-    "header_timeout_ms",   "idle_timeout_ms",  NULL};
+    "max_message_bytes",   "max_json_depth",
+    "call_timeout_ms",     "workers_per_plugin",
+    "queue_per_plugin",    "max_inflight_per_session",
+    "shutdown_timeout_ms", "drain_timeout_ms",
+    "max_sessions",        "session_idle_ms",
+    "max_header_bytes",    "max_connections",
+    "header_timeout_ms",   "idle_timeout_ms",
+    "max_batch_members",   NULL};
 static const char *const dept_keys[] = {"plugins", "allow", "deny", NULL};
 static const char *const inst_keys[] = {"plugin", "prefix", "config", "workers",
                                         NULL};
@@ -192,6 +195,7 @@ static int parse_limits(const cJSON *obj, ph__limits *l, const char *path,
     return -1;
   LIMIT("max_message_bytes", 1024, 1 << 30, max_message_bytes, size_t)
   LIMIT("max_json_depth", 4, 10000, max_json_depth, int)
+  LIMIT("max_batch_members", 1, 10000, max_batch_members, int)
   LIMIT("call_timeout_ms", 1, 86400000, call_timeout_ms, uint32_t)
   LIMIT("workers_per_plugin", 1, 256, workers_per_plugin, int)
   LIMIT("queue_per_plugin", 1, 1 << 20, queue_per_plugin, int)
@@ -288,6 +292,7 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
   cfg->limits = (ph__limits){
       .max_message_bytes = 4u << 20,
       .max_json_depth = 64,
+      .max_batch_members = 100,
       .call_timeout_ms = 60000,
       .workers_per_plugin = 4,
       .queue_per_plugin = 1024,

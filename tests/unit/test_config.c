@@ -66,6 +66,7 @@ Test(config, empty_object_gets_the_defaults) {
   cr_expect_eq(cfg->log_level, PH_LOG_INFO);
   cr_expect_eq(cfg->limits.max_message_bytes, 4u << 20);
   cr_expect_eq(cfg->limits.max_json_depth, 64);
+  cr_expect_eq(cfg->limits.max_batch_members, 100);
   cr_expect_eq(cfg->limits.call_timeout_ms, 60000);
   cr_expect_eq(cfg->limits.workers_per_plugin, 4);
   cr_expect_eq(cfg->limits.shutdown_timeout_ms, 10000);
@@ -117,7 +118,7 @@ Test(config, every_key_is_read) {
       "'max_inflight_per_session':4,'shutdown_timeout_ms':0,"
       "'drain_timeout_ms':6,'max_sessions':8,'session_idle_ms':1000,"
       "'max_header_bytes':1024,'max_connections':9,'header_timeout_ms':100,"
-      "'idle_timeout_ms':200},"
+      "'idle_timeout_ms':200,'max_batch_members':12},"
       "'departments':{'sales':{'plugins':[],'allow':['s_*'],"
       "'deny':['s_x','s_y']}}}");
   const ph__department_cfg *d = ph__config_department(cfg, "sales");
@@ -146,6 +147,7 @@ Test(config, every_key_is_read) {
   cr_expect_eq(cfg->limits.max_connections, 9);
   cr_expect_eq(cfg->limits.header_timeout_ms, 100);
   cr_expect_eq(cfg->limits.idle_timeout_ms, 200);
+  cr_expect_eq(cfg->limits.max_batch_members, 12);
   cr_assert_not_null(d);
   cr_expect(!d->all_plugins);
   cr_expect_eq(d->ninstances, 0);
@@ -200,6 +202,9 @@ Test(config, wrong_types_are_errors) {
   FAILS("{'page_size':2.5}", "page_size", "integer");
   FAILS("{'limits':[]}", "limits");
   FAILS("{'limits':{'call_timeout_ms':true}}", "call_timeout_ms");
+  FAILS("{'limits':{'max_batch_members':'8'}}", "max_batch_members");
+  FAILS("{'limits':{'max_batch_members':8.5}}", "max_batch_members",
+        "integer");
   FAILS("{'allowed_origins':'http://a'}", "allowed_origins");
   FAILS("{'allowed_hosts':['a',1]}", "allowed_hosts");
   FAILS("{'departments':[]}", "departments");
@@ -224,6 +229,9 @@ Test(config, bounds_are_checked) {
   FAILS("{'page_size':-1}", "page_size");
   FAILS("{'limits':{'max_message_bytes':1023}}", "max_message_bytes");
   FAILS("{'limits':{'max_json_depth':3}}", "max_json_depth");
+  FAILS("{'limits':{'max_batch_members':0}}", "max_batch_members", "between");
+  FAILS("{'limits':{'max_batch_members':10001}}", "max_batch_members");
+  FAILS("{'limits':{'max_batch_members':-1}}", "max_batch_members");
   FAILS("{'limits':{'call_timeout_ms':0}}", "call_timeout_ms");
   FAILS("{'limits':{'workers_per_plugin':257}}", "workers_per_plugin");
   FAILS("{'departments':{'default':{'plugins':[{'plugin':'ok','workers':0}]}}"
