@@ -51,7 +51,7 @@ int ph__fail(char **err, const char *fmt, ...) {
   if (vasprintf(err, fmt, ap) < 0)
     *err = NULL;
   va_end(ap);
-  return -1;
+  return PH__EFAIL;
 }
 
 void ph__log(int level, const char *fmt, ...) {

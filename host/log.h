@@ -3,6 +3,7 @@
 #ifndef PH_LOG_H
 #define PH_LOG_H
 
+#include "error.h"
 #include "plughost.h"
 
 /* Lines below this level (enum ph_log_level) are dropped. */
@@ -18,7 +19,8 @@ const char *ph__log_level_name(int level);
 long ph__log_errors(void);
 
 /* Sets *err to a malloc'd message (NULL when out of memory) and returns
- * -1: the error out-parameter of loading and parsing functions. */
+ * PH__EFAIL: the error out-parameter of loading and parsing functions,
+ * whose code says only that they failed and whose message says why. */
 int ph__fail(char **err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
