@@ -492,8 +492,9 @@ static int locate(ctx *c, const char *path, fs_target *t) {
     return;                                                                    \
   }                                                                            \
   a = ph_args_parse(args_json);                                                \
-  if (a == NULL) {                                                             \
-    ph_reply_text(f->api, call, "out of memory", 1);                           \
+  if (a == NULL || ph_args_error(a) != NULL) {                                 \
+    ph_reply_text(f->api, call, ph_args_error(a), 1);                          \
+    ph_args_free(a);                                                           \
     ctx_end(&c);                                                               \
     return;                                                                    \
   }
@@ -1501,6 +1502,7 @@ typedef struct search_ctx {
   size_t start_len;    /* Length of the start's rel plus its '/'. */
   const char *dir;     /* Display path of the allowed directory. */
   fs_buf text, sc;
+  fs_buf failed; /* grep: why a match failed, which fails the call. */
   size_t count;
   size_t max_results;
   int stopped;
@@ -1615,8 +1617,19 @@ static int grep_buffer(search_ctx *s, const char *rel, const char *data,
     const char *start, *end, *nl;
     PCRE2_SIZE *ov;
     rc = pcre2_match(s->re, (PCRE2_SPTR)data, len, at, 0, s->md, s->mc);
-    if (rc < 0)
-      return rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
+    if (rc == PCRE2_ERROR_NOMATCH)
+      return 0;
+    if (rc < 0) {
+      PCRE2_UCHAR why[128];
+      pcre2_get_error_message(rc, why, sizeof(why));
+      put_path(s, &s->failed, rel, 0);
+      fs_buf_printf(&s->failed,
+                    ": the pattern hit a matching limit (%s); simplify it "
+                    "(nested repetition such as (a+)+ backtracks without "
+                    "end)",
+                    (const char *)why);
+      return -1;
+    }
     ov = pcre2_get_ovector_pointer(s->md);
     /* The match's line: count newlines from where we last counted. */
     for (; scan < data + ov[0]; scan++)
@@ -1753,6 +1766,11 @@ static void grep_tool(ph_call *call, const char *args_json, void *state) {
     reply_err(&c);
     goto cleanup;
   }
+  if (s.failed.data != NULL) {
+    fs_fail(&c.err, FS_REFUSED, "%s", s.failed.data);
+    reply_err(&c);
+    goto cleanup;
+  }
   if (s.count == 0)
     fs_buf_puts(&s.text, "No matches found\n");
   if (ws.stopped || s.stopped)
@@ -1774,6 +1792,7 @@ cleanup:
   pcre2_match_data_free(s.md);
   pcre2_match_context_free(s.mc);
   pcre2_code_free(s.re);
+  fs_buf_free(&s.failed);
   fs_buf_free(&s.text);
   fs_buf_free(&s.sc);
   fs_buf_free(&sc);
