@@ -430,24 +430,22 @@ static int fuzzy_edit(char **text, size_t *len, const char *old, size_t olen,
       continue;
     }
     {
+      /* Each new line keeps its indentation relative to oldText's first
+       * line, moved to where the file's first matched line is indented. */
       size_t base = indent_of(tl[i].s, tl[i].n);
+      long shift = (long)base - (long)indent_of(ol[0].s, ol[0].n);
       for (j = 0; j < nr; j++) {
-        size_t ind = indent_of(rl[j].s, rl[j].n), oind;
-        if (j == 0) {
-          fs_buf_put(&out, tl[i].s, base);
-        } else {
-          oind = j < no ? indent_of(ol[j].s, ol[j].n) : 0;
-          if (oind > 0 && ind > 0) {
-            size_t k, extra = ind > oind ? ind - oind : 0;
-            fs_buf_put(&out, tl[i].s, base);
-            for (k = 0; k < extra; k++)
-              fs_buf_put(&out, " ", 1);
-          } else {
-            ind = 0;
-          }
+        size_t ind = indent_of(rl[j].s, rl[j].n), k;
+        long want = (long)ind + shift;
+        if (ind < rl[j].n) {
+          if (want < 0)
+            want = 0;
+          /* The file's own indentation characters, then spaces. */
+          fs_buf_put(&out, tl[i].s, (size_t)want < base ? (size_t)want : base);
+          for (k = base; k < (size_t)want; k++)
+            fs_buf_put(&out, " ", 1);
         }
-        fs_buf_put(&out, rl[j].s + (j == 0 || ind > 0 ? ind : 0),
-                   rl[j].n - (j == 0 || ind > 0 ? ind : 0));
+        fs_buf_put(&out, rl[j].s + ind, rl[j].n - ind);
         if (j + 1 < nr || tl[i + no - 1].s + tl[i + no - 1].n < *text + *len)
           fs_buf_put(&out, "\n", 1);
       }

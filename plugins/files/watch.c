@@ -24,9 +24,11 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+/* No IN_DONT_FOLLOW: the path watched is /proc/self/fd/N, a link to a
+ * directory the walk opened with O_NOFOLLOW, which must be followed. */
 #define WATCH_MASK                                                             \
   (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |      \
-   IN_ATTRIB | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
+   IN_ATTRIB | IN_ONLYDIR | IN_EXCL_UNLINK)
 
 typedef struct watched {
   int wd;

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #define FX_WAIT_MS 15000
+/* Each program uses some of these helpers. */
+#define FX_FN __attribute__((unused)) static
 
 /* The scratch layout: base/root is served, base/outside holds the canary,
  * base/rootx is a sibling whose name starts with the root's. */
@@ -31,14 +33,14 @@ typedef struct fx {
   th_host *h;
 } fx;
 
-static void fx_path(char *out, const char *dir, const char *rel) {
+FX_FN void fx_path(char *out, const char *dir, const char *rel) {
   int n = snprintf(out, PATH_MAX, "%s/%s", dir, rel);
 
   cr_assert(n > 0 && n < PATH_MAX, "path too long: %s/%s", dir, rel);
 }
 
-static void fx_write(const char *dir, const char *rel, const char *data,
-                     size_t len) {
+FX_FN void fx_write(const char *dir, const char *rel, const char *data,
+                    size_t len) {
   char p[PATH_MAX];
   int fd;
 
@@ -49,18 +51,18 @@ static void fx_write(const char *dir, const char *rel, const char *data,
   close(fd);
 }
 
-static void fx_puts(const char *dir, const char *rel, const char *text) {
+FX_FN void fx_puts(const char *dir, const char *rel, const char *text) {
   fx_write(dir, rel, text, strlen(text));
 }
 
-static void fx_mkdir(const char *dir, const char *rel) {
+FX_FN void fx_mkdir(const char *dir, const char *rel) {
   char p[PATH_MAX];
 
   fx_path(p, dir, rel);
   cr_assert(mkdir(p, 0755) == 0, "mkdir %s", p);
 }
 
-static void fx_link(const char *target, const char *dir, const char *rel) {
+FX_FN void fx_link(const char *target, const char *dir, const char *rel) {
   char p[PATH_MAX];
 
   fx_path(p, dir, rel);
@@ -68,7 +70,7 @@ static void fx_link(const char *target, const char *dir, const char *rel) {
 }
 
 /* The file's bytes (malloc'd, NUL-terminated), or NULL when absent. */
-static char *fx_read(const char *dir, const char *rel, size_t *len) {
+FX_FN char *fx_read(const char *dir, const char *rel, size_t *len) {
   char p[PATH_MAX], *data;
   struct stat st;
   FILE *f;
@@ -86,7 +88,7 @@ static char *fx_read(const char *dir, const char *rel, size_t *len) {
 }
 
 /* Every name, type, mode, size and byte under dir, as one text. */
-static void fx_snapshot_dir(FILE *out, const char *dir, const char *rel) {
+FX_FN void fx_snapshot_dir(FILE *out, const char *dir, const char *rel) {
   char p[PATH_MAX], sub[PATH_MAX], link[PATH_MAX];
   struct dirent **names;
   struct stat st;
@@ -128,7 +130,7 @@ static void fx_snapshot_dir(FILE *out, const char *dir, const char *rel) {
 }
 
 /* A snapshot of everything in base except the root (malloc'd). */
-static char *fx_snapshot(const fx *x) {
+FX_FN char *fx_snapshot(const fx *x) {
   char *text = NULL, p[PATH_MAX];
   size_t len = 0;
   FILE *out = open_memstream(&text, &len);
@@ -140,7 +142,7 @@ static char *fx_snapshot(const fx *x) {
   return text;
 }
 
-static void fx_rm_rf(const char *path) {
+FX_FN void fx_rm_rf(const char *path) {
   char cmd[PATH_MAX + 32];
 
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
@@ -148,7 +150,7 @@ static void fx_rm_rf(const char *path) {
 }
 
 /* Makes base, base/root, base/outside (with canary.txt) and base/rootx. */
-static void fx_setup(fx *x) {
+FX_FN void fx_setup(fx *x) {
   memset(x, 0, sizeof(*x));
   snprintf(x->base, sizeof(x->base), "/tmp/ph-files-XXXXXX");
   cr_assert_not_null(mkdtemp(x->base));
@@ -167,9 +169,9 @@ static void fx_setup(fx *x) {
  * extra: more members of the instance's config (JSON after a comma), or
  * NULL. walk: the component walk instead of openat2. More instances go in
  * more_instances (JSON after a comma) or NULL. */
-static void fx_start_with(fx *x, const char *extra, int walk,
-                          const char *more_instances, const char *version,
-                          const char *caps) {
+FX_FN void fx_start_with(fx *x, const char *extra, int walk,
+                         const char *more_instances, const char *version,
+                         const char *caps) {
   char *text;
   cJSON *init;
 
@@ -191,11 +193,11 @@ static void fx_start_with(fx *x, const char *extra, int walk,
   cJSON_Delete(init);
 }
 
-static void fx_start(fx *x, const char *extra, int walk) {
+FX_FN void fx_start(fx *x, const char *extra, int walk) {
   fx_start_with(x, extra, walk, NULL, NULL, NULL);
 }
 
-static void fx_stop(fx *x) {
+FX_FN void fx_stop(fx *x) {
   if (x->h != NULL)
     th_stop(x->h, FX_WAIT_MS);
   x->h = NULL;
@@ -206,7 +208,7 @@ static void fx_stop(fx *x) {
   x->config = NULL;
 }
 
-static void fx_teardown(fx *x) {
+FX_FN void fx_teardown(fx *x) {
   fx_stop(x);
   if (x->base[0] != '\0')
     fx_rm_rf(x->base);
@@ -214,7 +216,7 @@ static void fx_teardown(fx *x) {
 
 /* tools/call of files_<tool> with arguments as JSON text; the response
  * (never NULL: a missing answer fails the test). */
-static cJSON *fx_call(fx *x, const char *tool, const char *args_json) {
+FX_FN cJSON *fx_call(fx *x, const char *tool, const char *args_json) {
   char *params;
   cJSON *res;
 
@@ -228,8 +230,7 @@ static cJSON *fx_call(fx *x, const char *tool, const char *args_json) {
 }
 
 /* printf-style arguments. */
-__attribute__((unused)) static cJSON *fx_callf(fx *x, const char *tool,
-                                               const char *fmt, ...) {
+FX_FN cJSON *fx_callf(fx *x, const char *tool, const char *fmt, ...) {
   char *args;
   va_list ap;
   cJSON *res;
@@ -242,17 +243,17 @@ __attribute__((unused)) static cJSON *fx_callf(fx *x, const char *tool,
   return res;
 }
 
-static int fx_is_error(const cJSON *res) {
+FX_FN int fx_is_error(const cJSON *res) {
   return cJSON_IsTrue(th_get(res, "result.isError"));
 }
 
-static const char *fx_text(const cJSON *res) {
+FX_FN const char *fx_text(const cJSON *res) {
   const char *t = th_str(res, "result.content.0.text");
   return t != NULL ? t : "";
 }
 
 /* A JSON string of s (quotes included), malloc'd. */
-__attribute__((unused)) static char *fx_json(const char *s) {
+FX_FN char *fx_json(const char *s) {
   cJSON *str = cJSON_CreateString(s);
   char *text = cJSON_PrintUnformatted(str);
 
