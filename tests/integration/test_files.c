@@ -629,3 +629,58 @@ Test(files, over_http) {
   free(cfg);
   free(sid);
 }
+
+/* The fs service, as a domain plugin sees it (tests/plugins/fsclient.c):
+ * the same sandbox, the same refusals, writes atomic. */
+Test(files, fs_service_for_domain_plugins) {
+  char dir[PATH_MAX], cmd[3 * PATH_MAX], *text, *data;
+  size_t len;
+  cJSON *res;
+
+  sample(&X);
+  fx_path(dir, X.base, "plugins");
+  cr_assert_eq(mkdir(dir, 0755), 0);
+  snprintf(cmd, sizeof(cmd), "cp '%s/plugins/files.so' '%s/fsclient.so' '%s'",
+           PH_BUILD_DIR, PH_TEST_PLUGIN_DIR, dir);
+  cr_assert_eq(system(cmd), 0);
+  cr_assert(asprintf(&text,
+                     "{\"plugin_dir\":\"%s\",\"departments\":{\"default\":{"
+                     "\"plugins\":[{\"plugin\":\"files\",\"config\":{"
+                     "\"roots\":[\"%s\"]}},{\"plugin\":\"fsclient\"}]}}}",
+                     dir, X.root) > 0);
+  X.config = th_write_temp(text, ".json");
+  free(text);
+  X.h = th_start(X.config, NULL);
+  cJSON_Delete(th_initialize(X.h, "2025-06-18", NULL));
+#define FS(req)                                                                \
+  th_request(X.h, "tools/call",                                                \
+             "{\"name\":\"fsclient_call\",\"arguments\":{\"request\":" req     \
+             "}}",                                                             \
+             FX_WAIT_MS)
+  res = FS("{\"op\":\"write\",\"path\":\"reports/q1.csv\",\"parents\":true,"
+           "\"content\":\"region,total\\nEMEA,10\\n\"}");
+  expect_ok(res, "fs write");
+  cJSON_Delete(res);
+  data = fx_read(X.root, "reports/q1.csv", &len);
+  cr_expect_str_eq(data, "region,total\nEMEA,10\n");
+  free(data);
+  res = FS("{\"op\":\"read\",\"path\":\"reports/q1.csv\"}");
+  cr_expect_str_eq(sc_str(res, "content"), "region,total\nEMEA,10\n", "%s",
+                   cJSON_PrintUnformatted(res));
+  cJSON_Delete(res);
+  res = FS("{\"op\":\"list\",\"path\":\"reports\"}");
+  cr_expect_str_eq(sc_str(res, "entries.0.name"), "q1.csv");
+  cJSON_Delete(res);
+  res = FS("{\"op\":\"create\",\"path\":\"reports/q1.csv\",\"content\":\"x\"}");
+  cr_expect(fx_is_error(res) && strstr(fx_text(res), "already exists"), "%s",
+            cJSON_PrintUnformatted(res));
+  cJSON_Delete(res);
+  res = FS("{\"op\":\"read\",\"path\":\"../outside/canary.txt\"}");
+  cr_expect(fx_is_error(res) && strstr(fx_text(res), "Access denied"), "%s",
+            cJSON_PrintUnformatted(res));
+  cJSON_Delete(res);
+  res = FS("{\"op\":\"read\",\"path\":\".env\"}");
+  cr_expect(fx_is_error(res) && strstr(fx_text(res), "hidden"));
+  cJSON_Delete(res);
+#undef FS
+}
