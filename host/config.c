@@ -165,15 +165,25 @@ static const char *const top_keys[] = {"plugin_dir",       "cache_dir",
                                        "limits",           "allowed_origins",
                                        "allowed_hosts",    "departments",
                                        "stdio_scopes",     NULL};
-static const char *const limit_keys[] = {
-    "max_message_bytes",   "max_json_depth",
-    "call_timeout_ms",     "workers_per_plugin",
-    "queue_per_plugin",    "max_inflight_per_session",
-    "shutdown_timeout_ms", "drain_timeout_ms",
-    "max_sessions",        "session_idle_ms",
-    "max_header_bytes",    "max_connections",
-    "header_timeout_ms",   "idle_timeout_ms",
-    "max_batch_members",   NULL};
+static const char *const limit_keys[] = {"max_message_bytes",
+                                         "max_json_depth",
+                                         "call_timeout_ms",
+                                         "workers_per_plugin",
+                                         "queue_per_plugin",
+                                         "max_inflight_per_session",
+                                         "shutdown_timeout_ms",
+                                         "drain_timeout_ms",
+                                         "max_sessions",
+                                         "session_idle_ms",
+                                         "max_header_bytes",
+                                         "max_connections",
+                                         "header_timeout_ms",
+                                         "idle_timeout_ms",
+                                         "max_batch_members",
+                                         "max_sessions_per_client",
+                                         "session_rate_per_client",
+                                         "session_burst_per_client",
+                                         NULL};
 static const char *const dept_keys[] = {"plugins", "allow", "deny", NULL};
 static const char *const inst_keys[] = {"plugin", "prefix", "config", "workers",
                                         NULL};
@@ -204,6 +214,12 @@ static int parse_limits(const cJSON *obj, ph__limits *l, const char *path,
   LIMIT("drain_timeout_ms", 0, 86400000, drain_timeout_ms, uint32_t)
   LIMIT("max_sessions", 1, 10000000, max_sessions, int)
   LIMIT("session_idle_ms", 1000, 86400000, session_idle_ms, uint32_t)
+  LIMIT("max_sessions_per_client", 1, 10000000, max_sessions_per_client,
+        unsigned)
+  LIMIT("session_rate_per_client", 1, 1000000, session_rate_per_client,
+        unsigned)
+  LIMIT("session_burst_per_client", 1, 10000000, session_burst_per_client,
+        unsigned)
   LIMIT("max_header_bytes", 1024, 1 << 24, max_header_bytes, size_t)
   LIMIT("max_connections", 1, 1000000, max_connections, int)
   LIMIT("header_timeout_ms", 100, 3600000, header_timeout_ms, uint32_t)
@@ -305,6 +321,9 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
       .max_connections = 1024,
       .header_timeout_ms = 10000,
       .idle_timeout_ms = 60000,
+      .max_sessions_per_client = 1000,
+      .session_rate_per_client = 10,
+      .session_burst_per_client = 100,
   };
   if (check_keys(root, top_keys, "the top level", path, err) != 0)
     goto fail;

@@ -39,6 +39,11 @@ typedef struct ph__limits {
   int max_connections;          /* HTTP connections. */
   uint32_t header_timeout_ms;   /* HTTP: whole head must arrive in this. */
   uint32_t idle_timeout_ms;     /* HTTP keep-alive idle. */
+
+  /* One HTTP client (clients.h) against the others: */
+  unsigned max_sessions_per_client;  /* Legacy sessions it holds. */
+  unsigned session_rate_per_client;  /* New sessions per second, sustained. */
+  unsigned session_burst_per_client; /* New sessions at once. */
 } ph__limits;
 
 typedef struct ph__config {

@@ -203,8 +203,7 @@ Test(config, wrong_types_are_errors) {
   FAILS("{'limits':[]}", "limits");
   FAILS("{'limits':{'call_timeout_ms':true}}", "call_timeout_ms");
   FAILS("{'limits':{'max_batch_members':'8'}}", "max_batch_members");
-  FAILS("{'limits':{'max_batch_members':8.5}}", "max_batch_members",
-        "integer");
+  FAILS("{'limits':{'max_batch_members':8.5}}", "max_batch_members", "integer");
   FAILS("{'allowed_origins':'http://a'}", "allowed_origins");
   FAILS("{'allowed_hosts':['a',1]}", "allowed_hosts");
   FAILS("{'departments':[]}", "departments");
@@ -402,4 +401,34 @@ Test(config, duplicate_keys_are_errors) {
         "'sales':{'plugins':[{'plugin':'b'}]}}}",
         "\"sales\"");
   FAILS("{'page_size':2,'page_size':3}", "\"page_size\"");
+}
+
+Test(config, per_client_session_limits) {
+  ph__config *cfg = parse_ok("{}");
+
+  cr_expect_eq(cfg->limits.max_sessions_per_client, 1000);
+  cr_expect_eq(cfg->limits.session_rate_per_client, 10);
+  cr_expect_eq(cfg->limits.session_burst_per_client, 100);
+  ph__config_free(cfg);
+  cfg = parse_ok("{'limits':{'max_sessions_per_client':3,"
+                 "'session_rate_per_client':1,"
+                 "'session_burst_per_client':10000000}}");
+  cr_expect_eq(cfg->limits.max_sessions_per_client, 3);
+  cr_expect_eq(cfg->limits.session_rate_per_client, 1);
+  cr_expect_eq(cfg->limits.session_burst_per_client, 10000000);
+  ph__config_free(cfg);
+  FAILS("{'limits':{'max_sessions_per_client':0}}", "max_sessions_per_client",
+        "between");
+  FAILS("{'limits':{'max_sessions_per_client':10000001}}",
+        "max_sessions_per_client");
+  FAILS("{'limits':{'session_rate_per_client':0}}", "session_rate_per_client");
+  FAILS("{'limits':{'session_rate_per_client':1000001}}",
+        "session_rate_per_client");
+  FAILS("{'limits':{'session_rate_per_client':1.5}}", "session_rate_per_client",
+        "integer");
+  FAILS("{'limits':{'session_burst_per_client':0}}",
+        "session_burst_per_client");
+  FAILS("{'limits':{'session_burst_per_client':'5'}}",
+        "session_burst_per_client");
+  FAILS("{'limits':{'sessions_per_client':5}}", "\"sessions_per_client\"");
 }
