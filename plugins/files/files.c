@@ -31,6 +31,8 @@
 #define MAX_MANY 100
 #define MAX_EDITS 100
 #define GREP_LINE_MAX 500
+/* Bytes of text read_text also puts in structuredContent. */
+#define STRUCTURED_TEXT_MAX (64 * 1024)
 /* PCRE2 backtracking steps per match: a hostile pattern stops here. */
 #define GREP_MATCH_LIMIT 1000000
 
@@ -465,7 +467,9 @@ static void reply_ok(ctx *c, const char *text, size_t n,
                      const char *structured) {
   fs_buf out = {0};
 
-  fs_buf_reserve(&out, 6 * n + strlen(structured) + 96);
+  /* One allocation of the exact size: the escaped text is measured
+   * first, so a large reply is never grown and copied. */
+  fs_buf_reserve(&out, fs_json_len(text, n) + strlen(structured) + 96);
   fs_buf_puts(&out, "{\"content\":[{\"type\":\"text\",\"text\":");
   fs_buf_json(&out, text, n);
   fs_buf_puts(&out, "}],\"structuredContent\":");
@@ -603,12 +607,17 @@ static void read_text(ph_call *call, const char *args_json, void *state) {
       to = from + line_start(data + from, len - from, (size_t)limit);
   }
   fs_display(&t, shown, sizeof(shown));
-  fs_buf_reserve(&sc, 6 * (to - from) + 256);
   fs_buf_puts(&sc, "{\"path\":");
   fs_buf_json(&sc, shown, strlen(shown));
-  fs_buf_printf(&sc, ",\"totalLines\":%zu,\"bytes\":%zu,\"content\":", total,
-                len);
-  fs_buf_json(&sc, data + from, to - from);
+  fs_buf_printf(&sc, ",\"totalLines\":%zu,\"bytes\":%zu", total, len);
+  /* A large text travels once, in the text block: twice would double what
+   * the host copies and holds for every read (see README.md). */
+  if (to - from <= STRUCTURED_TEXT_MAX) {
+    fs_buf_puts(&sc, ",\"content\":");
+    fs_buf_json(&sc, data + from, to - from);
+  } else {
+    fs_buf_puts(&sc, ",\"contentInText\":true");
+  }
   fs_buf_puts(&sc, "}");
   if (sc.failed)
     ph_reply_text(f->api, call, "out of memory", 1);
@@ -2149,9 +2158,10 @@ static const ph_tool tools[] = {
                                  "\"minimum\":0,\"description\":\"Lines in the "
                                  "window\"}",
          "\"path\""),
-     .output_schema = OBJ("\"path\":" STR ",\"content\":" STR
-                          ",\"totalLines\":" INT ",\"bytes\":" INT,
-                          "\"content\""),
+     .output_schema =
+         OBJ("\"path\":" STR ",\"content\":" STR ",\"contentInText\":" BOOL
+             ",\"totalLines\":" INT ",\"bytes\":" INT,
+             "\"path\""),
      .annotations = READS,
      .handler = read_text},
     {.name = "read_media",

@@ -46,6 +46,8 @@ void fs_buf_printf(fs_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Bytes of s once escaped as the body of a JSON string. */
+size_t fs_json_len(const char *s, size_t n);
 /* Appends s as a JSON string, quotes included. */
 void fs_buf_json(fs_buf *b, const char *s, size_t n);
 void fs_buf_free(fs_buf *b);

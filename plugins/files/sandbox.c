@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -71,6 +72,24 @@ static const char *under(const char *dir, const char *p) {
   return p[n] == '/' ? p + n + 1 : NULL;
 }
 
+/* Whether a name matches a hidden pattern without '/'. The usual shapes
+ * (".git", "*.pem", "id_*") are compared directly: fnmatch for each of
+ * them on every entry was most of the cost of listing a large directory. */
+static int hidden_match(const char *pat, const char *name) {
+  const char *wild = strpbrk(pat, "*?[\\");
+  size_t pn, nn;
+
+  if (wild == NULL)
+    return strcasecmp(pat, name) == 0;
+  pn = strlen(pat);
+  nn = strlen(name);
+  if (wild == pat && pat[0] == '*' && strpbrk(pat + 1, "*?[\\") == NULL)
+    return nn >= pn - 1 && strcasecmp(name + nn - (pn - 1), pat + 1) == 0;
+  if (wild == pat + pn - 1 && pat[pn - 1] == '*')
+    return nn >= pn - 1 && strncasecmp(name, pat, pn - 1) == 0;
+  return fnmatch(pat, name, FNM_CASEFOLD) == 0;
+}
+
 static int hidden_name(const fs_box *b, const char *rel, const char *name) {
   int i;
 
@@ -78,7 +97,7 @@ static int hidden_name(const fs_box *b, const char *rel, const char *name) {
     const char *pat = b->hidden[i];
     if (strchr(pat, '/') != NULL
             ? fnmatch(pat, rel, FNM_PATHNAME | FNM_CASEFOLD) == 0
-            : fnmatch(pat, name, FNM_CASEFOLD) == 0)
+            : hidden_match(pat, name))
       return 1;
   }
   return 0;

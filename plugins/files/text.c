@@ -78,10 +78,26 @@ void fs_buf_printf(fs_buf *b, const char *fmt, ...) {
   b->len += (size_t)n;
 }
 
+size_t fs_json_len(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  size_t extra = 0;
+
+  for (; p < end; p++)
+    if (*p < 0x20 || *p == '"' || *p == '\\')
+      extra += (*p == '\b' || *p == '\f' || *p == '\n' || *p == '\r' ||
+                *p == '\t' || *p == '"' || *p == '\\')
+                   ? 1
+                   : 5;
+  return n + extra;
+}
+
 void fs_buf_json(fs_buf *b, const char *s, size_t n) {
   char *end;
 
-  if (fs_buf_reserve(b, 6 * n + 2) != 0)
+  /* Room for exactly what ph_json_escape will write, measured first: its
+   * worst case (six bytes a byte) would make a buffer sized for a large
+   * reply grow and be copied for nothing. */
+  if (fs_buf_reserve(b, fs_json_len(s, n) + 2) != 0)
     return;
   b->data[b->len++] = '"';
   end = ph_json_escape(b->data + b->len, s, n);
