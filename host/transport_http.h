@@ -1,10 +1,10 @@
 /* transport_http.h: MCP over Streamable HTTP, both eras on one endpoint per
  * department (/mcp for "default", /mcp/<department> for the others), on
  * top of the plain HTTP server in http.h. It owns the legacy sessions
- * (Mcp-Session-Id, idle TTL, hard cap, DELETE), SSE framing with event ids
- * and a replay buffer per session (Last-Event-ID), the standalone GET
- * stream, the modern per-request sessions with their header checks, the
- * Host/Origin checks, CORS, /health and /ready. */
+ * (Mcp-Session-Id, idle TTL, hard cap, per-client limits, DELETE), SSE
+ * framing with event ids and a replay buffer per session (Last-Event-ID),
+ * the standalone GET stream, the modern per-request sessions with their
+ * header checks, the Host/Origin checks, CORS, /health and /ready. */
 #ifndef PH_TRANSPORT_HTTP_H
 #define PH_TRANSPORT_HTTP_H
 

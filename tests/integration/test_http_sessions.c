@@ -1,6 +1,9 @@
 /* test_http_sessions.c: the legacy session table of plughost over
- * Streamable HTTP under pressure: idle sessions expire, and a full table
- * ends its least recently used idle session (never a busy one). */
+ * Streamable HTTP under pressure: idle sessions expire, a full table ends
+ * its least recently used idle session (never a busy one), and one client
+ * cannot lock others out: its live sessions are capped, its new sessions
+ * are rate limited (429), and its flood ends its own idle sessions before
+ * anyone else's. Several clients are several loopback addresses. */
 #include "harness.h"
 #include "http_host.h"
 
@@ -221,4 +224,115 @@ Test(http_sessions, busy_sessions_are_never_ended_to_make_room) {
   free(a);
   free(b);
   free(c);
+}
+
+/* ---- One client against the others (issue 9, item 5) ---- */
+
+Test(http_sessions, a_client_is_capped_at_its_live_sessions) {
+  char *ids[3], *r, *other, hdr[256];
+  int i;
+
+  start("\"max_sessions_per_client\":3,\"session_idle_ms\":60000");
+  for (i = 0; i < 3; i++)
+    ids[i] = session();
+  r = try_session("127.0.0.1");
+  cr_expect_eq(th_http_status(r), 429, "%s", r);
+  cr_expect(strstr(r, "\"id\":1,\"error\":{") != NULL, "%s", r);
+  cr_expect(strstr(r, "max_sessions_per_client") != NULL, "%s", r);
+  cr_expect(th_http_session_id(r) == NULL, "%s", r);
+  free(r);
+  other = session_from("127.0.0.2"); /* Someone else is served. */
+  for (i = 0; i < 3; i++)
+    cr_expect_eq(ping(ids[i]), 200, "the cap ended session %d", i);
+  snprintf(hdr, sizeof(hdr), "Mcp-Session-Id: %s\r\n", ids[0]);
+  r = th_http(host.port, "DELETE", hdr, NULL, NULL, 3000);
+  cr_expect_eq(th_http_status(r), 204, "%s", r);
+  free(r);
+  free(ids[0]);
+  ids[0] = session(); /* Room again. */
+  free(other);
+  free_all(ids, 3);
+}
+
+Test(http_sessions, new_sessions_are_rate_limited_per_client) {
+  char *ids[4], *r, *other;
+  int i;
+
+  start("\"session_rate_per_client\":1,\"session_burst_per_client\":3");
+  for (i = 0; i < 3; i++)
+    ids[i] = session();
+  r = try_session("127.0.0.1");
+  cr_expect_eq(th_http_status(r), 429, "%s", r);
+  cr_expect(strstr(r, "Retry-After: 1\r\n") != NULL, "%s", r);
+  cr_expect(strstr(r, "\"id\":1,\"error\":{") != NULL, "%s", r);
+  cr_expect(strstr(r, "session_rate_per_client") != NULL, "%s", r);
+  free(r);
+  other = session_from("127.0.0.2"); /* Its own bucket. */
+  usleep(1100000);
+  ids[3] = session(); /* One more second, one more session. */
+  r = try_session("127.0.0.1");
+  cr_expect_eq(th_http_status(r), 429, "%s", r);
+  free(r);
+  free(other);
+  free_all(ids, 4);
+}
+
+/* The flooder may fill the table, but once it holds more than its share
+ * it makes room from its own idle sessions: the honest clients' sessions
+ * outlive the flood whether they are older or newer than its sessions,
+ * and a newcomer still gets in. */
+Test(http_sessions, a_flood_ends_the_flooders_own_sessions) {
+  char *old, *mid, *late, *first, *ids[40];
+  int i;
+
+  start("\"max_sessions\":10,\"max_sessions_per_client\":10,"
+        "\"session_rate_per_client\":1000,\"session_burst_per_client\":1000,"
+        "\"session_idle_ms\":60000");
+  old = session_from("127.0.0.2");
+  first = session();
+  for (i = 0; i < 3; i++)
+    ids[i] = session();
+  mid = session_from("127.0.0.3");
+  for (i = 3; i < 40; i++)
+    ids[i] = session();
+  late = session_from("127.0.0.4");
+  cr_expect_eq(ping(old), 200, "the flood ended an older honest session");
+  cr_expect_eq(ping(mid), 200, "the flood ended a newer honest session");
+  cr_expect_eq(ping(late), 200);
+  cr_expect_eq(ping(first), 404, "the flooder kept its oldest session");
+  cr_expect_eq(ping(ids[39]), 200);
+  free(old);
+  free(mid);
+  free(late);
+  free(first);
+  free_all(ids, 40);
+}
+
+/* The report's flood with the default limits: one client asks for
+ * thousands of sessions at once and holds a GET stream open; it is told
+ * 429 long before the table fills, and everyone else is served. */
+Test(http_sessions, the_defaults_stop_a_session_flood) {
+  char *r, *id, *first = NULL, *other;
+  int i, status = 0, fd;
+
+  start("\"session_idle_ms\":60000");
+  for (i = 0; i < 2000; i++) {
+    r = try_session("127.0.0.1");
+    status = th_http_status(r);
+    if (status == 200 && first == NULL)
+      first = th_http_session_id(r);
+    free(r);
+    if (status != 200)
+      break;
+  }
+  cr_assert_eq(status, 429, "after %d sessions", i);
+  cr_expect(i <= 1000, "%d sessions in a burst", i);
+  cr_assert_not_null(first);
+  fd = hold_stream(first);
+  other = session_from("127.0.0.2");
+  id = session_from("127.0.0.3");
+  close(fd);
+  free(id);
+  free(other);
+  free(first);
 }
