@@ -1131,11 +1131,17 @@ static void list_common(ph_call *call, const char *args_json, void *state,
       fs_buf_printf(&text, "%s %-30s %10s\n", type_tag(d->type), d->name,
                     d->type == DT_DIR ? "" : hs);
     } else {
-      fs_buf_printf(&text, "%s %s\n", type_tag(d->type), d->name);
+      /* By hand: printf for every entry was a large part of a listing. */
+      fs_buf_puts(&text, type_tag(d->type));
+      fs_buf_puts(&text, " ");
+      fs_buf_puts(&text, d->name);
+      fs_buf_puts(&text, "\n");
     }
     fs_buf_puts(&sc, i ? ",{\"name\":" : "{\"name\":");
     fs_buf_json(&sc, d->name, strlen(d->name));
-    fs_buf_printf(&sc, ",\"type\":\"%s\"", type_name(d->type));
+    fs_buf_puts(&sc, ",\"type\":\"");
+    fs_buf_puts(&sc, type_name(d->type));
+    fs_buf_puts(&sc, "\"");
     if (with_sizes)
       fs_buf_printf(&sc, ",\"size\":%lld", sz[i].size);
     fs_buf_puts(&sc, "}");

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define FX_WAIT_MS 15000
@@ -198,8 +199,17 @@ FX_FN void fx_start(fx *x, const char *extra, int walk) {
 }
 
 FX_FN void fx_stop(fx *x) {
-  if (x->h != NULL)
-    th_stop(x->h, FX_WAIT_MS);
+  int status;
+
+  if (x->h != NULL) {
+    /* Under ASan and UBSan a report, or leaks at exit, fail the test. */
+    cr_expect(strstr(th_stderr(x->h), "Sanitizer") == NULL &&
+                  strstr(th_stderr(x->h), "runtime error") == NULL,
+              "sanitizer report:\n%s", th_stderr(x->h));
+    status = th_stop(x->h, FX_WAIT_MS);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the host exited with status %d", status);
+  }
   x->h = NULL;
   if (x->config != NULL) {
     unlink(x->config);
