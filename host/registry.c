@@ -2,6 +2,7 @@
 #include "registry.h"
 
 #include "log.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -584,7 +585,11 @@ static int hexval(char c) {
 }
 
 /* Matches uri against a level 1 template; a variable takes one or more
- * characters up to the next literal, never '/', and is percent-decoded. */
+ * characters up to the next literal, never '/', and is percent-decoded (a
+ * '%' without two hex digits stays as it is). A URI names a resource
+ * exactly or not at all: a variable whose decoded bytes hold NUL or are
+ * not UTF-8 matches nothing, since the plugin gets the value as a C string
+ * in JSON, where "orders%00" would arrive as "orders". */
 static int match_template(const char *tpl, const char *uri, cJSON *vars) {
   while (*tpl != '\0') {
     if (*tpl == '{') {
@@ -609,6 +614,10 @@ static int match_template(const char *tpl, const char *uri, cJSON *vars) {
         } else {
           *w++ = *start;
         }
+      }
+      if (!ph__utf8_valid(val, (size_t)(w - val))) {
+        free(val);
+        return 0;
       }
       *w = '\0';
       cJSON_AddStringToObject(vars, name, val);

@@ -578,6 +578,17 @@ Test(registry, template_matching) {
   expect_match(d, "ok://items/a%20b", "{\"id\":\"a b\"}");
   expect_match(d, "ok://items/a%2Fb", "{\"id\":\"a/b\"}");
   expect_match(d, "ok://items/100%", "{\"id\":\"100%\"}");
+  expect_match(d, "ok://items/caf%C3%A9", "{\"id\":\"caf\xc3\xa9\"}");
+  /* A variable holds exactly what the URI names, or the URI names nothing:
+   * as a C string "42%00" would be "42", and bytes that are not UTF-8 have
+   * no JSON string to go in. */
+  expect_match(d, "ok://items/42%00", "");
+  expect_match(d, "ok://items/%00", "");
+  expect_match(d, "ok://items/4%002", "");
+  expect_match(d, "ok://items/%ff", "");
+  expect_match(d, "ok://items/%C3", "");
+  expect_match(d, "ok://items/%ED%A0%80", "");
+  expect_match(d, "test://template/7%00/data", "");
   expect_match(d, "ok://items/", "");
   expect_match(d, "ok://items/1/2", "");
   expect_match(d, "ok://items", "");
