@@ -8,6 +8,7 @@
 #include "log.h"
 #include "registry.h"
 #include "tasks.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <openssl/crypto.h>
@@ -186,59 +187,40 @@ static void answer_error(request *r, int code, const char *message,
 /* ---- UTF-8 and nesting check ---- */
 
 /* Bytes that end a run ph__json_precheck passes over without looking at
- * them one by one: PC_STR inside a string ('"', '\\', NUL, non-ASCII),
- * PC_OUT outside one ('"', brackets, NUL, non-ASCII). Everything else,
- * the bulk of a reply, costs one table load. Each PC_HIGH16 fills the
- * sixteen entries from its index on. */
+ * them one by one: PC_STR inside a string ('"', '\\', control characters,
+ * non-ASCII), PC_OUT outside one ('"', brackets, control characters but the
+ * whitespace among them, non-ASCII). Everything else, the bulk of a reply,
+ * costs one table load. Each PC_HIGH16 fills the sixteen entries from its
+ * index on, each PC_CTRL8 eight. */
 enum { PC_STR = 1, PC_OUT = 2, PC_BOTH = 3 };
 
-#define PC_HIGH16                                                              \
-  PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH,      \
-      PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH
+#define PC_CTRL8                                                               \
+  PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH
+#define PC_HIGH16 PC_CTRL8, PC_CTRL8
 
 static const unsigned char pc_stop[256] = {
-    [0] = PC_BOTH,      ['"'] = PC_BOTH,    ['\\'] = PC_STR,
-    ['['] = PC_OUT,     [']'] = PC_OUT,     ['{'] = PC_OUT,
-    ['}'] = PC_OUT,     [0x80] = PC_HIGH16, [0x90] = PC_HIGH16,
-    [0xA0] = PC_HIGH16, [0xB0] = PC_HIGH16, [0xC0] = PC_HIGH16,
-    [0xD0] = PC_HIGH16, [0xE0] = PC_HIGH16, [0xF0] = PC_HIGH16};
-
-/* The length of the well-formed UTF-8 sequence at p (whose first byte is
- * >= 0x80), or 0: no overlongs, surrogates or code points past U+10FFFF. */
-static inline int utf8_length(const unsigned char *p,
-                              const unsigned char *end) {
-  unsigned c = *p, cp;
-  int n;
-
-  if ((c & 0xE0) == 0xC0 && c >= 0xC2)
-    n = 1, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0)
-    n = 2, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
-    n = 3, cp = c & 0x07;
-  else
-    return 0;
-  if (end - p <= n)
-    return 0;
-  for (int i = 1; i <= n; i++) {
-    if ((p[i] & 0xC0) != 0x80)
-      return 0;
-    cp = cp << 6 | (p[i] & 0x3F);
-  }
-  if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return n + 1;
-}
+    [0x00] = PC_CTRL8,  [0x08] = PC_BOTH,   ['\t'] = PC_STR,
+    ['\n'] = PC_STR,    [0x0B] = PC_BOTH,   [0x0C] = PC_BOTH,
+    ['\r'] = PC_STR,    [0x0E] = PC_BOTH,   [0x0F] = PC_BOTH,
+    [0x10] = PC_CTRL8,  [0x18] = PC_CTRL8,  ['"'] = PC_BOTH,
+    ['\\'] = PC_STR,    ['['] = PC_OUT,     [']'] = PC_OUT,
+    ['{'] = PC_OUT,     ['}'] = PC_OUT,     [0x80] = PC_HIGH16,
+    [0x90] = PC_HIGH16, [0xA0] = PC_HIGH16, [0xB0] = PC_HIGH16,
+    [0xC0] = PC_HIGH16, [0xD0] = PC_HIGH16, [0xE0] = PC_HIGH16,
+    [0xF0] = PC_HIGH16};
 
 /* Runs on every plugin reply and client message, so it skips runs of
  * plain bytes in tight loops, four table loads to a branch, and only
  * looks closely at the bytes pc_stop names. NUL is refused inside strings
- * too, where JSON does not allow it raw either: past this check, C
- * strings would silently end there. The byte after a backslash is skipped
- * unseen unless it is NUL or non-ASCII, which are refused: JSON escapes
- * only ASCII, and skipping one byte of a sequence would let invalid UTF-8
- * through. */
+ * too, where JSON does not allow it raw either, and so is the escape
+ * \u0000: past this check, C strings would silently end there, and a name
+ * or URI would name something other than what the client sent. Other raw
+ * control characters are refused inside strings (JSON has no place for
+ * them there) and outside (where JSON allows only its four whitespace
+ * characters, and cJSON would skip any). The byte after a backslash is
+ * skipped unseen unless it is NUL or non-ASCII, which are refused: JSON
+ * escapes only ASCII, and skipping one byte of a sequence would let invalid
+ * UTF-8 through. */
 const char *ph__json_precheck(const char *text, size_t len, int max_depth) {
   const unsigned char *p = (const unsigned char *)text, *end = p + len;
   int depth = 0, n;
@@ -272,7 +254,9 @@ const char *ph__json_precheck(const char *text, size_t len, int max_depth) {
       p++;
       break;
     default:
-      if ((n = utf8_length(p, end)) == 0)
+      if (*p < 0x20)
+        return "control character in message";
+      if ((n = ph__utf8_length(p, end)) == 0)
         return "invalid UTF-8";
       p += n;
       continue;
@@ -301,11 +285,15 @@ const char *ph__json_precheck(const char *text, size_t len, int max_depth) {
           return "NUL byte in message";
         if (p[1] >= 0x80)
           return "invalid UTF-8";
+        if (p[1] == 'u' && end - p >= 6 && memcmp(p + 2, "0000", 4) == 0)
+          return "\\u0000 in a string";
         p += 2;
       } else if (*p == '\0') {
         return "NUL byte in message";
+      } else if (*p < 0x20) {
+        return "control character in a string";
       } else {
-        if ((n = utf8_length(p, end)) == 0)
+        if ((n = ph__utf8_length(p, end)) == 0)
           return "invalid UTF-8";
         p += n;
       }

@@ -34,8 +34,9 @@ char *ph__jsonrpc_error_text(const char *id_json, int code, const char *message,
 void ph__protocol_reject(ph__outlet *o, int status, int code,
                          const char *message);
 
-/* Checks that text is valid UTF-8 and nests at most max_depth deep.
- * Returns NULL or a static reason. */
+/* Checks that text is valid UTF-8 without raw control characters (but
+ * whitespace outside strings) or \u0000, balances its strings and brackets
+ * and nests at most max_depth deep. Returns NULL or a static reason. */
 const char *ph__json_precheck(const char *text, size_t len, int max_depth);
 
 /* Whether a principal (claims JSON or NULL) holds `scope`. */

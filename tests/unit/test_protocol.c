@@ -215,7 +215,29 @@ Test(protocol, precheck_refuses_nul_inside_strings) {
   cr_expect_str_eq(precheck("[\"a\0b\"]", 7), "NUL byte in message");
   cr_expect_str_eq(precheck("[\"a\\\0\"]", 7), "NUL byte in message",
                    "nor escaped");
-  cr_expect_null(PRE("[\"a\\u0000b\"]"), "the escape is fine");
+  /* Nor as an escape, which cJSON decodes to a NUL that ends the C
+   * string early: "ping\u0000x" would be served as ping. */
+  cr_expect_str_eq(PRE("[\"a\\u0000b\"]"), "\\u0000 in a string");
+  cr_expect_null(PRE("[\"a\\u0001b\\u00100\"]"), "other escapes are fine");
+}
+
+Test(protocol, precheck_refuses_raw_control_characters) {
+  char text[16];
+  int c;
+
+  for (c = 1; c < 0x20; c++) {
+    snprintf(text, sizeof(text), "[\"a%cb\"]", c);
+    cr_expect_str_eq(precheck(text, strlen(text)),
+                     "control character in a string", "0x%02x", c);
+    snprintf(text, sizeof(text), "[1,%c2]", c);
+    if (c == '\t' || c == '\n' || c == '\r')
+      cr_expect_null(precheck(text, strlen(text)), "whitespace 0x%02x", c);
+    else
+      cr_expect_str_eq(precheck(text, strlen(text)),
+                       "control character in message", "0x%02x", c);
+  }
+  cr_expect_null(PRE("[\"\\t\\n\\u001f\\u007f\"]"), "escaped, they are fine");
+  cr_expect_null(PRE("[\"\x7f\"]"), "DEL is not a control character to JSON");
 }
 
 Test(protocol, precheck_escapes) {
@@ -245,9 +267,13 @@ Test(protocol, precheck_finds_errors_at_any_offset) {
                    {"\xc3", 1, "invalid UTF-8"},
                    {"\xed\xa0\x80", 3, "invalid UTF-8"},
                    {"\0", 1, "NUL byte in message"},
-                   {"\\\xc3\xa9", 3, "invalid UTF-8"}},
+                   {"\\\xc3\xa9", 3, "invalid UTF-8"},
+                   {"\x01", 1, "control character in a string"},
+                   {"\t", 1, "control character in a string"},
+                   {"\\u0000", 6, "\\u0000 in a string"}},
     outside[] = {{"\xff", 1, "invalid UTF-8"},
                  {"\0", 1, "NUL byte in message"},
+                 {"\x1f", 1, "control character in message"},
                  {"]]", 2, "unbalanced brackets"},
                  {"[[[[", 4, "JSON nested too deeply"}};
   char text[64];
@@ -284,8 +310,9 @@ Test(protocol, precheck_finds_errors_at_any_offset) {
 /* ---- precheck against the byte-at-a-time original ---- */
 
 /* The check as it was before its fast loops, kept to test them against.
- * strict adds what the new one refuses on purpose: NUL inside a string
- * and, after a backslash, NUL or a non-ASCII byte. */
+ * strict adds what the new one refuses on purpose: NUL inside a string,
+ * after a backslash NUL or a non-ASCII byte, raw control characters (but
+ * whitespace outside strings) and the escape \u0000. */
 static const char *old_precheck(const char *text, size_t len, int max_depth,
                                 int strict) {
   const unsigned char *p = (const unsigned char *)text, *end = p + len;
@@ -323,6 +350,10 @@ static const char *old_precheck(const char *text, size_t len, int max_depth,
     if (in_string) {
       if (strict && c == '\0')
         return "NUL byte in message";
+      if (strict && c < 0x20)
+        return "control character in a string";
+      if (strict && c == '\\' && end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0)
+        return "\\u0000 in a string";
       if (strict && c == '\\' && end - p >= 2 && p[1] == '\0')
         return "NUL byte in message";
       if (strict && c == '\\' && end - p >= 2 && p[1] >= 0x80)
@@ -341,6 +372,8 @@ static const char *old_precheck(const char *text, size_t len, int max_depth,
         return "unbalanced brackets";
     } else if (c == '\0') {
       return "NUL byte in message";
+    } else if (strict && c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+      return "control character in message";
     }
     p++;
   }
@@ -375,7 +408,10 @@ static void differ(const char *text, size_t len, int max_depth, int round) {
             max_depth, got ? got : "ok", strict ? strict : "ok");
   if (plain == NULL && got != NULL)
     cr_assert(strcmp(got, "NUL byte in message") == 0 ||
-                  strcmp(got, "invalid UTF-8") == 0,
+                  strcmp(got, "invalid UTF-8") == 0 ||
+                  strcmp(got, "control character in a string") == 0 ||
+                  strcmp(got, "control character in message") == 0 ||
+                  strcmp(got, "\\u0000 in a string") == 0,
               "round %d", round);
   if (plain != NULL)
     cr_assert_not_null(got, "round %d: the original refused it", round);
@@ -414,6 +450,13 @@ Test(protocol, precheck_matches_original_on_random_bytes) {
       PIECE("\xf4\x90\x80\x80"),
       PIECE("plain text run "),
       PIECE("\"k\":\"v\","),
+      PIECE("\x01"),
+      PIECE("\t"),
+      PIECE("\n"),
+      PIECE("\x1f"),
+      PIECE("\\u0000"),
+      PIECE("\\u00001"),
+      PIECE("u0000"),
   };
 #undef PIECE
   char text[40 * 16];
@@ -452,7 +495,8 @@ Test(protocol, precheck_matches_original_on_changed_json) {
       "\"n\":-1.5e3,\"e\":{},\"l\":[]}",
   };
   static const char bytes[] = "\"\\[]{}\0a:, \x80\xbf\xc2\xc3\xe2\xed\xf0\xf4"
-                              "\xf5\xff";
+                              "\xf5\xff\x01\t\n\x1f"
+                              "0u";
   char text[1024];
   int round;
 
