@@ -702,7 +702,7 @@ static int api_message(ph_call *call, int level, const char *logger,
 
 static int api_progress(ph_call *call, double progress, double total,
                         const char *message) {
-  cJSON *msg, *params, *token;
+  cJSON *msg, *params;
   char *text;
 
   if (call == NULL || !isfinite(progress))
@@ -720,12 +720,12 @@ static int api_progress(ph_call *call, double progress, double total,
   call->has_progress = 1;
   call->last_progress = progress;
   uv_mutex_unlock(&call->mu);
-  token = cJSON_Parse(call->progress_token);
   msg = cJSON_CreateObject();
   cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
   cJSON_AddStringToObject(msg, "method", "notifications/progress");
   params = cJSON_AddObjectToObject(msg, "params");
-  cJSON_AddItemToObject(params, "progressToken", token);
+  /* As the client wrote it: a parse would round integers past 2^53. */
+  cJSON_AddRawToObject(params, "progressToken", call->progress_token);
   cJSON_AddNumberToObject(params, "progress", progress);
   if (total >= 0)
     cJSON_AddNumberToObject(params, "total", total);

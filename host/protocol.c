@@ -10,7 +10,6 @@
 #include "tasks.h"
 #include "utf8.h"
 
-#include <math.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -44,14 +43,17 @@ typedef struct request {
   ph__outlet *o;
   const char *method;
   const cJSON *id; /* NULL for notifications. */
-  char *id_json;
+  char *id_json;   /* The id as the client wrote it. */
   const cJSON *params;
+  const char *text; /* The message as received (NULL in a task's rerun), */
+  size_t len;       /* for the text of the values it echoes. */
   int modern;
   const cJSON *caps; /* Modern: from _meta; legacy: the session's. */
   int log_level;     /* Threshold for notifications/message; -1 none. */
   ph__generation *gen;
   const ph__dept *dept;
-  int in_task; /* A round of a task: it runs here, never as a new task. */
+  int in_task;  /* A round of a task: it runs here, never as a new task. */
+  int in_batch; /* A member of a batch. */
 } request;
 
 int ph__protocol_version_supported(const char *version) {
@@ -299,6 +301,279 @@ const char *ph__json_precheck(const char *text, size_t len, int max_depth) {
       }
     }
   }
+}
+
+/* ---- Values as the client wrote them ---- */
+
+/* An id, a requestId or a progress token goes back exactly as the client
+ * wrote it: cJSON keeps numbers as doubles, which changes integers past
+ * 2^53, and escapes strings its own way. So these read a value's text out
+ * of the message, which the precheck and cJSON have both passed: strings
+ * and brackets balance and the grammar holds, and a scan that only follows
+ * strings and brackets finds where each value ends. It copies nothing and
+ * builds nothing; it reads the members before the one it wants. */
+
+static int is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static const char *skip_space(const char *p, const char *end) {
+  while (p < end && is_space(*p))
+    p++;
+  return p;
+}
+
+/* Past the closing quote of the string whose opening quote is at p. */
+static const char *string_end(const char *p, const char *end) {
+  const char *q, *b;
+
+  for (p++; (q = memchr(p, '"', (size_t)(end - p))) != NULL; p = q + 1) {
+    for (b = q; b > p && b[-1] == '\\'; b--)
+      ;
+    if ((q - b) % 2 == 0)
+      return q + 1; /* Not escaped: an even run of backslashes before it. */
+  }
+  return end;
+}
+
+/* The end of the value that starts at p. Inside a container only strings
+ * and brackets matter, and pc_stop finds them with one load a byte. */
+static const char *value_end(const char *p, const char *end) {
+  int depth = 0;
+
+  if (p < end && *p == '"')
+    return string_end(p, end);
+  if (p < end && *p != '{' && *p != '[') {
+    /* A number or a literal: up to what follows it. */
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && !is_space(*p))
+      p++;
+    return p;
+  }
+  while (p < end) {
+    switch (*p) {
+    case '"':
+      p = string_end(p, end);
+      break;
+    case '{':
+    case '[':
+      depth++;
+      p++;
+      break;
+    case '}':
+    case ']':
+      if (--depth == 0)
+        return p + 1;
+      p++;
+      break;
+    default: /* Nothing else stops it in text the precheck passed. */
+      p++;
+    }
+    while (p < end && !(pc_stop[(unsigned char)*p] & PC_OUT))
+      p++;
+  }
+  return p;
+}
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Whether the string q..e (its quotes included) decodes to key, which is
+ * ASCII: "i\u0064" is "id" to cJSON, so it is to us. */
+static int key_is(const char *q, const char *e, const char *key) {
+  static const char unescape[128] = {
+      ['"'] = '"',  ['\\'] = '\\', ['/'] = '/',  ['b'] = '\b',
+      ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r', ['t'] = '\t'};
+  const char *p = q + 1, *stop = e - 1;
+  size_t n = strlen(key);
+  int c, i;
+
+  if ((size_t)(stop - p) == n && memcmp(p, key, n) == 0)
+    return 1;
+  if (memchr(p, '\\', (size_t)(stop - p)) == NULL)
+    return 0;
+  for (; p < stop; p++, key++) {
+    c = (unsigned char)*p;
+    if (c == '\\' && p[1] == 'u' && stop - p >= 6) {
+      for (c = 0, i = 2; i < 6; i++)
+        c = c << 4 | hex_digit(p[i]);
+      p += 5;
+    } else if (c == '\\' && (unsigned char)p[1] < 128) {
+      c = unescape[(unsigned char)*++p];
+    }
+    if (*key == '\0' || c != (unsigned char)*key)
+      return 0;
+  }
+  return *key == '\0';
+}
+
+/* The value of the first member called key of the object whose text is
+ * obj..end (cJSON too takes the first of equal keys), or NULL; its end goes
+ * to *vend. obj NULL or not an object: NULL. */
+static const char *member_value(const char *obj, const char *end,
+                                const char *key, const char **vend) {
+  const char *p, *k, *kend, *v;
+
+  if (obj == NULL || obj >= end || *obj != '{')
+    return NULL;
+  for (p = obj + 1;; p++) {
+    p = skip_space(p, end);
+    if (p >= end || *p != '"')
+      return NULL;
+    k = p;
+    kend = string_end(p, end);
+    p = skip_space(kend, end);
+    if (p >= end || *p != ':')
+      return NULL;
+    v = skip_space(p + 1, end);
+    p = value_end(v, end);
+    if (key_is(k, kend, key)) {
+      *vend = p;
+      return v;
+    }
+    p = skip_space(p, end);
+    if (p >= end || *p != ',')
+      return NULL;
+  }
+}
+
+/* What the value v..e is as an id: ID_NONE (v NULL), a string, a number in
+ * JSON's grammar whose value is an integer (1e3 and 2.0 are, 1.5 is not)
+ * or is not, or anything else (null, true, an array, and the numbers
+ * cJSON takes but JSON does not, such as 01 or 1.). Only the text says
+ * whether 9007199254740993.5 is an integer. */
+enum { ID_NONE, ID_OTHER, ID_STRING, ID_INTEGER, ID_FRACTION };
+
+static int id_kind(const char *v, const char *e) {
+  const char *p = v, *int_start, *int_end, *frac = NULL, *frac_end = NULL, *q;
+  long exp = 0, zeros = 0, nfrac = 0;
+  int negative_exp = 0;
+
+  if (v == NULL)
+    return ID_NONE;
+  if (*v == '"')
+    return ID_STRING;
+  if (p < e && *p == '-')
+    p++;
+  int_start = p;
+  if (p == e || *p < '0' || *p > '9')
+    return ID_OTHER;
+  if (*p == '0')
+    p++;
+  else
+    while (p < e && *p >= '0' && *p <= '9')
+      p++;
+  int_end = p;
+  if (p < e && *p == '.') {
+    frac = ++p;
+    while (p < e && *p >= '0' && *p <= '9')
+      p++;
+    if (p == frac)
+      return ID_OTHER;
+    frac_end = p;
+    nfrac = frac_end - frac;
+  }
+  if (p < e && (*p == 'e' || *p == 'E')) {
+    p++;
+    if (p < e && (*p == '+' || *p == '-'))
+      negative_exp = *p++ == '-';
+    if (p == e || *p < '0' || *p > '9')
+      return ID_OTHER;
+    for (; p < e && *p >= '0' && *p <= '9'; p++)
+      if (exp < 1000000000L)
+        exp = exp * 10 + (*p - '0');
+  }
+  if (p != e)
+    return ID_OTHER;
+  /* digits * 10^(exp - nfrac) is an integer when the digits end in at
+   * least nfrac - exp zeros, or are all zero. */
+  q = frac_end;
+  if (frac != NULL)
+    for (; q > frac && q[-1] == '0'; q--)
+      zeros++;
+  if (frac == NULL || q == frac) {
+    for (q = int_end; q > int_start && q[-1] == '0'; q--)
+      zeros++;
+    if (q == int_start)
+      return ID_INTEGER; /* Zero. */
+  }
+  if (negative_exp)
+    exp = -exp;
+  return exp - nfrac + zeros >= 0 ? ID_INTEGER : ID_FRACTION;
+}
+
+/* A request id: a string or an integer (MCP allows no other). An id that
+ * is worth echoing on an error: any string or number (JSON-RPC's). */
+static int id_serves(int kind) {
+  return kind == ID_STRING || kind == ID_INTEGER;
+}
+
+static int id_echoes(int kind) {
+  return id_serves(kind) || kind == ID_FRACTION;
+}
+
+/* The text of the value at path (member names, NULL-terminated) in the
+ * object text..end, if it is one id_echoes() accepts; else NULL. */
+static const char *echoable_at(const char *text, const char *end,
+                               const char *const *path, const char **vend) {
+  const char *v = text;
+
+  *vend = end;
+  for (; *path != NULL && v != NULL; path++)
+    v = member_value(v, *vend, *path, vend);
+  return id_echoes(id_kind(v, *vend)) ? v : NULL;
+}
+
+/* params._meta.progressToken as the client wrote it, malloc'd; NULL if it
+ * is neither a string nor a JSON number. */
+static char *progress_token_text(const request *r, const cJSON *token) {
+  static const char *const path[] = {"params", "_meta", "progressToken", NULL};
+  const char *v, *e;
+
+  if (r->text == NULL)
+    return cJSON_PrintUnformatted(token); /* A task's rerun: no _meta. */
+  v = echoable_at(r->text, r->text + r->len, path, &e);
+  return v ? strndup(v, (size_t)(e - v)) : NULL;
+}
+
+/* Parses a message the precheck passed: cJSON, then nothing but whitespace
+ * after the value, which cJSON would silently ignore. */
+static cJSON *parse_prechecked(const char *text, size_t len, const char **why) {
+  const char *end = NULL;
+  cJSON *root;
+
+  root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+  if (root == NULL) {
+    *why = "not valid JSON";
+    return NULL;
+  }
+  if (skip_space(end, text + len) != text + len) {
+    cJSON_Delete(root);
+    *why = "bytes after the JSON value";
+    return NULL;
+  }
+  return root;
+}
+
+cJSON *ph__json_parse_message(const char *text, size_t len, int max_depth,
+                              const char **why) {
+  *why = ph__json_precheck(text, len, max_depth);
+  return *why == NULL ? parse_prechecked(text, len, why) : NULL;
+}
+
+char *ph__jsonrpc_id_text(const char *text, size_t len) {
+  static const char *const path[] = {"id", NULL};
+  const char *v, *e;
+
+  text = skip_space(text, text + len);
+  v = echoable_at(text, text + len, path, &e);
+  return v ? strndup(v, (size_t)(e - v)) : NULL;
 }
 
 /* ---- Request state for input-required rounds (modern) ---- */
@@ -651,7 +926,7 @@ static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
   meta = cJSON_GetObjectItemCaseSensitive(r->params, "_meta");
   token = cJSON_GetObjectItemCaseSensitive(meta, "progressToken");
   if (cJSON_IsString(token) || cJSON_IsNumber(token))
-    call->progress_token = cJSON_PrintUnformatted(token);
+    call->progress_token = progress_token_text(r, token);
   if (s->ninflight == s->capinflight) {
     s->capinflight = s->capinflight ? 2 * s->capinflight : 8;
     s->inflight = realloc(s->inflight, s->capinflight * sizeof(ph_call *));
@@ -881,6 +1156,19 @@ static void m_initialize(request *r) {
   cJSON *res;
   char *info;
 
+  /* A session is negotiated once: a second initialize would switch its
+   * version (and with it batches) under requests already made. */
+  if (r->in_batch) {
+    answer_error(r, -32600,
+                 "Invalid Request: initialize must not be part of a batch",
+                 NULL);
+    return;
+  }
+  if (r->s->initialized) {
+    answer_error(r, -32600,
+                 "Invalid Request: the session is already initialized", NULL);
+    return;
+  }
   if (!cJSON_IsString(v)) {
     answer_error(r, -32602, "Invalid params: protocolVersion is required",
                  NULL);
@@ -1352,54 +1640,49 @@ static const struct method *find_method(const char *name) {
 /* ---- Messages ---- */
 
 static void handle_notification(ph__session *s, const char *method,
-                                const cJSON *params) {
-  const cJSON *rid;
-  char *id_text;
-  size_t i;
+                                const char *text, size_t len) {
+  static const char *const request_id[] = {"params", "requestId", NULL};
+  const char *v, *e;
+  size_t i, n;
 
   if (strcmp(method, "notifications/initialized") == 0) {
     s->ready = 1;
   } else if (strcmp(method, "notifications/cancelled") == 0) {
-    rid = cJSON_GetObjectItemCaseSensitive(params, "requestId");
-    if (rid == NULL)
+    /* By its text, as the request's id was kept. */
+    v = echoable_at(text, text + len, request_id, &e);
+    if (v == NULL)
       return;
-    id_text = cJSON_PrintUnformatted(rid);
+    n = (size_t)(e - v);
     for (i = 0; i < s->ninflight; i++) {
-      if (strcmp(s->inflight[i]->id_json, id_text) == 0) {
+      if (strlen(s->inflight[i]->id_json) == n &&
+          memcmp(s->inflight[i]->id_json, v, n) == 0) {
         ph__call_cancel(s->inflight[i]);
         break;
       }
     }
-    free(id_text);
   }
   /* Other notifications (roots/list_changed, progress) need nothing. */
 }
 
-static void handle_response(ph__session *s, const cJSON *id, const char *text) {
-  char *id_text = cJSON_PrintUnformatted(id);
+static void handle_response(ph__session *s, const char *id, size_t id_len,
+                            const char *text, size_t len) {
   size_t i;
 
   for (i = 0; i < s->npending; i++) {
-    if (strcmp(s->pending[i].id, id_text) == 0) {
+    if (strlen(s->pending[i].id) == id_len &&
+        memcmp(s->pending[i].id, id, id_len) == 0) {
       ph_call *call = s->pending[i].call;
+      char *answer = strndup(text, len);
 
       free(s->pending[i].id);
       s->pending[i] = s->pending[--s->npending];
-      ph__call_client_answer(call, text);
+      ph__call_client_answer(call, answer);
       ph__call_unref(call);
-      free(id_text);
+      free(answer);
       return;
     }
   }
-  ph__debug("response to unknown request id %s ignored", id_text);
-  free(id_text);
-}
-
-static int valid_id(const cJSON *id) {
-  if (cJSON_IsString(id))
-    return 1;
-  return cJSON_IsNumber(id) && id->valuedouble == floor(id->valuedouble) &&
-         fabs(id->valuedouble) < 9007199254740992.0;
+  ph__debug("response to unknown request id %.*s ignored", (int)id_len, id);
 }
 
 /* Modern per-request metadata. Returns 0 or answers and returns -1. */
@@ -1450,7 +1733,9 @@ static int read_modern_meta(request *r, const cJSON *meta) {
 }
 
 static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
-                           const char *method, const cJSON *id) {
+                           const char *method, const cJSON *id,
+                           const char *id_text, size_t id_len, const char *text,
+                           size_t len, int in_batch) {
   request r = {0};
   const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
   const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
@@ -1461,8 +1746,11 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
   r.o = o;
   r.method = method;
   r.id = id;
-  r.id_json = cJSON_PrintUnformatted(id);
+  r.id_json = strndup(id_text, id_len);
   r.params = params;
+  r.text = text;
+  r.len = len;
+  r.in_batch = in_batch;
   r.modern =
       cJSON_GetObjectItemCaseSensitive(meta, META_VERSION) != NULL || s->modern;
   if (params != NULL && !cJSON_IsObject(params)) {
@@ -1487,20 +1775,20 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
   }
   m = find_method(method);
   if (m == NULL || !(m->eras & (r.modern ? MODERN : LEGACY))) {
-    char text[200];
+    char why[200];
 
     if (m == NULL && strcmp(method, "server/discover") != 0)
-      snprintf(text, sizeof(text), "Method not found: %.100s", method);
+      snprintf(why, sizeof(why), "Method not found: %.100s", method);
     else if (r.modern)
-      snprintf(text, sizeof(text),
+      snprintf(why, sizeof(why),
                "Method not found: %.100s is not part of " PH__MODERN_VERSION,
                method);
     else
-      snprintf(text, sizeof(text),
+      snprintf(why, sizeof(why),
                "Method not found: %.100s needs the " PH__MODERN_VERSION
                " _meta fields",
                method);
-    answer_error(&r, -32601, text, NULL);
+    answer_error(&r, -32601, why, NULL);
     goto done;
   }
   if (!r.modern && !s->initialized && m->fn != m_initialize &&
@@ -1524,61 +1812,108 @@ done:
   free(r.id_json);
 }
 
+/* Refuses an invalid message with its id when it has one JSON-RPC allows,
+ * so that the client's pending request gets its answer; else id null. */
+static void refuse_invalid(ph__outlet *o, const char *id, const char *id_end,
+                           int kind, const char *message) {
+  char *id_text = id_echoes(kind) ? strndup(id, (size_t)(id_end - id)) : NULL;
+
+  send_error(o, 400, id_text, -32600, message, NULL);
+  free(id_text);
+}
+
+/* One message, parsed as msg, whose text is text..len (from its first
+ * byte). */
 static void handle_message(ph__session *s, ph__outlet *o, const cJSON *msg,
-                           const char *text) {
+                           const char *text, size_t len, int in_batch) {
   const cJSON *jsonrpc = cJSON_GetObjectItemCaseSensitive(msg, "jsonrpc");
   const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-  char *id_text = NULL;
+  const char *v = NULL, *e = NULL;
+  int kind = ID_NONE;
 
+  if (cJSON_IsObject(msg)) {
+    v = member_value(text, text + len, "id", &e);
+    kind = id_kind(v, e);
+  }
   if (!cJSON_IsObject(msg) || !cJSON_IsString(jsonrpc) ||
       strcmp(jsonrpc->valuestring, "2.0") != 0) {
-    send_error(o, 400, NULL, -32600,
-               "Invalid Request: not a JSON-RPC 2.0 message", NULL);
+    refuse_invalid(o, v, e, kind,
+                   "Invalid Request: not a JSON-RPC 2.0 message");
     return;
   }
   if (method == NULL) {
     /* A response to one of our requests. */
-    if (valid_id(id) && (cJSON_GetObjectItem(msg, "result") ||
-                         cJSON_GetObjectItem(msg, "error"))) {
-      handle_response(s, id, text);
+    if (id_serves(kind) && (cJSON_GetObjectItem(msg, "result") ||
+                            cJSON_GetObjectItem(msg, "error"))) {
+      handle_response(s, v, (size_t)(e - v), text, len);
       o->finish(o, 202, NULL, 0);
       return;
     }
-    send_error(o, 400, NULL, -32600,
-               "Invalid Request: neither a request, a notification nor a "
-               "response",
-               NULL);
+    refuse_invalid(o, v, e, kind,
+                   "Invalid Request: neither a request, a notification nor a "
+                   "response");
     return;
   }
   if (!cJSON_IsString(method)) {
-    if (valid_id(id))
-      id_text = cJSON_PrintUnformatted(id);
-    send_error(o, 400, id_text, -32600,
-               "Invalid Request: method must be a string", NULL);
-    free(id_text);
+    refuse_invalid(o, v, e, kind, "Invalid Request: method must be a string");
     return;
   }
   if (id == NULL) {
-    handle_notification(s, method->valuestring,
-                        cJSON_GetObjectItemCaseSensitive(msg, "params"));
+    handle_notification(s, method->valuestring, text, len);
     o->finish(o, 202, NULL, 0);
     return;
   }
-  if (!valid_id(id)) {
-    send_error(o, 400, NULL, -32600,
-               "Invalid Request: id must be a string or an integer", NULL);
+  if (!id_serves(kind)) {
+    refuse_invalid(o, v, e, kind,
+                   "Invalid Request: id must be a string or an integer");
     return;
   }
-  handle_request(s, o, msg, method->valuestring, id);
+  handle_request(s, o, msg, method->valuestring, id, v, (size_t)(e - v), text,
+                 len, in_batch);
 }
 
 /* ---- Batches (2025-03-26 only) ---- */
 
+/* The next member of the array whose text goes on at *at (past its "[" or
+ * a comma), or NULL after the last; its end goes to *mend and *at moves
+ * past it and its comma. */
+static const char *next_member(const char **at, const char *end,
+                               const char **mend) {
+  const char *p = skip_space(*at, end), *m;
+
+  if (p >= end || *p == ']')
+    return NULL;
+  m = p;
+  *mend = p = value_end(p, end);
+  p = skip_space(p, end);
+  *at = p < end && *p == ',' ? p + 1 : end;
+  return m;
+}
+
+/* The members of the array at text, counted up to max + 1. It only
+ * follows strings and brackets, so it runs before parsing: a batch past
+ * the limit never becomes a tree of two million nodes. */
+static int batch_members(const char *text, const char *end, int max) {
+  const char *at = text + 1, *mend;
+  int n = 0;
+
+  while (n <= max && next_member(&at, end, &mend) != NULL)
+    n++;
+  return n;
+}
+
+/* A batch's answer grows in one buffer ("[" answer "," answer ...) as its
+ * members finish, in the order they finish. Members' answers add up to at
+ * most max_message_bytes: one that would pass it is answered with a short
+ * error instead, so every request still gets an answer and the whole stays
+ * within the limit plus one such error per member. */
 typedef struct batch {
   ph__outlet *parent;
-  int pending;
-  cJSON *responses;
+  int pending; /* Members not finished, plus one until all have started. */
+  size_t room; /* Bytes of answers still allowed. */
+  char *buf;   /* The answer so far, from its "[". */
+  size_t len, cap;
 } batch;
 
 typedef struct batch_part {
@@ -1592,88 +1927,128 @@ static void part_send(ph__outlet *o, const char *json, size_t len) {
   p->b->parent->send(p->b->parent, json, len);
 }
 
+static void batch_add(batch *b, const char *json, size_t len) {
+  size_t need = b->len + len + 2; /* Its "[" or ",", and the final "]". */
+
+  if (need > b->cap) {
+    b->cap = b->cap ? b->cap : 256;
+    while (b->cap < need)
+      b->cap *= 2;
+    b->buf = realloc(b->buf, b->cap);
+  }
+  b->buf[b->len] = b->len == 0 ? '[' : ',';
+  memcpy(b->buf + b->len + 1, json, len);
+  b->len += len + 1;
+}
+
 static void part_finish(ph__outlet *o, int status, const char *json,
                         size_t len) {
   batch_part *p = (batch_part *)o;
   batch *b = p->b;
-  char *text;
+  const char *id, *id_end;
+  char *id_text, *text;
 
   (void)status;
-  if (json != NULL)
-    cJSON_AddItemToArray(b->responses, cJSON_ParseWithLength(json, len));
   free(p);
+  if (json != NULL && len <= b->room) {
+    b->room -= len;
+    batch_add(b, json, len);
+  } else if (json != NULL) {
+    /* The answer is the protocol's own, its id as the client wrote it. */
+    id = member_value(json, json + len, "id", &id_end);
+    id_text = id ? strndup(id, (size_t)(id_end - id)) : NULL;
+    text = ph__jsonrpc_error_text(
+        id_text, -32603,
+        "Internal error: this answer would take the batch's past "
+        "limits.max_message_bytes; send the request on its own",
+        NULL);
+    batch_add(b, text, strlen(text));
+    free(text);
+    free(id_text);
+  }
   if (--b->pending > 0)
     return;
-  if (cJSON_GetArraySize(b->responses) == 0) {
+  if (b->len == 0) {
     b->parent->finish(b->parent, 202, NULL, 0);
   } else {
-    text = cJSON_PrintUnformatted(b->responses);
-    b->parent->finish(b->parent, 200, text, strlen(text));
-    free(text);
+    b->buf[b->len++] = ']';
+    b->parent->finish(b->parent, 200, b->buf, b->len);
   }
-  cJSON_Delete(b->responses);
+  free(b->buf);
   free(b);
 }
 
-static void handle_batch(ph__session *s, ph__outlet *o, const cJSON *arr) {
+/* arr is the parse of text..len; its members are handled as messages of
+ * their own, each with its own text. */
+static void handle_batch(ph__session *s, ph__outlet *o, const cJSON *arr,
+                         const char *text, size_t len) {
   batch *b = calloc(1, sizeof(*b));
+  const char *end = text + len, *at = text + 1, *m, *mend;
   const cJSON *item;
-  char *text;
+  batch_part *last;
 
   b->parent = o;
-  b->responses = cJSON_CreateArray();
+  b->room = P.cfg->limits.max_message_bytes;
   b->pending = cJSON_GetArraySize(arr) + 1; /* +1 until all are started. */
   cJSON_ArrayForEach(item, arr) {
     batch_part *p = calloc(1, sizeof(*p));
 
+    /* cJSON keeps members in the order of the text. */
+    m = next_member(&at, end, &mend);
     p->base.send = part_send;
     p->base.finish = part_finish;
     p->base.http = 0;
     p->b = b;
-    text = cJSON_PrintUnformatted(item);
-    handle_message(s, &p->base, item, text);
-    free(text);
+    handle_message(s, &p->base, item, m, (size_t)(mend - m), 1);
   }
-  {
-    batch_part *last = calloc(1, sizeof(*last));
-    last->b = b;
-    part_finish(&last->base, 200, NULL, 0);
-  }
+  last = calloc(1, sizeof(*last));
+  last->b = b;
+  part_finish(&last->base, 200, NULL, 0);
 }
 
 void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
                          size_t len) {
-  const char *why;
+  const ph__limits *l = &P.cfg->limits;
+  const char *end = text + len, *start = skip_space(text, end), *why;
   cJSON *root;
-  char msg[128];
+  char msg[160];
 
-  why = ph__json_precheck(text, len, P.cfg->limits.max_json_depth);
-  if (why != NULL) {
-    snprintf(msg, sizeof(msg), "Parse error: %s", why);
-    send_error(o, 400, NULL, -32700, msg, NULL);
-    return;
-  }
-  root = cJSON_ParseWithLength(text, len);
-  if (root == NULL) {
-    send_error(o, 400, NULL, -32700, "Parse error: not valid JSON", NULL);
-    return;
-  }
-  if (cJSON_IsArray(root)) {
-    if (strcmp(s->version, "2025-03-26") != 0 || !s->initialized)
+  why = ph__json_precheck(text, len, l->max_json_depth);
+  if (why != NULL)
+    goto parse_error;
+  if (start < end && *start == '[') {
+    if (strcmp(s->version, "2025-03-26") != 0 || !s->initialized) {
       send_error(o, 400, NULL, -32600,
                  "Invalid Request: batches are only accepted on a session "
                  "that negotiated 2025-03-26",
                  NULL);
-    else if (cJSON_GetArraySize(root) == 0)
-      send_error(o, 400, NULL, -32600, "Invalid Request: empty batch", NULL);
-    else
-      handle_batch(s, o, root);
-  } else {
-    char *copy = strndup(text, len);
-    handle_message(s, o, root, copy);
-    free(copy);
+      return;
+    }
+    if (batch_members(start, end, l->max_batch_members) >
+        l->max_batch_members) {
+      snprintf(msg, sizeof(msg),
+               "Invalid Request: a batch of more than %d members "
+               "(limits.max_batch_members)",
+               l->max_batch_members);
+      send_error(o, 400, NULL, -32600, msg, NULL);
+      return;
+    }
   }
+  root = parse_prechecked(text, len, &why);
+  if (root == NULL)
+    goto parse_error;
+  if (!cJSON_IsArray(root))
+    handle_message(s, o, root, start, (size_t)(end - start), 0);
+  else if (cJSON_GetArraySize(root) == 0)
+    send_error(o, 400, NULL, -32600, "Invalid Request: empty batch", NULL);
+  else
+    handle_batch(s, o, root, start, (size_t)(end - start));
   cJSON_Delete(root);
+  return;
+
+parse_error:
+  snprintf(msg, sizeof(msg), "Parse error: %s", why);
+  send_error(o, 400, NULL, -32700, msg, NULL);
 }
 
 /* ---- Notifications out ---- */

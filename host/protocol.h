@@ -19,8 +19,10 @@ int ph__protocol_init(const ph__config *cfg);
 void ph__protocol_set_config(const ph__config *cfg);
 
 /* Handles one received message (a JSON object or, on a 2025-03-26
- * session, a batch array). Answers go to `o` (see ph__outlet). Loop
- * thread. */
+ * session, a batch array of at most limits.max_batch_members). Answers go
+ * to `o` (see ph__outlet), every id in them as the client wrote it. Its
+ * cost on the loop is bounded by max_message_bytes and max_batch_members.
+ * Loop thread. */
 void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
                          size_t len);
 
@@ -38,6 +40,16 @@ void ph__protocol_reject(ph__outlet *o, int status, int code,
  * whitespace outside strings) or \u0000, balances its strings and brackets
  * and nests at most max_depth deep. Returns NULL or a static reason. */
 const char *ph__json_precheck(const char *text, size_t len, int max_depth);
+
+/* Parses a message as ph__protocol_handle() does: the precheck, cJSON, and
+ * nothing but whitespace after the value. Returns the tree (the caller
+ * deletes it), or NULL with a static reason in *why. */
+cJSON *ph__json_parse_message(const char *text, size_t len, int max_depth,
+                              const char **why);
+
+/* The "id" of a message that ph__json_parse_message() accepted, as the
+ * client wrote it (malloc'd), if it is a string or a number; else NULL. */
+char *ph__jsonrpc_id_text(const char *text, size_t len);
 
 /* Whether a principal (claims JSON or NULL) holds `scope`. */
 int ph__principal_has_scope(const char *principal, const char *scope);

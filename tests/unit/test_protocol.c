@@ -34,7 +34,8 @@ static void setup(void) {
   unit_load("slow.so");
   unit_load("hang.so");
   g = unit_publish("{'page_size':3,'hmac_key':'unit',"
-                   "'limits':{'max_json_depth':8,'max_inflight_per_session':2},"
+                   "'limits':{'max_json_depth':8,'max_inflight_per_session':2,"
+                   "'max_batch_members':4},"
                    "'departments':{'default':{'plugins':[{'plugin':'ok'},"
                    "{'plugin':'slow'},{'plugin':'hang'}]}}}",
                    "protocol.json");
@@ -666,7 +667,7 @@ Test(protocol_handle, invalid_requests) {
       "{'jsonrpc':'2.0','id':1.5,'method':'ping'}",
       "{'jsonrpc':'2.0','id':{},'method':'ping'}",
       "{'jsonrpc':'2.0','id':true,'method':'ping'}",
-      "{'jsonrpc':'2.0','id':1e300,'method':'ping'}",
+      "{'jsonrpc':'2.0','id':01,'method':'ping'}",
       "[{'jsonrpc':'2.0','id':1,'method':'ping'}]",
   };
   ph__session *s = legacy_session("2025-06-18");
@@ -1145,4 +1146,245 @@ Test(protocol_handle, batches_only_on_2025_03_26) {
   reply = ask(now, 1, "[{'jsonrpc':'2.0','id':1,'method':'ping'}]", NULL);
   expect_error(reply, -32600, "only accepted on a session that negotiated");
   cJSON_Delete(reply);
+}
+
+Test(protocol_handle, batch_members_are_bounded) {
+  ph__session *s = legacy_session("2025-03-26");
+  cJSON *reply;
+  unit_sink k;
+
+  unit_sink_init(&k, 1);
+  unit_handle(s, &k,
+              "[{'jsonrpc':'2.0','id':1,'method':'ping'},"
+              "{'jsonrpc':'2.0','id':2,'method':'ping'},"
+              "{'jsonrpc':'2.0','id':3,'method':'ping'},"
+              "{'jsonrpc':'2.0','id':4,'method':'ping'}]");
+  RUN_UNTIL(k.finished == 1, 5000);
+  reply = cJSON_Parse(k.answer);
+  cr_expect_eq(cJSON_GetArraySize(reply), 4, "%s", k.answer);
+  cJSON_Delete(reply);
+  unit_sink_free(&k);
+  /* Five members of anything, even invalid JSON past them, are refused
+   * before a tree is built. */
+  reply = ask(s, 1, "[1,2,3,4,5,", NULL);
+  expect_error(reply, -32700, "unbalanced");
+  cJSON_Delete(reply);
+  reply = ask(s, 1, "[1,2,3,4,5,{]", NULL);
+  expect_error(reply, -32700, "unbalanced");
+  cJSON_Delete(reply);
+  reply = ask(s, 1, "[1,2,3,4,{},'x',[]]", NULL);
+  expect_error(reply, -32600, "a batch of more than 4 members");
+  cr_expect(cJSON_IsNull(at(reply, "id")));
+  cJSON_Delete(reply);
+  reply = ask(s, 1, " [1,2,3,4] ", NULL);
+  cr_assert(cJSON_IsArray(reply));
+  cr_expect_eq(cJSON_GetArraySize(reply), 4, "four invalid members");
+  cJSON_Delete(reply);
+}
+
+/* An answer's text as the protocol wrote it. */
+static char *answer_to(ph__session *s, const char *text) {
+  unit_sink k;
+  char *answer;
+
+  unit_sink_init(&k, 0);
+  unit_handle(s, &k, text);
+  RUN_UNTIL(k.finished == 1, 5000);
+  cr_assert_not_null(k.answer, "no answer to %s", text);
+  answer = strdup(k.answer);
+  unit_sink_free(&k);
+  return answer;
+}
+
+Test(protocol_handle, ids_are_echoed_as_written) {
+  static const char *const ids[] = {
+      "9007199254740993",
+      "-9007199254740993",
+      "18446744073709551617",
+      "-0",
+      "1e3",
+      "100e-2",
+      "2.50e1",
+      "0.0",
+      "'\\u0041'",
+      "'\\/'",
+      "'\\ud83d\\ude00'",
+  };
+  ph__session *s = legacy_session("2025-11-25");
+  char text[256], want[128], *answer;
+  size_t i;
+
+  for (i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
+    char *id = unit_dq(ids[i]);
+
+    snprintf(want, sizeof(want), "\"id\":%s,", id);
+    snprintf(text, sizeof(text), "{'jsonrpc':'2.0','id':%s,'method':'ping'}",
+             ids[i]);
+    answer = answer_to(s, text);
+    cr_expect_not_null(strstr(answer, want), "want %s: %s", want, answer);
+    cr_expect_not_null(strstr(answer, "\"result\""), "%s", answer);
+    free(answer);
+    snprintf(text, sizeof(text), "{'jsonrpc':'2.0','id':%s,'method':'nope'}",
+             ids[i]);
+    answer = answer_to(s, text);
+    cr_expect_not_null(strstr(answer, want), "want %s: %s", want, answer);
+    free(answer);
+    snprintf(text, sizeof(text),
+             "{'jsonrpc':'2.0','id':%s,'method':'tools/call','params':"
+             "{'name':'ok_echo','arguments':{'text':'x'}}}",
+             ids[i]);
+    answer = answer_to(s, text);
+    cr_expect_not_null(strstr(answer, want), "want %s: %s", want, answer);
+    free(answer);
+    free(id);
+  }
+}
+
+Test(protocol_handle, invalid_requests_keep_their_id) {
+  static const struct {
+    const char *text, *id;
+  } cases[] = {
+      {"{'jsonrpc':'1.0','id':6,'method':'ping'}", "6"},
+      {"{'method':'ping','id':9007199254740993}", "9007199254740993"},
+      {"{'jsonrpc':'1.0','i\\u0064':7,'method':'ping','id':8,'x':[]}", "7"},
+      {"{'jsonrpc':'2.0','id':'a','params':{'id':3}}", "\"a\""},
+      {"{'jsonrpc':'2.0','id':1.5,'method':'ping'}", "1.5"},
+      {"{'jsonrpc':'2.0','id':1e-3,'method':'ping'}", "1e-3"},
+      {"{'jsonrpc':'2.0','id':01,'method':'ping'}", "null"},
+      {"{'jsonrpc':'2.0','id':[6],'method':'ping'}", "null"},
+      {"{'jsonrpc':'2.0','id':false,'method':'ping'}", "null"},
+      {"{'jsonrpc':'2.0','id':null,'method':'ping'}", "null"},
+      {"{'jsonrpc':'2.0','id':{'id':6},'method':'ping'}", "null"},
+      {"[6]", "null"},
+  };
+  ph__session *s = legacy_session("2025-03-26");
+  char want[64], *answer;
+  size_t i;
+
+  for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    snprintf(want, sizeof(want), "\"id\":%s,", cases[i].id);
+    answer = answer_to(s, cases[i].text);
+    cr_expect_not_null(strstr(answer, want), "want %s: %s", want, answer);
+    cr_expect_not_null(strstr(answer, "-32600"), "%s", answer);
+    free(answer);
+  }
+}
+
+Test(protocol_handle, a_session_is_initialized_once) {
+  ph__session *s = legacy_session("2025-11-25"), *b;
+  cJSON *reply;
+
+  reply = ask(s, 1,
+              "{'jsonrpc':'2.0','id':1,'method':'initialize','params':"
+              "{'protocolVersion':'2025-03-26','capabilities':{}}}",
+              NULL);
+  expect_error(reply, -32600, "already initialized");
+  cJSON_Delete(reply);
+  cr_expect_str_eq(s->version, "2025-11-25");
+  /* A failed initialize is no initialize: the client may try again. */
+  b = session();
+  reply = ask(b, 1, "{'jsonrpc':'2.0','id':1,'method':'initialize'}", NULL);
+  expect_error(reply, -32602, "protocolVersion");
+  cJSON_Delete(reply);
+  reply = ask(b, 1,
+              "{'jsonrpc':'2.0','id':2,'method':'initialize','params':"
+              "{'protocolVersion':'2025-03-26','capabilities':{}}}",
+              NULL);
+  cr_expect_str_eq(str_at(reply, "result.protocolVersion"), "2025-03-26");
+  cJSON_Delete(reply);
+  reply = ask(b, 1,
+              "[{'jsonrpc':'2.0','id':3,'method':'initialize','params':"
+              "{'protocolVersion':'2025-11-25','capabilities':{}}}]",
+              NULL);
+  expect_error(at(reply, "0"), -32600, "must not be part of a batch");
+  cJSON_Delete(reply);
+  cr_expect_str_eq(b->version, "2025-03-26");
+}
+
+Test(protocol_handle, bytes_after_the_value_are_refused) {
+  static const char *const bad[] = {
+      "{'jsonrpc':'2.0','id':1,'method':'ping'}{}",
+      "{'jsonrpc':'2.0','id':1,'method':'ping'} x",
+      "{'jsonrpc':'2.0','id':1,'method':'ping'},",
+      "1 2",
+      "[] []",
+  };
+  ph__session *s = legacy_session("2025-03-26");
+  cJSON *reply;
+  size_t i;
+
+  for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+    reply = ask(s, 1, bad[i], NULL);
+    expect_error(reply, -32700, "bytes after the JSON value");
+    cJSON_Delete(reply);
+  }
+  reply =
+      ask(s, 1, "\r\n {'jsonrpc':'2.0','id':1,'method':'ping'} \t\r\n", NULL);
+  cr_expect_not_null(at(reply, "result"));
+  cJSON_Delete(reply);
+}
+
+Test(protocol_handle, cancellations_and_progress_by_text) {
+  ph__session *s = legacy_session("2025-11-25");
+  unit_sink call, note;
+
+  unit_sink_init(&call, 1);
+  unit_handle(s, &call,
+              "{'jsonrpc':'2.0','id':9007199254740993,'method':'tools/call',"
+              "'params':{'name':'slow_sleep','arguments':{'ms':10000}}}");
+  cr_expect_eq(ph__session_inflight(s), 1);
+  unit_sink_init(&note, 1);
+  /* The same double, another id. */
+  unit_handle(s, &note,
+              "{'jsonrpc':'2.0','method':'notifications/cancelled','params':"
+              "{'requestId':9007199254740992}}");
+  cr_expect_eq(call.finished, 0, "another id cancels nothing");
+  unit_sink_free(&note);
+  unit_sink_init(&note, 1);
+  unit_handle(s, &note,
+              "{'jsonrpc':'2.0','method':'notifications/cancelled','params':"
+              "{'reason':'x','requestId':9007199254740993}}");
+  cr_expect_eq(call.finished, 1, "its own id cancels it");
+  cr_expect_null(call.answer);
+  RUN_UNTIL(ph__dispatch_live_calls() == 0, 2000);
+  unit_sink_free(&call);
+  unit_sink_free(&note);
+
+  unit_sink_init(&call, 1);
+  unit_handle(s, &call,
+              "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
+              "{'_meta':{'progressToken':18446744073709551617},"
+              "'name':'ok_progress'}}");
+  RUN_UNTIL(call.finished == 1, 5000);
+  cr_assert_eq(call.nsent, 3);
+  cr_expect_not_null(
+      strstr(call.sent[0], "\"progressToken\":18446744073709551617,"), "%s",
+      call.sent[0]);
+  unit_sink_free(&call);
+}
+
+Test(protocol, parse_message_and_id_text) {
+  const char *why;
+  cJSON *j;
+  char *id;
+
+  j = ph__json_parse_message("{\"id\":1} ", 9, 8, &why);
+  cr_expect_not_null(j);
+  cJSON_Delete(j);
+  cr_expect_null(ph__json_parse_message("{\"id\":1} 2", 10, 8, &why));
+  cr_expect_str_eq(why, "bytes after the JSON value");
+  cr_expect_null(ph__json_parse_message("{\"id\":\"\x01\"}", 10, 8, &why));
+  cr_expect_str_eq(why, "control character in a string");
+  cr_expect_null(ph__json_parse_message("{\"id\":}", 7, 8, &why));
+  cr_expect_str_eq(why, "not valid JSON");
+
+  id = ph__jsonrpc_id_text(" {\"a\":{\"id\":2},\"id\":-1.50E+3}", 29);
+  cr_expect_str_eq(id, "-1.50E+3");
+  free(id);
+  id = ph__jsonrpc_id_text("{\"id\":\"a\\\"}\"}", 13);
+  cr_expect_str_eq(id, "\"a\\\"}\"");
+  free(id);
+  cr_expect_null(ph__jsonrpc_id_text("{\"id\":true}", 11));
+  cr_expect_null(ph__jsonrpc_id_text("{\"x\":1}", 7));
+  cr_expect_null(ph__jsonrpc_id_text("[1]", 3));
 }
