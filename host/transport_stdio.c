@@ -13,6 +13,16 @@
  * client that never reads cannot make us buffer without bound. */
 #define OUTPUT_HIGH_WATER (16u << 20)
 
+/* Complete lines are served for at most this long per turn of the loop;
+ * the rest wait for the next turn (an idle handle keeps it from blocking),
+ * so one large read of many small messages (a file after a long line is
+ * read megabytes at a time) cannot hold timers, workers' answers and the
+ * output flush behind it. The message being served when the slice ends
+ * still runs to its end: its own cost is bounded by max_message_bytes and
+ * max_batch_members. 2 ms is hundreds of small messages, so pipelined
+ * clients, whose reads hold a few dozen, never see a slice end. */
+#define LINE_SLICE_NS (2u * 1000 * 1000)
+
 static struct {
   uv_loop_t *loop;
   const ph__config *cfg;
@@ -34,9 +44,13 @@ static struct {
   size_t outlen, outcap;
   ph__session *session;
   ph__outlet outlet;
-  char *buf; /* Bytes of the current, incomplete line. */
-  size_t len, cap;
-  int skipping; /* Discarding an oversized line up to its newline. */
+  /* Bytes read and not yet served: lines from head, the newline search
+   * going on from scan. Input is only taken while no complete line is
+   * left, and then head is 0. */
+  char *buf;
+  size_t head, scan, len, cap;
+  uv_idle_t more; /* Serves the next slice of lines. */
+  int skipping;   /* Discarding an oversized line up to its newline. */
   void (*on_eof)(void);
 } S;
 
@@ -53,8 +67,6 @@ static void on_write(uv_write_t *req, int status) {
   free(w->data);
   free(w);
 }
-
-static void maybe_resume(void);
 
 /* Lines produced in one loop iteration go out in one write: a burst of
  * pipelined answers costs one syscall, not one each. */
@@ -164,50 +176,137 @@ static void handle_line(char *line, size_t len) {
   ph__protocol_handle(S.session, &S.outlet, line, len);
 }
 
-static void consume(ssize_t nread) {
-  size_t max = S.cfg->limits.max_message_bytes, start = 0, i, keep;
+/* A line that ended in a newline, or the last one at EOF. */
+static void serve_line(size_t start, size_t end) {
+  size_t max = S.cfg->limits.max_message_bytes;
 
-  if (nread < 0) {
-    if (nread != UV_EOF)
-      ph__error("stdin: %s", uv_strerror((int)nread));
-    ph__stdio_stop();
-    S.eof = 1;
-    if (S.on_eof != NULL)
-      S.on_eof();
+  if (S.skipping || end - start > max) {
+    S.skipping = 0;
+    ph__warn("stdin: skipped a message larger than %zu bytes", max);
+    ph__protocol_reject(&S.outlet, 413, -32600,
+                        "Invalid Request: message exceeds the size limit");
+  } else {
+    handle_line(S.buf + start, end - start);
+  }
+}
+
+/* Serves complete lines for one slice. Returns 1 if some are left. */
+static int serve_lines(void) {
+  uint64_t deadline = uv_hrtime() + LINE_SLICE_NS;
+  size_t max = S.cfg->limits.max_message_bytes;
+  int served = 0;
+  char *nl;
+
+  while ((nl = memchr(S.buf + S.scan, '\n', S.len - S.scan)) != NULL) {
+    size_t start = S.head, end = (size_t)(nl - S.buf);
+
+    if (served++ && uv_hrtime() >= deadline)
+      return 1;
+    S.head = S.scan = end + 1;
+    serve_line(start, end);
+    if (S.eof)
+      return 0; /* Stopped meanwhile: the rest is not served. */
+  }
+  /* Only part of a line is left: move it to the front for more input. */
+  memmove(S.buf, S.buf + S.head, S.len - S.head);
+  S.len -= S.head;
+  S.scan = S.len;
+  S.head = 0;
+  if (S.skipping || S.len > max) {
+    S.skipping = 1; /* Nothing of an oversized line is worth keeping. */
+    S.len = S.scan = 0;
+  }
+  return 0;
+}
+
+static int output_backed_up(void) {
+  return S.out_open && !S.out_file &&
+         uv_stream_get_write_queue_size((uv_stream_t *)&S.out) >
+             OUTPUT_HIGH_WATER;
+}
+
+static void read_file_chunk(void);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_more(uv_idle_t *h);
+static void on_resume_check(uv_timer_t *t);
+static uv_timer_t resume_timer;
+
+/* Serves what has been read, then asks for more: each time input arrives,
+ * each turn while lines are left, and while output waits for the client
+ * (the timer looks again). */
+static void pump(void) {
+  int more;
+
+  if (S.eof)
+    return;
+  if (output_backed_up()) {
+    /* Resume once the client has taken most of our output. */
+    if (S.reading && !S.in_file) {
+      uv_read_stop((uv_stream_t *)&S.in);
+      S.reading = 0;
+    }
+    uv_idle_stop(&S.more);
+    uv_timer_start(&resume_timer, on_resume_check, 10, 0);
     return;
   }
-  i = S.len;
-  S.len += (size_t)nread;
-  for (; i < S.len; i++) {
-    if (S.buf[i] != '\n')
-      continue;
-    if (S.skipping || i - start > max) {
-      S.skipping = 0;
-      ph__warn("stdin: skipped a message larger than %zu bytes", max);
-      ph__protocol_reject(&S.outlet, 413, -32600,
-                          "Invalid Request: message exceeds the size limit");
-    } else {
-      handle_line(S.buf + start, i - start);
+  more = serve_lines();
+  if (S.eof)
+    return;
+  if (more) {
+    if (S.reading && !S.in_file) {
+      uv_read_stop((uv_stream_t *)&S.in);
+      S.reading = 0;
     }
-    start = i + 1;
+    uv_idle_start(&S.more, on_more);
+    return;
   }
-  keep = S.len - start;
-  if (S.skipping) {
-    keep = 0; /* Nothing of an oversized line is worth keeping. */
-  } else if (keep > max) {
-    S.skipping = 1;
-    keep = 0;
+  uv_idle_stop(&S.more);
+  if (S.reading || !S.in_open)
+    return;
+  if (S.in_file) {
+    read_file_chunk();
+  } else if (uv_read_start((uv_stream_t *)&S.in, on_alloc, on_read) == 0) {
+    S.reading = 1;
   }
-  memmove(S.buf, S.buf + S.len - keep, keep);
-  S.len = keep;
-  if (S.out_open && !S.out_file && !S.in_file &&
-      uv_stream_get_write_queue_size((uv_stream_t *)&S.out) >
-          OUTPUT_HIGH_WATER &&
-      S.reading) {
-    uv_read_stop((uv_stream_t *)&S.in);
-    S.reading = 0;
-    maybe_resume();
+}
+
+static void on_more(uv_idle_t *h) {
+  (void)h;
+  pump();
+}
+
+static void on_resume_check(uv_timer_t *t) {
+  (void)t;
+  if (uv_stream_get_write_queue_size((uv_stream_t *)&S.out) <
+      OUTPUT_HIGH_WATER / 2)
+    pump();
+  else
+    uv_timer_start(&resume_timer, on_resume_check, 10, 0);
+}
+
+/* The end of input. Its last line may lack a newline and is still a
+ * message: it is served, and if it was cut off in the middle, the client
+ * gets the parse error that says its message never arrived whole (rather
+ * than silence, after which it would wait for an answer that never
+ * comes). */
+static void end_of_input(ssize_t nread) {
+  if (nread != UV_EOF)
+    ph__error("stdin: %s", uv_strerror((int)nread));
+  else if (S.skipping || S.len > S.head)
+    serve_line(S.head, S.len);
+  S.head = S.len = S.scan = 0;
+  ph__stdio_stop();
+  if (S.on_eof != NULL)
+    S.on_eof();
+}
+
+static void consume(ssize_t nread) {
+  if (nread < 0) {
+    end_of_input(nread);
+    return;
   }
+  S.len += (size_t)nread;
+  pump();
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
@@ -215,8 +314,6 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   consume(nread);
 }
-
-static void read_file_chunk(void);
 
 static void on_file_read(uv_fs_t *req) {
   ssize_t n = req->result;
@@ -226,8 +323,6 @@ static void on_file_read(uv_fs_t *req) {
   if (S.eof)
     return; /* Shutting down: the rest of the file is not read. */
   consume(n == 0 ? UV_EOF : n);
-  if (n > 0 && !S.eof)
-    read_file_chunk();
 }
 
 /* stdin redirected from a file: libuv streams cannot read regular files,
@@ -239,26 +334,6 @@ static void read_file_chunk(void) {
   if (uv_fs_read(S.loop, &S.file_read, STDIN_FILENO, &buf, 1, -1,
                  on_file_read) == 0)
     S.reading = 1;
-}
-
-static uv_timer_t resume_timer;
-
-static void on_resume_check(uv_timer_t *t) {
-  (void)t;
-  maybe_resume();
-}
-
-/* Resumes reading once the client has taken most of our output. */
-static void maybe_resume(void) {
-  if (S.reading || S.eof || !S.in_open || S.in_file)
-    return;
-  if (uv_stream_get_write_queue_size((uv_stream_t *)&S.out) <
-      OUTPUT_HIGH_WATER / 2) {
-    if (uv_read_start((uv_stream_t *)&S.in, on_alloc, on_read) == 0)
-      S.reading = 1;
-    return;
-  }
-  uv_timer_start(&resume_timer, on_resume_check, 10, 0);
 }
 
 static int open_stream(uv_loop_t *loop, int fd, void *handle, int readable) {
@@ -307,6 +382,7 @@ int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
   }
   S.in_open = 1;
   uv_timer_init(loop, &resume_timer);
+  uv_idle_init(loop, &S.more);
   uv_check_init(loop, &S.flush);
   uv_prepare_init(loop, &S.flush_early);
   S.flush_ready = 1;
@@ -345,6 +421,8 @@ void ph__stdio_stop(void) {
     uv_read_stop((uv_stream_t *)&S.in);
     S.reading = 0;
   }
+  if (S.in_open)
+    uv_idle_stop(&S.more); /* Lines read but not served are dropped. */
   S.eof = 1;
 }
 
@@ -362,6 +440,7 @@ void ph__stdio_close(void) {
     if (!S.in_file)
       uv_close((uv_handle_t *)&S.in, NULL);
     uv_close((uv_handle_t *)&resume_timer, NULL);
+    uv_close((uv_handle_t *)&S.more, NULL);
     S.in_open = 0;
   }
   if (S.flush_ready) {

@@ -29,7 +29,8 @@ struct th_host {
   size_t errlen;
   char *rbuf; /* bytes read from stdout, not yet split into lines */
   size_t rlen, rcap;
-  cJSON *kept[MAX_KEPT]; /* messages received but not yet consumed */
+  cJSON *kept[MAX_KEPT];     /* messages received but not yet consumed */
+  char *kept_text[MAX_KEPT]; /* the line each of them came as */
   int nkept;
   long next_id;
 };
@@ -174,6 +175,7 @@ static int pump(th_host *h, int timeout_ms) {
       cr_assert_not_null(msg, "host wrote a non-JSON line to stdout: %.200s",
                          line);
       cr_assert_lt(h->nkept, MAX_KEPT);
+      h->kept_text[h->nkept] = strdup(line);
       h->kept[h->nkept++] = msg;
       got = 0;
     }
@@ -183,13 +185,24 @@ static int pump(th_host *h, int timeout_ms) {
   return got;
 }
 
-static cJSON *take(th_host *h, int i) {
+/* Removes kept message i; its line goes to *text, or is freed. */
+static cJSON *take_with_text(th_host *h, int i, char **text) {
   cJSON *msg = h->kept[i];
 
+  if (text != NULL)
+    *text = h->kept_text[i];
+  else
+    free(h->kept_text[i]);
   memmove(&h->kept[i], &h->kept[i + 1],
           (size_t)(h->nkept - i - 1) * sizeof(cJSON *));
+  memmove(&h->kept_text[i], &h->kept_text[i + 1],
+          (size_t)(h->nkept - i - 1) * sizeof(char *));
   h->nkept--;
   return msg;
+}
+
+static cJSON *take(th_host *h, int i) {
+  return take_with_text(h, i, NULL);
 }
 
 /* Waits for the first kept message that `match` accepts. */
@@ -217,6 +230,21 @@ static int match_any(const cJSON *m, const void *arg) {
 
 cJSON *th_recv(th_host *h, int timeout_ms) {
   return wait_for(h, match_any, NULL, timeout_ms);
+}
+
+char *th_recv_text(th_host *h, int timeout_ms) {
+  long long deadline = th_now_ms() + timeout_ms;
+  char *text;
+
+  while (h->nkept == 0) {
+    int left = (int)(deadline - th_now_ms());
+
+    if (left <= 0)
+      return NULL;
+    pump(h, left);
+  }
+  cJSON_Delete(take_with_text(h, 0, &text));
+  return text;
 }
 
 static int match_id(const cJSON *m, const void *arg) {
@@ -316,6 +344,12 @@ int th_wait_stderr(th_host *h, const char *needle, int timeout_ms) {
   }
 }
 
+void th_close_stdin(th_host *h) {
+  if (h->in_fd >= 0)
+    close(h->in_fd);
+  h->in_fd = -1;
+}
+
 void th_kill(th_host *h, int sig) {
   kill(h->pid, sig);
 }
@@ -325,7 +359,7 @@ int th_stop(th_host *h, int timeout_ms) {
   int status = -1, i;
   pid_t r;
 
-  close(h->in_fd);
+  th_close_stdin(h);
   for (;;) {
     r = waitpid(h->pid, &status, WNOHANG);
     if (r == h->pid)
@@ -339,8 +373,10 @@ int th_stop(th_host *h, int timeout_ms) {
     /* Drain stdout so a chatty host never blocks on a full pipe. */
     pump(h, 10);
   }
-  for (i = 0; i < h->nkept; i++)
+  for (i = 0; i < h->nkept; i++) {
     cJSON_Delete(h->kept[i]);
+    free(h->kept_text[i]);
+  }
   close(h->out_fd);
   close(h->err_fd);
   unlink(h->err_path);

@@ -31,6 +31,11 @@ int th_send_raw(th_host *h, const void *buf, size_t len);
  * cJSON_Delete. */
 cJSON *th_recv(th_host *h, int timeout_ms);
 
+/* The same message as the line the host wrote, without its newline, for
+ * checks a parsed tree cannot make (an id's digits past a double's
+ * precision). Caller frees. NULL after timeout_ms. */
+char *th_recv_text(th_host *h, int timeout_ms);
+
 /* Sends a request with a fresh integer id and returns its response (the
  * whole message, with "result" or "error"). Notifications arriving meanwhile
  * are kept for th_notification(). NULL on timeout. */
@@ -59,6 +64,10 @@ const char *th_stderr(th_host *h);
 
 /* Waits until stderr contains `needle` or timeout_ms passes; 1 if found. */
 int th_wait_stderr(th_host *h, const char *needle, int timeout_ms);
+
+/* Closes the host's stdin (EOF) but keeps reading its stdout; th_stop
+ * still reaps it. */
+void th_close_stdin(th_host *h);
 
 /* Sends a signal to the host. */
 void th_kill(th_host *h, int sig);

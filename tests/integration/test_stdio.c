@@ -210,20 +210,24 @@ Test(stdio, malformed_json_is_a_parse_error_with_null_id) {
 }
 
 Test(stdio, invalid_requests_are_refused) {
-  static const char *const bad[] = {
-      "{'jsonrpc':'1.0','id':1,'method':'ping'}",
-      "{'id':1,'method':'ping'}",
-      "{'jsonrpc':2,'id':1,'method':'ping'}",
-      "42",
-      "'just a string'",
-      "null",
-      "true",
-      "{'jsonrpc':'2.0','id':null,'method':'ping'}",
-      "{'jsonrpc':'2.0','id':1.5,'method':'ping'}",
-      "{'jsonrpc':'2.0','id':{'a':1},'method':'ping'}",
-      "{'jsonrpc':'2.0','id':[1],'method':'ping'}",
-      "{'jsonrpc':'2.0','id':true,'method':'ping'}",
-      "{'jsonrpc':'2.0','id':3}",
+  /* With the id when it is one JSON-RPC allows (a string or a number), so
+   * the client's pending request gets its answer; null otherwise. */
+  static const struct {
+    const char *line, *id;
+  } bad[] = {
+      {"{'jsonrpc':'1.0','id':1,'method':'ping'}", "1"},
+      {"{'id':1,'method':'ping'}", "1"},
+      {"{'jsonrpc':2,'id':1,'method':'ping'}", "1"},
+      {"42", "null"},
+      {"'just a string'", "null"},
+      {"null", "null"},
+      {"true", "null"},
+      {"{'jsonrpc':'2.0','id':null,'method':'ping'}", "null"},
+      {"{'jsonrpc':'2.0','id':1.5,'method':'ping'}", "1.5"},
+      {"{'jsonrpc':'2.0','id':{'a':1},'method':'ping'}", "null"},
+      {"{'jsonrpc':'2.0','id':[1],'method':'ping'}", "null"},
+      {"{'jsonrpc':'2.0','id':true,'method':'ping'}", "null"},
+      {"{'jsonrpc':'2.0','id':3}", "3"},
   };
   th_host *h = start_ready("2025-11-25", "{'plugin':'ok','prefix':'ok'}");
   size_t i;
@@ -231,9 +235,9 @@ Test(stdio, invalid_requests_are_refused) {
   for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
     cJSON *msg;
 
-    th_send_sq(h, bad[i]);
+    th_send_sq(h, bad[i].line);
     msg = next(h);
-    expect_error(msg, -32600, "null");
+    expect_error(msg, -32600, bad[i].id);
     cJSON_Delete(msg);
   }
   expect_ping_next(h);
@@ -854,6 +858,96 @@ Test(stdio, stdin_may_be_a_regular_file) {
   cr_expect_not_null(msg, "no answer with stdin from a file; stderr:\n%s", err);
   cr_expect_str_eq(th_str(msg, "result.content.0.text"), "from a file");
   cJSON_Delete(msg);
+  free(out);
+  free(err);
+  close(p.out);
+  close(p.err);
+  unlink(input);
+  free(input);
+}
+
+Test(stdio, a_regular_file_without_a_final_newline_is_served) {
+  const char *config = th_config(NULL, NULL, "{'plugin':'ok','prefix':'ok'}");
+  char *input = th_write_temp(
+      "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
+      "{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{}}}\n"
+      "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
+      "{\"name\":\"ok_echo\",\"arguments\":{\"text\":\"no newline\"}}}",
+      ".jsonl");
+  proc p = spawn_host(config, input);
+  char *out, *err;
+  cJSON *msg;
+  int status;
+
+  drain(&p, &out, &err, WAIT_MS);
+  status = reap(p.pid, WAIT_MS);
+  cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+            "status %d; stderr:\n%s", status, err);
+  msg = find_in_stdout(out, 2);
+  cr_expect_not_null(msg, "the last line went unanswered; stdout:\n%s", out);
+  cr_expect_str_eq(th_str(msg, "result.content.0.text"), "no newline");
+  cJSON_Delete(msg);
+  free(out);
+  free(err);
+  close(p.out);
+  close(p.err);
+  unlink(input);
+  free(input);
+}
+
+/* Lines are served a slice of loop time at a time, so a file of many
+ * requests, read in one large piece, cannot hold the loop while a worker's
+ * answer waits: that answer comes out a few thousand pings after its
+ * request, not after every ping of the piece. The long line first makes the
+ * host's read buffer (and so each read from the file) megabytes large; the
+ * call sits deep enough among the pings to be read with ~80000 of them. */
+Test(stdio, a_flood_of_lines_from_a_file_does_not_hold_the_loop) {
+  const char *config =
+      th_config(NULL, NULL, "{'plugin':'slow','prefix':'slow'}");
+  size_t cap = 8u << 20, len = 0, i;
+  char *text = malloc(cap), *input, *out, *err, *at, *q;
+  int npings = 0, status, call_at = 30000;
+  long lines_before = 0;
+  proc p;
+
+  len += (size_t)sprintf(
+      text + len,
+      "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
+      "{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{}}}\n"
+      "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\",\"params\":"
+      "{\"pad\":\"");
+  for (i = 0; i < 3500000; i++)
+    text[len++] = 'x';
+  len += (size_t)sprintf(text + len, "\"}}\n");
+  while (len + 200 < cap - (1u << 20)) {
+    if (npings == call_at)
+      len += (size_t)sprintf(text + len,
+                             "{\"jsonrpc\":\"2.0\",\"id\":\"worker\","
+                             "\"method\":\"tools/call\",\"params\":{\"name\":"
+                             "\"slow_sleep\",\"arguments\":{\"ms\":0}}}\n");
+    len += (size_t)sprintf(text + len,
+                           "{\"jsonrpc\":\"2.0\",\"id\":%d,"
+                           "\"method\":\"ping\"}\n",
+                           1000 + npings);
+    npings++;
+  }
+  text[len] = '\0';
+  input = th_write_temp(text, ".jsonl");
+  free(text);
+  p = spawn_host(config, input);
+  drain(&p, &out, &err, 30000);
+  status = reap(p.pid, WAIT_MS);
+  cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+            "status %d; stderr:\n%.2000s", status, err);
+  at = strstr(out, "\"id\":\"worker\"");
+  cr_assert_not_null(at, "no answer to the worker's call");
+  cr_expect_null(strstr(out, "\"error\""), "every line served once, whole");
+  for (q = out; q < at; q++)
+    lines_before += *q == '\n';
+  /* Less the answers to initialize and the long ping. */
+  cr_expect_lt(lines_before - 2 - call_at, 20000,
+               "the worker's answer came %ld pings after its request",
+               lines_before - 2 - call_at);
   free(out);
   free(err);
   close(p.out);
