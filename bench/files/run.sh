@@ -10,8 +10,9 @@
 #
 # Usage: bench/files/run.sh          (from anywhere)
 # Environment: BUILD_DIR (default build-bench-files), RUNS (5), N_SMALL
-# (requests for the 4 KiB read and the listing, 5000), N_LARGE (requests
-# for the 1 MiB read and the search, 500), WINDOW (32), WARMUP (200),
+# (requests for the 4 KiB read and the listing, 5000), N_LARGE (for the
+# 1 MiB read, 500), N_SEARCH (for the search, 20: the reference takes
+# seconds for each), WINDOW (32), WARMUP (200),
 # CLIENT_CPU (0), SERVER_CPU (1), SKIP_BUILD=1 to use the binaries already
 # in BUILD_DIR, RAW=1 to print every run's line.
 #
@@ -26,6 +27,7 @@ build=${BUILD_DIR:-build-bench-files}
 runs=${RUNS:-5}
 n_small=${N_SMALL:-5000}
 n_large=${N_LARGE:-500}
+n_search=${N_SEARCH:-20}
 window=${WINDOW:-32}
 warmup=${WARMUP:-200}
 client_cpu=${CLIENT_CPU:-0}
@@ -82,14 +84,14 @@ results="$scratch/results"
 # One measurement: server (ph, peer), case (small, large, list, search),
 # window. Appends "server case window rps p50_us cpu_us_per_req peak_mib".
 measure() {
-  local server=$1 case=$2 w=$3 n tool args line
+  local server=$1 case=$2 w=$3 n tool args line wu
   n=$n_small
   case $case in
   small) args="{\"path\":\"$data/small.txt\"}" ;;
   large) args="{\"path\":\"$data/large.txt\"}" n=$n_large ;;
   list) args="{\"path\":\"$data/list\"}" ;;
   search) args="{\"path\":\"$data/tree\",\"pattern\":\"**/needle.md\"}"
-    n=$n_large ;;
+    n=$n_search ;;
   esac
   case "$server $case" in
   "ph small" | "ph large") tool=files_read_text ;;
@@ -104,7 +106,9 @@ measure() {
   else
     set -- node "$peer_js" "$data"
   fi
-  line=$(taskset -c "$client_cpu" "$loadgen" -m -n "$n" -W "$warmup" \
+  wu=$warmup
+  [ "$case" = search ] && wu=2
+  line=$(taskset -c "$client_cpu" "$loadgen" -m -n "$n" -W "$wu" \
     -w "$w" -s "$server_cpu" -l "$server" -t "$tool" -a "$args" -- "$@")
   [ "${RAW:-0}" = 1 ] && echo "$case $line" >&2
   echo "$line" | awk -v c="$case" '{
