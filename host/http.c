@@ -11,9 +11,14 @@
  * the head. The connection memory is reference counted: its two handles,
  * every live response and every write or shutdown request hold one, so a
  * response the upper layer still holds never points at freed memory.
+ *
+ * http_parser does the parsing; wire_scan() refuses what it lets through
+ * (see "Wire syntax"), and on_headers_complete() applies the rules of RFC
+ * 9112 it leaves to us (Host, Transfer-Encoding).
  */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +52,22 @@ enum res_state { RES_NEW, RES_STREAMING, RES_FINISHED };
 enum head_part { PART_URL, PART_FIELD, PART_VALUE, PART_DONE };
 
 enum framing { FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE };
+
+/* What wire_scan() expects next. */
+enum wire_state {
+  WIRE_START,        /* before a request line; empty lines may come first */
+  WIRE_REQUEST,      /* in the request line */
+  WIRE_LINE,         /* at a field line, or the empty line ending the head */
+  WIRE_FIELD,        /* in a field line */
+  WIRE_LF,           /* after a CR: an LF, then wire_next */
+  WIRE_PARSER,       /* nothing to check until the parser says */
+  WIRE_CHUNK_SIZE,   /* in a chunk size */
+  WIRE_CHUNK_EXT,    /* in chunk extensions */
+  WIRE_CHUNK_DATA,   /* in chunk data, skipped */
+  WIRE_CHUNK_CR,     /* at the CR ending chunk data */
+  WIRE_TRAILER_LINE, /* at a trailer line, or the empty line ending them */
+  WIRE_TRAILER       /* in a trailer line */
+};
 
 /* A request header as offsets into the response's `head` buffer, which may
  * move while it grows. Both strings are NUL-terminated once complete. */
@@ -100,6 +121,13 @@ struct ph__http_conn_s {
   unsigned queue_len;
   unsigned refs;
   int error_status;         /* status a parser callback chose to refuse with */
+  int wire_status;          /* status wire_scan() refuses with, or 0 */
+  uint64_t wire_chunk;      /* chunk size read, then its data bytes left */
+  uint64_t wire_body;       /* sizes of the chunks before it */
+  unsigned char wire;       /* enum wire_state */
+  unsigned char wire_next;  /* state after the LF WIRE_LF expects */
+  unsigned char wire_sep;   /* request line: at its start or after an SP;
+                               chunk size: no digit yet */
   unsigned char phase;      /* enum conn_phase */
   unsigned char timer_kind; /* enum timer_kind */
   unsigned reading : 1;     /* uv_read_start is in effect */
@@ -152,6 +180,69 @@ void ph__http_config_init(ph__http_config_t *config) {
   config->idle_timeout_ms = 60 * 1000;
   config->linger_timeout_ms = 2 * 1000;
   config->error_body = NULL;
+}
+
+/* Authorities (RFC 3986 3.2.2 and 3.2.3). */
+
+/* unreserved and sub-delims: ALPHA DIGIT -._~ !$&'()*+,;= as a bitmap of
+ * the ASCII characters (the Host check runs on every request). */
+static const uint64_t reg_name_chars[2] = {0x2bff7fd200000000u,
+                                           0x47fffffe87fffffeu};
+
+static int is_reg_name_char(unsigned char c) {
+  return c < 128 && (reg_name_chars[c >> 6] >> (c & 63) & 1);
+}
+
+static int hex_value(unsigned char c);
+
+int ph__http_authority_parse(const char *text, size_t len,
+                             ph__http_authority_t *out) {
+  char literal[INET6_ADDRSTRLEN];
+  const char *end;
+  const char *p;
+  long port;
+
+  end = text + len;
+  memset(out, 0, sizeof(*out));
+  out->host = text;
+  out->port = -1;
+  if (len > 0 && text[0] == '[') {
+    p = memchr(text, ']', len);
+    if (p == NULL || (size_t)(p - text - 1) >= sizeof(literal))
+      return UV_EINVAL;
+    memcpy(literal, text + 1, (size_t)(p - text - 1));
+    literal[p - text - 1] = '\0';
+    if (inet_pton(AF_INET6, literal, &out->addr6) != 1)
+      return UV_EINVAL;
+    out->is_ip6 = 1;
+    p++;
+  } else {
+    for (p = text; p < end && *p != ':'; p++) {
+      if (*p == '%') {
+        if (end - p < 3 || hex_value((unsigned char)p[1]) < 0 ||
+            hex_value((unsigned char)p[2]) < 0)
+          return UV_EINVAL;
+        p += 2;
+      } else if (!is_reg_name_char((unsigned char)*p)) {
+        return UV_EINVAL;
+      }
+    }
+  }
+  out->host_len = (size_t)(p - text);
+  if (p == end)
+    return 0;
+  if (*p != ':')
+    return UV_EINVAL;
+  /* An empty port is no port (RFC 3986 6.2.3). */
+  for (port = 0, p++; p < end; p++) {
+    if (*p < '0' || *p > '9')
+      return UV_EINVAL;
+    port = port * 10 + (*p - '0');
+    if (port > 65535)
+      return UV_EINVAL;
+    out->port = (int)port;
+  }
+  return 0;
 }
 
 /* Server bookkeeping. */
@@ -946,6 +1037,11 @@ static int on_header_field(http_parser *parser, const char *at, size_t len) {
   res = conn->incoming;
   if (head_count(conn, res, len) != 0)
     return -1;
+  /* http_parser takes SP for a token character: "Content-Length : 5"
+   * would be a field it does not frame by, that others do (RFC 9112
+   * 5.1). */
+  if (memchr(at, ' ', len) != NULL)
+    return refuse(conn, 400);
   /* Chunked trailers arrive after the head is final: count, ignore. */
   if (res->part == PART_DONE)
     return 0;
@@ -995,26 +1091,59 @@ static int on_header_value(http_parser *parser, const char *at, size_t len) {
   return 0;
 }
 
-/* Copies a URL field out as its own NUL-terminated string and returns its
- * offset in the head buffer; `fallback` when the URL lacks the field. */
+/* Copies `len` bytes of the head buffer at `from`, or `fallback` when
+ * `from` is SIZE_MAX, out as their own NUL-terminated string and returns
+ * its offset in the head buffer. */
+static int copy_head_span(ph__http_response_t *res, size_t from, size_t len,
+                          const char *fallback, size_t *offset) {
+  const char *src;
+
+  /* Reserve first: the source may lie in the buffer that grows. */
+  if (head_reserve(res, len + 1) != 0)
+    return UV_ENOMEM;
+  src = from != SIZE_MAX ? res->head + from : fallback;
+  *offset = res->head_len;
+  head_append(res, src, len);
+  head_append(res, "", 1);
+  return 0;
+}
+
+/* The same for a URL field; `fallback` when the URL lacks it. */
 static int copy_url_field(ph__http_response_t *res,
                           const struct http_parser_url *url,
                           enum http_parser_url_fields field,
                           const char *fallback, size_t *offset) {
-  const char *src;
-  size_t len;
-
-  /* Reserve first: the source may lie in the buffer that grows. */
-  len = url->field_set & (1 << field) ? url->field_data[field].len
-                                      : strlen(fallback);
-  if (head_reserve(res, len + 1) != 0)
-    return UV_ENOMEM;
-  src = fallback;
   if (url->field_set & (1 << field))
-    src = res->head + url->field_data[field].off;
-  *offset = res->head_len;
-  head_append(res, src, len);
-  head_append(res, "", 1);
+    return copy_head_span(res, url->field_data[field].off,
+                          url->field_data[field].len, NULL, offset);
+  return copy_head_span(res, SIZE_MAX, strlen(fallback), fallback, offset);
+}
+
+/* An absolute-form target ("http://host:port/path", RFC 9112 3.2.2) names
+ * the host itself: *offset is where its authority lies in the head buffer,
+ * *len its length. Returns 0, or 400 for a scheme other than http(s) or a
+ * userinfo, which a request target has no use for and a Host check could
+ * be misled by. */
+static int absolute_authority(const ph__http_response_t *res,
+                              const struct http_parser_url *url, size_t *offset,
+                              size_t *len) {
+  const char *scheme = res->head + url->field_data[UF_SCHEMA].off;
+  size_t scheme_len = url->field_data[UF_SCHEMA].len;
+  ph__http_authority_t authority;
+  size_t end;
+
+  if (!(url->field_set & (1 << UF_SCHEMA)) ||
+      (url->field_set & (1 << UF_USERINFO)) ||
+      !((scheme_len == 4 && strncasecmp(scheme, "http", 4) == 0) ||
+        (scheme_len == 5 && strncasecmp(scheme, "https", 5) == 0)))
+    return 400;
+  *offset = url->field_data[UF_SCHEMA].off + scheme_len + 3; /* "://" */
+  for (end = *offset; end < res->url_len; end++)
+    if (strchr("/?#", res->head[end]) != NULL)
+      break;
+  *len = end - *offset;
+  if (ph__http_authority_parse(res->head + *offset, *len, &authority) != 0)
+    return 400;
   return 0;
 }
 
@@ -1025,6 +1154,10 @@ static int finish_request_line(ph__http_conn_t *conn,
   struct http_parser_url url;
   size_t path;
   size_t query;
+  size_t host = SIZE_MAX;
+  size_t from;
+  size_t len;
+  int status;
 
   /* http_parser_url keeps 16-bit offsets. */
   if (res->url_len > UINT16_MAX)
@@ -1032,11 +1165,64 @@ static int finish_request_line(ph__http_conn_t *conn,
   http_parser_url_init(&url);
   if (http_parser_parse_url(res->head, res->url_len, 0, &url) != 0)
     return refuse(conn, 400);
+  if (url.field_set & (1 << UF_HOST)) {
+    status = absolute_authority(res, &url, &from, &len);
+    if (status != 0)
+      return refuse(conn, status);
+    if (copy_head_span(res, from, len, NULL, &host) != 0)
+      return refuse(conn, -1);
+  }
   if (copy_url_field(res, &url, UF_PATH, "/", &path) != 0 ||
       copy_url_field(res, &url, UF_QUERY, "", &query) != 0)
     return refuse(conn, -1);
   res->req.path = res->head + path;
   res->req.query = res->head + query;
+  if (host != SIZE_MAX)
+    res->req.host = res->head + host;
+  return 0;
+}
+
+/* The rules of RFC 9112 for Host (3.2) and Transfer-Encoding (6.1) that
+ * http_parser leaves to us: an HTTP/1.1 request has one Host, every Host
+ * is an authority, and an absolute-form target's authority stands in for
+ * it; a body is framed by a lone "chunked" coding, and never in HTTP/1.0.
+ * Returns 0 or refuses. */
+static int check_head(ph__http_conn_t *conn, ph__http_response_t *res,
+                      const http_parser *parser) {
+  ph__http_authority_t authority;
+  const char *host = NULL;
+  const char *coding = NULL;
+  const char *name;
+  const char *value;
+  size_t codings = 0;
+  size_t i;
+
+  for (i = 0; i < res->nheaders; i++) {
+    name = res->head + res->headers[i].name;
+    value = res->head + res->headers[i].value;
+    if ((name[0] | 0x20) == 'h' && strcasecmp(name, "Host") == 0) {
+      if (host != NULL ||
+          ph__http_authority_parse(value, strlen(value), &authority) != 0)
+        return refuse(conn, 400);
+      host = value;
+    } else if ((name[0] | 0x20) == 't' &&
+               strcasecmp(name, "Transfer-Encoding") == 0) {
+      codings++;
+      coding = value;
+    }
+  }
+  if (host == NULL && parser->http_minor >= 1)
+    return refuse(conn, 400);
+  if (res->req.host == NULL)
+    res->req.host = host;
+  if (codings == 0)
+    return 0;
+  /* http_parser would refuse a last coding other than chunked, but only
+   * after this callback. */
+  if (parser->http_minor == 0 || !(parser->flags & F_CHUNKED))
+    return refuse(conn, 400);
+  if (codings > 1 || strcasecmp(coding, "chunked") != 0)
+    return refuse(conn, 501);
   return 0;
 }
 
@@ -1084,7 +1270,7 @@ static int on_headers_complete(http_parser *parser) {
     return refuse(conn, 505);
   if (parser->method == HTTP_CONNECT)
     return refuse(conn, 501);
-  if (finish_request_line(conn, res) != 0)
+  if (finish_request_line(conn, res) != 0 || check_head(conn, res, parser) != 0)
     return -1;
 
   res->req.method = http_method_str((enum http_method)parser->method);
@@ -1107,6 +1293,12 @@ static int on_headers_complete(http_parser *parser) {
   if (!(parser->flags & F_CHUNKED) &&
       parser->content_length > config->max_body_bytes)
     return refuse(conn, 413);
+  if (parser->flags & F_CHUNKED) {
+    conn->wire = WIRE_CHUNK_SIZE;
+    conn->wire_sep = 1;
+    conn->wire_chunk = 0;
+    conn->wire_body = 0;
+  }
   conn_arm(conn, TIMER_BODY, config->body_timeout_ms);
 
   /* A 100 is only safe when nothing else is being sent on the connection;
@@ -1169,6 +1361,7 @@ static int on_message_complete(http_parser *parser) {
   }
   conn_disarm(conn);
   conn_enqueue(conn, res);
+  conn->wire = WIRE_START;
   if (!res->req.keep_alive)
     conn->no_more = 1;
   /* Stop here so the request is dispatched outside the parser, where the
@@ -1176,6 +1369,173 @@ static int on_message_complete(http_parser *parser) {
   conn->complete = res;
   http_parser_pause(parser, 1);
   return 0;
+}
+
+/* Wire syntax. http_parser as Debian builds it (HTTP_PARSER_STRICT=0)
+ * lets through what RFC 9112 has a server refuse: runs of spaces in the
+ * request line (3), a bare CR or a bare LF ending a line (2.2), obs-fold
+ * (5.2), and in chunked framing LF and NUL inside extensions and any two
+ * bytes where CRLF must end chunk data (7.1). A front end that reads such
+ * a request another way sees other requests than we do (11.2). So
+ * wire_scan() runs just ahead of the parser over the request head and the
+ * chunked framing, never over body data. It also refuses a chunk that the
+ * body limit cannot take as soon as its size is read (not at the body
+ * timeout), and counts chunk extensions against max_header_bytes (RFC 9112
+ * 7.1.1 asks for a limit). */
+
+static int hex_value(unsigned char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c |= 0x20;
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static size_t wire_refuse(ph__http_conn_t *conn, size_t at, int status) {
+  conn->wire_status = status;
+  return at;
+}
+
+/* The CR ending a chunk size line: its data follows, or the trailers. */
+static void wire_chunk_line_end(ph__http_conn_t *conn) {
+  conn->wire = WIRE_LF;
+  if (conn->wire_chunk == 0) {
+    conn->wire_next = WIRE_TRAILER_LINE;
+  } else {
+    conn->wire_next = WIRE_CHUNK_DATA;
+    conn->wire_body += conn->wire_chunk;
+  }
+}
+
+/* Checks the `len` bytes at `data` and returns how many the parser may
+ * have: all of them, or fewer when wire_status was set at a refused byte,
+ * or when a head or a chunked body ended (WIRE_PARSER: the parser says
+ * what follows). */
+static size_t wire_scan(ph__http_conn_t *conn, const char *data, size_t len) {
+  const ph__http_config_t *config = &conn->server->config;
+  const unsigned char *p = (const unsigned char *)data;
+  const unsigned char *cr;
+  const unsigned char *lf;
+  uint64_t room;
+  size_t take;
+  size_t end;
+  size_t i = 0;
+  int hex;
+  unsigned char c;
+
+  while (i < len) {
+    c = p[i];
+    switch ((enum wire_state)conn->wire) {
+    case WIRE_START:
+      if (c == '\r') {
+        conn->wire = WIRE_LF;
+        conn->wire_next = WIRE_START;
+        break;
+      }
+      conn->wire = WIRE_REQUEST;
+      conn->wire_sep = 1;
+      continue;
+    case WIRE_REQUEST:
+      /* method SP target SP version, all visible ASCII. */
+      if (c == '\r' && !conn->wire_sep) {
+        conn->wire = WIRE_LF;
+        conn->wire_next = WIRE_LINE;
+      } else if (c == ' ' && !conn->wire_sep) {
+        conn->wire_sep = 1;
+      } else if (c <= ' ' || c >= 0x7f) {
+        return wire_refuse(conn, i, 400);
+      } else {
+        conn->wire_sep = 0;
+      }
+      break;
+    case WIRE_LINE:
+    case WIRE_TRAILER_LINE:
+      if (c == '\r') {
+        conn->wire = WIRE_LF;
+        conn->wire_next = WIRE_PARSER;
+        break;
+      }
+      /* SP or HTAB here is obs-fold, or space before the first field. */
+      if (c == ' ' || c == '\t' || c == '\n')
+        return wire_refuse(conn, i, 400);
+      conn->wire = conn->wire == WIRE_LINE ? WIRE_FIELD : WIRE_TRAILER;
+      break;
+    case WIRE_FIELD:
+    case WIRE_TRAILER:
+      /* The parser checks the bytes of a field line; only its end is
+       * ours. */
+      cr = memchr(p + i, '\r', len - i);
+      end = cr != NULL ? (size_t)(cr - p) : len;
+      lf = memchr(p + i, '\n', end - i);
+      if (lf != NULL)
+        return wire_refuse(conn, (size_t)(lf - p), 400);
+      if (cr == NULL)
+        return len;
+      i = end;
+      conn->wire_next =
+          conn->wire == WIRE_FIELD ? WIRE_LINE : WIRE_TRAILER_LINE;
+      conn->wire = WIRE_LF;
+      break;
+    case WIRE_LF:
+      if (c != '\n')
+        return wire_refuse(conn, i, 400);
+      conn->wire = conn->wire_next;
+      if (conn->wire == WIRE_PARSER)
+        return i + 1;
+      if (conn->wire == WIRE_CHUNK_SIZE) {
+        conn->wire_sep = 1;
+        conn->wire_chunk = 0;
+      }
+      break;
+    case WIRE_CHUNK_SIZE:
+      hex = hex_value(c);
+      if (hex >= 0) {
+        room = config->max_body_bytes - conn->wire_body;
+        if ((uint64_t)hex > room ||
+            conn->wire_chunk > (room - (uint64_t)hex) / 16)
+          return wire_refuse(conn, i, 413);
+        conn->wire_chunk = conn->wire_chunk * 16 + (uint64_t)hex;
+        conn->wire_sep = 0;
+      } else if (conn->wire_sep) {
+        return wire_refuse(conn, i, 400);
+      } else if (c == ';' || c == ' ' || c == '\t') {
+        conn->wire = WIRE_CHUNK_EXT;
+        continue;
+      } else if (c == '\r') {
+        wire_chunk_line_end(conn);
+      } else {
+        return wire_refuse(conn, i, 400);
+      }
+      break;
+    case WIRE_CHUNK_EXT:
+      if (c == '\r') {
+        wire_chunk_line_end(conn);
+      } else if ((c < ' ' && c != '\t') || c == 0x7f) {
+        return wire_refuse(conn, i, 400);
+      } else if (++conn->incoming->head_bytes > config->max_header_bytes) {
+        return wire_refuse(conn, i, 413);
+      }
+      break;
+    case WIRE_CHUNK_DATA:
+      take = len - i;
+      if (take > conn->wire_chunk)
+        take = (size_t)conn->wire_chunk;
+      i += take;
+      conn->wire_chunk -= take;
+      if (conn->wire_chunk == 0)
+        conn->wire = WIRE_CHUNK_CR;
+      continue;
+    case WIRE_CHUNK_CR:
+      if (c != '\r')
+        return wire_refuse(conn, i, 400);
+      conn->wire = WIRE_LF;
+      conn->wire_next = WIRE_CHUNK_SIZE;
+      break;
+    case WIRE_PARSER:
+      return i;
+    }
+    i++;
+  }
+  return len;
 }
 
 /* Queues an error response (the connection ends after it) in order behind
@@ -1241,6 +1601,7 @@ static size_t conn_parse(ph__http_conn_t *conn, const char *data, size_t len) {
   ph__http_response_t *res;
   enum http_errno err;
   size_t done;
+  size_t n;
   int status;
 
   server = conn->server;
@@ -1250,24 +1611,36 @@ static size_t conn_parse(ph__http_conn_t *conn, const char *data, size_t len) {
       return len;
     if (conn->queue_len >= server->config.max_pipelined)
       break;
-    done += http_parser_execute(&conn->parser, &parser_settings, data + done,
-                                len - done);
-    err = HTTP_PARSER_ERRNO(&conn->parser);
-    if (err == HPE_PAUSED) {
-      http_parser_pause(&conn->parser, 0);
-      res = conn->complete;
-      conn->complete = NULL;
-      server->request_cb(server, &res->req, res);
-      continue;
+    /* The parser gets what wire_scan() passed; a refused byte is answered
+     * once the parser has taken everything before it (which gives the
+     * answer its target), unless the parser refuses something first. */
+    n = len - done;
+    if (conn->wire != WIRE_PARSER)
+      n = wire_scan(conn, data + done, n);
+    if (n > 0) {
+      done +=
+          http_parser_execute(&conn->parser, &parser_settings, data + done, n);
+      err = HTTP_PARSER_ERRNO(&conn->parser);
+      if (err == HPE_PAUSED) {
+        http_parser_pause(&conn->parser, 0);
+        res = conn->complete;
+        conn->complete = NULL;
+        server->request_cb(server, &res->req, res);
+        continue;
+      }
+      if (err != HPE_OK) {
+        status = conn->error_status;
+        if (status == 0)
+          status = err == HPE_HEADER_OVERFLOW ? 431 : 400;
+        if (status < 0)
+          conn_close(conn);
+        else
+          conn_fail(conn, status);
+        return len;
+      }
     }
-    if (err != HPE_OK) {
-      status = conn->error_status;
-      if (status == 0)
-        status = err == HPE_HEADER_OVERFLOW ? 431 : 400;
-      if (status < 0)
-        conn_close(conn);
-      else
-        conn_fail(conn, status);
+    if (conn->wire_status != 0) {
+      conn_fail(conn, conn->wire_status);
       return len;
     }
   }

@@ -38,7 +38,9 @@ typedef struct ph__http_conn_s ph__http_conn_t;
 /* Limits and timeouts of one server. Start from ph__http_config_init(). */
 typedef struct {
   /* Request head: URL plus header names and values, 4 bytes framing per
-   * header line (method and version uncounted); past it, 431. */
+   * header line (method and version uncounted); past it, 431. Chunk
+   * extensions and trailers of a chunked body count against it too (413
+   * and 431). */
   size_t max_header_bytes;
   /* Request body, announced or received; past it the client gets 413. */
   size_t max_body_bytes;
@@ -85,6 +87,10 @@ struct ph__http_request_s {
   const char *method; /* "GET", "POST", ...; static storage */
   const char *path;   /* raw (not percent-decoded) path, e.g. "/mcp" */
   const char *query;  /* raw query after '?', "" when there is none */
+  const char *host;   /* the authority the request names, "host[:port]"
+                         checked to be one (ph__http_authority_parse()):
+                         an absolute-form target's, else the Host
+                         header's; NULL for HTTP/1.0 without either */
   const char *body;   /* body bytes plus a NUL (handy for text); "" if none */
   size_t body_len;    /* body length, without that NUL */
   unsigned short http_major; /* 1 */
@@ -133,6 +139,24 @@ struct ph__http_server_s {
   int64_t date_second;               /* second the cached Date is for */
   char date[48];                     /* cached "Date: ...\r\n" line */
 };
+
+/* An authority as a Host header or an absolute URI carries it (RFC 3986
+ * 3.2.2 and 3.2.3): uri-host [":" port], without userinfo. */
+typedef struct {
+  const char *host; /* into the parsed text; an IP-literal keeps "[]" */
+  size_t host_len;
+  int port;              /* 0-65535, or -1 when absent or empty */
+  int is_ip6;            /* host is an IP-literal; its address: */
+  struct in6_addr addr6; /* (IPvFuture is refused) */
+} ph__http_authority_t;
+
+/* Splits the `len` bytes at `text` into `out`. Returns 0, or UV_EINVAL when
+ * they are not an authority: userinfo, a character outside reg-name, bad
+ * percent-encoding, an IP-literal that is not IPv6, a port that is not
+ * digits or past 65535. Case and percent-encoding are kept as they are;
+ * comparing is the caller's. Any thread. */
+int ph__http_authority_parse(const char *text, size_t len,
+                             ph__http_authority_t *out);
 
 /* Fills `config` with the defaults: 16 KiB header, 4 MiB body, 1024
  * connections, 16 pipelined requests, 8 MiB write queue, header timeout

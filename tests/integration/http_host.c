@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,32 @@ char *th_http(int port, const char *method, const char *headers,
 
   close(fd);
   return out;
+}
+
+char *th_http_raw(int port, const char *request, size_t len, int timeout_ms) {
+  int fd = th_dial(port);
+  char *out;
+
+  cr_assert_eq(write(fd, request, len), (ssize_t)len);
+  out = th_read_some(fd, NULL, timeout_ms);
+  close(fd);
+  return out;
+}
+
+int th_http_raw_status(int port, const char *fmt, ...) {
+  va_list ap;
+  char *request, *out;
+  int n, status;
+
+  va_start(ap, fmt);
+  n = vasprintf(&request, fmt, ap);
+  va_end(ap);
+  cr_assert(n > 0);
+  out = th_http_raw(port, request, (size_t)n, 3000);
+  status = th_http_status(out);
+  free(out);
+  free(request);
+  return status;
 }
 
 int th_http_status(const char *response) {

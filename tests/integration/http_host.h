@@ -49,6 +49,17 @@ int th_http_send(int port, const char *method, const char *headers,
 char *th_http(int port, const char *method, const char *headers,
               const char *body, const char *until, int timeout_ms);
 
+/* Sends the `len` bytes at `request` exactly as they are (a hostile
+ * client's, NULs included) on a fresh connection, and returns
+ * th_read_some(fd, NULL, timeout_ms); caller frees. */
+char *th_http_raw(int port, const char *request, size_t len, int timeout_ms);
+
+/* The status of the answer (0 for none) to the request formatted from fmt,
+ * sent by th_http_raw() with a 3 s timeout; the request should end its
+ * connection (Connection: close, or one the host refuses). */
+int th_http_raw_status(int port, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* The status code of a response, or 0 if it has no status line. */
 int th_http_status(const char *response);
 

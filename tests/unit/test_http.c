@@ -72,7 +72,7 @@ static const char *query_value(const char *query, const char *key) {
 
 static void respond_echo(const ph__http_request_t *req,
                          ph__http_response_t *res) {
-  ph__http_header_t headers[4];
+  ph__http_header_t headers[5];
   size_t nheaders;
   const char *seen;
   char port_text[16];
@@ -92,7 +92,8 @@ static void respond_echo(const ph__http_request_t *req,
   headers[0] = (ph__http_header_t){"Content-Type", "text/plain"};
   headers[1] = (ph__http_header_t){"X-Remote", req->remote_ip};
   headers[2] = (ph__http_header_t){"X-Remote-Port", port_text};
-  nheaders = 3;
+  headers[3] = (ph__http_header_t){"X-Host", req->host ? req->host : "-"};
+  nheaders = 4;
   if (seen != NULL)
     headers[nheaders++] = (ph__http_header_t){"X-Seen-Test", seen};
   cr_assert_eq(ph__http_respond(res, 200, headers, nheaders, body, len), 0);
@@ -483,7 +484,7 @@ Test(http, simple_get) {
   cr_assert_null(strstr(r.headers, "connection: close"));
   response_free(&r);
 
-  send_str(c->fd, "GET /missing HTTP/1.1\r\n\r\n");
+  send_str(c->fd, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
   cr_assert_eq(read_response(c, &r), 0);
   cr_assert_eq(r.status, 404);
   response_free(&r);
@@ -537,7 +538,7 @@ Test(http, head_request_has_no_body) {
 
   start_server(&config);
   c = client_open();
-  send_str(c->fd, "HEAD /echo HTTP/1.1\r\n\r\n");
+  send_str(c->fd, "HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n");
   r.head_request = 1;
   cr_assert_eq(read_response(c, &r), 0);
   cr_assert_eq(r.status, 200);
@@ -546,7 +547,7 @@ Test(http, head_request_has_no_body) {
                      r.headers);
   response_free(&r);
   /* The connection is still in sync: no stray body bytes. */
-  send_str(c->fd, "GET /echo HTTP/1.1\r\n\r\n");
+  send_str(c->fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
   cr_assert_eq(read_response(c, &r), 0);
   cr_assert_str_eq(r.body, "GET /echo?\n");
   response_free(&r);
@@ -590,9 +591,10 @@ Test(http, pipelined_in_order) {
   start_server(&config);
   c = client_open();
   /* The first answer is the slowest; it must still come first. */
-  send_str(c->fd, "GET /delay?ms=200 HTTP/1.1\r\n\r\n"
-                  "POST /echo?n=2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
-                  "GET /echo?n=3 HTTP/1.1\r\n\r\n");
+  send_str(c->fd,
+           "GET /delay?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n"
+           "POST /echo?n=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+           "GET /echo?n=3 HTTP/1.1\r\nHost: x\r\n\r\n");
   for (i = 0; i < 3; i++)
     cr_assert_eq(read_response(c, &r[i]), 0, "response %d", i);
   cr_assert_str_eq(r[0].body, "delayed");
@@ -614,11 +616,11 @@ Test(http, pipelining_limit_pauses_and_resumes) {
   config.max_pipelined = 2;
   start_server(&config);
   c = client_open();
-  send_str(c->fd, "GET /delay?ms=100 HTTP/1.1\r\n\r\n"
-                  "GET /echo?n=1 HTTP/1.1\r\n\r\n"
-                  "GET /delay?ms=50 HTTP/1.1\r\n\r\n"
-                  "GET /echo?n=3 HTTP/1.1\r\n\r\n"
-                  "GET /echo?n=4 HTTP/1.1\r\n\r\n");
+  send_str(c->fd, "GET /delay?ms=100 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /echo?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /delay?ms=50 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /echo?n=3 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /echo?n=4 HTTP/1.1\r\nHost: x\r\n\r\n");
   for (i = 0; i < 5; i++) {
     cr_assert_eq(read_response(c, &r), 0, "response %d", i);
     if (i == 0 || i == 2) {
@@ -641,7 +643,8 @@ Test(http, streaming_response_in_chunks) {
   start_server(&config);
   c = client_open();
   /* The pipelined echo waits until the stream has ended. */
-  send_str(c->fd, "GET /stream HTTP/1.1\r\n\r\nGET /echo HTTP/1.1\r\n\r\n");
+  send_str(c->fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /echo "
+                  "HTTP/1.1\r\nHost: x\r\n\r\n");
   cr_assert_eq(read_response(c, &r), 0);
   cr_assert_eq(r.status, 200);
   cr_assert_not_null(strstr(r.headers, "transfer-encoding: chunked\n"));
@@ -667,8 +670,8 @@ Test(http, stream_behind_slow_response_is_held_in_order) {
   start_server(&config);
   c = client_open();
   /* The stream starts writing while the delayed answer still blocks it. */
-  send_str(c->fd, "GET /delay?ms=200 HTTP/1.1\r\n\r\n"
-                  "GET /stream HTTP/1.1\r\n\r\n");
+  send_str(c->fd, "GET /delay?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
   cr_assert_eq(read_response(c, &r), 0);
   cr_assert_str_eq(r.body, "delayed");
   response_free(&r);
@@ -711,8 +714,8 @@ Test(http, http10_and_connection_close_end_the_connection) {
   client_close(c);
 
   c = client_open();
-  send_str(c->fd, "GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n"
-                  "GET /echo?ignored HTTP/1.1\r\n\r\n");
+  send_str(c->fd, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                  "GET /echo?ignored HTTP/1.1\r\nHost: x\r\n\r\n");
   cr_assert_eq(read_response(c, &r), 0);
   cr_assert_str_eq(r.body, "GET /echo?\n");
   assert_closed(c);
@@ -740,7 +743,7 @@ Test(http, expect_100_continue) {
 
   start_server(&config);
   c = client_open();
-  send_str(c->fd, "POST /echo HTTP/1.1\r\nContent-Length: 2\r\n"
+  send_str(c->fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
                   "Expect: 100-continue\r\n\r\n");
   cr_assert_eq(read_response(c, &r), 0);
   cr_assert_eq(r.status, 100);
@@ -759,7 +762,8 @@ Test(http, body_too_large_announced) {
 
   config.max_body_bytes = 1024;
   start_server(&config);
-  expect_status("POST /echo HTTP/1.1\r\nContent-Length: 1025\r\n\r\n", 413);
+  expect_status(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1025\r\n\r\n", 413);
   /* Exactly the limit is fine. */
   {
     char request[2048];
@@ -767,8 +771,9 @@ Test(http, body_too_large_announced) {
     client_t *c;
     int n;
 
-    n = snprintf(request, sizeof(request),
-                 "POST /echo HTTP/1.1\r\nContent-Length: 1024\r\n\r\n");
+    n = snprintf(
+        request, sizeof(request),
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1024\r\n\r\n");
     memset(request + n, 'a', 1024);
     c = client_open();
     send_all(c->fd, request, (size_t)n + 1024);
@@ -792,7 +797,9 @@ Test(http, body_too_large_chunked) {
   config.max_body_bytes = 1024;
   start_server(&config);
   c = client_open();
-  send_str(c->fd, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  send_str(
+      c->fd,
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
   memset(chunk, 'b', sizeof(chunk));
   /* The server answers as soon as the second chunk passes the limit, and
    * keeps draining so that the rest of the upload does not reset. */
@@ -818,12 +825,13 @@ Test(http, header_too_large) {
 
   config.max_header_bytes = 2048;
   start_server(&config);
-  n = snprintf(request, sizeof(request), "GET /echo HTTP/1.1\r\nX-Big: ");
+  n = snprintf(request, sizeof(request),
+               "GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ");
   memset(request + n, 'h', 4000);
   strcpy(request + n + 4000, "\r\n\r\n");
   expect_status(request, 431);
   /* Many small headers count too. */
-  n = snprintf(request, sizeof(request), "GET /echo HTTP/1.1\r\n");
+  n = snprintf(request, sizeof(request), "GET /echo HTTP/1.1\r\nHost: x\r\n");
   while (n < 4000)
     n += snprintf(request + n, sizeof(request) - (size_t)n, "X-H%d: v\r\n", n);
   strcpy(request + n, "\r\n");
@@ -845,8 +853,8 @@ Test(http, too_many_connections) {
   start_server(&config);
   a = client_open();
   b = client_open();
-  send_str(a->fd, "GET /echo HTTP/1.1\r\n\r\n");
-  send_str(b->fd, "GET /echo HTTP/1.1\r\n\r\n");
+  send_str(a->fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+  send_str(b->fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
   cr_assert_eq(read_response(a, &r), 0);
   cr_assert_eq(r.status, 200);
   response_free(&r);
@@ -854,14 +862,14 @@ Test(http, too_many_connections) {
   cr_assert_eq(r.status, 200);
   response_free(&r);
 
-  expect_status("GET /echo HTTP/1.1\r\n\r\n", 503);
+  expect_status("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 503);
 
   /* Once a slot frees up, new clients are served again. */
   client_close(a);
   deadline = now_ms() + 3000;
   do {
     c = client_open();
-    send_str(c->fd, "GET /echo HTTP/1.1\r\n\r\n");
+    send_str(c->fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
     cr_assert_eq(read_response(c, &r), 0);
     status = r.status;
     response_free(&r);
@@ -875,7 +883,7 @@ Test(http, too_many_connections) {
 Test(http, slowloris_cut_off_by_header_timeout) {
   ph__http_config_t config = test_config();
   const char *slow =
-      "GET /echo HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+      "GET /echo HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
   struct pollfd pfd;
   response_t r = {0};
   client_t *c;
@@ -933,7 +941,7 @@ Test(http, idle_keep_alive_timeout) {
   config.idle_timeout_ms = 200;
   start_server(&config);
   c = client_open();
-  send_str(c->fd, "GET /echo HTTP/1.1\r\n\r\n");
+  send_str(c->fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
   cr_assert_eq(read_response(c, &r), 0);
   response_free(&r);
   start = now_ms();
@@ -952,18 +960,21 @@ Test(http, malformed_requests_get_400) {
   start_server(&config);
   expect_status("THIS IS NOT HTTP\r\n\r\n", 400);
   assert_serves();
-  expect_status("GET /echo HTTP/1.1\r\nBad Header Line\r\n\r\n", 400);
+  expect_status("GET /echo HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
+                400);
   assert_serves();
-  expect_status("POST /echo HTTP/1.1\r\nContent-Length: 3\r\n"
+  expect_status("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
                 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                 400);
-  expect_status("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                "zz\r\n",
-                400);
+  expect_status(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "zz\r\n",
+      400);
   assert_serves();
   /* Behind a request still being answered, the 400 waits its turn. */
   c = client_open();
-  send_str(c->fd, "GET /delay?ms=100 HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n");
+  send_str(c->fd,
+           "GET /delay?ms=100 HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n");
   cr_assert_eq(read_response(c, &r), 0);
   cr_assert_str_eq(r.body, "delayed");
   response_free(&r);
@@ -985,7 +996,7 @@ Test(http, client_gone_mid_stream) {
 
   start_server(&config);
   fd = dial();
-  send_str(fd, "GET /hang HTTP/1.1\r\n\r\n");
+  send_str(fd, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n");
   n = recv(fd, buf, sizeof(buf) - 1, 0);
   cr_assert_gt(n, 0);
   buf[n] = '\0';
@@ -1012,7 +1023,7 @@ Test(http, server_close_tells_open_streams) {
 
   start_server(&config);
   fd = dial();
-  send_str(fd, "GET /hang HTTP/1.1\r\n\r\n");
+  send_str(fd, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n");
   cr_assert_gt(recv(fd, buf, sizeof(buf), 0), 0);
   stop_server();
   cr_assert_eq(atomic_load(&gone_count), 1);
@@ -1028,7 +1039,7 @@ Test(http, non_reading_client_is_cut_off) {
   config.max_write_queue_bytes = 256 * 1024;
   start_server(&config);
   fd = dial_with_rcvbuf(4096);
-  send_str(fd, "GET /flood HTTP/1.1\r\n\r\n");
+  send_str(fd, "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n");
   /* While that client is flooded and not reading, others are served
    * without delay. */
   start = now_ms();
@@ -1051,16 +1062,16 @@ Test(http, stop_drains_then_refuses) {
 
   start_server(&config);
   a = client_open();
-  send_str(a->fd, "GET /delay?ms=300 HTTP/1.1\r\n\r\n");
+  send_str(a->fd, "GET /delay?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n");
   usleep(50 * 1000);
   b = client_open();
-  send_str(b->fd, "GET /stop HTTP/1.1\r\n\r\n");
+  send_str(b->fd, "GET /stop HTTP/1.1\r\nHost: x\r\n\r\n");
   cr_assert_eq(read_response(b, &r), 0);
   cr_assert_eq(r.status, 200);
   response_free(&r);
   assert_closed(b);
   /* New clients are refused while the old request is still answered. */
-  expect_status("GET /echo HTTP/1.1\r\n\r\n", 503);
+  expect_status("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 503);
   cr_assert_eq(read_response(a, &r), 0);
   cr_assert_str_eq(r.body, "delayed");
   assert_closed(a);
@@ -1089,4 +1100,348 @@ Test(http, listen_ipv6_and_config_checks) {
   cr_assert_eq(uv_loop_init(&l), 0);
   cr_assert_eq(ph__http_server_init(&l, &s6, &config, on_request), UV_EINVAL);
   cr_assert_eq(uv_loop_close(&l), 0);
+}
+
+#define NUL_IN_VALUE "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n"
+#define NUL_IN_EXTENSION "3;a\0b\r\nabc\r\n0\r\n\r\n"
+
+/* What http_parser lets through and RFC 9112 has a server refuse; each is
+ * answered at once and the connection ends. */
+Test(http, request_syntax_http_parser_lets_through) {
+  static const struct {
+    const char *request;
+    size_t len; /* 0: strlen */
+  } bad[] = {
+      {"GET  /echo HTTP/1.1\r\nHost: x\r\n\r\n", 0},
+      {"GET /echo  HTTP/1.1\r\nHost: x\r\n\r\n", 0},
+      {" GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 0},
+      {"GET /echo HTTP/1.1 \r\nHost: x\r\n\r\n", 0},
+      {"GET\t/echo HTTP/1.1\r\nHost: x\r\n\r\n", 0},
+      {"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", 0},
+      {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", 0},
+      {"GET /echo HTTP/1.1\r\nHost: x\r\nX Y: 1\r\n\r\n", 0},
+      {"GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 0},
+      {"GET /echo HTTP/1.1\r\nHost: x\r\nX-A:\r\n b\r\n\r\n", 0},
+      {"GET /echo HTTP/1.1\r\n Host: x\r\n\r\n", 0},
+      {"GET /echo HTTP/1.1\nHost: x\n\n", 0},
+      {"GET /echo HTTP/1.1\r\nHost: x\n\r\n", 0},
+      {"GET /echo HTTP/1.1\r\nHost: x\r\n\n", 0},
+      {"GET /echo HTTP/1.1\r\nHost: x\r\n\rX", 0},
+      {"GET /echo HTTP/1.1\r\nHost: x\r\nX-A:\rb\r\n\r\n", 0},
+      {"\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 0},
+      {NUL_IN_VALUE, sizeof(NUL_IN_VALUE) - 1},
+  };
+  ph__http_config_t config = test_config();
+  response_t r = {0};
+  client_t *c;
+  size_t i;
+
+  start_server(&config);
+  for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+    c = client_open();
+    send_all(c->fd, bad[i].request,
+             bad[i].len ? bad[i].len : strlen(bad[i].request));
+    cr_assert_eq(read_response(c, &r), 0, "case %zu", i);
+    cr_expect_eq(r.status, 400, "case %zu: %d", i, r.status);
+    assert_closed(c);
+    response_free(&r);
+    client_close(c);
+  }
+  /* Empty lines before a request line are fine (RFC 9112 2.2), and a bad
+   * request behind a good one is refused in its turn. */
+  c = client_open();
+  send_str(c->fd, "\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n");
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_assert_eq(r.status, 200);
+  response_free(&r);
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_assert_eq(r.status, 400);
+  assert_closed(c);
+  response_free(&r);
+  client_close(c);
+  /* One byte at a time the same checks hold, and a good head passes. */
+  c = client_open();
+  for (i = 0; i < strlen("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"); i++)
+    send_all(c->fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n" + i, 1);
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_assert_eq(r.status, 200);
+  response_free(&r);
+  client_close(c);
+  assert_serves();
+  stop_server();
+}
+
+/* RFC 9112 3.2: one Host on HTTP/1.1, an authority, and an absolute-form
+ * target's authority in its place. */
+Test(http, host_header_rules) {
+  static const char *const bad[] = {
+      "GET /echo HTTP/1.1\r\n\r\n",
+      "GET /echo HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n",
+      "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nhost: y\r\n\r\n",
+      "GET /echo HTTP/1.1\r\nHost: 127.0.0.1:evil.com\r\n\r\n",
+      "GET /echo HTTP/1.1\r\nHost: localhost:@evil.com\r\n\r\n",
+      "GET /echo HTTP/1.1\r\nHost: u@x\r\n\r\n",
+      "GET /echo HTTP/1.1\r\nHost: x:65536\r\n\r\n",
+      "GET /echo HTTP/1.1\r\nHost: [::1\r\n\r\n",
+      "GET /echo HTTP/1.0\r\nHost: a b\r\n\r\n",
+      "GET http://u@x/echo HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET ftp://x/echo HTTP/1.1\r\nHost: x\r\n\r\n",
+  };
+  ph__http_config_t config = test_config();
+  response_t r = {0};
+  client_t *c;
+  size_t i;
+
+  start_server(&config);
+  for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+    expect_status(bad[i], 400);
+  c = client_open();
+  send_str(c->fd, "GET /echo HTTP/1.1\r\nHost: Example.COM:\r\n\r\n"
+                  "GET http://Example.COM:8080/echo?q HTTP/1.1\r\n"
+                  "Host: other\r\n\r\n"
+                  "GET HTTP://[::1]:81 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /echo HTTP/1.0\r\n\r\n");
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_expect(strstr(r.headers, "x-host: Example.COM:\n") != NULL, "%s",
+            r.headers);
+  response_free(&r);
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_expect_str_eq(r.body, "GET /echo?q\n");
+  cr_expect(strstr(r.headers, "x-host: Example.COM:8080\n") != NULL, "%s",
+            r.headers);
+  response_free(&r);
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_expect_eq(r.status, 404); /* the path is "/" */
+  response_free(&r);
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_expect_eq(r.status, 200);
+  cr_expect(strstr(r.headers, "x-host: -\n") != NULL, "%s", r.headers);
+  response_free(&r);
+  client_close(c);
+  assert_serves();
+  stop_server();
+}
+
+Test(http, authority_syntax) {
+  static const char *const good[] = {
+      "x",
+      "x:",
+      "x:0",
+      "x:65535",
+      "[::1]",
+      "[::1]:80",
+      "[::ffff:1.2.3.4]",
+      "a%41b",
+      "a-._~!$&'()*+,;=z",
+      "",
+  };
+  static const char *const bad[] = {
+      "x:65536", "x:-1",   "x:+1", "x: 1",   "x:1:2",       "u@x",
+      "[::1",    "[::1]x", "[x]",  "::1",    "a%4",         "a%zz",
+      "a b",     "a/b",    "a?b",  "[v1.x]", "[127.0.0.1]",
+  };
+  ph__http_authority_t a;
+  size_t i;
+
+  for (i = 0; i < sizeof(good) / sizeof(*good); i++)
+    cr_expect_eq(ph__http_authority_parse(good[i], strlen(good[i]), &a), 0,
+                 "%s", good[i]);
+  for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+    cr_expect_eq(ph__http_authority_parse(bad[i], strlen(bad[i]), &a),
+                 UV_EINVAL, "%s", bad[i]);
+  cr_assert_eq(ph__http_authority_parse("Example.com:080", 15, &a), 0);
+  cr_expect_eq(a.host_len, 11);
+  cr_expect_eq(a.port, 80);
+  cr_expect(!a.is_ip6);
+  cr_assert_eq(ph__http_authority_parse("x:", 2, &a), 0);
+  cr_expect_eq(a.port, -1);
+  cr_assert_eq(ph__http_authority_parse("[0:0::1]:8", 10, &a), 0);
+  cr_expect(a.is_ip6 && IN6_IS_ADDR_LOOPBACK(&a.addr6));
+  cr_expect_eq(a.host_len, 8);
+  cr_expect_eq(a.port, 8);
+}
+
+Test(http, chunked_framing_is_strict) {
+  static const struct {
+    const char *chunks;
+    size_t len; /* 0: strlen */
+    int status;
+  } cases[] = {
+      {"3\r\nabcXY0\r\n\r\n", 0, 400},
+      {"3\nabc\r\n0\r\n\r\n", 0, 400},
+      {"3;a\nb\r\nabc\r\n0\r\n\r\n", 0, 400},
+      {NUL_IN_EXTENSION, sizeof(NUL_IN_EXTENSION) - 1, 400},
+      {"3\r\nabc\r\n0\r\n\rX", 0, 400},
+      {"3\r\nabc\r\n0\r\nX-T: a\r\n b\r\n\r\n", 0, 400},
+      {"3\r\nabc\r\n0\r\nX-T: a\n\r\n", 0, 400},
+      {"3\r\nabc\r\n0\r\nX T: a\r\n\r\n", 0, 400},
+      {";a\r\nabc\r\n0\r\n\r\n", 0, 400},
+      {"g\r\nabc\r\n0\r\n\r\n", 0, 400},
+  };
+  ph__http_config_t config = test_config();
+  char request[256];
+  response_t r = {0};
+  client_t *c;
+  size_t i, head;
+
+  start_server(&config);
+  head = (size_t)snprintf(request, sizeof(request),
+                          "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n");
+  for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    c = client_open();
+    send_all(c->fd, request, head);
+    send_all(c->fd, cases[i].chunks,
+             cases[i].len ? cases[i].len : strlen(cases[i].chunks));
+    cr_assert_eq(read_response(c, &r), 0, "case %zu", i);
+    cr_expect_eq(r.status, cases[i].status, "case %zu: %d", i, r.status);
+    assert_closed(c);
+    response_free(&r);
+    client_close(c);
+  }
+  /* Framing split at every awkward place still reads, extensions and
+   * trailers included, and the next request on the connection follows. */
+  c = client_open();
+  send_all(c->fd, request, head - 1);
+  usleep(20 * 1000);
+  send_str(c->fd, "\n3;ext=\"a b\"\r");
+  usleep(20 * 1000);
+  send_str(c->fd, "\nabc\r");
+  usleep(20 * 1000);
+  send_str(c->fd, "\n0\r\nX-T: t\r");
+  usleep(20 * 1000);
+  send_str(c->fd, "\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(r.body, "POST /echo?\nabc");
+  response_free(&r);
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_expect_str_eq(r.body, "GET /echo?\n");
+  response_free(&r);
+  client_close(c);
+  assert_serves();
+  stop_server();
+}
+
+/* A chunk the body limit cannot take is refused as soon as its size is
+ * read, not at the body timeout; so are sizes that add up past it. */
+Test(http, chunk_past_the_body_limit_is_413_at_once) {
+  static const char *const sizes[] = {
+      "7fffffffffffffff\r\n",
+      "ffffffffffffffffffff",
+      "401",
+      "200\r\n",
+  };
+  ph__http_config_t config = test_config();
+  char big[0x201];
+  response_t r = {0};
+  client_t *c;
+  int64_t start;
+  size_t i;
+
+  config.max_body_bytes = 1024;
+  config.body_timeout_ms = 5000;
+  start_server(&config);
+  memset(big, 'b', sizeof(big));
+  for (i = 0; i < sizeof(sizes) / sizeof(*sizes); i++) {
+    c = client_open();
+    start = now_ms();
+    send_str(c->fd, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n");
+    if (i == 3) {
+      /* 0x200 twice fits; a third does not. */
+      send_str(c->fd, "200\r\n");
+      send_all(c->fd, big, 0x200);
+      send_str(c->fd, "\r\n200\r\n");
+      send_all(c->fd, big, 0x200);
+      send_str(c->fd, "\r\n");
+    }
+    send_str(c->fd, sizes[i]);
+    cr_assert_eq(read_response(c, &r), 0, "case %zu", i);
+    cr_expect_eq(r.status, 413, "case %zu: %d", i, r.status);
+    cr_expect_lt(now_ms() - start, 1000, "case %zu", i);
+    response_free(&r);
+    client_close(c);
+  }
+  assert_serves();
+  stop_server();
+}
+
+/* RFC 9112 7.1.1 asks for a limit on chunk extensions: they count against
+ * max_header_bytes, with the head and the trailers. */
+Test(http, chunk_extensions_count_against_the_head_limit) {
+  ph__http_config_t config = test_config();
+  char ext[4096];
+  response_t r = {0};
+  client_t *c;
+  int i;
+
+  config.max_header_bytes = 1024;
+  start_server(&config);
+  memset(ext, 'e', sizeof(ext) - 1);
+  ext[sizeof(ext) - 1] = '\0';
+  c = client_open();
+  send_str(c->fd, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n1;");
+  send_str(c->fd, ext);
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_expect_eq(r.status, 413);
+  response_free(&r);
+  client_close(c);
+
+  c = client_open();
+  send_str(c->fd, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n");
+  for (i = 0; i < 20; i++)
+    send_str(c->fd, "1;"
+                    "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+                    "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\r\n"
+                    "x\r\n");
+  cr_assert_eq(read_response(c, &r), 0);
+  cr_expect_eq(r.status, 413);
+  response_free(&r);
+  client_close(c);
+
+  expect_status("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n"
+                "1;a=b;c=\"d\"\r\nx\r\n0\r\n\r\n",
+                200);
+  stop_server();
+}
+
+/* RFC 9112 6.1: chunked is the one coding we read, and HTTP/1.0 has no
+ * Transfer-Encoding; Content-Length beside it is smuggling. */
+Test(http, transfer_codings) {
+  ph__http_config_t config = test_config();
+
+  start_server(&config);
+  expect_status("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+                501);
+  expect_status("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                "Transfer-Encoding: chunked\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                501);
+  expect_status("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+                400);
+  expect_status("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                "Transfer-Encoding: gzip\r\n\r\n",
+                400);
+  expect_status("POST /echo HTTP/1.0\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                400);
+  expect_status("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "0\r\n\r\n",
+                400);
+  expect_status("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                "Content-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+                400);
+  expect_status("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                "Transfer-Encoding: Chunked\r\n\r\n0\r\n\r\n",
+                200);
+  assert_serves();
+  stop_server();
 }
