@@ -18,12 +18,18 @@
  */
 #include "http.h"
 
+#include "log.h"
+
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <http_parser.h>
 
@@ -34,6 +40,15 @@
 /* Bytes of framing a request head has beyond the fields we are told about
  * (": " and CRLF per header line). */
 #define HEADER_LINE_OVERHEAD 4
+
+/* Connections accepted per readiness callback, so that a flood of them
+ * cannot keep the loop from everything else; the listener stays ready. */
+#define ACCEPT_BATCH 64
+/* How long accepting pauses when the kernel has no memory for it, or no
+ * descriptor can be set aside to answer with. */
+#define ACCEPT_RETRY_MS 100
+/* At most one log line per this long about running out of descriptors. */
+#define FD_REPORT_MS 10000
 
 enum conn_phase { PHASE_OPEN, PHASE_ENDING, PHASE_LINGER, PHASE_CLOSING };
 
@@ -1749,17 +1764,20 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   conn_refresh(conn);
 }
 
-static void on_connection(uv_stream_t *listener, int status) {
-  ph__http_server_t *server;
-  ph__http_conn_t *conn;
-  int namelen;
+/* Accepting. The listening socket is ours rather than a uv_tcp_t, so
+ * that running out of descriptors is ours to handle: libuv would drop
+ * such clients without a word (its own spare descriptor closes them). */
 
-  server = listener->data;
-  if (status < 0 || server->closing)
-    return;
+/* Takes over the accepted socket `fd` from `peer`. */
+static void conn_open(ph__http_server_t *server, int fd,
+                      const struct sockaddr *peer, socklen_t peer_len) {
+  ph__http_conn_t *conn;
+
   conn = calloc(1, sizeof(*conn));
-  if (conn == NULL)
+  if (conn == NULL) {
+    close(fd);
     return;
+  }
   conn->server = server;
   conn->refs = 2; /* the two handles */
   uv_tcp_init(server->loop, &conn->tcp);
@@ -1769,6 +1787,8 @@ static void on_connection(uv_stream_t *listener, int status) {
   conn->timer.data = conn;
   http_parser_init(&conn->parser, HTTP_REQUEST);
   conn->parser.data = conn;
+  if (peer_len <= sizeof(conn->peer))
+    memcpy(&conn->peer, peer, peer_len);
   conn->next = server->conns;
   if (server->conns != NULL)
     server->conns->prev = conn;
@@ -1780,7 +1800,8 @@ static void on_connection(uv_stream_t *listener, int status) {
   else
     server->nconns++;
 
-  if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
+  if (uv_tcp_open(&conn->tcp, fd) != 0) {
+    close(fd);
     conn_close(conn);
     return;
   }
@@ -1791,8 +1812,6 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   uv_tcp_nodelay(&conn->tcp, 1);
-  namelen = sizeof(conn->peer);
-  uv_tcp_getpeername(&conn->tcp, &conn->peer.sa, &namelen);
   if (conn->rejecting) {
     conn_fail(conn, 503);
     return;
@@ -1801,13 +1820,125 @@ static void on_connection(uv_stream_t *listener, int status) {
   conn_set_reading(conn, 1);
 }
 
+static void on_acceptable(uv_poll_t *poll, int status, int events);
+
+static void on_accept_retry(uv_timer_t *timer) {
+  ph__http_server_t *server;
+
+  server = timer->data;
+  if (!server->closing)
+    uv_poll_start(&server->listener, UV_READABLE, on_acceptable);
+}
+
+static void accept_pause(ph__http_server_t *server) {
+  uv_poll_stop(&server->listener);
+  uv_timer_start(&server->accept_retry, on_accept_retry, ACCEPT_RETRY_MS, 0);
+}
+
+static void fd_report(ph__http_server_t *server) {
+  struct rlimit rl;
+  uint64_t now;
+
+  now = uv_now(server->loop);
+  if (server->fd_report_at != 0 && now - server->fd_report_at < FD_REPORT_MS)
+    return;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    rl.rlim_cur = 0;
+  ph__warn("http: out of file descriptors (RLIMIT_NOFILE %llu): %lu new "
+           "connection%s told 503 since the last report; see "
+           "limits.max_connections",
+           (unsigned long long)rl.rlim_cur, server->fd_refused,
+           server->fd_refused == 1 ? "" : "s");
+  server->fd_report_at = now;
+  server->fd_refused = 0;
+}
+
+/* Out of descriptors: the reserve one is closed so that the next client
+ * can be accepted and told 503 (Connection: close) instead of being left
+ * without an answer, then taken back. Returns 0, or -1 when there is no
+ * reserve to be had. */
+static int accept_without_fd(ph__http_server_t *server) {
+  static const char answer[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Content-Length: 0\r\n"
+                               "Connection: close\r\n\r\n";
+  char drain[512];
+  int fd;
+  int i;
+
+  if (server->reserve_fd < 0)
+    server->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (server->reserve_fd < 0)
+    return -1;
+  close(server->reserve_fd);
+  fd = accept4(server->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd >= 0) {
+    /* A close with unread input sends a reset, which may destroy the
+     * answer before the client reads it: read what already came. */
+    for (i = 0; i < 16 && recv(fd, drain, sizeof(drain), 0) > 0; i++)
+      ;
+    (void)!send(fd, answer, sizeof(answer) - 1, MSG_NOSIGNAL);
+    close(fd);
+    server->fd_refused++;
+  }
+  server->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0)
+    fd_report(server);
+  return 0;
+}
+
+static void on_acceptable(uv_poll_t *poll, int status, int events) {
+  ph__http_server_t *server;
+  union {
+    struct sockaddr sa;
+    struct sockaddr_storage storage;
+  } peer;
+  socklen_t peer_len;
+  int fd;
+  int i;
+
+  (void)events;
+  server = poll->data;
+  if (status < 0 || server->closing)
+    return;
+  for (i = 0; i < ACCEPT_BATCH; i++) {
+    peer_len = sizeof(peer);
+    fd = accept4(server->listen_fd, &peer.sa, &peer_len,
+                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      conn_open(server, fd, &peer.sa, peer_len);
+      continue;
+    }
+    switch (errno) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+      return;
+    case EMFILE:
+    case ENFILE:
+      if (accept_without_fd(server) < 0) {
+        accept_pause(server);
+        return;
+      }
+      break;
+    case ENOBUFS:
+    case ENOMEM:
+      accept_pause(server);
+      return;
+    default:
+      /* The client gave up (ECONNABORTED), or, on Linux, a network error
+       * pending on the new socket (accept(2)): the next one may do. */
+      break;
+    }
+  }
+}
+
 /* Server API. */
 
 int ph__http_server_init(uv_loop_t *loop, ph__http_server_t *server,
                          const ph__http_config_t *config,
                          ph__http_request_cb request_cb) {
   void *data;
-  int err;
 
   data = server->data;
   memset(server, 0, sizeof(*server));
@@ -1824,15 +1955,13 @@ int ph__http_server_init(uv_loop_t *loop, ph__http_server_t *server,
   server->read_buf = malloc(READ_BUF_SIZE);
   if (server->read_buf == NULL)
     return UV_ENOMEM;
-  err = uv_tcp_init(loop, &server->listener);
-  if (err != 0) {
-    free(server->read_buf);
-    server->read_buf = NULL;
-    return err;
-  }
   server->loop = loop;
   server->request_cb = request_cb;
-  server->listener.data = server;
+  server->listen_fd = -1;
+  /* Set aside now: when it is needed there is none to be had. */
+  server->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  uv_timer_init(loop, &server->accept_retry);
+  server->accept_retry.data = server;
   server->handles = 1;
   return 0;
 }
@@ -1846,11 +1975,14 @@ int ph__http_server_listen(ph__http_server_t *server, const char *host,
     struct sockaddr_storage storage;
   } addr;
   char literal[INET6_ADDRSTRLEN + 16];
+  socklen_t namelen;
   size_t len;
-  int namelen;
+  int on = 1;
+  int off = 0;
   int err;
+  int fd;
 
-  if (host == NULL || port < 0 || port > 65535)
+  if (host == NULL || port < 0 || port > 65535 || server->listen_fd >= 0)
     return UV_EINVAL;
   len = strlen(host);
   if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
@@ -1863,18 +1995,32 @@ int ph__http_server_listen(ph__http_server_t *server, const char *host,
   if (uv_ip4_addr(host, port, &addr.in4) != 0 &&
       uv_ip6_addr(host, port, &addr.in6) != 0)
     return UV_EINVAL;
-  /* libuv sets SO_REUSEADDR on every TCP bind on Unix, so a restarted host
-   * can bind while old connections sit in TIME_WAIT. */
-  err = uv_tcp_bind(&server->listener, &addr.sa, 0);
-  if (err != 0)
+  namelen = addr.sa.sa_family == AF_INET6 ? sizeof(addr.in6) : sizeof(addr.in4);
+  fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return uv_translate_sys_error(errno);
+  /* As libuv's own bind: SO_REUSEADDR, so that a restarted host binds
+   * while old connections sit in TIME_WAIT, and IPv6 sockets dual-stack. */
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+      (addr.sa.sa_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) ||
+      bind(fd, &addr.sa, namelen) != 0 || listen(fd, SOMAXCONN) != 0) {
+    err = uv_translate_sys_error(errno);
+    close(fd);
     return err;
-  err = uv_listen((uv_stream_t *)&server->listener, SOMAXCONN, on_connection);
-  if (err != 0)
-    return err;
+  }
   namelen = sizeof(addr);
-  err = uv_tcp_getsockname(&server->listener, &addr.sa, &namelen);
-  if (err != 0)
+  err = getsockname(fd, &addr.sa, &namelen) != 0
+            ? uv_translate_sys_error(errno)
+            : uv_poll_init_socket(server->loop, &server->listener, fd);
+  if (err != 0) {
+    close(fd);
     return err;
+  }
+  server->listen_fd = fd;
+  server->listener.data = server;
+  server->handles++;
+  uv_poll_start(&server->listener, UV_READABLE, on_acceptable);
   server->port = addr.sa.sa_family == AF_INET6 ? ntohs(addr.in6.sin6_port)
                                                : ntohs(addr.in4.sin_port);
   return 0;
@@ -1906,6 +2052,15 @@ void ph__http_server_stop(ph__http_server_t *server) {
 }
 
 static void on_listener_close(uv_handle_t *handle) {
+  ph__http_server_t *server;
+
+  server = handle->data;
+  close(server->listen_fd);
+  server->listen_fd = -1;
+  server_handle_closed(server);
+}
+
+static void on_accept_retry_close(uv_handle_t *handle) {
   server_handle_closed(handle->data);
 }
 
@@ -1916,7 +2071,12 @@ void ph__http_server_close(ph__http_server_t *server,
   server->closing = 1;
   server->stopping = 1;
   server->close_cb = cb;
-  uv_close((uv_handle_t *)&server->listener, on_listener_close);
+  if (server->listen_fd >= 0)
+    uv_close((uv_handle_t *)&server->listener, on_listener_close);
+  uv_close((uv_handle_t *)&server->accept_retry, on_accept_retry_close);
+  if (server->reserve_fd >= 0)
+    close(server->reserve_fd);
+  server->reserve_fd = -1;
   while (server->conns != NULL)
     conn_close(server->conns);
 }

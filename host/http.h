@@ -44,7 +44,9 @@ typedef struct {
   size_t max_header_bytes;
   /* Request body, announced or received; past it the client gets 413. */
   size_t max_body_bytes;
-  /* Open client connections; the one past it gets 503 and is closed. */
+  /* Open client connections; the one past it gets 503 and is closed.
+   * Each is a file descriptor: past RLIMIT_NOFILE a new client gets the
+   * same 503, with one descriptor kept in reserve to tell it so. */
   unsigned max_connections;
   /* Requests of one connection awaiting or sending their response; at this
    * many the connection is not read until one of them finishes. */
@@ -124,7 +126,12 @@ struct ph__http_server_s {
   void *data; /* for the caller */
 
   uv_loop_t *loop;
-  uv_tcp_t listener;                 /* the listening socket */
+  uv_poll_t listener;                /* readiness of listen_fd */
+  uv_timer_t accept_retry;           /* resumes accepting after a pause */
+  int listen_fd;                     /* the listening socket, or -1 */
+  int reserve_fd;                    /* kept free to answer 503 with */
+  uint64_t fd_report_at;             /* when running out was last logged */
+  unsigned long fd_refused;          /* 503s for it since that line */
   ph__http_config_t config;          /* copied at init */
   ph__http_request_cb request_cb;    /* the upper layer */
   ph__http_server_close_cb close_cb; /* set by ph__http_server_close() */

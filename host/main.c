@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -55,6 +56,22 @@ static void usage(FILE *f) {
              "default)\n"
              "  --check            validate the config and plugins, then exit\n"
              "  --version          print the version\n");
+}
+
+/* Every HTTP connection is a file descriptor, and the soft limit is often
+ * 1024, no more than the default limits.max_connections: take what the
+ * hard limit allows. */
+static void raise_nofile_limit(void) {
+  struct rlimit rl;
+  rlim_t was;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+    return;
+  was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+    ph__debug("RLIMIT_NOFILE raised from %llu to %llu", (unsigned long long)was,
+              (unsigned long long)rl.rlim_cur);
 }
 
 static void close_walk(uv_handle_t *h, void *arg) {
@@ -395,6 +412,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   ph__log_set_level(M.cfg->log_level);
+  raise_nofile_limit();
   if (ph__config_department(M.cfg, M.department) == NULL) {
     fprintf(stderr, "plughost: %s: no department named \"%s\"\n", M.config_path,
             M.department);

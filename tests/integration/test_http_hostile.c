@@ -1,15 +1,18 @@
 /* test_http_hostile.c: plughost's HTTP layer against a hostile client
- * (issue 9, item 13): request syntax that http_parser lets through, Host
- * on HTTP/1.1, framing conflicts and chunked bodies bounded at once. Each
- * case is raw bytes to the real binary with the real conformance plugin
- * behind it. */
+ * (issue 9, items 12 and 13): request syntax that http_parser lets
+ * through, Host on HTTP/1.1, framing conflicts, chunked bodies bounded at
+ * once, and running out of file descriptors. Each case is raw bytes to the
+ * real binary with the real conformance plugin behind it. The checks of
+ * the transport above it are in test_http_checks.c. */
 #include "harness.h"
 #include "http_host.h"
 
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static th_http_host host;
@@ -289,4 +292,64 @@ Test(hostile, chunked_bodies_are_bounded_at_once) {
   free(r);
   close(fd);
   free(ext);
+}
+
+/* Out of file descriptors: the host runs with RLIMIT_NOFILE lowered to 64
+ * (by prlimit, after start-up raised its soft limit to the hard one), and
+ * the test holds more idle connections than that. */
+
+#define NOFILE 64
+#define HELD 100
+
+TestSuite(nofile, .init = start, .fini = stop, .timeout = 60);
+
+/* Whether fd has something to read (or EOF) within timeout_ms. */
+static int readable(int fd, int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+
+  return poll(&p, 1, timeout_ms) > 0;
+}
+
+static int count(const char *haystack, const char *needle) {
+  int n = 0;
+
+  for (; (haystack = strstr(haystack, needle)) != NULL; haystack++)
+    n++;
+  return n;
+}
+
+Test(nofile, out_of_descriptors_gets_503_and_recovers) {
+  struct rlimit rl = {NOFILE, NOFILE};
+  int fds[HELD], i, refused = 0, status = 0;
+  long long deadline;
+  char *r, *log;
+
+  cr_assert_eq(prlimit(host.pid, RLIMIT_NOFILE, &rl, NULL), 0);
+  for (i = 0; i < HELD; i++)
+    fds[i] = th_dial(host.port);
+  /* The first ones are held open and idle; past the limit, each new one
+   * is told 503 at once and closed. */
+  cr_expect(!readable(fds[0], 300), "an early connection was closed");
+  for (i = HELD - 10; i < HELD; i++) {
+    r = th_read_some(fds[i], "\r\n\r\n", 2000);
+    refused += th_http_status(r) == 503;
+    cr_expect(th_http_status(r) == 503 && strstr(r, "Connection: close"),
+              "connection %d: [%s]", i, r);
+    free(r);
+  }
+  cr_expect_eq(refused, 10);
+  /* Logged, but once per interval rather than once per connection. */
+  log = th_http_wait_log(&host, "file descriptors", 2000);
+  cr_assert_not_null(log, "nothing logged");
+  cr_expect_eq(count(log, "file descriptors"), 1, "%s", log);
+  free(log);
+  /* Once connections close, new clients are served again. */
+  for (i = 0; i < HELD; i++)
+    close(fds[i]);
+  deadline = th_now_ms() + 3000;
+  do {
+    usleep(50000);
+    status = health_with_host("127.0.0.1");
+  } while (status != 200 && th_now_ms() < deadline);
+  cr_expect_eq(status, 200);
 }

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1443,5 +1445,96 @@ Test(http, transfer_codings) {
                 "Transfer-Encoding: Chunked\r\n\r\n0\r\n\r\n",
                 200);
   assert_serves();
+  stop_server();
+}
+
+/* The highest descriptor open below 1024. */
+static int highest_fd(void) {
+  int fd;
+
+  for (fd = 1023; fd > 0; fd--)
+    if (fcntl(fd, F_GETFD) != -1)
+      break;
+  return fd;
+}
+
+static int raw_socket(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct timeval tv = {5, 0};
+
+  cr_assert_geq(fd, 0);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+static void raw_connect(int fd) {
+  struct sockaddr_in addr = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+  cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+}
+
+/* The server shares this process's descriptor table: with every free
+ * descriptor but one taken, one client is served, the next is told 503,
+ * and once descriptors are free again clients are served. */
+Test(http, out_of_descriptors_gets_503_and_recovers) {
+  ph__http_config_t config = test_config();
+  struct rlimit rl;
+  int fillers[128], nfillers = 0, held, refused, later, fd, i;
+  client_t c = {0};
+  response_t r = {0};
+
+  start_server(&config);
+  assert_serves(); /* libuv sets a descriptor aside at the first one */
+  held = raw_socket();
+  refused = raw_socket();
+  later = raw_socket();
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  rl.rlim_cur = (rlim_t)highest_fd() + 64;
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+  /* Twice, for a descriptor the server was still closing. */
+  for (i = 0; i < 2; i++) {
+    while (nfillers < 128 && (fd = open("/dev/null", O_RDONLY)) >= 0)
+      fillers[nfillers++] = fd;
+    cr_assert_eq(errno, EMFILE);
+    usleep(100 * 1000);
+  }
+  close(fillers[--nfillers]);
+
+  /* The one free descriptor goes to the first client. */
+  raw_connect(held);
+  c.fd = held;
+  http_parser_init(&c.parser, HTTP_RESPONSE);
+  send_str(held, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+  cr_assert_eq(read_response(&c, &r), 0);
+  cr_assert_eq(r.status, 200);
+  response_free(&r);
+
+  raw_connect(refused);
+  c.fd = refused;
+  c.off = c.len = 0;
+  http_parser_init(&c.parser, HTTP_RESPONSE);
+  cr_assert_eq(read_response(&c, &r), 0);
+  cr_expect_eq(r.status, 503);
+  cr_expect(strstr(r.headers, "connection: close\n") != NULL, "%s", r.headers);
+  response_free(&r);
+  assert_closed(&c);
+
+  /* The held client leaves; its descriptor is the server's again. */
+  close(held);
+  usleep(200 * 1000);
+  raw_connect(later);
+  c.fd = later;
+  c.off = c.len = 0;
+  http_parser_init(&c.parser, HTTP_RESPONSE);
+  send_str(later, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+  cr_assert_eq(read_response(&c, &r), 0);
+  cr_expect_eq(r.status, 200);
+  response_free(&r);
+  close(later);
+  close(refused);
+  while (nfillers > 0)
+    close(fillers[--nfillers]);
   stop_server();
 }
