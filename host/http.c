@@ -1898,8 +1898,16 @@ static void on_acceptable(uv_poll_t *poll, int status, int events) {
 
   (void)events;
   server = poll->data;
-  if (status < 0 || server->closing)
+  if (server->closing)
     return;
+  if (status < 0) {
+    /* libuv has stopped watching the socket: say so rather than go deaf
+     * without a word. */
+    ph__error("http: the listening socket failed (%s); no new connections "
+              "are accepted",
+              uv_strerror(status));
+    return;
+  }
   for (i = 0; i < ACCEPT_BATCH; i++) {
     peer_len = sizeof(peer);
     fd = accept4(server->listen_fd, &peer.sa, &peer_len,
