@@ -1,38 +1,16 @@
 /* session.h: what the protocol knows about one client connection: a stdio
- * process, a legacy HTTP session, or one stateless modern HTTP request. An
- * outlet is where the messages of one incoming message go: its related
- * notifications first, then its final answer. */
+ * process, a legacy HTTP session, or one stateless modern HTTP request. */
 #ifndef PH_SESSION_H
 #define PH_SESSION_H
+
+#include "outlet.h"
 
 #include <cJSON.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
 typedef struct ph_call ph_call;
-typedef struct ph__outlet ph__outlet;
 typedef struct ph__session ph__session;
-
-struct ph__outlet {
-  /* A message related to the request, before its answer: progress, log
-   * messages, server-to-client requests. */
-  void (*send)(ph__outlet *o, const char *json, size_t len);
-  /* The answer: a response (or batch) as JSON, or NULL when none is due (a
-   * notification, a response, a cancelled call). status is the HTTP status
-   * that fits (200, 202, 400, 404, ...); stdio ignores it. Called exactly
-   * once per ph__protocol_handle() for HTTP outlets. */
-  void (*finish)(ph__outlet *o, int status, const char *json, size_t len);
-  /* Non-zero: a request may be answered with status != 200 (HTTP). */
-  int http;
-  /* Legacy HTTP only, else NULL: end the connection of the request's SSE
-   * stream but keep the stream, for the client to resume (SEP-1699). */
-  void (*close_stream)(ph__outlet *o);
-};
-
-static inline void ph__outlet_send(ph__outlet *o, const char *json,
-                                   size_t len) {
-  o->send(o, json, len);
-}
 
 typedef struct ph__pending {
   char *id; /* Our request id, JSON text. */
