@@ -13,17 +13,6 @@
 
 #define MAX_SERVICE_DEPTH 8
 
-struct ph__pool {
-  ph_instance *inst;
-  uv_thread_t *threads;
-  int nthreads;
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  ph_call *head, *tail;
-  int queued, cap;
-  int stopping;
-};
-
 /* A watch_fd registration, on its instance's list and on D.watches until
  * it is stopped; the poll handle's close callback frees it. */
 struct ph__watch {
@@ -399,116 +388,19 @@ static void drop_plugin_ref(ph_call *call) {
     ph__call_unref(call);
 }
 
-static void worker_main(void *arg) {
-  void (*fn)(ph_call *, void *);
-  ph__pool *pool = arg;
-  ph_call *call;
-  void *fn_arg;
+/* The pool job of a started call: runs its handler on a worker. */
+static void run_handler(ph__job *job) {
+  ph_call *call = PH__CONTAINER_OF(job, ph_call, job);
 
-  for (;;) {
-    uv_mutex_lock(&pool->mu);
-    while (pool->head == NULL && !pool->stopping)
-      uv_cond_wait(&pool->cv, &pool->mu);
-    if (pool->head == NULL) {
-      uv_mutex_unlock(&pool->mu);
-      return;
-    }
-    call = pool->head;
-    pool->head = call->next;
-    if (pool->head == NULL)
-      pool->tail = NULL;
-    pool->queued--;
-    fn = call->defer_fn;
-    fn_arg = call->defer_arg;
-    call->defer_fn = NULL;
-    call->defer_arg = NULL;
-    if (fn == NULL)
-      call->queued = 0; /* Its handler may hand it back (run_in_pool). */
-    uv_mutex_unlock(&pool->mu);
-
-    if (fn != NULL) {
-      /* Handed over by run_in_pool: fn owns fn_arg, so it runs even when
-       * the call was cancelled meanwhile. The queue's reference keeps the
-       * call until fn returns; the call counts as queued until then, so
-       * that its reply is visible before it can be handed over again. */
-      fn(call, fn_arg);
-      uv_mutex_lock(&pool->mu);
-      call->queued = 0;
-      uv_mutex_unlock(&pool->mu);
-      ph__call_unref(call);
-    } else if (atomic_load(&call->cancelled)) {
-      drop_plugin_ref(call);
-    } else {
-      /* The handler may touch the call after its reply (a second reply,
-       * a late cancelled()), so the call lives until it returns. */
-      ph__call_ref(call);
-      invoke(call);
-      ph__call_unref(call);
-    }
-  }
-}
-
-ph__pool *ph__pool_create(ph_instance *inst, int workers, int queue) {
-  ph__pool *pool = calloc(1, sizeof(*pool));
-  uv_thread_options_t opts = {UV_THREAD_HAS_STACK_SIZE, 1 << 20};
-  int i;
-
-  pool->inst = inst;
-  pool->cap = queue;
-  uv_mutex_init(&pool->mu);
-  uv_cond_init(&pool->cv);
-  pool->threads = calloc((size_t)workers, sizeof(uv_thread_t));
-  for (i = 0; i < workers; i++) {
-    if (uv_thread_create_ex(&pool->threads[i], &opts, worker_main, pool))
-      break;
-    pool->nthreads++;
-  }
-  if (pool->nthreads == 0) {
-    ph__pool_destroy(pool);
-    return NULL;
-  }
-  return pool;
-}
-
-void ph__pool_destroy(ph__pool *pool) {
-  int i;
-
-  if (pool == NULL)
+  if (atomic_load(&call->cancelled)) {
+    drop_plugin_ref(call);
     return;
-  uv_mutex_lock(&pool->mu);
-  pool->stopping = 1;
-  uv_cond_broadcast(&pool->cv);
-  uv_mutex_unlock(&pool->mu);
-  for (i = 0; i < pool->nthreads; i++)
-    uv_thread_join(&pool->threads[i]);
-  uv_mutex_destroy(&pool->mu);
-  uv_cond_destroy(&pool->cv);
-  free(pool->threads);
-  free(pool);
-}
-
-/* Under the pool lock, with the call not queued. */
-static void enqueue(ph__pool *pool, ph_call *call) {
-  call->queued = 1;
-  call->next = NULL;
-  if (pool->tail != NULL)
-    pool->tail->next = call;
-  else
-    pool->head = call;
-  pool->tail = call;
-  pool->queued++;
-  uv_cond_signal(&pool->cv);
-}
-
-static int pool_submit(ph__pool *pool, ph_call *call) {
-  uv_mutex_lock(&pool->mu);
-  if (pool->queued >= pool->cap || pool->stopping || call->queued) {
-    uv_mutex_unlock(&pool->mu);
-    return UV_EBUSY;
   }
-  enqueue(pool, call);
-  uv_mutex_unlock(&pool->mu);
-  return 0;
+  /* The handler may touch the call after its reply (a second reply, a
+   * late cancelled()), so the call lives until it returns. */
+  ph__call_ref(call);
+  invoke(call);
+  ph__call_unref(call);
 }
 
 int ph__call_start(ph_call *call) {
@@ -535,7 +427,7 @@ int ph__call_start(ph_call *call) {
     ph__call_unref(call);
     return 0;
   }
-  err = pool_submit(call->inst->pool, call);
+  err = ph__pool_submit(call->inst->pool, &call->job, run_handler);
   if (err) {
     call->started = 0;
     D.unanswered--;
@@ -1155,10 +1047,19 @@ static int api_watch_fd(ph_instance *self, int fd, int events, ph_watch_fn cb,
   return PH_OK;
 }
 
+/* The pool job of run_in_pool: fn owns its arg, so it runs even when the
+ * call was cancelled meanwhile. */
+static void run_deferred(ph__job *job) {
+  ph_call *call = PH__CONTAINER_OF(job, ph_call, job);
+
+  call->defer_fn(call, call->defer_arg);
+  atomic_store(&call->deferred, 0);
+  ph__call_unref(call); /* The queue's. */
+}
+
 static int api_run_in_pool(ph_call *call, void (*fn)(ph_call *, void *),
                            void *arg) {
-  ph__pool *pool;
-  int rc = PH_OK;
+  int expected = 0, err;
 
   if (call == NULL || fn == NULL)
     return PH_EINVAL;
@@ -1166,21 +1067,24 @@ static int api_run_in_pool(ph_call *call, void (*fn)(ph_call *, void *),
   if (call->kind == PH__CALL_SERVICE || call->inst == NULL ||
       call->inst->pool == NULL)
     return PH_ENOTSUP;
-  pool = call->inst->pool;
-  uv_mutex_lock(&pool->mu);
-  if (call->queued || atomic_load(&call->replied)) {
-    rc = PH_EINVAL;
-  } else if (pool->queued >= pool->cap || pool->stopping) {
-    rc = PH_ENOTSUP;
-  } else {
-    call->defer_fn = fn;
-    call->defer_arg = arg;
-    /* The queue's: the call outlives fn, whatever else replies. */
-    ph__call_ref(call);
-    enqueue(pool, call);
+  if (!atomic_compare_exchange_strong(&call->deferred, &expected, 1))
+    return PH_EINVAL;
+  /* Checked after taking the flag: a fn that replied has let go of it by
+   * now, so its reply is visible here. */
+  if (atomic_load(&call->replied)) {
+    atomic_store(&call->deferred, 0);
+    return PH_EINVAL;
   }
-  uv_mutex_unlock(&pool->mu);
-  return rc;
+  call->defer_fn = fn;
+  call->defer_arg = arg;
+  ph__call_ref(call); /* The queue's: the call outlives fn. */
+  err = ph__pool_submit(call->inst->pool, &call->job, run_deferred);
+  if (err == 0)
+    return PH_OK;
+  ph__call_unref(call); /* Not the last: the caller holds the call. */
+  atomic_store(&call->deferred, 0);
+  /* Its handler is still queued, or the queue is full or stopping. */
+  return err == UV_EALREADY ? PH_EINVAL : PH_ENOTSUP;
 }
 
 const ph_host_api ph__host_api = {

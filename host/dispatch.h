@@ -9,6 +9,7 @@
 #define PH_DISPATCH_H
 
 #include "loader.h"
+#include "pool.h"
 
 #include <cJSON.h>
 #include <stdatomic.h>
@@ -80,11 +81,12 @@ struct ph_call {
   uv_timer_t timer;
   int timer_active;
 
-  ph_call *next; /* Pool queue link. */
-  /* Guarded by the pool lock: in the queue, or running its deferred fn; a
-   * call is never queued twice. */
-  int queued;
-  /* run_in_pool: what the worker runs instead of the handler. */
+  /* The pool job that runs the handler, or the deferred fn. */
+  ph__job job;
+  /* run_in_pool handed the call over and its fn has not returned: the call
+   * cannot be handed over again until then, so that fn's reply is seen
+   * first. */
+  atomic_int deferred;
   void (*defer_fn)(ph_call *call, void *arg);
   void *defer_arg;
 
@@ -143,10 +145,6 @@ void ph__call_cancel(ph_call *call);
 /* Loop thread: the client answered a server-to-client request. json is the
  * whole response message. */
 void ph__call_client_answer(ph_call *call, const char *json);
-
-/* Worker pools. */
-ph__pool *ph__pool_create(ph_instance *inst, int workers, int queue);
-void ph__pool_destroy(ph__pool *pool);
 
 /* Finalises an instance whose last reference is gone, on the loop thread
  * if called from elsewhere while the loop runs. */

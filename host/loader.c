@@ -859,7 +859,7 @@ ph_instance *ph__instance_create(ph__plugin *p, const char *department,
     }
   }
   inst->initialised = 1;
-  inst->pool = ph__pool_create(inst, workers, queue);
+  inst->pool = ph__pool_create(workers, queue);
   if (inst->pool == NULL) {
     ph__fail(err, "cannot start %d worker threads for %s", workers,
              inst->label);
