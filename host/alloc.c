@@ -53,3 +53,29 @@ char *ph__xasprintf(const char *fmt, ...) {
     ph__oom();
   return out;
 }
+
+void ph__xjson_put(cJSON *obj, const char *key, cJSON *item) {
+  if (!cJSON_AddItemToObject(obj, key, ph__xcheck(item)))
+    ph__oom();
+}
+
+void ph__xjson_put_string(cJSON *obj, const char *key, const char *value) {
+  ph__xjson_put(obj, key, cJSON_CreateString(value));
+}
+
+void ph__xjson_put_number(cJSON *obj, const char *key, double value) {
+  ph__xjson_put(obj, key, cJSON_CreateNumber(value));
+}
+
+void ph__xjson_put_bool(cJSON *obj, const char *key, int value) {
+  ph__xjson_put(obj, key, cJSON_CreateBool(value));
+}
+
+void ph__xjson_append(cJSON *arr, cJSON *item) {
+  if (!cJSON_AddItemToArray(arr, ph__xcheck(item)))
+    ph__oom();
+}
+
+char *ph__xjson_print(const cJSON *json) {
+  return ph__xcheck(cJSON_PrintUnformatted(json));
+}

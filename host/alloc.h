@@ -24,6 +24,7 @@
 #ifndef PH_ALLOC_H
 #define PH_ALLOC_H
 
+#include <cJSON.h>
 #include <stddef.h>
 
 void *ph__xmalloc(size_t size);
@@ -43,6 +44,19 @@ char *ph__xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * memory is gone (cJSON_CreateObject, cJSON_PrintUnformatted, ...), and
  * aborts when it is NULL. */
 void *ph__xcheck(void *ptr);
+
+/* cJSON under the same policy. put: adds item (a cJSON_Create* result,
+ * checked here) to the object obj under key. */
+void ph__xjson_put(cJSON *obj, const char *key, cJSON *item);
+void ph__xjson_put_string(cJSON *obj, const char *key, const char *value);
+void ph__xjson_put_number(cJSON *obj, const char *key, double value);
+void ph__xjson_put_bool(cJSON *obj, const char *key, int value);
+
+/* Appends item (checked) to the array arr. */
+void ph__xjson_append(cJSON *arr, cJSON *item);
+
+/* cJSON_PrintUnformatted(json), checked. Caller frees. */
+char *ph__xjson_print(const cJSON *json);
 
 /* Logs that memory is gone and aborts: for library calls that report it by
  * a false return (cJSON_AddItemToObject). */

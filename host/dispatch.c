@@ -13,20 +13,6 @@
 
 #define MAX_SERVICE_DEPTH 8
 
-/* A watch_fd registration, on its instance's list and on D.watches until
- * it is stopped; the poll handle's close callback frees it. */
-struct ph__watch {
-  uv_poll_t poll;
-  ph_instance *inst; /* Referenced until stopped. */
-  int fd;
-  int events; /* PH_WATCH_*. */
-  ph_watch_fn cb;
-  void *data;
-  int stopped; /* No callback after this, even for events already pending. */
-  ph__watch *next;                /* The instance's list. */
-  ph__watch *all_prev, *all_next; /* D.watches. */
-};
-
 enum event_kind {
   EV_ANSWER,
   EV_SEND,
@@ -52,7 +38,6 @@ static struct {
   uv_thread_t loop_thread;
   int running;
   int closed; /* Guarded by mu: the async handle is closed. */
-  int inited; /* mu exists (not in --check). */
   uv_mutex_t mu;
   event *head, *tail;
   atomic_long live_calls;
@@ -61,7 +46,6 @@ static struct {
   void (*notify_hook)(ph_instance *, int, const char *);
   char *(*reply_shaper)(ph_call *, const char *, int *, char **);
   void (*client_request_hook)(ph_call *, const char *, const char *);
-  ph__watch *watches; /* Loop only: every active watch, for fd lookups. */
 } D;
 
 int ph__on_loop_thread(void) {
@@ -171,13 +155,36 @@ static void on_async(uv_async_t *handle) {
   }
 }
 
+/* The instance finaliser (instance.h). */
+static int finalise_on_loop(ph_instance *inst) {
+  event *ev;
+  int closed;
+
+  /* After shutdown the process is exiting with calls abandoned: their code
+   * may still run on other workers, so nothing is unloaded any more. */
+  uv_mutex_lock(&D.mu);
+  closed = D.closed;
+  uv_mutex_unlock(&D.mu);
+  if (closed)
+    return 1;
+  /* Joining worker threads from one of them would deadlock, and fini
+   * should not race the loop: hand it over when off the loop. */
+  if (!D.running || ph__on_loop_thread())
+    return 0;
+  ev = calloc(1, sizeof(*ev));
+  ev->kind = EV_FREE;
+  ev->inst = inst;
+  post(ev);
+  return 1;
+}
+
 int ph__dispatch_init(uv_loop_t *loop) {
   int err;
 
   D.loop = loop;
   D.loop_thread = uv_thread_self();
   uv_mutex_init(&D.mu);
-  D.inited = 1;
+  ph__instances_set_finaliser(finalise_on_loop);
   err = uv_async_init(loop, &D.async, on_async);
   if (err)
     return err;
@@ -185,54 +192,16 @@ int ph__dispatch_init(uv_loop_t *loop) {
   return 0;
 }
 
-static void watch_stop(ph__watch *w);
-
 void ph__dispatch_close(void) {
-  ph__watch *w;
-  ph_instance *inst;
-
   if (!D.running)
     return;
-  /* A watch holds its instance, and its handle the loop: one left running
-   * would keep both forever. Closed while finalising still works. */
-  while ((w = D.watches) != NULL) {
-    inst = w->inst;
-    ph__warn("shutdown: %s still watches fd %d; the watch is closed",
-             inst->label, w->fd);
-    watch_stop(w);
-    ph__instance_unref(inst);
-  }
+  ph__instances_close_watches();
   on_async(&D.async);
   uv_mutex_lock(&D.mu);
   D.closed = 1;
   uv_mutex_unlock(&D.mu);
   D.running = 0;
   uv_close((uv_handle_t *)&D.async, NULL);
-}
-
-void ph__instance_finalise(ph_instance *inst) {
-  event *ev;
-
-  /* After shutdown the process is exiting with calls abandoned: their code
-   * may still run on other workers, so nothing is unloaded any more. */
-  if (D.inited) {
-    uv_mutex_lock(&D.mu);
-    if (D.closed) {
-      uv_mutex_unlock(&D.mu);
-      return;
-    }
-    uv_mutex_unlock(&D.mu);
-  }
-  /* Joining worker threads from one of them would deadlock, and fini
-   * should not race the loop: hand it over when off the loop. */
-  if (!D.running || ph__on_loop_thread()) {
-    ph__instance_destroy(inst);
-    return;
-  }
-  ev = calloc(1, sizeof(*ev));
-  ev->kind = EV_FREE;
-  ev->inst = inst;
-  post(ev);
 }
 
 ph_call *ph__call_new(int kind, ph_instance *inst) {
@@ -865,7 +834,7 @@ static int api_configure_tool(ph_instance *self, const char *tool,
                               const char *override_json) {
   if (self == NULL || tool == NULL || override_json == NULL)
     return PH_EINVAL;
-  return ph__instance_configure_tool(self, tool, override_json);
+  return ph__abi_error(ph__instance_configure_tool(self, tool, override_json));
 }
 
 static int api_set_ready(ph_instance *self, int ready, const char *why) {
@@ -901,150 +870,14 @@ static int api_close_stream(ph_call *call) {
 
 /* ---- 1.2: watches and handing calls to the pool ---- */
 
-static ph__watch *find_watch(int fd) {
-  ph__watch *w;
-
-  for (w = D.watches; w != NULL; w = w->all_next)
-    if (w->fd == fd)
-      return w;
-  return NULL;
-}
-
-static void on_watch_close(uv_handle_t *h) {
-  free(h->data);
-}
-
-/* Loop thread: stops w at once and unlinks it; its reference on the
- * instance is the caller's to drop. The plugin may close the fd as soon as
- * this returns: uv_poll_stop takes it out of the kernel's poll set and
- * drops events already collected for it. */
-static void watch_stop(ph__watch *w) {
-  ph__watch **pp;
-
-  w->stopped = 1;
-  uv_poll_stop(&w->poll);
-  uv_close((uv_handle_t *)&w->poll, on_watch_close);
-  for (pp = &w->inst->watches; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == w) {
-      *pp = w->next;
-      break;
-    }
-  }
-  if (w->all_prev != NULL)
-    w->all_prev->all_next = w->all_next;
-  else
-    D.watches = w->all_next;
-  if (w->all_next != NULL)
-    w->all_next->all_prev = w->all_prev;
-  w->next = w->all_prev = w->all_next = NULL;
-}
-
-void ph__instance_close_watches(ph_instance *inst) {
-  while (inst->watches != NULL) {
-    ph__warn("%s goes with fd %d still watched; the watch is closed",
-             inst->label, inst->watches->fd);
-    watch_stop(inst->watches);
-  }
-}
-
-static void on_poll(uv_poll_t *h, int status, int uv_events) {
-  ph__watch *w = h->data;
-  ph_instance *inst = w->inst;
-  int events = 0;
-
-  /* Stopped earlier in this loop iteration (by another callback, say):
-   * the plugin may have closed the fd and freed data already. w itself
-   * lives until its close callback, which comes after this phase. */
-  if (w->stopped)
-    return;
-  if (status < 0) {
-    events = PH_WATCH_READ | PH_WATCH_WRITE;
-  } else {
-    if (uv_events & UV_READABLE)
-      events |= PH_WATCH_READ;
-    if (uv_events & UV_WRITABLE)
-      events |= PH_WATCH_WRITE;
-    events &= w->events;
-    if (events == 0)
-      return;
-  }
-  /* The callback may stop this watch, dropping the reference that keeps
-   * the plugin loaded: its code must stay mapped until it returns. */
-  ph__instance_ref(inst);
-  w->cb(w->fd, events, w->data);
-  ph__instance_unref(inst);
-}
-
 static int api_watch_fd(ph_instance *self, int fd, int events, ph_watch_fn cb,
                         void *data) {
-  int uv_events, err;
-  ph__watch *w;
-
   if (self == NULL)
     return PH_EINVAL;
-  /* Handles belong to the loop thread. During init the instance may not
-   * serve yet (or be built off the loop by a reload); during fini nothing
-   * would stop the watch again. */
-  if (!ph__on_loop_thread() || self->initialising ||
-      atomic_load(&self->refs) == 0)
+  /* Handles belong to the loop thread. */
+  if (!ph__on_loop_thread())
     return PH_ENOTSUP;
-  if (fd < 0 || (events & ~(PH_WATCH_READ | PH_WATCH_WRITE)) != 0 ||
-      (events != 0 && cb == NULL))
-    return PH_EINVAL;
-  w = find_watch(fd);
-  /* libuv wants a single poll handle per fd and loop. */
-  if (w != NULL && w->inst != self)
-    return PH_EINVAL;
-  if (events == 0) {
-    if (w == NULL)
-      return PH_EINVAL;
-    watch_stop(w);
-    ph__instance_unref(self); /* Not the last: the caller runs its code. */
-    return PH_OK;
-  }
-  uv_events = ((events & PH_WATCH_READ) ? UV_READABLE : 0) |
-              ((events & PH_WATCH_WRITE) ? UV_WRITABLE : 0);
-  if (w != NULL) {
-    /* Also re-arms a watch libuv stopped after a poll error. The same
-     * events need no restart, which would change the poll set: a plugin
-     * handing a socket from one piece of work to the next only swaps
-     * cb and data. */
-    if ((events != w->events || !uv_is_active((uv_handle_t *)&w->poll)) &&
-        uv_poll_start(&w->poll, uv_events, on_poll) != 0)
-      return PH_EINVAL;
-    w->events = events;
-    w->cb = cb;
-    w->data = data;
-    return PH_OK;
-  }
-  w = calloc(1, sizeof(*w));
-  if (w == NULL)
-    return PH_ENOMEM;
-  /* Fails for what epoll refuses (regular files) and for fds the loop
-   * already watches (the host's own). */
-  err = uv_poll_init(D.loop, &w->poll, fd);
-  if (err != 0) {
-    free(w);
-    return err == UV_ENOMEM ? PH_ENOMEM : PH_EINVAL;
-  }
-  w->poll.data = w;
-  w->inst = self;
-  w->fd = fd;
-  w->events = events;
-  w->cb = cb;
-  w->data = data;
-  if (uv_poll_start(&w->poll, uv_events, on_poll) != 0) {
-    uv_close((uv_handle_t *)&w->poll, on_watch_close);
-    return PH_EINVAL;
-  }
-  w->next = self->watches;
-  self->watches = w;
-  w->all_next = D.watches;
-  if (D.watches != NULL)
-    D.watches->all_prev = w;
-  D.watches = w;
-  ph__instance_ref(self);
-  return PH_OK;
+  return ph__abi_error(ph__instance_watch(self, D.loop, fd, events, cb, data));
 }
 
 /* The pool job of run_in_pool: fn owns its arg, so it runs even when the

@@ -8,7 +8,7 @@
 #ifndef PH_DISPATCH_H
 #define PH_DISPATCH_H
 
-#include "loader.h"
+#include "instance.h"
 #include "pool.h"
 
 #include <cJSON.h>
@@ -96,7 +96,8 @@ struct ph_call {
   void *proto_data;
 };
 
-/* Initialises dispatch on the loop (call once, on the loop thread). */
+/* Initialises dispatch on the loop (call once, on the loop thread), and
+ * installs the finaliser that brings instances' last references to it. */
 int ph__dispatch_init(uv_loop_t *loop);
 /* Closes the async handle. */
 void ph__dispatch_close(void);
@@ -146,12 +147,7 @@ void ph__call_cancel(ph_call *call);
  * whole response message. */
 void ph__call_client_answer(ph_call *call, const char *json);
 
-/* Finalises an instance whose last reference is gone, on the loop thread
- * if called from elsewhere while the loop runs. */
-void ph__instance_finalise(ph_instance *inst);
-
-/* Loop thread: closes the watches an instance being destroyed still has
- * (their references are gone already), logging each. */
-void ph__instance_close_watches(ph_instance *inst);
+/* The host API table handed to plugins. */
+extern const ph_host_api ph__host_api;
 
 #endif

@@ -1,11 +1,12 @@
-/* loader.h: turning .so files into plugins and plugins into instances.
+/* loader.h: turning a .so file into a plugin, and nothing else. A
+ * ph__plugin is loaded code: the private copy of one .so, dlopen'ed, with
+ * every string and table of its descriptor copied into host memory. It is
+ * reference counted; the last reference dlcloses it and removes its cached
+ * copy. Initialising the code into instances is instance.h's.
  *
- * A ph__plugin is loaded code: the private copy of one .so, dlopen'ed, with
- * every string and table of its descriptor copied into host memory. A
- * ph_instance is that code initialised with a prefix and a config inside a
- * department. Both are reference counted; the last reference to an instance
- * runs fini, the last reference to a plugin dlcloses it and removes its
- * cached copy. */
+ * Layers: the bottom of the plugin stack, above only schema.h, config.h
+ * (name rules) and log.h; instance.h builds on it. Any thread: a reload
+ * loads off the loop. */
 #ifndef PH_LOADER_H
 #define PH_LOADER_H
 
@@ -16,9 +17,6 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-
-typedef struct ph__pool ph__pool;
-typedef struct ph__watch ph__watch;
 
 typedef struct ph__tool_def {
   char *name, *title, *description;
@@ -83,29 +81,10 @@ typedef struct ph__plugin {
   size_t nprompts;
 } ph__plugin;
 
-struct ph_instance {
-  atomic_long refs; /* Generations using it + calls running on it. */
-  ph__plugin *plugin;
-  char *department;
-  char *prefix;
-  char *config_json;
-  char *label; /* "department/prefix (plugin)" for log lines. */
-  void *state;
-  ph__pool *pool;
-  int initialised;       /* init succeeded: fini is owed. */
-  atomic_int stuck;      /* Retired but still busy past the drain deadline. */
-  cJSON *tool_overrides; /* configure_tool during init: name -> object. */
-  int initialising;      /* configure_tool is allowed. */
-  atomic_int not_ready;  /* set_ready(0): /ready fails. */
-  char *not_ready_why;   /* Guarded by the live list lock. */
-  uint64_t retired_at;   /* Loop time it left the current generation, or 0. */
-  ph__watch *watches;    /* watch_fd's, loop thread only; each holds a ref. */
-  ph_instance *live_prev, *live_next; /* All instances not yet destroyed. */
-};
-
 /* Loads one .so: copies it into cache_dir, dlopens the copy and validates
- * and copies the descriptor. NULL on refusal with *err (malloc'd) saying
- * why; the caller logs "<file>: <err>". */
+ * and copies the descriptor. Returns it with one reference, or NULL on
+ * refusal with *err (malloc'd) saying why; the caller logs
+ * "<file>: <err>". */
 ph__plugin *ph__plugin_load(const char *path, const char *cache_dir,
                             char **err);
 
@@ -127,52 +106,5 @@ void ph__plugin_unref(ph__plugin *p);
 
 /* Whether the plugin provides `service`. */
 int ph__plugin_provides(const ph__plugin *p, const char *service);
-
-/* Creates an instance and runs init on it (on the calling thread). NULL on
- * failure with *err. The instance starts with one reference. */
-ph_instance *ph__instance_create(ph__plugin *p, const char *department,
-                                 const char *prefix, const char *config_json,
-                                 int workers, int queue, char **err);
-
-void ph__instance_ref(ph_instance *inst);
-/* Drops a reference; the last one finalises the instance. Finalising joins
- * the worker threads, so the last reference must be dropped on a thread
- * that is not one of them (dispatch defers it to the loop thread). */
-void ph__instance_unref(ph_instance *inst);
-
-/* Runs fini and frees; only through ph__instance_finalise (dispatch.h). */
-void ph__instance_destroy(ph_instance *inst);
-
-/* Marks an instance as retired at loop time `now` (it left the current
- * generation and drains). */
-void ph__instance_retire(ph_instance *inst, uint64_t now);
-
-/* Marks retired instances busy for longer than drain_ms as stuck (they are
- * never unloaded) and logs each once. Returns how many are stuck. */
-int ph__instances_check_stuck(uint64_t now, uint64_t drain_ms);
-
-/* Instances marked stuck (a counter for /ready). */
-int ph__instances_stuck(void);
-
-/* Retired instances still draining (stuck ones included). */
-int ph__instances_draining(void);
-
-/* Stores a configure_tool override (init only). */
-int ph__instance_configure_tool(ph_instance *inst, const char *tool,
-                                const char *override_json);
-
-/* Records set_ready; logs transitions. */
-void ph__instance_set_ready(ph_instance *inst, int ready, const char *why);
-
-/* Instances that reported not ready, as a malloc'd text "label: why; ..."
- * or NULL when all are ready. */
-char *ph__instances_not_ready(void);
-
-/* The override object for a tool of this instance, or NULL. */
-const cJSON *ph__instance_tool_override(const ph_instance *inst,
-                                        const char *tool);
-
-/* The host API table handed to plugins (defined in dispatch.c). */
-extern const ph_host_api ph__host_api;
 
 #endif

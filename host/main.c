@@ -423,6 +423,7 @@ int main(int argc, char **argv) {
     return 1;
 
   M.loop = uv_default_loop();
+  ph__instances_set_api(&ph__host_api);
   if (!check)
     ph__dispatch_init(M.loop);
   problems = load_all(&g);

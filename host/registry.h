@@ -2,12 +2,16 @@
  * served: per department its instances, the exposed names of their tools,
  * resources, templates and prompts, and the list responses precomputed page
  * by page. Requests look names up in the current generation; a reload
- * builds a new one and publishes it with one pointer swap. */
+ * builds a new one and publishes it with one pointer swap.
+ *
+ * Layers: above instance.h (it creates, reuses and drops instances) and
+ * config.h; below host_api.h (service calls resolve providers here), the
+ * protocol and reload.h. It knows nothing of calls. */
 #ifndef PH_REGISTRY_H
 #define PH_REGISTRY_H
 
 #include "config.h"
-#include "loader.h"
+#include "instance.h"
 
 #include <stdatomic.h>
 #include <stdint.h>

@@ -1,8 +1,7 @@
 /* test_loader.c: loading fixture plugins: each refusal and its reason, the
  * metadata a good plugin leaves in host memory, the private cache copy and
- * its removal, directory scans and rescans (reuse by content hash,
- * rollback to the previous build), and instances whose init succeeds or
- * fails. */
+ * its removal, and directory scans and rescans (reuse by content hash,
+ * rollback to the previous build). */
 #include <criterion/criterion.h>
 
 #include <dirent.h>
@@ -560,87 +559,4 @@ Test(loader, a_newcomer_does_not_displace_the_serving_plugin) {
   release_all(first, n);
   release_all(second, m);
   cr_expect_eq(count_files(cache_dir), 0);
-}
-
-/* ---- instances ---- */
-
-Test(loader, instance_create_runs_init) {
-  ph__plugin *p = load_ok("ok.so");
-  ph_instance *inst;
-  char *err = (char *)"unset";
-
-  inst = ph__instance_create(p, "sales", "crm", "{\"x\":1}", 2, 4, &err);
-  cr_assert_not_null(inst, "%s", err ? err : "?");
-  cr_expect_null(err);
-  cr_expect_eq(atomic_load(&inst->refs), 1);
-  cr_expect_eq(atomic_load(&p->refs), 2, "the instance holds its plugin");
-  cr_expect_eq(inst->plugin, p);
-  cr_expect_str_eq(inst->department, "sales");
-  cr_expect_str_eq(inst->prefix, "crm");
-  cr_expect_str_eq(inst->config_json, "{\"x\":1}");
-  cr_expect_str_eq(inst->label, "sales/crm (ok)");
-  cr_expect_not_null(inst->state, "ok's init stores its state");
-  cr_expect(inst->initialised);
-  cr_expect_not_null(inst->pool);
-  cr_expect_eq(ph__instance_configure_tool(inst, "echo", "{}"), PH_ENOTSUP,
-               "configure_tool is for init only");
-  ph__instance_unref(inst);
-  cr_expect_eq(atomic_load(&p->refs), 1);
-  ph__plugin_unref(p);
-  cr_expect_eq(count_files(cache_dir), 0);
-}
-
-Test(loader, instance_defaults) {
-  ph__plugin *p = load_ok("slow.so");
-  ph_instance *inst;
-  char *err = NULL;
-
-  inst = ph__instance_create(p, "default", "", NULL, 1, 1, &err);
-  cr_assert_not_null(inst, "%s", err ? err : "?");
-  cr_expect_str_eq(inst->config_json, "{}");
-  cr_expect_str_eq(inst->label, "default/- (slow)");
-  ph__instance_unref(inst);
-  ph__plugin_unref(p);
-}
-
-Test(loader, failing_init_refuses_the_instance) {
-  ph__plugin *p = load_ok("init_fails.so");
-  ph_instance *inst;
-  char *err = NULL;
-
-  inst = ph__instance_create(p, "default", "x", "{}", 1, 1, &err);
-  cr_expect_null(inst);
-  cr_assert_not_null(err);
-  cr_expect_str_eq(err, "init of default/x (init-fails) failed (returned -1)");
-  cr_expect_eq(atomic_load(&p->refs), 1, "the plugin reference is returned");
-  cr_expect_eq(ph__instances_draining(), 0);
-  free(err);
-  ph__plugin_unref(p);
-  cr_expect_eq(count_files(cache_dir), 0);
-}
-
-Test(loader, ready_and_draining_bookkeeping) {
-  ph__plugin *p = load_ok("ok.so");
-  ph_instance *a, *b;
-  char *err = NULL, *text;
-
-  a = ph__instance_create(p, "default", "a", NULL, 1, 1, &err);
-  b = ph__instance_create(p, "default", "b", NULL, 1, 1, &err);
-  cr_assert_not_null(a);
-  cr_assert_not_null(b);
-  cr_expect_null(ph__instances_not_ready());
-  ph__instance_set_ready(a, 0, "warming up");
-  text = ph__instances_not_ready();
-  cr_expect_str_eq(text, "default/a (ok): warming up");
-  free(text);
-  ph__instance_set_ready(a, 1, NULL);
-  cr_expect_null(ph__instances_not_ready());
-  cr_expect_eq(ph__instances_draining(), 0);
-  ph__instance_retire(b, 1000);
-  cr_expect_eq(ph__instances_draining(), 1);
-  cr_expect_eq(ph__instances_check_stuck(1500, 1000), 0, "within the drain");
-  ph__instance_unref(b);
-  cr_expect_eq(ph__instances_draining(), 0, "destroyed: no longer counted");
-  ph__instance_unref(a);
-  ph__plugin_unref(p);
 }

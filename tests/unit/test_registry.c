@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dispatch.h"
 #include "loader.h"
 #include "registry.h"
 
@@ -19,6 +20,7 @@ static size_t nplugins;
 
 static void setup(void) {
   cr_assert_not_null(mkdtemp(cache_dir));
+  ph__instances_set_api(&ph__host_api);
 }
 
 static void teardown(void) {

@@ -21,6 +21,7 @@ void unit_setup(void) {
   cr_assert_not_null(mkdtemp(cache_dir));
   ph__log_set_level(PH_LOG_EMERGENCY);
   cr_assert_eq(uv_loop_init(&unit_loop), 0);
+  ph__instances_set_api(&ph__host_api);
   cr_assert_eq(ph__dispatch_init(&unit_loop), 0);
 }
 
