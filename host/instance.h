@@ -6,7 +6,7 @@
  * live list.
  *
  * Layers: above loader.h (its code) and pool.h (its worker threads); below
- * registry.h (which composes instances into generations) and dispatch.h (which
+ * registry.h (which composes instances into generations) and call.h (which
  * runs calls on them). It calls upward only through the finaliser hook the
  * call layer installs. */
 #ifndef PH_INSTANCE_H
@@ -59,7 +59,7 @@ void ph__instances_set_api(const ph_host_api *api);
  * non-zero when it took the instance over (to destroy it on the loop thread
  * later, or never once the host is shutting down), zero to have it
  * destroyed at once on the dropping thread. The call layer, which owns the
- * loop's completion queue, installs it once (ph__dispatch_init); without one
+ * loop's completion queue, installs it once (ph__calls_init); without one
  * (--check, tests without a loop) instances are destroyed at once. */
 void ph__instances_set_finaliser(int (*finalise)(ph_instance *inst));
 

@@ -1,6 +1,8 @@
 /* main.c: command line, start-up and orderly shutdown. */
+#include "call.h"
 #include "config.h"
-#include "dispatch.h"
+#include "host_api.h"
+#include "instance.h"
 #include "log.h"
 #include "protocol.h"
 #include "registry.h"
@@ -96,13 +98,13 @@ static void finish_shutdown(void) {
   uv_close((uv_handle_t *)&M.sigterm, NULL);
   uv_close((uv_handle_t *)&M.sigint, NULL);
   uv_close((uv_handle_t *)&M.sighup, NULL);
-  ph__dispatch_close();
+  ph__calls_close();
 }
 
 /* Waits for running calls, then tears down; past the deadline it leaves
  * whatever is still running behind. */
 static void on_drain_tick(uv_timer_t *t) {
-  long live = ph__dispatch_unanswered_calls();
+  long live = ph__calls_unanswered();
 
   (void)t;
   if ((live > 0 || M.reload_running) && uv_now(M.loop) < M.shutdown_deadline)
@@ -368,7 +370,7 @@ static int load_all(ph__generation **out) {
 int main(int argc, char **argv) {
   ph__generation *g;
   char *err = NULL;
-  int i, check = 0, problems, rc = 0;
+  int i, check = 0, problems, rc = 0, err_code;
 
   M.department = "default";
   for (i = 1; i < argc; i++) {
@@ -424,8 +426,10 @@ int main(int argc, char **argv) {
 
   M.loop = uv_default_loop();
   ph__instances_set_api(&ph__host_api);
-  if (!check)
-    ph__dispatch_init(M.loop);
+  if (!check && (err_code = ph__calls_init(M.loop)) != 0) {
+    ph__error("cannot start the call layer: %s", ph__strerror(err_code));
+    return 1;
+  }
   problems = load_all(&g);
   if (check) {
     /* Same checks as serving, then the verdict, like nginx -t. */

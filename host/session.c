@@ -1,7 +1,7 @@
 /* session.c: see session.h. */
 #include "session.h"
 
-#include "dispatch.h"
+#include "call.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -11,8 +11,16 @@
 static ph__session *sessions;
 
 ph__session *ph__session_new(const char *department) {
+  static int release_installed;
   ph__session *s = calloc(1, sizeof(*s));
 
+  /* A call holds its session (the protocol sets call->session), and the
+   * call layer, below this one, lets go of it through this hook. Set before
+   * the first session exists, so before any call can hold one. */
+  if (!release_installed) {
+    ph__calls_set_session_release(ph__session_unref);
+    release_installed = 1;
+  }
   atomic_init(&s->refs, 1);
   s->department = strdup(department);
   s->log_level = PH_LOG_DEBUG;

@@ -1,5 +1,10 @@
 /* session.h: what the protocol knows about one client connection: a stdio
- * process, a legacy HTTP session, or one stateless modern HTTP request. */
+ * process, a legacy HTTP session, or one stateless modern HTTP request, with
+ * its calls in flight.
+ *
+ * Layers: above call.h (closing a session cancels its calls) and outlet.h;
+ * below the protocol, the tasks and the transports. A call keeps its
+ * session alive through the release hook this layer installs in call.h. */
 #ifndef PH_SESSION_H
 #define PH_SESSION_H
 

@@ -1,7 +1,7 @@
 /* tasks.c: see tasks.h. */
 #include "tasks.h"
 
-#include "dispatch.h"
+#include "call.h"
 #include "log.h"
 
 #include <openssl/rand.h>
@@ -278,7 +278,7 @@ ph__task *ph__task_new(const char *department, const char *principal,
   if (RAND_bytes(raw, sizeof(raw)) != 1)
     return NULL;
   if (!T.timer_ready) {
-    uv_timer_init(ph__dispatch_loop(), &T.timer);
+    uv_timer_init(ph__calls_loop(), &T.timer);
     /* Tasks alone do not keep the host running. */
     uv_unref((uv_handle_t *)&T.timer);
     T.timer_ready = 1;
@@ -293,7 +293,7 @@ ph__task *ph__task_new(const char *department, const char *principal,
   t->args_json = strdup(args_json);
   t->caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
   t->status = PH__TASK_WORKING;
-  t->created_at = uv_now(ph__dispatch_loop());
+  t->created_at = uv_now(ph__calls_loop());
   iso_now(t->created, sizeof(t->created));
   memcpy(t->updated, t->created, sizeof(t->updated));
   t->responses = cJSON_CreateObject();
@@ -326,7 +326,7 @@ ph__outlet *ph__task_outlet(ph__task *t) {
 
 void ph__task_started(ph__task *t) {
   if (!t->retired) {
-    t->grace_until = uv_now(ph__dispatch_loop()) + TASK_GRACE_MS;
+    t->grace_until = uv_now(ph__calls_loop()) + TASK_GRACE_MS;
     arm();
   }
   task_unref(t);
@@ -334,7 +334,7 @@ void ph__task_started(ph__task *t) {
 
 ph__task *ph__task_find(const char *id, const char *department,
                         const char *principal) {
-  uint64_t now = uv_now(ph__dispatch_loop());
+  uint64_t now = uv_now(ph__calls_loop());
   ph__task *t;
 
   for (t = T.head; t != NULL; t = t->next) {

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dispatch.h"
 #include "error.h"
+#include "host_api.h"
 #include "instance.h"
 #include "log.h"
 

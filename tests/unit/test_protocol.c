@@ -11,8 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "call.h"
 #include "config.h"
-#include "dispatch.h"
+#include "host_api.h"
 #include "log.h"
 #include "protocol.h"
 #include "registry.h"
@@ -48,7 +49,7 @@ static void teardown(void) {
   for (i = 0; i < nsessions; i++)
     ph__session_close(sessions[i]);
   nsessions = 0;
-  RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
+  RUN_UNTIL(ph__calls_live() == 0, 5000);
   unit_teardown();
 }
 
@@ -1004,13 +1005,13 @@ Test(protocol_handle, deadline_gives_a_tool_error) {
                    "hang_never timed out after 200 ms");
   cJSON_Delete(reply);
   cr_expect_eq(ph__session_inflight(s), 0);
-  cr_expect_eq(ph__dispatch_unanswered_calls(), 0);
+  cr_expect_eq(ph__calls_unanswered(), 0);
   /* hang_never never replies, so its call lives on; a late reply is
    * refused politely and frees it. */
-  cr_expect_eq(ph__dispatch_live_calls(), 1);
+  cr_expect_eq(ph__calls_live(), 1);
   cr_expect_eq(ph__host_api.reply(call, "{\"content\":[]}"), PH_ECANCELED);
   ph__call_unref(call);
-  RUN_UNTIL(ph__dispatch_live_calls() == 0, 2000);
+  RUN_UNTIL(ph__calls_live() == 0, 2000);
   cr_expect_eq(k.finished, 1, "the late reply is not sent");
   unit_sink_free(&k);
 }
@@ -1034,7 +1035,7 @@ Test(protocol_handle, cancelled_requests_get_no_answer) {
   cr_expect_eq(call.status, 202);
   cr_expect_null(call.answer, "no response for a cancelled request");
   cr_expect_eq(ph__session_inflight(s), 0);
-  RUN_UNTIL(ph__dispatch_live_calls() == 0, 2000);
+  RUN_UNTIL(ph__calls_live() == 0, 2000);
   cr_expect_eq(call.finished, 1);
   unit_sink_free(&call);
   unit_sink_free(&note);
@@ -1346,7 +1347,7 @@ Test(protocol_handle, cancellations_and_progress_by_text) {
               "{'reason':'x','requestId':9007199254740993}}");
   cr_expect_eq(call.finished, 1, "its own id cancels it");
   cr_expect_null(call.answer);
-  RUN_UNTIL(ph__dispatch_live_calls() == 0, 2000);
+  RUN_UNTIL(ph__calls_live() == 0, 2000);
   unit_sink_free(&call);
   unit_sink_free(&note);
 

@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "dispatch.h"
+#include "host_api.h"
+#include "instance.h"
 #include "loader.h"
 #include "registry.h"
 

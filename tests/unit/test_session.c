@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "call.h"
 #include "config.h"
-#include "dispatch.h"
 #include "log.h"
 #include "protocol.h"
 #include "registry.h"
@@ -31,7 +31,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
+  RUN_UNTIL(ph__calls_live() == 0, 5000);
   cr_expect_null(ph__session_first(), "every test closes its sessions");
   unit_teardown();
 }
@@ -151,10 +151,10 @@ Test(session, close_cancels_calls_in_flight) {
   cr_expect_null(a.answer, "no response is due to a client that is gone");
   cr_expect_eq(b.finished, 1);
   cr_expect_null(b.answer);
-  cr_expect_eq(ph__dispatch_unanswered_calls(), 0);
+  cr_expect_eq(ph__calls_unanswered(), 0);
   /* slow sees the flag within a few ms and replies; nothing more is sent
    * and the calls let go of the session. */
-  RUN_UNTIL(ph__dispatch_live_calls() == 0, 2000);
+  RUN_UNTIL(ph__calls_live() == 0, 2000);
   cr_expect_eq(a.finished, 1);
   cr_expect_eq(b.finished, 1);
   cr_expect_eq(atomic_load(&s->refs), 1);
@@ -180,7 +180,7 @@ Test(session, close_gives_up_requests_to_the_client) {
   cr_expect_eq(k.finished, 1);
   cr_expect_null(k.answer);
   /* The waiting worker is released; the call ends. */
-  RUN_UNTIL(ph__dispatch_live_calls() == 0, 2000);
+  RUN_UNTIL(ph__calls_live() == 0, 2000);
   cr_expect_eq(k.nsent, 1);
   unit_sink_free(&k);
 }

@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call.h"
 #include "config.h"
-#include "dispatch.h"
+#include "host_api.h"
 #include "log.h"
 #include "protocol.h"
 
@@ -22,7 +23,7 @@ void unit_setup(void) {
   ph__log_set_level(PH_LOG_EMERGENCY);
   cr_assert_eq(uv_loop_init(&unit_loop), 0);
   ph__instances_set_api(&ph__host_api);
-  cr_assert_eq(ph__dispatch_init(&unit_loop), 0);
+  cr_assert_eq(ph__calls_init(&unit_loop), 0);
 }
 
 void unit_teardown(void) {
@@ -32,7 +33,7 @@ void unit_teardown(void) {
   for (i = 0; i < unit_nplugins; i++)
     ph__plugin_unref(unit_plugins[i]);
   unit_nplugins = 0;
-  ph__dispatch_close();
+  ph__calls_close();
   uv_run(&unit_loop, UV_RUN_DEFAULT);
   cr_expect_eq(uv_loop_close(&unit_loop), 0, "the loop ends clean");
   rmdir(cache_dir);

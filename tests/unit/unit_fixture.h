@@ -1,6 +1,6 @@
-/* unit_fixture.h: what the dispatch, protocol and session unit tests share:
- * a loop run by the test thread with dispatch on it, fixture plugins loaded
- * into a private cache directory, a generation of them published from a
+/* unit_fixture.h: what the call, protocol and session unit tests share:
+ * a loop run by the test thread with the call layer on it, fixture plugins
+ * loaded into a private cache directory, a generation of them published from a
  * config, and an outlet that records what the protocol sends it. A test process
  * runs one test, so the state below is the test's own. */
 #ifndef PH_TEST_UNIT_FIXTURE_H
@@ -15,7 +15,7 @@
 #include "registry.h"
 #include "session.h"
 
-/* The loop dispatch runs on; the test thread runs it. */
+/* The loop the call layer runs on; the test thread runs it. */
 extern uv_loop_t unit_loop;
 
 /* The fixture plugins unit_load() loaded, in order. */
@@ -34,12 +34,12 @@ extern size_t unit_nplugins;
     cr_assert(cond, "still not true after %d ms: %s", (int)(ms), #cond);       \
   } while (0)
 
-/* Makes the cache directory, quiets the log and starts dispatch on a fresh
- * unit_loop. For a suite's .init, before anything else. */
+/* Makes the cache directory, quiets the log and starts the call layer on a
+ * fresh unit_loop. For a suite's .init, before anything else. */
 void unit_setup(void);
 
-/* Unpublishes the generation, drops the plugins, closes dispatch, runs the
- * loop dry and expects it to close clean, and removes the cache directory.
+/* Unpublishes the generation, drops the plugins, closes the call layer, runs
+ * the loop dry and expects it to close clean, and removes the cache directory.
  * For the end of a suite's .fini, once no call is live. */
 void unit_teardown(void);
 

@@ -1,5 +1,6 @@
-/* test_dispatch.c: calls into fixture plugins through dispatch alone, on a
- * loop run by the test thread: answers on the worker pool and inline,
+/* test_call.c: calls into fixture plugins through the call layer and the
+ * host API alone, on a loop run by the test thread: answers on the worker
+ * pool and inline,
  * exactly-once replies, deadlines and cancellation (and the flag the
  * plugin sees), a full pool queue, service calls between instances of a
  * published generation, and the order of progress before the answer; ABI
@@ -13,8 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "call.h"
 #include "config.h"
-#include "dispatch.h"
+#include "host_api.h"
 #include "log.h"
 #include "registry.h"
 #include "session.h"
@@ -33,7 +35,7 @@ typedef struct record {
   char trace[1024]; /* "send,send,answer," in the order they happened. */
 } record;
 
-/* An outlet that keeps what dispatch sends on it. */
+/* An outlet that keeps what the call layer sends on it. */
 typedef struct capture {
   ph__outlet base;
   record *rec;
@@ -55,7 +57,7 @@ static void capture_finish(ph__outlet *o, int status, const char *json,
   (void)status;
   (void)json;
   (void)len;
-  cr_assert_fail("dispatch never finishes an outlet itself");
+  cr_assert_fail("the call layer never finishes an outlet itself");
 }
 
 static void capture_init(capture *c, record *rec) {
@@ -105,14 +107,14 @@ static void teardown(void) {
   size_t i;
 
   /* Every test ends with its calls gone. */
-  RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
+  RUN_UNTIL(ph__calls_live() == 0, 5000);
   for (i = 0; i < ninstances; i++)
     ph__instance_unref(instances[i]);
   ninstances = 0;
   unit_teardown();
 }
 
-TestSuite(dispatch, .init = unit_setup, .fini = teardown, .timeout = 30);
+TestSuite(call, .init = unit_setup, .fini = teardown, .timeout = 30);
 
 /* An instance of fixture `file` with its own pool. */
 static ph_instance *instance(const char *file, int workers, int queue) {
@@ -155,28 +157,28 @@ static int contains(const char *text, const char *part) {
 
 /* ---- answers ---- */
 
-Test(dispatch, worker_reply_is_answered_on_the_loop) {
+Test(call, worker_reply_is_answered_on_the_loop) {
   ph_instance *inst = instance("ok.so", 2, 8);
   record rec = {0};
   ph_call *call = tool_call(inst, "echo", "{\"text\":\"hi there\"}", &rec);
 
   cr_assert_eq(ph__call_start(call), 0);
-  cr_expect_eq(ph__dispatch_unanswered_calls(), 1);
-  cr_expect_eq(ph__dispatch_live_calls(), 1);
+  cr_expect_eq(ph__calls_unanswered(), 1);
+  cr_expect_eq(ph__calls_live(), 1);
   cr_expect(ph__on_loop_thread());
   RUN_UNTIL(rec.answers == 1, 5000);
   cr_expect_eq(rec.error_code, 0);
   cr_expect(contains(rec.result, "\"text\":\"hi there\""), "%s", rec.result);
   cr_expect_not(rec.cancelled);
   cr_expect_not(rec.timed_out);
-  cr_expect_eq(ph__dispatch_unanswered_calls(), 0);
-  RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
+  cr_expect_eq(ph__calls_unanswered(), 0);
+  RUN_UNTIL(ph__calls_live() == 0, 5000);
   run_for(20);
   cr_expect_eq(rec.answers, 1);
   record_free(&rec);
 }
 
-Test(dispatch, inline_tool_answers_before_start_returns) {
+Test(call, inline_tool_answers_before_start_returns) {
   ph_instance *inst = instance("echo.so", 1, 1);
   record rec = {0};
   ph_call *call = tool_call(inst, "echo_inline", "{\"text\":\"x\"}", &rec);
@@ -185,11 +187,11 @@ Test(dispatch, inline_tool_answers_before_start_returns) {
   cr_assert_eq(ph__call_start(call), 0);
   cr_expect_eq(rec.answers, 1, "answered without running the loop");
   cr_expect(contains(rec.result, "\"text\":\"x\""), "%s", rec.result);
-  cr_expect_eq(ph__dispatch_unanswered_calls(), 0);
+  cr_expect_eq(ph__calls_unanswered(), 0);
   record_free(&rec);
 }
 
-Test(dispatch, error_replies_keep_code_and_message) {
+Test(call, error_replies_keep_code_and_message) {
   ph_instance *inst = instance("ok.so", 1, 4);
   record rec = {0};
   ph_call *call = ph__call_new(PH__CALL_PROMPT, inst);
@@ -208,7 +210,7 @@ Test(dispatch, error_replies_keep_code_and_message) {
   record_free(&rec);
 }
 
-Test(dispatch, a_second_reply_is_refused) {
+Test(call, a_second_reply_is_refused) {
   ph_instance *inst = instance("hang.so", 1, 4);
   record rec = {0};
   ph_call *call = tool_call(inst, "twice", "{}", &rec);
@@ -253,7 +255,7 @@ static void on_answer_flag(ph_call *call) {
   atomic_store(&twice_answered, 1);
 }
 
-Test(dispatch, the_call_outlives_its_handler_after_a_reply) {
+Test(call, the_call_outlives_its_handler_after_a_reply) {
   ph_instance *inst = instance("ok.so", 1, 4);
   record rec = {0};
   ph__tool_def def = *tool_def(inst, "echo");
@@ -272,7 +274,7 @@ Test(dispatch, the_call_outlives_its_handler_after_a_reply) {
 
 /* ---- deadlines and cancellation ---- */
 
-Test(dispatch, deadline_answers_and_raises_the_cancel_flag) {
+Test(call, deadline_answers_and_raises_the_cancel_flag) {
   ph_instance *inst = instance("hang.so", 1, 4);
   record rec = {0}, next = {0};
   ph_call *call = tool_call(inst, "forever", "{}", &rec);
@@ -289,9 +291,9 @@ Test(dispatch, deadline_answers_and_raises_the_cancel_flag) {
   cr_expect(ph__host_api.cancelled(call));
   cr_expect_null(rec.result);
   cr_expect_geq(uv_hrtime() - start, 45 * 1000000u);
-  cr_expect_eq(ph__dispatch_unanswered_calls(), 0,
+  cr_expect_eq(ph__calls_unanswered(), 0,
                "an answered call no longer holds up shutdown");
-  cr_expect_eq(ph__dispatch_live_calls(), 1, "the plugin still owes a reply");
+  cr_expect_eq(ph__calls_live(), 1, "the plugin still owes a reply");
 
   /* forever returns once it sees the flag: the single worker is free for
    * the next call. */
@@ -307,7 +309,7 @@ Test(dispatch, deadline_answers_and_raises_the_cancel_flag) {
   record_free(&next);
 }
 
-Test(dispatch, cancel_answers_at_once_and_the_plugin_stops) {
+Test(call, cancel_answers_at_once_and_the_plugin_stops) {
   ph_instance *inst = instance("slow.so", 1, 4);
   record rec = {0};
   ph_call *call = tool_call(inst, "sleep", "{\"ms\":10000}", &rec);
@@ -322,7 +324,7 @@ Test(dispatch, cancel_answers_at_once_and_the_plugin_stops) {
   cr_expect_eq(rec.answers, 1, "answered by the cancel itself");
   cr_expect(rec.cancelled);
   cr_expect_not(rec.timed_out);
-  cr_expect_eq(ph__dispatch_unanswered_calls(), 0);
+  cr_expect_eq(ph__calls_unanswered(), 0);
   /* slow polls the flag every 5 ms and replies "cancelled". */
   RUN_UNTIL(atomic_load(&call->refs) == 1, 2000);
   cr_expect_lt(uv_hrtime() - start, 1000 * 1000000u);
@@ -333,7 +335,7 @@ Test(dispatch, cancel_answers_at_once_and_the_plugin_stops) {
   record_free(&rec);
 }
 
-Test(dispatch, cancel_before_the_worker_runs_it) {
+Test(call, cancel_before_the_worker_runs_it) {
   ph_instance *inst = instance("slow.so", 1, 4);
   record first = {0}, second = {0};
   ph_call *a = tool_call(inst, "sleep", "{\"ms\":100}", &first);
@@ -354,7 +356,7 @@ Test(dispatch, cancel_before_the_worker_runs_it) {
 
 /* ---- the pool queue ---- */
 
-Test(dispatch, full_queue_refuses_at_once) {
+Test(call, full_queue_refuses_at_once) {
   ph_instance *inst = instance("ok.so", 1, 1);
   record busy = {0}, queued = {0}, refused = {0};
   capture out;
@@ -373,11 +375,11 @@ Test(dispatch, full_queue_refuses_at_once) {
   c->timeout_ms = 1000;
   cr_expect_eq(ph__call_start(c), UV_EBUSY);
   cr_expect_eq(refused.answers, 0, "a refused start answers nothing");
-  cr_expect_eq(ph__dispatch_unanswered_calls(), 2);
+  cr_expect_eq(ph__calls_unanswered(), 2);
   ph__call_unref(c); /* The caller's, after answering the client. */
   RUN_UNTIL(busy.answers == 1 && queued.answers == 1, 5000);
   cr_expect(contains(queued.result, "\"text\":\"b\""), "%s", queued.result);
-  RUN_UNTIL(ph__dispatch_live_calls() == 0, 5000);
+  RUN_UNTIL(ph__calls_live() == 0, 5000);
   cr_expect_eq(refused.answers, 0);
   capture_free(&out);
   record_free(&busy);
@@ -387,7 +389,7 @@ Test(dispatch, full_queue_refuses_at_once) {
 
 /* ---- progress ---- */
 
-Test(dispatch, progress_comes_in_order_before_the_answer) {
+Test(call, progress_comes_in_order_before_the_answer) {
   ph_instance *inst = instance("ok.so", 1, 4);
   record rec = {0};
   capture out;
@@ -414,7 +416,7 @@ Test(dispatch, progress_comes_in_order_before_the_answer) {
   record_free(&rec);
 }
 
-Test(dispatch, progress_rules) {
+Test(call, progress_rules) {
   ph_instance *inst = instance("ok.so", 1, 4);
   record rec = {0};
   capture out;
@@ -443,7 +445,7 @@ Test(dispatch, progress_rules) {
   record_free(&rec);
 }
 
-Test(dispatch, log_messages_respect_the_call_level) {
+Test(call, log_messages_respect_the_call_level) {
   ph_instance *inst = instance("ok.so", 1, 4);
   record rec = {0};
   capture out;
@@ -475,14 +477,14 @@ static ph_instance *publish_services(void) {
   unit_load("consumer.so");
   g = unit_publish("{'departments':{'default':{'plugins':[{'plugin':"
                    "'provider'},{'plugin':'consumer'}]}}}",
-                   "dispatch.json");
+                   "call.json");
   it = ph__dept_lookup(ph__generation_dept(g, "default"), PH__TOOL,
                        "consumer_store");
   cr_assert_not_null(it, "the consumer's requirement is met");
   return it->inst;
 }
 
-Test(dispatch, service_calls_reach_the_provider) {
+Test(call, service_calls_reach_the_provider) {
   ph_instance *consumer = publish_services();
   record stored = {0}, found = {0}, missing = {0};
 
@@ -507,7 +509,7 @@ Test(dispatch, service_calls_reach_the_provider) {
   record_free(&missing);
 }
 
-Test(dispatch, service_call_results_and_errors) {
+Test(call, service_call_results_and_errors) {
   ph_instance *consumer = publish_services();
   ph_call *call = ph__call_new(PH__CALL_TOOL, consumer);
   char *response = (char *)"unset";
@@ -543,7 +545,7 @@ Test(dispatch, service_call_results_and_errors) {
   ph__call_unref(call);
 }
 
-Test(dispatch, a_tool_without_its_provider_fails_cleanly) {
+Test(call, a_tool_without_its_provider_fails_cleanly) {
   ph_instance *consumer = publish_services();
   record rec = {0};
 
@@ -566,7 +568,7 @@ static void unref_off_loop(void *arg) {
   ph__instance_unref(arg);
 }
 
-Test(dispatch, last_instance_reference_off_the_loop_is_deferred) {
+Test(call, last_instance_reference_off_the_loop_is_deferred) {
   ph_instance *inst = instance("ok.so", 2, 4);
   uv_thread_t thread;
 
@@ -619,7 +621,7 @@ static void watch_off_loop(void *arg) {
   a->rc = ph__host_api.watch_fd(a->inst, a->fd, PH_WATCH_READ, on_watch, NULL);
 }
 
-Test(dispatch, watch_fd_is_refused_off_the_loop) {
+Test(call, watch_fd_is_refused_off_the_loop) {
   ph_instance *inst = instance("ok.so", 1, 4);
   off_loop_args a = {inst, -1, 1};
   int fds[2];
@@ -634,7 +636,7 @@ Test(dispatch, watch_fd_is_refused_off_the_loop) {
   close_both(fds);
 }
 
-Test(dispatch, watch_fd_calls_back_until_stopped_and_holds_the_instance) {
+Test(call, watch_fd_calls_back_until_stopped_and_holds_the_instance) {
   ph_instance *inst = instance("ok.so", 1, 4);
   ph_instance *other = instance("echo.so", 1, 4);
   watch_rec rec = {.stop_other = -1};
@@ -698,7 +700,7 @@ Test(dispatch, watch_fd_calls_back_until_stopped_and_holds_the_instance) {
   close_both(fds);
 }
 
-Test(dispatch, a_stopped_watch_gets_no_pending_callback) {
+Test(call, a_stopped_watch_gets_no_pending_callback) {
   ph_instance *inst = instance("ok.so", 1, 4);
   watch_rec a = {.stop_other = -1}, b = {.stop_other = -1};
   int pa[2], pb[2];
@@ -722,7 +724,7 @@ Test(dispatch, a_stopped_watch_gets_no_pending_callback) {
   close_both(pb);
 }
 
-Test(dispatch, closing_dispatch_closes_forgotten_watches) {
+Test(call, closing_the_call_layer_closes_forgotten_watches) {
   ph_instance *inst = instance("ok.so", 1, 4);
   watch_rec rec = {.stop_other = -1};
   int fds[2];
@@ -732,7 +734,7 @@ Test(dispatch, closing_dispatch_closes_forgotten_watches) {
   ninstances--;
   ph__instance_unref(inst); /* Only the watch holds it now. */
   cr_expect_eq(atomic_load(&unit_plugins[0]->refs), 2, "still loaded");
-  ph__dispatch_close();
+  ph__calls_close();
   cr_expect_eq(atomic_load(&unit_plugins[0]->refs), 1,
                "the watch closed, the instance finalised");
   close_both(fds);
@@ -770,7 +772,7 @@ static ph_call *defer_call(ph_instance *inst, ph__tool_def *def, record *rec) {
   return call;
 }
 
-Test(dispatch, run_in_pool_continues_an_inline_call_on_a_worker) {
+Test(call, run_in_pool_continues_an_inline_call_on_a_worker) {
   ph_instance *inst = instance("slow.so", 1, 4);
   record rec = {0};
   ph__tool_def def;
@@ -791,7 +793,7 @@ Test(dispatch, run_in_pool_continues_an_inline_call_on_a_worker) {
   record_free(&rec);
 }
 
-Test(dispatch, run_in_pool_runs_fn_for_a_call_cancelled_in_the_queue) {
+Test(call, run_in_pool_runs_fn_for_a_call_cancelled_in_the_queue) {
   ph_instance *inst = instance("slow.so", 1, 4);
   record busy = {0}, rec = {0};
   ph__tool_def def;
@@ -810,7 +812,7 @@ Test(dispatch, run_in_pool_runs_fn_for_a_call_cancelled_in_the_queue) {
   record_free(&rec);
 }
 
-Test(dispatch, run_in_pool_refuses_when_the_queue_is_full) {
+Test(call, run_in_pool_refuses_when_the_queue_is_full) {
   ph_instance *inst = instance("slow.so", 1, 1);
   record busy = {0}, queued = {0}, rec = {0};
   ph_call *call = tool_call(inst, "now", "{}", &rec);
