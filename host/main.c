@@ -1,4 +1,6 @@
-/* main.c: command line, start-up and orderly shutdown. */
+/* main.c: command line, start-up and orderly shutdown. The top of host/:
+ * it wires the layers together (the API table into instances, the call
+ * layer onto the loop) and owns the signals. */
 #include "call.h"
 #include "config.h"
 #include "host_api.h"
@@ -6,8 +8,9 @@
 #include "log.h"
 #include "protocol.h"
 #include "registry.h"
-#include "transport_http.h"
+#include "reload.h"
 #include "tasks.h"
+#include "transport_http.h"
 #include "transport_stdio.h"
 
 #include <dirent.h>
@@ -23,7 +26,7 @@
 
 static struct {
   uv_loop_t *loop;
-  ph__config *cfg; /* Owned by the current generation once published. */
+  ph__config *cfg; /* The start-up config, owned by the first generation. */
   const char *config_path;
   const char *department;
   char *cache_dir;
@@ -32,20 +35,10 @@ static struct {
   const char *listen;
   int shutting_down;
   int abandoned; /* Exiting while plugin code still runs on workers. */
+  uint32_t shutdown_timeout_ms;
   uint64_t shutdown_deadline;
   uv_signal_t sigterm, sigint, sighup;
   uv_timer_t drain_timer;
-  /* Reload: one at a time; signals during one coalesce into one more. */
-  uv_work_t reload_work;
-  int reload_running, reload_again;
-  ph__generation *reload_prev; /* The generation the reload started from. */
-  ph__generation *reload_next; /* Built off the loop, or NULL on failure. */
-  unsigned long reloads;
-  uv_timer_t stuck_timer;  /* Watches retired instances drain. */
-  uv_fs_event_t dir_watch; /* watch_plugin_dir */
-  uv_timer_t dir_debounce; /* Lets a burst of file events settle. */
-  int watching;
-  char *watched_dir;
 } M;
 
 static void usage(FILE *f) {
@@ -91,10 +84,7 @@ static void finish_shutdown(void) {
   ph__generation_unref(g); /* Runs fini on every instance. */
   uv_timer_stop(&M.drain_timer);
   uv_close((uv_handle_t *)&M.drain_timer, NULL);
-  uv_close((uv_handle_t *)&M.stuck_timer, NULL);
-  uv_close((uv_handle_t *)&M.dir_debounce, NULL);
-  uv_close((uv_handle_t *)&M.dir_watch, NULL);
-  free(M.watched_dir);
+  ph__reload_close();
   uv_close((uv_handle_t *)&M.sigterm, NULL);
   uv_close((uv_handle_t *)&M.sigint, NULL);
   uv_close((uv_handle_t *)&M.sighup, NULL);
@@ -107,11 +97,12 @@ static void on_drain_tick(uv_timer_t *t) {
   long live = ph__calls_unanswered();
 
   (void)t;
-  if ((live > 0 || M.reload_running) && uv_now(M.loop) < M.shutdown_deadline)
+  if ((live > 0 || ph__reload_running()) &&
+      uv_now(M.loop) < M.shutdown_deadline)
     return;
   if (live > 0) {
     ph__warn("shutdown: %ld calls still running after %u ms; exiting anyway",
-             live, M.cfg->limits.shutdown_timeout_ms);
+             live, M.shutdown_timeout_ms);
     M.abandoned = 1;
   }
   finish_shutdown();
@@ -122,10 +113,12 @@ static void begin_shutdown(const char *why) {
     return;
   M.shutting_down = 1;
   ph__info("shutting down (%s)", why);
+  ph__reload_stop();
   ph__stdio_stop();
   ph__mcp_http_stop();
   ph__tasks_cancel_all(); /* Over stdio too: no client polls them now. */
-  M.shutdown_deadline = uv_now(M.loop) + M.cfg->limits.shutdown_timeout_ms;
+  M.shutdown_timeout_ms = ph__reload_config()->limits.shutdown_timeout_ms;
+  M.shutdown_deadline = uv_now(M.loop) + M.shutdown_timeout_ms;
   uv_timer_start(&M.drain_timer, on_drain_tick, 0, 5);
 }
 
@@ -133,170 +126,10 @@ static void on_stdin_eof(void) {
   begin_shutdown("stdin closed");
 }
 
-/* Off the loop: re-read the config and rescan the directory, then build
- * a complete new generation (running init of new instances here too). */
-static void reload_build(uv_work_t *req) {
-  ph__generation *prev = M.reload_prev;
-  ph__plugin **plugins;
-  ph__config *cfg;
-  char *err = NULL;
-  size_t n, i;
-
-  (void)req;
-  M.reload_next = NULL;
-  cfg = ph__config_load(M.config_path, &err);
-  if (cfg == NULL) {
-    ph__error("reload: %s; keeping the current configuration and plugins",
-              err ? err : "out of memory");
-    free(err);
-    return;
-  }
-  if (ph__config_department(cfg, M.department) == NULL) {
-    ph__error("reload: %s has no department \"%s\"; keeping the current "
-              "generation",
-              M.config_path, M.department);
-    ph__config_free(cfg);
-    return;
-  }
-  n = ph__plugin_rescan(cfg->plugin_dir, M.cache_dir, prev->plugins,
-                        prev->nplugins, &plugins);
-  M.reload_next = ph__generation_build(cfg, plugins, n, prev);
-  for (i = 0; i < n; i++)
-    ph__plugin_unref(plugins[i]);
-  free(plugins);
-}
-
-static void start_reload(void);
-static void update_watch(const ph__config *cfg);
-
-static int in_generation(const ph__generation *g, const ph_instance *inst) {
-  size_t i, j;
-
-  for (i = 0; i < g->ndepts; i++)
-    for (j = 0; j < g->depts[i].ninstances; j++)
-      if (g->depts[i].instances[j] == inst)
-        return 1;
-  return 0;
-}
-
-/* Instances of the old generation that the new one dropped start
- * draining: they finalise when their last call ends, or are reported
- * stuck past limits.drain_timeout_ms. */
-static void retire_missing(const ph__generation *old,
-                           const ph__generation *now) {
-  size_t i, j;
-
-  for (i = 0; old != NULL && i < old->ndepts; i++)
-    for (j = 0; j < old->depts[i].ninstances; j++)
-      if (!in_generation(now, old->depts[i].instances[j]))
-        ph__instance_retire(old->depts[i].instances[j], uv_now(M.loop));
-}
-
-static void on_stuck_tick(uv_timer_t *t) {
-  (void)t;
-  ph__instances_check_stuck(uv_now(M.loop), M.cfg->limits.drain_timeout_ms);
-}
-
-static void on_dir_debounced(uv_timer_t *t) {
-  (void)t;
-  ph__info("plugin directory changed; reloading");
-  start_reload();
-}
-
-static void on_dir_event(uv_fs_event_t *h, const char *file, int events,
-                         int status) {
-  (void)h;
-  (void)events;
-  if (status < 0 || M.shutting_down)
-    return;
-  /* Our own cache copies never live here, but editors' temp files do:
-   * only .so names matter. */
-  if (file != NULL &&
-      (strlen(file) < 3 || strcmp(file + strlen(file) - 3, ".so") != 0))
-    return;
-  uv_timer_start(&M.dir_debounce, on_dir_debounced, 200, 0);
-}
-
-static void update_watch(const ph__config *cfg) {
-  if (M.watching &&
-      (!cfg->watch_plugin_dir || strcmp(M.watched_dir, cfg->plugin_dir) != 0)) {
-    uv_fs_event_stop(&M.dir_watch);
-    M.watching = 0;
-    free(M.watched_dir);
-    M.watched_dir = NULL;
-  }
-  if (!M.watching && cfg->watch_plugin_dir) {
-    if (uv_fs_event_start(&M.dir_watch, on_dir_event, cfg->plugin_dir, 0) ==
-        0) {
-      M.watching = 1;
-      M.watched_dir = strdup(cfg->plugin_dir);
-    } else {
-      ph__error("cannot watch plugin directory %s", cfg->plugin_dir);
-    }
-  }
-}
-
-/* On the loop: publish with one pointer swap, then tell every session
- * whose lists changed. */
-static void reload_publish(uv_work_t *req, int status) {
-  ph__generation *old, *now = M.reload_next;
-  size_t i;
-
-  (void)req;
-  (void)status;
-  M.reload_running = 0;
-  if (now != NULL && !M.shutting_down) {
-    ph__log_set_level(now->config->log_level);
-    ph__protocol_set_config(now->config);
-    ph__stdio_set_config(now->config);
-    ph__mcp_http_set_config(now->config);
-    old = ph__registry_publish(now);
-    M.cfg = now->config;
-    M.reloads++;
-    ph__info("reload %lu: generation %llu published", M.reloads,
-             (unsigned long long)now->id);
-    for (i = 0; i < now->ndepts; i++) {
-      const ph__dept *d = &now->depts[i];
-      unsigned kinds = ph__dept_changes(ph__generation_dept(old, d->name), d);
-      if (kinds != 0)
-        ph__protocol_lists_changed(d->name, kinds);
-    }
-    retire_missing(old, now);
-    ph__generation_unref(old);
-    update_watch(now->config);
-  } else if (now != NULL) {
-    ph__generation_unref(now);
-  }
-  ph__generation_unref(M.reload_prev);
-  M.reload_prev = NULL;
-  M.reload_next = NULL;
-  if (M.reload_again && !M.shutting_down) {
-    M.reload_again = 0;
-    start_reload();
-  }
-}
-
-static void start_reload(void) {
-  if (M.reload_running) {
-    M.reload_again = 1;
-    return;
-  }
-  M.reload_prev = ph__registry_acquire();
-  if (M.reload_prev == NULL)
-    return;
-  M.reload_running = 1;
-  if (uv_queue_work(M.loop, &M.reload_work, reload_build, reload_publish)) {
-    M.reload_running = 0;
-    ph__generation_unref(M.reload_prev);
-    M.reload_prev = NULL;
-  }
-}
-
 static void on_signal(uv_signal_t *h, int signum) {
   (void)h;
   if (signum == SIGHUP) {
-    if (!M.shutting_down)
-      start_reload();
+    ph__reload_start();
     return;
   }
   begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -446,12 +279,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   uv_timer_init(M.loop, &M.drain_timer);
-  uv_timer_init(M.loop, &M.stuck_timer);
-  uv_timer_start(&M.stuck_timer, on_stuck_tick, 1000, 1000);
-  uv_unref((uv_handle_t *)&M.stuck_timer);
-  uv_timer_init(M.loop, &M.dir_debounce);
-  uv_fs_event_init(M.loop, &M.dir_watch);
-  update_watch(M.cfg);
+  err_code =
+      ph__reload_init(M.loop, M.config_path, M.department, M.cache_dir, M.cfg);
+  if (err_code != 0) {
+    ph__error("cannot start reloading: %s", ph__strerror(err_code));
+    return 1;
+  }
   uv_signal_init(M.loop, &M.sigterm);
   uv_signal_init(M.loop, &M.sigint);
   uv_signal_init(M.loop, &M.sighup);
