@@ -16,6 +16,58 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The layouts of every published minor, as plughost.h lists them: a plugin
+ * built against minor m has exactly row m's sizes, and a size that no row
+ * has would misread every item, so it is refused. A minor is frozen once
+ * published, so rows never change; one that grows an item appends a row,
+ * and its items are then read from older plugins through ph__table_item(),
+ * with the fields they lack zeroed. */
+typedef struct abi_layout {
+  uint32_t desc;
+  uint16_t tool, resource, template_, prompt;
+} abi_layout;
+
+#if defined(__LP64__)
+/* The newest row, spelled once so that it is checked against this host's
+ * own structs below. */
+enum {
+  DESC_1_3 = 120,
+  TOOL_1_3 = 80,
+  RES_1_3 = 56,
+  TMPL_1_3 = 64,
+  PR_1_3 = 56
+};
+
+static const abi_layout layouts[] = {
+    {120, 80, 56, 64, 56}, /* 1.0 */
+    {120, 80, 56, 64, 56}, /* 1.1: the host API table grew, items did not. */
+    {120, 80, 56, 64, 56}, /* 1.2: the same. */
+    {DESC_1_3, TOOL_1_3, RES_1_3, TMPL_1_3, PR_1_3}, /* 1.3: no new fields. */
+};
+
+_Static_assert(DESC_1_3 == sizeof(ph_plugin_desc) &&
+                   TOOL_1_3 == sizeof(ph_tool) &&
+                   RES_1_3 == sizeof(ph_resource) &&
+                   TMPL_1_3 == sizeof(ph_resource_template) &&
+                   PR_1_3 == sizeof(ph_prompt),
+               "the newest published layout is this host's: a struct that "
+               "grows needs a new minor and a new row");
+#else
+/* No item has grown since 1.0, so on other data models every minor's
+ * layout is this header's own. Freeze real numbers here before one grows. */
+#define THIS_LAYOUT                                                            \
+  {                                                                            \
+    sizeof(ph_plugin_desc), sizeof(ph_tool), sizeof(ph_resource),              \
+        sizeof(ph_resource_template), sizeof(ph_prompt)                        \
+  }
+
+static const abi_layout layouts[] = {THIS_LAYOUT, THIS_LAYOUT, THIS_LAYOUT,
+                                     THIS_LAYOUT};
+#endif
+
+_Static_assert(sizeof(layouts) / sizeof(layouts[0]) == PH_ABI_MINOR + 1,
+               "one published layout per minor");
+
 static char *dup_or_null(const char *s) {
   return s ? strdup(s) : NULL;
 }
@@ -168,10 +220,8 @@ static int valid_template(const char *t) {
   return !in_var && vars > 0 && strchr(t, ':') != NULL;
 }
 
-/* Reads the idx-th item of a plugin table compiled with item size `size`,
- * zero-filling fields this host knows and the plugin does not. */
-static const void *table_item(const void *table, size_t size, size_t host,
-                              size_t idx, void *scratch) {
+const void *ph__table_item(const void *table, size_t size, size_t host,
+                           size_t idx, void *scratch) {
   const char *p = (const char *)table + idx * size;
 
   if (size >= host)
@@ -202,16 +252,14 @@ static char **copy_strings(const char *const *list) {
   return out;
 }
 
-static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
-  union {
-    ph_tool t;
-    ph_resource r;
-    ph_resource_template rt;
-    ph_prompt pr;
-  } scratch;
-  char **seen = NULL;
-  size_t n, i;
-  int rc = -1;
+/* The header fields read before anything else: the magic, the ABI version
+ * and the sizes, which must be the layout its minor published. */
+static int check_header(const ph_plugin_desc *d, char **err) {
+  const abi_layout *want;
+  static const char *const fields[] = {"tool_size", "resource_size",
+                                       "template_size", "prompt_size"};
+  unsigned have[4], expect[4];
+  int i;
 
   if (d->magic != PH_MAGIC)
     return ph__fail(err, "wrong magic 0x%08x (not a plughost plugin)",
@@ -222,14 +270,46 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
   if (d->abi_minor > PH_ABI_MINOR)
     return ph__fail(err, "ABI minor %u is newer than this host's %u",
                     d->abi_minor, PH_ABI_MINOR);
-  if (d->size < sizeof(ph_plugin_desc))
-    return ph__fail(err, "descriptor size %u is shorter than ABI 1.0's %zu",
-                    d->size, sizeof(ph_plugin_desc));
-  if (d->tool_size < sizeof(ph_tool) ||
-      d->resource_size < sizeof(ph_resource) ||
-      d->template_size < sizeof(ph_resource_template) ||
-      d->prompt_size < sizeof(ph_prompt))
-    return ph__fail(err, "item sizes are shorter than ABI 1.0's");
+  want = &layouts[d->abi_minor];
+  if (d->size != want->desc)
+    return ph__fail(err,
+                    "descriptor size %u matches no published layout (ABI "
+                    "%u.%u: %u)",
+                    d->size, PH_ABI_MAJOR, d->abi_minor, want->desc);
+  have[0] = d->tool_size;
+  have[1] = d->resource_size;
+  have[2] = d->template_size;
+  have[3] = d->prompt_size;
+  expect[0] = want->tool;
+  expect[1] = want->resource;
+  expect[2] = want->template_;
+  expect[3] = want->prompt;
+  for (i = 0; i < 4; i++)
+    if (have[i] != expect[i])
+      return ph__fail(err, "%s %u matches no published layout (ABI %u.%u: %u)",
+                      fields[i], have[i], PH_ABI_MAJOR, d->abi_minor,
+                      expect[i]);
+  return 0;
+}
+
+static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *raw,
+                           char **err) {
+  union {
+    ph_tool t;
+    ph_resource r;
+    ph_resource_template rt;
+    ph_prompt pr;
+  } scratch;
+  const ph_plugin_desc *d;
+  ph_plugin_desc desc;
+  char **seen = NULL;
+  size_t n, i;
+  int rc = PH__EFAIL;
+
+  if (check_header(raw, err) != 0)
+    return PH__EFAIL;
+  /* Read at the plugin's size, which a later minor may exceed. */
+  d = ph__table_item(raw, raw->size, sizeof(*d), 0, &desc);
   if (d->name == NULL || !ph__valid_prefix(d->name) || d->name[0] == '\0')
     return ph__fail(err, "plugin name \"%s\" must match ^[a-z][a-z0-9-]{0,15}$",
                     d->name ? d->name : "(null)");
@@ -247,7 +327,7 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
 
   for (n = 0; d->tools != NULL; n++) {
     const ph_tool *t =
-        table_item(d->tools, d->tool_size, sizeof(ph_tool), n, &scratch);
+        ph__table_item(d->tools, d->tool_size, sizeof(ph_tool), n, &scratch);
     if (t->name == NULL)
       break;
   }
@@ -255,7 +335,7 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
   seen = calloc(n + 1, sizeof(char *));
   for (i = 0; i < n; i++) {
     const ph_tool *t =
-        table_item(d->tools, d->tool_size, sizeof(ph_tool), i, &scratch);
+        ph__table_item(d->tools, d->tool_size, sizeof(ph_tool), i, &scratch);
     if (dup_in(seen, i, t->name)) {
       ph__fail(err, "duplicate tool name \"%s\"", t->name);
       goto done;
@@ -269,16 +349,16 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
   seen = NULL;
 
   for (n = 0; d->resources != NULL; n++) {
-    const ph_resource *r = table_item(d->resources, d->resource_size,
-                                      sizeof(ph_resource), n, &scratch);
+    const ph_resource *r = ph__table_item(d->resources, d->resource_size,
+                                          sizeof(ph_resource), n, &scratch);
     if (r->uri == NULL)
       break;
   }
   p->resources = calloc(n + 1, sizeof(ph__resource_def));
   seen = calloc(n + 1, sizeof(char *));
   for (i = 0; i < n; i++) {
-    const ph_resource *r = table_item(d->resources, d->resource_size,
-                                      sizeof(ph_resource), i, &scratch);
+    const ph_resource *r = ph__table_item(d->resources, d->resource_size,
+                                          sizeof(ph_resource), i, &scratch);
     ph__resource_def *rd = &p->resources[i];
 
     if (strchr(r->uri, ':') == NULL || r->handler == NULL || r->name == NULL) {
@@ -307,8 +387,8 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
 
   for (n = 0; d->templates != NULL; n++) {
     const ph_resource_template *rt =
-        table_item(d->templates, d->template_size, sizeof(ph_resource_template),
-                   n, &scratch);
+        ph__table_item(d->templates, d->template_size,
+                       sizeof(ph_resource_template), n, &scratch);
     if (rt->uri_template == NULL)
       break;
   }
@@ -316,8 +396,8 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
   seen = calloc(n + 1, sizeof(char *));
   for (i = 0; i < n; i++) {
     const ph_resource_template *rt =
-        table_item(d->templates, d->template_size, sizeof(ph_resource_template),
-                   i, &scratch);
+        ph__table_item(d->templates, d->template_size,
+                       sizeof(ph_resource_template), i, &scratch);
     ph__template_def *td = &p->templates[i];
 
     if (!valid_template(rt->uri_template) || rt->handler == NULL ||
@@ -349,16 +429,16 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *d, char **err) {
   seen = NULL;
 
   for (n = 0; d->prompts != NULL; n++) {
-    const ph_prompt *pr =
-        table_item(d->prompts, d->prompt_size, sizeof(ph_prompt), n, &scratch);
+    const ph_prompt *pr = ph__table_item(d->prompts, d->prompt_size,
+                                         sizeof(ph_prompt), n, &scratch);
     if (pr->name == NULL)
       break;
   }
   p->prompts = calloc(n + 1, sizeof(ph__prompt_def));
   seen = calloc(n + 1, sizeof(char *));
   for (i = 0; i < n; i++) {
-    const ph_prompt *pr =
-        table_item(d->prompts, d->prompt_size, sizeof(ph_prompt), i, &scratch);
+    const ph_prompt *pr = ph__table_item(d->prompts, d->prompt_size,
+                                         sizeof(ph_prompt), i, &scratch);
     ph__prompt_def *pd = &p->prompts[i];
     size_t a, na = 0;
 

@@ -1,8 +1,9 @@
 /* loader.h: turning a .so file into a plugin, and nothing else. A
- * ph__plugin is loaded code: the private copy of one .so, dlopen'ed, with
- * every string and table of its descriptor copied into host memory. It is
- * reference counted; the last reference dlcloses it and removes its cached
- * copy. Initialising the code into instances is instance.h's.
+ * ph__plugin is loaded code: the private copy of one .so, dlopen'ed, its
+ * descriptor checked against the published ABI layouts, and every string
+ * and table of the descriptor copied into host memory. It is reference
+ * counted; the last reference dlcloses it and removes its cached copy.
+ * Initialising the code into instances is instance.h's.
  *
  * Layers: the bottom of the plugin stack, above only schema.h, config.h
  * (name rules) and log.h; instance.h builds on it. Any thread: a reload
@@ -106,5 +107,12 @@ void ph__plugin_unref(ph__plugin *p);
 
 /* Whether the plugin provides `service`. */
 int ph__plugin_provides(const ph__plugin *p, const char *service);
+
+/* Reads the idx-th item of a plugin table whose items are `size` bytes
+ * (the size the plugin's minor published) as an item of this host's `host`
+ * bytes: the item itself when the sizes agree, else a copy in scratch
+ * (`host` bytes) with the fields the plugin's minor did not have zeroed. */
+const void *ph__table_item(const void *table, size_t size, size_t host,
+                           size_t idx, void *scratch);
 
 #endif

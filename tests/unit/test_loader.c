@@ -1,7 +1,8 @@
 /* test_loader.c: loading fixture plugins: each refusal and its reason, the
- * metadata a good plugin leaves in host memory, the private cache copy and
- * its removal, and directory scans and rescans (reuse by content hash,
- * rollback to the previous build). */
+ * published layouts and items read at an older size, the metadata a good
+ * plugin leaves in host memory, the private cache copy and its removal, and
+ * directory scans and rescans (reuse by content hash, rollback to the
+ * previous build). */
 #include <criterion/criterion.h>
 
 #include <dirent.h>
@@ -163,9 +164,81 @@ Test(loader, short_descriptor_is_refused) {
   char want[128];
 
   snprintf(want, sizeof(want),
-           "descriptor size %zu is shorter than ABI 1.0's %zu",
-           offsetof(ph_plugin_desc, tools), sizeof(ph_plugin_desc));
+           "descriptor size %zu matches no published layout (ABI %d.%d: %zu)",
+           offsetof(ph_plugin_desc, tools), PH_ABI_MAJOR, PH_ABI_MINOR,
+           sizeof(ph_plugin_desc));
   expect_refusal("short_size.so", want);
+}
+
+Test(loader, an_item_size_of_no_published_layout_is_refused) {
+  char want[128];
+
+  /* bad_layout's tools carry one pointer more than any minor published. */
+  snprintf(want, sizeof(want),
+           "tool_size %zu matches no published layout (ABI %d.%d: %zu)",
+           sizeof(ph_tool) + sizeof(char *), PH_ABI_MAJOR, PH_ABI_MINOR,
+           sizeof(ph_tool));
+  expect_refusal("abi/bad_layout.so", want);
+}
+
+Test(loader, plugins_of_older_minors_load_at_their_layout) {
+  ph__plugin *v10 = load_ok("abi/abi_1_0.so"), *v12 = load_ok("abi/abi_1_2.so");
+
+  cr_expect_eq(v10->abi_minor, 0);
+  cr_expect_str_eq(v10->name, "abi10");
+  cr_expect_gt(v10->ntools, 0);
+  cr_expect_eq(v12->abi_minor, 2);
+  cr_expect_eq(v12->tools[0].run_inline, 1);
+  ph__plugin_unref(v10);
+  ph__plugin_unref(v12);
+}
+
+/* ---- reading items at the plugin's size ---- */
+
+static void tool_stub(ph_call *call, const char *args, void *state) {
+  (void)call;
+  (void)args;
+  (void)state;
+}
+
+Test(loader, an_item_at_this_hosts_size_is_read_in_place) {
+  static const ph_tool tools[] = {{.name = "a", .handler = tool_stub},
+                                  {.name = "b", .handler = tool_stub}};
+  ph_tool scratch;
+
+  cr_expect_eq(
+      ph__table_item(tools, sizeof(ph_tool), sizeof(ph_tool), 1, &scratch),
+      &tools[1]);
+}
+
+Test(loader, a_shorter_item_is_zero_filled_to_this_hosts_size) {
+  /* A tool table as a minor without extra_json would have laid it out:
+   * items end before extra_json, and the next item starts there. */
+  enum { OLD = offsetof(ph_tool, extra_json), N = 2 };
+  unsigned char table[OLD * N + sizeof(ph_tool)];
+  ph_tool a = {.name = "first",
+               .description = "one",
+               .timeout_ms = 7,
+               .handler = tool_stub};
+  ph_tool b = {.name = "second", .run_inline = 1, .handler = tool_stub};
+  const ph_tool *t;
+  ph_tool scratch;
+
+  /* Whatever follows the table must not be read. */
+  memset(table, 0xab, sizeof(table));
+  memcpy(table, &a, OLD);
+  memcpy(table + OLD, &b, OLD);
+  t = ph__table_item(table, OLD, sizeof(ph_tool), 0, &scratch);
+  cr_assert_eq(t, &scratch);
+  cr_expect_str_eq(t->name, "first");
+  cr_expect_str_eq(t->description, "one");
+  cr_expect_eq(t->timeout_ms, 7);
+  cr_expect_eq(t->handler, tool_stub);
+  cr_expect_null(t->extra_json, "not the next item's name");
+  t = ph__table_item(table, OLD, sizeof(ph_tool), 1, &scratch);
+  cr_expect_str_eq(t->name, "second");
+  cr_expect_eq(t->run_inline, 1);
+  cr_expect_null(t->extra_json, "not the bytes after the table");
 }
 
 Test(loader, duplicate_tool_names_are_refused) {
