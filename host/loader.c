@@ -1,6 +1,7 @@
 /* loader.c: see loader.h. */
 #include "loader.h"
 
+#include "alloc.h"
 #include "config.h"
 #include "log.h"
 
@@ -9,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,9 +68,12 @@ static const abi_layout layouts[] = {THIS_LAYOUT, THIS_LAYOUT, THIS_LAYOUT,
 _Static_assert(sizeof(layouts) / sizeof(layouts[0]) == PH_ABI_MINOR + 1,
                "one published layout per minor");
 
-static char *dup_or_null(const char *s) {
-  return s ? strdup(s) : NULL;
-}
+/* Every item's first member is the name or URI whose NULL ends a table. */
+_Static_assert(offsetof(ph_tool, name) == 0 &&
+                   offsetof(ph_resource, uri) == 0 &&
+                   offsetof(ph_resource_template, uri_template) == 0 &&
+                   offsetof(ph_prompt, name) == 0,
+               "table terminators come first");
 
 /* Copies src to a fresh file in cache_dir, hashing it on the way. A private
  * copy per load matters twice: dlopen caches by path (a new version at the
@@ -83,46 +86,42 @@ static int copy_to_cache(const char *src, const char *cache_dir,
   unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
   unsigned mdlen = 0, i;
   EVP_MD_CTX *ctx = NULL;
-  int in = -1, out = -1, rc = -1;
+  int in = -1, out = -1, rc = 0;
   char *path = NULL;
   ssize_t n;
 
   in = open(src, O_RDONLY | O_CLOEXEC);
   if (in < 0) {
-    ph__fail(err, "cannot open: %s", strerror(errno));
+    rc = ph__fail(err, "cannot open: %s", strerror(errno));
     goto done;
   }
-  if (asprintf(&path, "%s/%u-%u-%s", cache_dir, (unsigned)getpid(),
-               atomic_fetch_add(&counter, 1), base) < 0) {
-    path = NULL;
-    ph__fail(err, "out of memory");
-    goto done;
-  }
+  path = ph__xasprintf("%s/%u-%u-%s", cache_dir, (unsigned)getpid(),
+                       atomic_fetch_add(&counter, 1), base);
   out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
   if (out < 0) {
-    ph__fail(err, "cannot create cache copy %s: %s", path, strerror(errno));
+    rc =
+        ph__fail(err, "cannot create cache copy %s: %s", path, strerror(errno));
     goto done;
   }
-  ctx = EVP_MD_CTX_new();
-  if (ctx == NULL || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-    ph__fail(err, "sha256 unavailable");
+  ctx = ph__xcheck(EVP_MD_CTX_new());
+  if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+    rc = ph__fail(err, "sha256 unavailable");
     goto done;
   }
   while ((n = read(in, buf, sizeof(buf))) > 0) {
     EVP_DigestUpdate(ctx, buf, (size_t)n);
     if (write(out, buf, (size_t)n) != n) {
-      ph__fail(err, "cannot write cache copy: %s", strerror(errno));
+      rc = ph__fail(err, "cannot write cache copy: %s", strerror(errno));
       goto done;
     }
   }
   if (n < 0) {
-    ph__fail(err, "read failed: %s", strerror(errno));
+    rc = ph__fail(err, "read failed: %s", strerror(errno));
     goto done;
   }
   EVP_DigestFinal_ex(ctx, md, &mdlen);
   for (i = 0; i < mdlen && i < 32; i++)
     snprintf(hash + 2 * i, 3, "%02x", md[i]);
-  rc = 0;
 
 done:
   EVP_MD_CTX_free(ctx);
@@ -154,44 +153,43 @@ static int parse_object(const char *text, cJSON **out, const char *what,
   return 0;
 }
 
+/* Copies what is owned into d, which plugin_free() frees whatever happens
+ * here. */
 static int copy_tool(ph__tool_def *d, const ph_tool *t, char **err) {
   char *why = NULL;
+  int rc;
 
   if (!ph__valid_name(t->name))
     return ph__fail(err, "tool name \"%s\" must match [A-Za-z0-9_-]{1,64}",
                     t->name);
-  d->name = strdup(t->name);
-  d->title = dup_or_null(t->title);
-  d->description = dup_or_null(t->description);
+  d->name = ph__xstrdup(t->name);
+  d->title = ph__xstrdup_or_null(t->title);
+  d->description = ph__xstrdup_or_null(t->description);
   d->annotations = t->annotations;
-  d->required_scope = dup_or_null(t->required_scope);
+  d->required_scope = ph__xstrdup_or_null(t->required_scope);
   d->timeout_ms = t->timeout_ms;
   d->run_inline = t->run_inline;
   d->handler = t->handler;
   if (t->handler == NULL)
     return ph__fail(err, "tool \"%s\" has no handler", t->name);
-  if (parse_object(t->input_schema ? t->input_schema : "{\"type\":\"object\"}",
-                   &d->input_schema, "input schema", t->name, err) != 0)
-    return -1;
-  if (parse_object(t->output_schema, &d->output_schema, "output schema",
-                   t->name, err) != 0)
-    return -1;
-  if (parse_object(t->extra_json, &d->extra, "extra_json", t->name, err) != 0)
-    return -1;
+  rc = parse_object(t->input_schema ? t->input_schema : "{\"type\":\"object\"}",
+                    &d->input_schema, "input schema", t->name, err);
+  if (rc == 0)
+    rc = parse_object(t->output_schema, &d->output_schema, "output schema",
+                      t->name, err);
+  if (rc == 0)
+    rc = parse_object(t->extra_json, &d->extra, "extra_json", t->name, err);
+  if (rc != 0)
+    return rc;
   d->input_validator = ph__schema_compile(d->input_schema, &why);
-  if (d->input_validator == NULL)
-    goto bad_schema;
-  if (d->output_schema != NULL) {
+  if (d->input_validator != NULL && d->output_schema != NULL)
     d->output_validator = ph__schema_compile(d->output_schema, &why);
-    if (d->output_validator == NULL)
-      goto bad_schema;
-  }
-  return 0;
-
-bad_schema:
-  ph__fail(err, "tool \"%s\": schema refused: %s", t->name, why ? why : "?");
+  if (d->input_validator == NULL ||
+      (d->output_schema != NULL && d->output_validator == NULL))
+    rc = ph__fail(err, "tool \"%s\": schema refused: %s", t->name,
+                  why ? why : "?");
   free(why);
-  return -1;
+  return rc;
 }
 
 /* RFC 6570 level 1 only: literal text and {name} expressions. */
@@ -231,13 +229,17 @@ const void *ph__table_item(const void *table, size_t size, size_t host,
   return scratch;
 }
 
-static int dup_in(char **names, size_t n, const char *name) {
-  size_t i;
+/* Items of a plugin table (NULL: none) up to its terminator. */
+static size_t count_items(const void *table, size_t size) {
+  const char *key;
+  size_t n;
 
-  for (i = 0; i < n; i++)
-    if (strcmp(names[i], name) == 0)
-      return 1;
-  return 0;
+  for (n = 0; table != NULL; n++) {
+    memcpy(&key, (const char *)table + n * size, sizeof(key));
+    if (key == NULL)
+      break;
+  }
+  return n;
 }
 
 static char **copy_strings(const char *const *list) {
@@ -246,9 +248,9 @@ static char **copy_strings(const char *const *list) {
 
   while (list != NULL && list[n] != NULL)
     n++;
-  out = calloc(n + 1, sizeof(char *));
+  out = ph__xcalloc(n + 1, sizeof(char *));
   for (n = 0; list != NULL && list[n] != NULL; n++)
-    out[n] = strdup(list[n]);
+    out[n] = ph__xstrdup(list[n]);
   return out;
 }
 
@@ -292,30 +294,151 @@ static int check_header(const ph_plugin_desc *d, char **err) {
   return 0;
 }
 
+static int copy_tools(ph__plugin *p, const ph_plugin_desc *d, char **err) {
+  ph_tool scratch;
+  size_t n = count_items(d->tools, d->tool_size), i, j;
+  int rc;
+
+  p->tools = ph__xcalloc(n + 1, sizeof(ph__tool_def));
+  for (i = 0; i < n; i++) {
+    const ph_tool *t =
+        ph__table_item(d->tools, d->tool_size, sizeof(ph_tool), i, &scratch);
+
+    for (j = 0; j < i; j++)
+      if (strcmp(p->tools[j].name, t->name) == 0)
+        return ph__fail(err, "duplicate tool name \"%s\"", t->name);
+    p->ntools++;
+    rc = copy_tool(&p->tools[i], t, err);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int copy_resources(ph__plugin *p, const ph_plugin_desc *d, char **err) {
+  ph_resource scratch;
+  size_t n = count_items(d->resources, d->resource_size), i, j;
+
+  p->resources = ph__xcalloc(n + 1, sizeof(ph__resource_def));
+  for (i = 0; i < n; i++) {
+    const ph_resource *r = ph__table_item(d->resources, d->resource_size,
+                                          sizeof(ph_resource), i, &scratch);
+    ph__resource_def *rd = &p->resources[i];
+
+    if (strchr(r->uri, ':') == NULL || r->handler == NULL || r->name == NULL)
+      return ph__fail(
+          err, "resource \"%s\" needs an absolute uri, a name and a handler",
+          r->uri);
+    for (j = 0; j < i; j++)
+      if (strcmp(p->resources[j].uri, r->uri) == 0)
+        return ph__fail(err, "duplicate resource uri \"%s\"", r->uri);
+    p->nresources++;
+    rd->uri = ph__xstrdup(r->uri);
+    rd->name = ph__xstrdup(r->name);
+    rd->title = ph__xstrdup_or_null(r->title);
+    rd->description = ph__xstrdup_or_null(r->description);
+    rd->mime_type = ph__xstrdup_or_null(r->mime_type);
+    rd->handler = r->handler;
+    if (parse_object(r->extra_json, &rd->extra, "extra_json", r->uri, err))
+      return PH__EFAIL;
+  }
+  return 0;
+}
+
+static int copy_templates(ph__plugin *p, const ph_plugin_desc *d, char **err) {
+  ph_resource_template scratch;
+  size_t n = count_items(d->templates, d->template_size), i, j;
+
+  p->templates = ph__xcalloc(n + 1, sizeof(ph__template_def));
+  for (i = 0; i < n; i++) {
+    const ph_resource_template *rt =
+        ph__table_item(d->templates, d->template_size,
+                       sizeof(ph_resource_template), i, &scratch);
+    ph__template_def *td = &p->templates[i];
+
+    if (!valid_template(rt->uri_template) || rt->handler == NULL ||
+        rt->name == NULL)
+      return ph__fail(err,
+                      "resource template \"%s\" must be an absolute RFC 6570 "
+                      "level 1 template with a name and a handler",
+                      rt->uri_template);
+    for (j = 0; j < i; j++)
+      if (strcmp(p->templates[j].uri_template, rt->uri_template) == 0)
+        return ph__fail(err, "duplicate resource template \"%s\"",
+                        rt->uri_template);
+    p->ntemplates++;
+    td->uri_template = ph__xstrdup(rt->uri_template);
+    td->name = ph__xstrdup(rt->name);
+    td->title = ph__xstrdup_or_null(rt->title);
+    td->description = ph__xstrdup_or_null(rt->description);
+    td->mime_type = ph__xstrdup_or_null(rt->mime_type);
+    td->handler = rt->handler;
+    td->complete = rt->complete;
+    if (parse_object(rt->extra_json, &td->extra, "extra_json", rt->uri_template,
+                     err))
+      return PH__EFAIL;
+  }
+  return 0;
+}
+
+static int copy_prompts(ph__plugin *p, const ph_plugin_desc *d, char **err) {
+  ph_prompt scratch;
+  size_t n = count_items(d->prompts, d->prompt_size), i, j, a, na;
+
+  p->prompts = ph__xcalloc(n + 1, sizeof(ph__prompt_def));
+  for (i = 0; i < n; i++) {
+    const ph_prompt *pr = ph__table_item(d->prompts, d->prompt_size,
+                                         sizeof(ph_prompt), i, &scratch);
+    ph__prompt_def *pd = &p->prompts[i];
+
+    if (!ph__valid_name(pr->name) || pr->handler == NULL)
+      return ph__fail(err, "prompt \"%s\" needs a valid name and a handler",
+                      pr->name);
+    for (j = 0; j < i; j++)
+      if (strcmp(p->prompts[j].name, pr->name) == 0)
+        return ph__fail(err, "duplicate prompt name \"%s\"", pr->name);
+    p->nprompts++;
+    pd->name = ph__xstrdup(pr->name);
+    pd->title = ph__xstrdup_or_null(pr->title);
+    pd->description = ph__xstrdup_or_null(pr->description);
+    pd->handler = pr->handler;
+    pd->complete = pr->complete;
+    /* ph_prompt_arg has not grown since 1.0: read as is. */
+    for (na = 0; pr->args != NULL && pr->args[na].name != NULL; na++)
+      ;
+    pd->args = ph__xcalloc(na + 1, sizeof(ph__prompt_arg_def));
+    for (a = 0; a < na; a++) {
+      pd->args[a].name = ph__xstrdup(pr->args[a].name);
+      pd->args[a].title = ph__xstrdup_or_null(pr->args[a].title);
+      pd->args[a].description = ph__xstrdup_or_null(pr->args[a].description);
+      pd->args[a].required = pr->args[a].required;
+      pd->nargs++;
+    }
+    if (parse_object(pr->extra_json, &pd->extra, "extra_json", pr->name, err))
+      return PH__EFAIL;
+  }
+  return 0;
+}
+
+/* Checks the descriptor and copies what the host keeps into p, which
+ * plugin_free() frees whatever is left half-done here. */
 static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *raw,
                            char **err) {
-  union {
-    ph_tool t;
-    ph_resource r;
-    ph_resource_template rt;
-    ph_prompt pr;
-  } scratch;
   const ph_plugin_desc *d;
-  ph_plugin_desc desc;
-  char **seen = NULL;
-  size_t n, i;
-  int rc = PH__EFAIL;
+  ph_plugin_desc scratch;
+  int rc;
 
-  if (check_header(raw, err) != 0)
-    return PH__EFAIL;
+  rc = check_header(raw, err);
+  if (rc != 0)
+    return rc;
   /* Read at the plugin's size, which a later minor may exceed. */
-  d = ph__table_item(raw, raw->size, sizeof(*d), 0, &desc);
+  d = ph__table_item(raw, raw->size, sizeof(*d), 0, &scratch);
   if (d->name == NULL || !ph__valid_prefix(d->name) || d->name[0] == '\0')
     return ph__fail(err, "plugin name \"%s\" must match ^[a-z][a-z0-9-]{0,15}$",
                     d->name ? d->name : "(null)");
-  p->name = strdup(d->name);
-  p->version = strdup(d->version ? d->version : "0");
-  p->description = dup_or_null(d->description);
+  p->name = ph__xstrdup(d->name);
+  p->version = ph__xstrdup(d->version ? d->version : "0");
+  p->description = ph__xstrdup_or_null(d->description);
   p->abi_minor = d->abi_minor;
   p->init = d->init;
   p->fini = d->fini;
@@ -324,156 +447,13 @@ static int copy_descriptor(ph__plugin *p, const ph_plugin_desc *raw,
   p->requires = copy_strings(d->requires);
   if (p->provides[0] != NULL && p->service == NULL)
     return ph__fail(err, "provides services but has no service handler");
-
-  for (n = 0; d->tools != NULL; n++) {
-    const ph_tool *t =
-        ph__table_item(d->tools, d->tool_size, sizeof(ph_tool), n, &scratch);
-    if (t->name == NULL)
-      break;
-  }
-  p->tools = calloc(n + 1, sizeof(ph__tool_def));
-  seen = calloc(n + 1, sizeof(char *));
-  for (i = 0; i < n; i++) {
-    const ph_tool *t =
-        ph__table_item(d->tools, d->tool_size, sizeof(ph_tool), i, &scratch);
-    if (dup_in(seen, i, t->name)) {
-      ph__fail(err, "duplicate tool name \"%s\"", t->name);
-      goto done;
-    }
-    seen[i] = (char *)t->name;
-    p->ntools++;
-    if (copy_tool(&p->tools[i], t, err) != 0)
-      goto done;
-  }
-  free(seen);
-  seen = NULL;
-
-  for (n = 0; d->resources != NULL; n++) {
-    const ph_resource *r = ph__table_item(d->resources, d->resource_size,
-                                          sizeof(ph_resource), n, &scratch);
-    if (r->uri == NULL)
-      break;
-  }
-  p->resources = calloc(n + 1, sizeof(ph__resource_def));
-  seen = calloc(n + 1, sizeof(char *));
-  for (i = 0; i < n; i++) {
-    const ph_resource *r = ph__table_item(d->resources, d->resource_size,
-                                          sizeof(ph_resource), i, &scratch);
-    ph__resource_def *rd = &p->resources[i];
-
-    if (strchr(r->uri, ':') == NULL || r->handler == NULL || r->name == NULL) {
-      ph__fail(err,
-               "resource \"%s\" needs an absolute uri, a name and a handler",
-               r->uri);
-      goto done;
-    }
-    if (dup_in(seen, i, r->uri)) {
-      ph__fail(err, "duplicate resource uri \"%s\"", r->uri);
-      goto done;
-    }
-    seen[i] = (char *)r->uri;
-    p->nresources++;
-    rd->uri = strdup(r->uri);
-    rd->name = strdup(r->name);
-    rd->title = dup_or_null(r->title);
-    rd->description = dup_or_null(r->description);
-    rd->mime_type = dup_or_null(r->mime_type);
-    rd->handler = r->handler;
-    if (parse_object(r->extra_json, &rd->extra, "extra_json", r->uri, err))
-      goto done;
-  }
-  free(seen);
-  seen = NULL;
-
-  for (n = 0; d->templates != NULL; n++) {
-    const ph_resource_template *rt =
-        ph__table_item(d->templates, d->template_size,
-                       sizeof(ph_resource_template), n, &scratch);
-    if (rt->uri_template == NULL)
-      break;
-  }
-  p->templates = calloc(n + 1, sizeof(ph__template_def));
-  seen = calloc(n + 1, sizeof(char *));
-  for (i = 0; i < n; i++) {
-    const ph_resource_template *rt =
-        ph__table_item(d->templates, d->template_size,
-                       sizeof(ph_resource_template), i, &scratch);
-    ph__template_def *td = &p->templates[i];
-
-    if (!valid_template(rt->uri_template) || rt->handler == NULL ||
-        rt->name == NULL) {
-      ph__fail(err,
-               "resource template \"%s\" must be an absolute RFC 6570 level 1 "
-               "template with a name and a handler",
-               rt->uri_template);
-      goto done;
-    }
-    if (dup_in(seen, i, rt->uri_template)) {
-      ph__fail(err, "duplicate resource template \"%s\"", rt->uri_template);
-      goto done;
-    }
-    seen[i] = (char *)rt->uri_template;
-    p->ntemplates++;
-    td->uri_template = strdup(rt->uri_template);
-    td->name = strdup(rt->name);
-    td->title = dup_or_null(rt->title);
-    td->description = dup_or_null(rt->description);
-    td->mime_type = dup_or_null(rt->mime_type);
-    td->handler = rt->handler;
-    td->complete = rt->complete;
-    if (parse_object(rt->extra_json, &td->extra, "extra_json", rt->uri_template,
-                     err))
-      goto done;
-  }
-  free(seen);
-  seen = NULL;
-
-  for (n = 0; d->prompts != NULL; n++) {
-    const ph_prompt *pr = ph__table_item(d->prompts, d->prompt_size,
-                                         sizeof(ph_prompt), n, &scratch);
-    if (pr->name == NULL)
-      break;
-  }
-  p->prompts = calloc(n + 1, sizeof(ph__prompt_def));
-  seen = calloc(n + 1, sizeof(char *));
-  for (i = 0; i < n; i++) {
-    const ph_prompt *pr = ph__table_item(d->prompts, d->prompt_size,
-                                         sizeof(ph_prompt), i, &scratch);
-    ph__prompt_def *pd = &p->prompts[i];
-    size_t a, na = 0;
-
-    if (!ph__valid_name(pr->name) || pr->handler == NULL) {
-      ph__fail(err, "prompt \"%s\" needs a valid name and a handler", pr->name);
-      goto done;
-    }
-    if (dup_in(seen, i, pr->name)) {
-      ph__fail(err, "duplicate prompt name \"%s\"", pr->name);
-      goto done;
-    }
-    seen[i] = (char *)pr->name;
-    p->nprompts++;
-    pd->name = strdup(pr->name);
-    pd->title = dup_or_null(pr->title);
-    pd->description = dup_or_null(pr->description);
-    pd->handler = pr->handler;
-    pd->complete = pr->complete;
-    while (pr->args != NULL && pr->args[na].name != NULL)
-      na++;
-    pd->args = calloc(na + 1, sizeof(ph__prompt_arg_def));
-    for (a = 0; a < na; a++) {
-      pd->args[a].name = strdup(pr->args[a].name);
-      pd->args[a].title = dup_or_null(pr->args[a].title);
-      pd->args[a].description = dup_or_null(pr->args[a].description);
-      pd->args[a].required = pr->args[a].required;
-      pd->nargs++;
-    }
-    if (parse_object(pr->extra_json, &pd->extra, "extra_json", pr->name, err))
-      goto done;
-  }
-  rc = 0;
-
-done:
-  free(seen);
+  rc = copy_tools(p, d, err);
+  if (rc == 0)
+    rc = copy_resources(p, d, err);
+  if (rc == 0)
+    rc = copy_templates(p, d, err);
+  if (rc == 0)
+    rc = copy_prompts(p, d, err);
   return rc;
 }
 
@@ -500,11 +480,10 @@ static void free_tool(ph__tool_def *t) {
 static void plugin_free(ph__plugin *p) {
   size_t i, a;
 
+  /* A refused item is counted before it is copied: a half-copied one is
+   * freed with the rest. */
   for (i = 0; i < p->ntools; i++)
     free_tool(&p->tools[i]);
-  /* A refused tool may be half-copied past ntools. */
-  if (p->tools != NULL)
-    free_tool(&p->tools[p->ntools]);
   free(p->tools);
   for (i = 0; i < p->nresources; i++) {
     ph__resource_def *r = &p->resources[i];
@@ -562,9 +541,9 @@ ph__plugin *ph__plugin_load(const char *path, const char *cache_dir,
   ph__plugin *p;
 
   *err = NULL;
-  p = calloc(1, sizeof(*p));
+  p = ph__xcalloc(1, sizeof(*p));
   atomic_init(&p->refs, 1);
-  p->source_path = strdup(path);
+  p->source_path = ph__xstrdup(path);
   base = strrchr(path, '/');
   base = base ? base + 1 : path;
   if (copy_to_cache(path, cache_dir, base, &p->cache_path, p->hash, err) != 0)
@@ -597,26 +576,29 @@ static int by_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* SHA-256 of a file as hex, without copying it. */
+/* SHA-256 of a file as hex, without copying it. Returns 0 or -errno (a
+ * UV_E* code on Unix). */
 static int hash_file(const char *path, char hash[65]) {
   unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
   unsigned mdlen = 0, i;
   EVP_MD_CTX *ctx;
+  int fd, rc = 0;
   ssize_t n;
-  int fd;
 
   fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return -1;
-  ctx = EVP_MD_CTX_new();
+    return -errno;
+  ctx = ph__xcheck(EVP_MD_CTX_new());
   EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
   while ((n = read(fd, buf, sizeof(buf))) > 0)
     EVP_DigestUpdate(ctx, buf, (size_t)n);
+  if (n < 0)
+    rc = -errno;
   close(fd);
   EVP_DigestFinal_ex(ctx, md, &mdlen);
   EVP_MD_CTX_free(ctx);
-  if (n < 0)
-    return -1;
+  if (rc != 0)
+    return rc;
   for (i = 0; i < mdlen && i < 32; i++)
     snprintf(hash + 2 * i, 3, "%02x", md[i]);
   return 0;
@@ -659,17 +641,16 @@ size_t ph__plugin_rescan(const char *dir, const char *cache_dir,
       continue;
     if (n == cap) {
       cap = cap ? cap * 2 : 16;
-      names = realloc(names, cap * sizeof(char *));
+      names = ph__xrealloc(names, cap * sizeof(char *));
     }
-    names[n++] = strdup(de->d_name);
+    names[n++] = ph__xstrdup(de->d_name);
   }
   closedir(d);
   if (n > 0)
     qsort(names, n, sizeof(char *), by_name);
-  plugins = calloc(n + 1, sizeof(ph__plugin *));
+  plugins = ph__xcalloc(n + 1, sizeof(ph__plugin *));
   for (i = 0; i < n; i++) {
-    if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
-      continue;
+    path = ph__xasprintf("%s/%s", dir, names[i]);
     p = NULL;
     err = NULL;
     /* Identity is the content: an unchanged file keeps its loaded code and
