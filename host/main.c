@@ -1,6 +1,7 @@
 /* main.c: command line, start-up and orderly shutdown. The top of host/:
  * it wires the layers together (the API table into instances, the call
  * layer onto the loop) and owns the signals. */
+#include "alloc.h"
 #include "call.h"
 #include "config.h"
 #include "host_api.h"
@@ -148,10 +149,9 @@ static void remove_cache_copies(void) {
     while ((de = readdir(d)) != NULL) {
       if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
         continue;
-      if (asprintf(&path, "%s/%s", M.cache_dir, de->d_name) >= 0) {
-        unlink(path);
-        free(path);
-      }
+      path = ph__xasprintf("%s/%s", M.cache_dir, de->d_name);
+      unlink(path);
+      free(path);
     }
     closedir(d);
   }
@@ -159,24 +159,27 @@ static void remove_cache_copies(void) {
     rmdir(M.cache_dir);
 }
 
+/* Returns 0 or -errno (a UV_E* code on Unix). */
 static int make_cache_dir(void) {
   const char *tmp = getenv("TMPDIR");
   char *tpl;
+  int err;
 
   if (M.cfg->cache_dir != NULL) {
-    M.cache_dir = strdup(M.cfg->cache_dir);
+    M.cache_dir = ph__xstrdup(M.cfg->cache_dir);
     if (mkdir(M.cache_dir, 0700) != 0 && errno != EEXIST) {
-      ph__error("cache_dir %s: %s", M.cache_dir, strerror(errno));
-      return -1;
+      err = -errno;
+      ph__error("cache_dir %s: %s", M.cache_dir, ph__strerror(err));
+      return err;
     }
     return 0;
   }
-  if (asprintf(&tpl, "%s/plughost-XXXXXX", tmp ? tmp : "/tmp") < 0)
-    return -1;
+  tpl = ph__xasprintf("%s/plughost-XXXXXX", tmp ? tmp : "/tmp");
   if (mkdtemp(tpl) == NULL) {
-    ph__error("cannot create a plugin cache directory: %s", strerror(errno));
+    err = -errno;
+    ph__error("cannot create a plugin cache directory: %s", ph__strerror(err));
     free(tpl);
-    return -1;
+    return err;
   }
   M.cache_dir = tpl;
   M.own_cache_dir = 1;

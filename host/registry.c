@@ -1,6 +1,7 @@
 /* registry.c: see registry.h. */
 #include "registry.h"
 
+#include "alloc.h"
 #include "log.h"
 #include "utf8.h"
 
@@ -113,7 +114,7 @@ static void drop_unmet_requires(ph__dept *d) {
 
 static void add_optional(cJSON *obj, const char *key, const char *value) {
   if (value != NULL)
-    cJSON_AddStringToObject(obj, key, value);
+    ph__xjson_put_string(obj, key, value);
 }
 
 static void merge_extra(cJSON *obj, const cJSON *extra) {
@@ -121,18 +122,18 @@ static void merge_extra(cJSON *obj, const cJSON *extra) {
 
   cJSON_ArrayForEach(m, extra) {
     if (cJSON_GetObjectItemCaseSensitive(obj, m->string) == NULL)
-      cJSON_AddItemToObject(obj, m->string, cJSON_Duplicate(m, 1));
+      ph__xjson_put(obj, m->string, cJSON_Duplicate(m, 1));
   }
 }
 
 static void add_hint(cJSON *ann, const char *key, uint8_t hint) {
   if (hint != PH_HINT_UNSET)
-    cJSON_AddBoolToObject(ann, key, hint == PH_HINT_TRUE);
+    ph__xjson_put_bool(ann, key, hint == PH_HINT_TRUE);
 }
 
 /* The definition of an item as clients see it in a list. */
 static char *item_json(int kind, const ph__item *it) {
-  cJSON *o = cJSON_CreateObject();
+  cJSON *o = ph__xcheck(cJSON_CreateObject());
   char *text;
 
   switch (kind) {
@@ -146,23 +147,20 @@ static char *item_json(int kind, const ph__item *it) {
       title = cJSON_GetObjectItem(ov, "title")->valuestring;
     if (cJSON_IsString(cJSON_GetObjectItem(ov, "description")))
       description = cJSON_GetObjectItem(ov, "description")->valuestring;
-    cJSON_AddStringToObject(o, "name", it->name);
+    ph__xjson_put_string(o, "name", it->name);
     add_optional(o, "title", title);
     add_optional(o, "description", description);
-    cJSON_AddItemToObject(o, "inputSchema",
-                          cJSON_Duplicate(t->input_schema, 1));
+    ph__xjson_put(o, "inputSchema", cJSON_Duplicate(t->input_schema, 1));
     if (t->output_schema != NULL)
-      cJSON_AddItemToObject(o, "outputSchema",
-                            cJSON_Duplicate(t->output_schema, 1));
-    ann = cJSON_CreateObject();
-    if (title != NULL)
-      cJSON_AddStringToObject(ann, "title", title);
+      ph__xjson_put(o, "outputSchema", cJSON_Duplicate(t->output_schema, 1));
+    ann = ph__xcheck(cJSON_CreateObject());
+    add_optional(ann, "title", title);
     add_hint(ann, "readOnlyHint", t->annotations.read_only);
     add_hint(ann, "destructiveHint", t->annotations.destructive);
     add_hint(ann, "idempotentHint", t->annotations.idempotent);
     add_hint(ann, "openWorldHint", t->annotations.open_world);
     if (cJSON_GetArraySize(ann) > 0)
-      cJSON_AddItemToObject(o, "annotations", ann);
+      ph__xjson_put(o, "annotations", ann);
     else
       cJSON_Delete(ann);
     merge_extra(o, t->extra);
@@ -171,8 +169,8 @@ static char *item_json(int kind, const ph__item *it) {
   case PH__RESOURCE: {
     const ph__resource_def *r = it->def;
 
-    cJSON_AddStringToObject(o, "uri", r->uri);
-    cJSON_AddStringToObject(o, "name", r->name);
+    ph__xjson_put_string(o, "uri", r->uri);
+    ph__xjson_put_string(o, "name", r->name);
     add_optional(o, "title", r->title);
     add_optional(o, "description", r->description);
     add_optional(o, "mimeType", r->mime_type);
@@ -182,8 +180,8 @@ static char *item_json(int kind, const ph__item *it) {
   case PH__TEMPLATE: {
     const ph__template_def *t = it->def;
 
-    cJSON_AddStringToObject(o, "uriTemplate", t->uri_template);
-    cJSON_AddStringToObject(o, "name", t->name);
+    ph__xjson_put_string(o, "uriTemplate", t->uri_template);
+    ph__xjson_put_string(o, "name", t->name);
     add_optional(o, "title", t->title);
     add_optional(o, "description", t->description);
     add_optional(o, "mimeType", t->mime_type);
@@ -192,25 +190,26 @@ static char *item_json(int kind, const ph__item *it) {
   }
   case PH__PROMPT: {
     const ph__prompt_def *p = it->def;
-    cJSON *args = cJSON_AddArrayToObject(o, "arguments");
+    cJSON *args = ph__xcheck(cJSON_CreateArray());
     size_t i;
 
-    cJSON_AddStringToObject(o, "name", it->name);
+    ph__xjson_put(o, "arguments", args);
+    ph__xjson_put_string(o, "name", it->name);
     add_optional(o, "title", p->title);
     add_optional(o, "description", p->description);
     for (i = 0; i < p->nargs; i++) {
-      cJSON *a = cJSON_CreateObject();
-      cJSON_AddStringToObject(a, "name", p->args[i].name);
+      cJSON *a = ph__xcheck(cJSON_CreateObject());
+      ph__xjson_put_string(a, "name", p->args[i].name);
       add_optional(a, "title", p->args[i].title);
       add_optional(a, "description", p->args[i].description);
-      cJSON_AddBoolToObject(a, "required", p->args[i].required != 0);
-      cJSON_AddItemToArray(args, a);
+      ph__xjson_put_bool(a, "required", p->args[i].required != 0);
+      ph__xjson_append(args, a);
     }
     merge_extra(o, p->extra);
     break;
   }
   }
-  text = cJSON_PrintUnformatted(o);
+  text = ph__xjson_print(o);
   cJSON_Delete(o);
   return text;
 }
@@ -233,9 +232,9 @@ static void add_candidate(ph__dept *d, const ph__department_cfg *dc, int kind,
 
   if (kind == PH__TOOL || kind == PH__PROMPT) {
     if (inst->prefix[0] == '\0')
-      exposed = strdup(name);
-    else if (asprintf(&exposed, "%s%s%s", inst->prefix, sep, name) < 0)
-      return;
+      exposed = ph__xstrdup(name);
+    else
+      exposed = ph__xasprintf("%s%s%s", inst->prefix, sep, name);
     if (!ph__valid_name(exposed)) {
       ph__error("refused %s \"%s\" of %s: exposed name \"%s\" must match "
                 "[A-Za-z0-9_-]{1,64}",
@@ -244,7 +243,7 @@ static void add_candidate(ph__dept *d, const ph__department_cfg *dc, int kind,
       return;
     }
   } else {
-    exposed = strdup(name);
+    exposed = ph__xstrdup(name);
   }
   if (!allowed(dc, exposed)) {
     ph__debug("department %s: %s \"%s\" filtered by allow/deny", d->name,
@@ -265,11 +264,11 @@ static void index_items(ph__dept *d, int kind) {
   size_t n = d->nitems[kind], i, kept = 0;
   char *drop;
 
-  sorted = calloc(n + 1, sizeof(ph__item *));
+  sorted = ph__xcalloc(n + 1, sizeof(ph__item *));
   for (i = 0; i < n; i++)
     sorted[i] = &items[i];
   qsort(sorted, n, sizeof(ph__item *), cmp_item_ptr);
-  drop = calloc(n + 1, 1);
+  drop = ph__xcalloc(n + 1, 1);
   for (i = 1; i < n; i++) {
     if (strcmp(sorted[i]->name, sorted[i - 1]->name) != 0)
       continue;
@@ -309,10 +308,10 @@ static void paginate(ph__dept *d, int kind, int page_size) {
   char **defs;
 
   npages = n == 0 ? 1 : (n + (size_t)page_size - 1) / (size_t)page_size;
-  defs = calloc(n + 1, sizeof(char *));
+  defs = ph__xcalloc(n + 1, sizeof(char *));
   for (i = 0; i < n; i++)
     defs[i] = item_json(kind, &d->items[kind][i]);
-  d->pages[kind] = calloc(npages, sizeof(char *));
+  d->pages[kind] = ph__xcalloc(npages, sizeof(char *));
   d->npages[kind] = npages;
   for (p = 0; p < npages; p++) {
     size_t from = p * (size_t)page_size, to = from + (size_t)page_size;
@@ -323,7 +322,7 @@ static void paginate(ph__dept *d, int kind, int page_size) {
     len = 3;
     for (i = from; i < to; i++)
       len += strlen(defs[i]) + 1;
-    page = w = malloc(len);
+    page = w = ph__xmalloc(len);
     *w++ = '[';
     for (i = from; i < to; i++) {
       if (i > from)
@@ -346,8 +345,8 @@ static void build_dept(ph__dept *d, const ph__department_cfg *dc,
   size_t cap[PH__NKINDS] = {0};
   int k;
 
-  d->name = strdup(dc->name);
-  d->instances = calloc(ninst + 1, sizeof(ph_instance *));
+  d->name = ph__xstrdup(dc->name);
+  d->instances = ph__xcalloc(ninst + 1, sizeof(ph_instance *));
   for (i = 0; i < ninst; i++) {
     const char *pname =
         dc->all_plugins ? plugins[i]->name : dc->instances[i].plugin;
@@ -408,7 +407,7 @@ static void build_dept(ph__dept *d, const ph__department_cfg *dc,
     cap[PH__PROMPT] += p->nprompts;
   }
   for (k = 0; k < PH__NKINDS; k++)
-    d->items[k] = calloc(cap[k] + 1, sizeof(ph__item));
+    d->items[k] = ph__xcalloc(cap[k] + 1, sizeof(ph__item));
   for (i = 0; i < d->ninstances; i++) {
     ph_instance *inst = d->instances[i];
     const ph__plugin *p = inst->plugin;
@@ -450,16 +449,16 @@ ph__generation *ph__generation_build(ph__config *cfg, ph__plugin **plugins,
   ph__generation *g;
   size_t i;
 
-  g = calloc(1, sizeof(*g));
+  g = ph__xcalloc(1, sizeof(*g));
   atomic_init(&g->refs, 1);
   g->id = atomic_fetch_add(&next_generation_id, 1);
   g->config = cfg;
-  g->plugins = calloc(nplugins + 1, sizeof(ph__plugin *));
+  g->plugins = ph__xcalloc(nplugins + 1, sizeof(ph__plugin *));
   for (i = 0; i < nplugins; i++) {
     ph__plugin_ref(plugins[i]);
     g->plugins[g->nplugins++] = plugins[i];
   }
-  g->depts = calloc(cfg->ndepartments + 1, sizeof(ph__dept));
+  g->depts = ph__xcalloc(cfg->ndepartments + 1, sizeof(ph__dept));
   for (i = 0; i < cfg->ndepartments; i++)
     build_dept(&g->depts[g->ndepts++], &cfg->departments[i], cfg, plugins,
                nplugins, prev);
@@ -605,7 +604,7 @@ static int match_template(const char *tpl, const char *uri, cJSON *vars) {
         return 0;
       memcpy(name, tpl + 1, nlen);
       name[nlen] = '\0';
-      val = w = malloc((size_t)(uri - start) + 1);
+      val = w = ph__xmalloc((size_t)(uri - start) + 1);
       for (; start < uri; start++) {
         if (*start == '%' && start + 2 < uri && hexval(start[1]) >= 0 &&
             hexval(start[2]) >= 0) {
@@ -620,7 +619,7 @@ static int match_template(const char *tpl, const char *uri, cJSON *vars) {
         return 0;
       }
       *w = '\0';
-      cJSON_AddStringToObject(vars, name, val);
+      ph__xjson_put_string(vars, name, val);
       free(val);
       tpl = stop_at;
     } else {
@@ -639,7 +638,7 @@ const ph__item *ph__dept_match_template(const ph__dept *d, const char *uri,
 
   for (i = 0; i < d->nitems[PH__TEMPLATE]; i++) {
     const ph__item *it = &d->items[PH__TEMPLATE][i];
-    cJSON *v = cJSON_CreateObject();
+    cJSON *v = ph__xcheck(cJSON_CreateObject());
 
     if (match_template(it->name, uri, v)) {
       *vars = v;
@@ -686,7 +685,7 @@ const char *ph__dept_page(const ph__dept *d, int kind, const char *cursor,
     if (*end != '\0' || page >= d->npages[kind])
       return NULL;
   }
-  if (page + 1 < d->npages[kind] && asprintf(next, "p%lx", page + 1) < 0)
-    *next = NULL;
+  if (page + 1 < d->npages[kind])
+    *next = ph__xasprintf("p%lx", page + 1);
   return d->pages[kind][page];
 }

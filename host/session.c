@@ -1,6 +1,7 @@
 /* session.c: see session.h. */
 #include "session.h"
 
+#include "alloc.h"
 #include "call.h"
 #include "log.h"
 
@@ -12,7 +13,7 @@ static ph__session *sessions;
 
 ph__session *ph__session_new(const char *department) {
   static int release_installed;
-  ph__session *s = calloc(1, sizeof(*s));
+  ph__session *s = ph__xcalloc(1, sizeof(*s));
 
   /* A call holds its session (the protocol sets call->session), and the
    * call layer, below this one, lets go of it through this hook. Set before
@@ -22,7 +23,7 @@ ph__session *ph__session_new(const char *department) {
     release_installed = 1;
   }
   atomic_init(&s->refs, 1);
-  s->department = strdup(department);
+  s->department = ph__xstrdup(department);
   s->log_level = PH_LOG_DEBUG;
   s->next = sessions;
   if (sessions != NULL)
@@ -75,18 +76,15 @@ void ph__session_close(ph__session *s) {
   if (s->listen_outlet != NULL) {
     ph__outlet *o = s->listen_outlet;
     char *msg;
-    int len;
 
     /* A listen ends with a result for its request id (2026-07-28). */
     s->listen_outlet = NULL;
-    len = asprintf(&msg,
-                   "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{"
-                   "\"resultType\":\"complete\",\"_meta\":{"
-                   "\"io.modelcontextprotocol/subscriptionId\":%s}}}",
-                   s->listen_id, s->listen_id);
-    o->finish(o, 200, len < 0 ? NULL : msg, len < 0 ? 0 : (size_t)len);
-    if (len >= 0)
-      free(msg);
+    msg = ph__xasprintf("{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{"
+                        "\"resultType\":\"complete\",\"_meta\":{"
+                        "\"io.modelcontextprotocol/subscriptionId\":%s}}}",
+                        s->listen_id, s->listen_id);
+    o->finish(o, 200, msg, strlen(msg));
+    free(msg);
   }
   for (i = 0; i < s->npending; i++) {
     ph__call_client_answer(s->pending[i].call, NULL);
