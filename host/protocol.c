@@ -4,7 +4,7 @@
  * only adds per-request metadata checks and decorates results. */
 #include "protocol.h"
 
-#include "dispatch.h"
+#include "call.h"
 #include "log.h"
 #include "registry.h"
 #include "tasks.h"
@@ -2204,9 +2204,9 @@ int ph__protocol_init(const ph__config *cfg) {
 #else
   P.check_output = env == NULL || strcmp(env, "0") != 0;
 #endif
-  ph__dispatch_set_notify_hook(on_plugin_notify);
-  ph__dispatch_set_reply_shaper(shape_result);
-  ph__dispatch_set_client_request_hook(on_client_request);
+  ph__calls_set_notify_hook(on_plugin_notify);
+  ph__calls_set_reply_shaper(shape_result);
+  ph__calls_set_client_request_hook(on_client_request);
   ph__tasks_init(answer_task_handle);
   return 0;
 }

@@ -12,7 +12,7 @@
 #define PH__MODERN_VERSION "2026-07-28"
 
 /* Sets up protocol state (serverInfo, HMAC key for request state) and
- * hooks into dispatch. Loop thread, once. */
+ * hooks into the call layer. Loop thread, once. */
 int ph__protocol_init(const ph__config *cfg);
 
 /* Points the protocol at a new configuration after a reload (loop). */
