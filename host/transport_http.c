@@ -22,6 +22,7 @@
 #include "session.h"
 #include "tasks.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -162,13 +163,6 @@ static void respond_error(ph__http_response_t *res, const char *cors,
     add_header(&h, "Allow", "GET, POST, DELETE, OPTIONS");
   respond_json(res, status, &h, text, strlen(text));
   free(text);
-}
-
-/* Whether a comma-separated media list names `type` (or a wildcard). */
-static int accepts(const char *accept, const char *type) {
-  if (accept == NULL)
-    return 0;
-  return strcasestr(accept, type) != NULL || strstr(accept, "*/*") != NULL;
 }
 
 /* One SSE event; a NULL id sends none. Multi-line data is split into data
@@ -688,63 +682,307 @@ static void on_gone(ph__http_response_t *res) {
 
 /* ---- Request checks ---- */
 
-static int loopback_name(const char *host, size_t len) {
-  return (len == 9 && strncasecmp(host, "localhost", 9) == 0) ||
-         (len == 9 && strncmp(host, "127.0.0.1", 9) == 0) ||
-         (len == 5 && strncmp(host, "[::1]", 5) == 0) ||
-         (len == 3 && strncmp(host, "::1", 3) == 0);
-}
+/* A header the request carries exactly once: its value, NULL when it has
+ * none, or `repeated` when it has more, for headers a second copy of which
+ * could steer an intermediary one way while we check the other. */
+static const char repeated[] = "";
 
-/* The host part of "host[:port]" or "[v6][:port]". */
-static size_t host_part(const char *value) {
-  const char *end;
+static const char *single_header(const ph__http_request_t *req,
+                                 const char *name) {
+  size_t i, n = ph__http_request_header_count(req);
+  const char *k, *v, *found = NULL;
 
-  if (value[0] == '[') {
-    end = strchr(value, ']');
-    return end ? (size_t)(end - value) + 1 : strlen(value);
+  for (i = 0; i < n; i++) {
+    ph__http_request_header_at(req, i, &k, &v);
+    if ((k[0] | 0x20) != (name[0] | 0x20) || strcasecmp(k, name) != 0)
+      continue;
+    if (found != NULL)
+      return repeated;
+    found = v;
   }
-  end = strchr(value, ':');
-  return end ? (size_t)(end - value) : strlen(value);
+  return found;
 }
 
-static int in_list(char **list, const char *value) {
-  for (; list != NULL && *list != NULL; list++)
-    if (strcasecmp(*list, value) == 0 || strcmp(*list, "*") == 0)
+/* Media types (RFC 9110 8.3.1 and 12.5.1): type "/" subtype, then
+ * *( OWS ";" OWS [ name "=" ( token / quoted-string ) ] ), compared by
+ * type and subtype without case; of the parameters only Accept's q
+ * counts. */
+typedef struct media {
+  const char *type, *subtype;
+  size_t type_len, subtype_len;
+  int q; /* weight in thousandths */
+} media;
+
+/* tchar (RFC 9110 5.6.2): ALPHA DIGIT !#$%&'*+-.^_`|~ as a bitmap of the
+ * ASCII characters, since Accept and Content-Type are read on every
+ * POST. */
+static const uint64_t tchars[2] = {0x03ff6cfa00000000u, 0x57ffffffc7fffffeu};
+
+static int is_tchar(unsigned char c) {
+  return c < 128 && (tchars[c >> 6] >> (c & 63) & 1);
+}
+
+static const char *skip_token(const char *p) {
+  while (is_tchar((unsigned char)*p))
+    p++;
+  return p;
+}
+
+static const char *skip_ows(const char *p) {
+  while (*p == ' ' || *p == '\t')
+    p++;
+  return p;
+}
+
+/* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ). */
+static int parse_qvalue(const char *p, const char *end, int *q) {
+  int v, scale = 100;
+
+  if (p == end || (*p != '0' && *p != '1'))
+    return -1;
+  v = (*p++ - '0') * 1000;
+  if (p < end && *p++ != '.')
+    return -1;
+  for (; p < end; p++) {
+    if (scale == 0 || *p < '0' || *p > '9')
+      return -1;
+    v += (*p - '0') * scale;
+    scale /= 10;
+  }
+  if (v > 1000)
+    return -1;
+  *q = v;
+  return 0;
+}
+
+/* Parses the media type or range at *pp, up to a "," or the end, and
+ * leaves *pp there. Returns 0, or -1 for bad syntax (then *pp is as it
+ * was). */
+static int parse_media(const char **pp, media *m, int with_q) {
+  const char *p = skip_ows(*pp), *name, *value;
+
+  m->type = p;
+  p = skip_token(p);
+  m->type_len = (size_t)(p - m->type);
+  if (m->type_len == 0 || *p != '/')
+    return -1;
+  m->subtype = ++p;
+  p = skip_token(p);
+  m->subtype_len = (size_t)(p - m->subtype);
+  if (m->subtype_len == 0)
+    return -1;
+  m->q = 1000;
+  for (;;) {
+    p = skip_ows(p);
+    if (*p != ';')
+      break;
+    p = skip_ows(p + 1);
+    if (*p == ';' || *p == ',' || *p == '\0')
+      continue;
+    name = p;
+    p = skip_token(p);
+    if (p == name || *p != '=')
+      return -1;
+    value = ++p;
+    if (*p == '"') {
+      for (p++; *p != '"'; p++)
+        if (*p == '\0' || (*p == '\\' && *++p == '\0'))
+          return -1;
+      p++;
+    } else {
+      p = skip_token(p);
+      if (p == value)
+        return -1;
+    }
+    if (with_q && p - name == 3 && (name[0] | 0x20) == 'q' &&
+        parse_qvalue(value, p, &m->q) != 0)
+      return -1;
+  }
+  if (*p != ',' && *p != '\0')
+    return -1;
+  *pp = p;
+  return 0;
+}
+
+static int span_is(const char *s, size_t len, const char *want, size_t n) {
+  return len == n && strncasecmp(s, want, n) == 0;
+}
+
+/* A Content-Type that is application/json, with any parameters. */
+static int json_media_type(const char *value) {
+  media m;
+
+  return value != NULL && parse_media(&value, &m, 0) == 0 && *value == '\0' &&
+         span_is(m.type, m.type_len, "application", 11) &&
+         span_is(m.subtype, m.subtype_len, "json", 4);
+}
+
+/* How specifically range m names type/subtype: 3 by both, 2 by type with
+ * a wildcard subtype, 1 as the all-wildcard range, 0 not at all (a
+ * wildcard type with a named subtype is no range). */
+static int range_matches(const media *m, const char *type, size_t type_len,
+                         const char *subtype) {
+  int any_subtype = m->subtype_len == 1 && m->subtype[0] == '*';
+
+  if (m->type_len == 1 && m->type[0] == '*')
+    return any_subtype ? 1 : 0;
+  if (!span_is(m->type, m->type_len, type, type_len))
+    return 0;
+  if (any_subtype)
+    return 2;
+  return span_is(m->subtype, m->subtype_len, subtype, strlen(subtype)) ? 3 : 0;
+}
+
+/* Whether an Accept value takes `type` ("application/json"): the most
+ * specific range naming it has a weight above 0 (RFC 9110 12.5.1). So the
+ * wildcard ranges do, "application/jsonx" and "application/json;q=0" do
+ * not. Malformed elements are skipped. */
+static int accepts(const char *accept, const char *type) {
+  const char *slash = strchr(type, '/'), *p = accept;
+  int best = 0, q = 0, level, quoted;
+  media m;
+
+  if (accept == NULL)
+    return 0;
+  while (*p != '\0') {
+    if (*p == ',' || *p == ' ' || *p == '\t') {
+      p++;
+      continue;
+    }
+    if (parse_media(&p, &m, 1) != 0) {
+      for (quoted = 0; *p != '\0' && (quoted || *p != ','); p++)
+        if (*p == '"')
+          quoted = !quoted;
+        else if (quoted && *p == '\\' && p[1] != '\0')
+          p++;
+      continue;
+    }
+    level = range_matches(&m, type, (size_t)(slash - type), slash + 1);
+    if (level > 0 && (level > best || (level == best && m.q > q))) {
+      best = level;
+      q = m.q;
+    }
+  }
+  return best > 0 && q > 0;
+}
+
+/* Loopback as a Host or Origin names it: localhost, 127.0.0.1, or ::1 in
+ * any of its IPv6 spellings; nothing else, not even "localhost." or
+ * "127.1", which name it too but no browser page on loopback sends. */
+static int loopback_host(const ph__http_authority_t *a) {
+  if (a->is_ip6)
+    return IN6_IS_ADDR_LOOPBACK(&a->addr6);
+  return span_is(a->host, a->host_len, "localhost", 9) ||
+         span_is(a->host, a->host_len, "127.0.0.1", 9);
+}
+
+/* The address we listen on, unless it is the unspecified one. */
+static int bound_host(const ph__http_authority_t *a) {
+  struct in6_addr bound;
+
+  if (a->is_ip6)
+    return inet_pton(AF_INET6, H.bound_ip, &bound) == 1 &&
+           !IN6_IS_ADDR_UNSPECIFIED(&bound) &&
+           memcmp(&bound, &a->addr6, sizeof(bound)) == 0;
+  return strcmp(H.bound_ip, "0.0.0.0") != 0 &&
+         span_is(a->host, a->host_len, H.bound_ip, strlen(H.bound_ip));
+}
+
+/* Host and port both equal; an absent port equals only an absent one. */
+static int authority_equal(const ph__http_authority_t *a,
+                           const ph__http_authority_t *b) {
+  if (a->port != b->port || a->is_ip6 != b->is_ip6)
+    return 0;
+  if (a->is_ip6)
+    return memcmp(&a->addr6, &b->addr6, sizeof(a->addr6)) == 0;
+  return span_is(a->host, a->host_len, b->host, b->host_len);
+}
+
+/* Loopback and our own address with any port, or an allowed_hosts entry
+ * whole ("example.com" is not "example.com:8443"), or any with "*". */
+static int host_value_allowed(const char *value) {
+  ph__http_authority_t a, entry;
+  char **e;
+
+  if (ph__http_authority_parse(value, strlen(value), &a) != 0)
+    return 0;
+  if (loopback_host(&a) || bound_host(&a))
+    return 1;
+  for (e = H.cfg->allowed_hosts; e != NULL && *e != NULL; e++)
+    if (strcmp(*e, "*") == 0 ||
+        (ph__http_authority_parse(*e, strlen(*e), &entry) == 0 &&
+         authority_equal(&a, &entry)))
       return 1;
   return 0;
 }
 
 /* DNS rebinding: a Host that is not ours means a page elsewhere got the
- * browser to talk to us. */
-static int host_allowed(const char *host) {
-  size_t n;
+ * browser to talk to us. The HTTP layer has checked there is one Host
+ * (HTTP/1.1) and that it is an authority. */
+static int host_allowed(const ph__http_request_t *req) {
+  const char *header = ph__http_request_header(req, "Host");
 
-  if (host == NULL)
+  if (req->host == NULL)
     return 1; /* HTTP/1.0 without Host: not a browser. */
-  n = host_part(host);
-  if (loopback_name(host, n) || in_list(H.cfg->allowed_hosts, host))
-    return 1;
-  return H.bound_ip[0] != '\0' && strlen(H.bound_ip) == n &&
-         strncmp(host, H.bound_ip, n) == 0 && strcmp(H.bound_ip, "0.0.0.0");
+  /* An absolute-form target names the host (RFC 9112 3.2.2); a Host line
+   * beside it must be ours all the same, as it had to be before. */
+  return host_value_allowed(req->host) &&
+         (header == NULL || header == req->host || host_value_allowed(header));
+}
+
+/* An origin as browsers serialise it (RFC 6454 6.2): scheme "://" host
+ * [":" port] and nothing after; "null" and anything else is none. */
+static int parse_origin(const char *text, size_t *scheme_len,
+                        ph__http_authority_t *a) {
+  const char *sep = strstr(text, "://"), *p, *rest;
+
+  if (sep == NULL || sep == text)
+    return -1;
+  for (p = text; p < sep; p++)
+    if (!(((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') ||
+          (p > text && ((*p >= '0' && *p <= '9') || strchr("+-.", *p)))))
+      return -1;
+  *scheme_len = (size_t)(sep - text);
+  rest = sep + 3;
+  if (ph__http_authority_parse(rest, strlen(rest), a) != 0 || a->host_len == 0)
+    return -1;
+  /* Nor is an empty port ("http://localhost:") ever serialised. */
+  return a->port < 0 && a->host_len != strlen(rest) ? -1 : 0;
 }
 
 /* Returns the origin to allow for CORS in *cors (NULL: none), and whether
- * the Origin may talk to us at all. */
-static int origin_allowed(const char *origin, const char **cors) {
-  const char *host;
+ * the request may talk to us at all: no Origin (not a browser), an
+ * allowed_origins entry (scheme, host and port equal; any with "*"), or an
+ * http(s) origin on loopback. A user agent sends one Origin (RFC 6454
+ * 7.3); two are refused. */
+static int origin_allowed(const ph__http_request_t *req, const char **cors) {
+  const char *origin = single_header(req, "Origin");
+  ph__http_authority_t a, entry;
+  size_t scheme_len, entry_scheme_len;
+  char **e;
 
   *cors = NULL;
   if (origin == NULL)
     return 1;
-  if (in_list(H.cfg->allowed_origins, origin)) {
-    *cors = origin;
-    return 1;
-  }
-  host = strstr(origin, "://");
-  if (host == NULL)
+  if (origin == repeated)
     return 0;
-  host += 3;
-  return loopback_name(host, host_part(host));
+  for (e = H.cfg->allowed_origins; e != NULL && *e != NULL; e++)
+    if (strcmp(*e, "*") == 0) {
+      *cors = origin;
+      return 1;
+    }
+  if (parse_origin(origin, &scheme_len, &a) != 0)
+    return 0;
+  for (e = H.cfg->allowed_origins; e != NULL && *e != NULL; e++)
+    if (parse_origin(*e, &entry_scheme_len, &entry) == 0 &&
+        span_is(origin, scheme_len, *e, entry_scheme_len) &&
+        authority_equal(&a, &entry)) {
+      *cors = origin;
+      return 1;
+    }
+  return (span_is(origin, scheme_len, "http", 4) ||
+          span_is(origin, scheme_len, "https", 5)) &&
+         loopback_host(&a);
 }
 
 /* The seam for bearer authentication (a later issue): returns 0 to serve
@@ -757,7 +995,9 @@ static int authenticate(const ph__http_request_t *req,
 }
 
 /* "=?base64?...?=" is Base64 of UTF-8; anything else is literal. Returns a
- * malloc'd value or NULL for bad Base64. */
+ * malloc'd value, or NULL for bad Base64 and for a decoded NUL, which
+ * would end the C string early: "server/discover\0tools/call" is not
+ * "server/discover". */
 static char *header_decode(const char *value) {
   size_t n = strlen(value), i, pad = 0, len;
   unsigned char *out;
@@ -775,12 +1015,14 @@ static char *header_decode(const char *value) {
       if (i < len - 2)
         return NULL;
       pad++;
-    } else if (pad > 0 || !(isalnum(c) || c == '+' || c == '/')) {
+    } else if (pad > 0 || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                            (c >= '0' && c <= '9') || c == '+' || c == '/')) {
       return NULL;
     }
   }
   out = malloc(len / 4 * 3 + 1);
-  if (EVP_DecodeBlock(out, (const unsigned char *)value, (int)len) < 0) {
+  if (EVP_DecodeBlock(out, (const unsigned char *)value, (int)len) < 0 ||
+      memchr(out, '\0', len / 4 * 3 - pad) != NULL) {
     free(out);
     return NULL;
   }
@@ -788,19 +1030,48 @@ static char *header_decode(const char *value) {
   return (char *)out;
 }
 
-/* Header `name` must be present and equal `want` once decoded. */
+/* Header `name` must be present once and equal `want` once decoded. */
 static int header_matches(const ph__http_request_t *req, const char *name,
                           const char *want) {
-  const char *v = ph__http_request_header(req, name);
+  const char *v = single_header(req, name);
   char *decoded;
   int ok;
 
-  if (v == NULL || want == NULL)
+  if (v == NULL || v == repeated || want == NULL)
     return 0;
   decoded = header_decode(v);
   ok = decoded != NULL && strcmp(decoded, want) == 0;
   free(decoded);
   return ok;
+}
+
+/* A number as JSON writes it: strtod() alone also takes " 1", "+1",
+ * "0x10", "inf" and "nan". */
+static int json_number(const char *s) {
+  if (*s == '-')
+    s++;
+  if (*s == '0')
+    s++;
+  else if (*s >= '1' && *s <= '9')
+    while (*s >= '0' && *s <= '9')
+      s++;
+  else
+    return 0;
+  if (*s == '.') {
+    if (*++s < '0' || *s > '9')
+      return 0;
+    while (*s >= '0' && *s <= '9')
+      s++;
+  }
+  if (*s == 'e' || *s == 'E') {
+    if (*++s == '+' || *s == '-')
+      s++;
+    if (*s < '0' || *s > '9')
+      return 0;
+    while (*s >= '0' && *s <= '9')
+      s++;
+  }
+  return *s == '\0';
 }
 
 /* Tool arguments marked x-mcp-header must be mirrored in Mcp-Param-<Name>
@@ -831,16 +1102,17 @@ static const char *check_param_headers(const ph__http_request_t *req,
       continue;
     arg = cJSON_GetObjectItemCaseSensitive(args, p->string);
     snprintf(hname, sizeof(hname), "Mcp-Param-%s", mark->valuestring);
-    v = ph__http_request_header(req, hname);
+    v = single_header(req, hname);
     if (arg == NULL || cJSON_IsNull(arg))
       continue; /* No value, no header needed. */
-    if (v == NULL) {
-      why = "a Mcp-Param header mirroring an argument is missing";
+    if (v == NULL || v == repeated) {
+      why = v == NULL ? "a Mcp-Param header mirroring an argument is missing"
+                      : "a Mcp-Param header is repeated";
       break;
     }
     decoded = header_decode(v);
     if (decoded == NULL) {
-      why = "a Mcp-Param header is not valid Base64";
+      why = "a Mcp-Param header is not valid Base64, or decodes to a NUL";
       break;
     }
     if (cJSON_IsString(arg)) {
@@ -849,7 +1121,7 @@ static const char *check_param_headers(const ph__http_request_t *req,
     } else if (cJSON_IsNumber(arg)) {
       char *end;
       double d = strtod(decoded, &end);
-      if (end == decoded || *end != '\0' || d != arg->valuedouble)
+      if (!json_number(decoded) || *end != '\0' || d != arg->valuedouble)
         why = "a Mcp-Param header does not match its argument";
     } else if (cJSON_IsBool(arg)) {
       snprintf(num, sizeof(num), "%s", cJSON_IsTrue(arg) ? "true" : "false");
@@ -873,11 +1145,13 @@ static const char *check_modern_headers(const ph__http_request_t *req,
   const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(
       meta, "io.modelcontextprotocol/protocolVersion");
-  const char *hv = ph__http_request_header(req, "MCP-Protocol-Version");
+  const char *hv = single_header(req, "MCP-Protocol-Version");
   const char *m, *target = NULL;
 
   if (hv == NULL)
     return "Header mismatch: MCP-Protocol-Version is required";
+  if (hv == repeated)
+    return "Header mismatch: MCP-Protocol-Version is repeated";
   if (cJSON_IsString(v) && strcmp(hv, v->valuestring) != 0)
     return "Header mismatch: MCP-Protocol-Version differs from "
            "_meta.io.modelcontextprotocol/protocolVersion";
@@ -980,7 +1254,7 @@ static void on_initialize(const ph__http_request_t *req,
 
 static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
                     const char *department, const char *cors) {
-  const char *ctype = ph__http_request_header(req, "Content-Type");
+  const char *ctype = single_header(req, "Content-Type");
   const char *accept = ph__http_request_header(req, "Accept");
   const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
   const char *hv = ph__http_request_header(req, "MCP-Protocol-Version");
@@ -993,7 +1267,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   const char *why;
   int modern;
 
-  if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0) {
+  if (!json_media_type(ctype)) {
     respond_error(res, cors, 415, NULL, -32600,
                   "Unsupported Media Type: send application/json", NULL);
     return;
@@ -1021,10 +1295,13 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   }
   /* Outside a session the body itself says which era it speaks; inside
    * one the protocol parses it anyway, so only here is it parsed twice. */
-  body = cJSON_ParseWithLength(req->body, req->body_len);
+  body = ph__json_parse_message(req->body, req->body_len,
+                                H.cfg->limits.max_json_depth, &why);
   if (body == NULL) {
-    respond_error(res, cors, 400, NULL, -32700, "Parse error: not valid JSON",
-                  NULL);
+    char msg[128];
+
+    snprintf(msg, sizeof(msg), "Parse error: %s", why);
+    respond_error(res, cors, 400, NULL, -32700, msg, NULL);
     return;
   }
   params = cJSON_GetObjectItemCaseSensitive(body, "params");
@@ -1042,8 +1319,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
                     "text/event-stream",
                     NULL);
     } else if ((why = check_modern_headers(req, department, body)) != NULL) {
-      if (cJSON_IsString(id) || cJSON_IsNumber(id))
-        id_json = cJSON_PrintUnformatted(id);
+      id_json = ph__jsonrpc_id_text(req->body, req->body_len);
       respond_error(res, cors, 400, id_json, -32020, why, NULL);
       free(id_json);
     } else {
@@ -1272,8 +1548,7 @@ static void on_request(ph__http_server_t *server, const ph__http_request_t *req,
   char *department;
 
   (void)server;
-  if (!host_allowed(ph__http_request_header(req, "Host")) ||
-      !origin_allowed(ph__http_request_header(req, "Origin"), &cors)) {
+  if (!host_allowed(req) || !origin_allowed(req, &cors)) {
     respond_error(res, NULL, 403, NULL, -32600,
                   "Forbidden: Host or Origin not allowed", NULL);
     return;

@@ -122,6 +122,13 @@ Test(http_protocol, ids_are_echoed_as_written) {
                       "\"method\":\"ping\"}");
   expect_in(r, 400, "\"id\":-18446744073709551617,");
   free(r);
+  /* The transport's own refusal of a modern request's headers. */
+  r = http("MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\n",
+           "{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,\"method\":"
+           "\"server/discover\",\"params\":{" META "}}");
+  expect_in(r, 400, "-32020");
+  cr_expect_not_null(strstr(r, "\"id\":9007199254740993,"), "%s", r);
+  free(r);
   r = http(
       "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: server/discover\r\n",
       "{\"jsonrpc\":\"2.0\",\"id\":\"\\u0041\",\"method\":"
