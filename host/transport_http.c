@@ -13,7 +13,7 @@
 
 #include "alloc.h"
 #include "clients.h"
-#include "dispatch.h"
+#include "call.h"
 #include "http.h"
 #include "loader.h"
 #include "log.h"
@@ -1202,7 +1202,7 @@ static void respond_too_many(ph__http_response_t *res, const char *cors,
  * client refused by them ends nobody's session. */
 static void on_initialize(const ph__http_request_t *req,
                           ph__http_response_t *res, const char *department,
-                          const char *cors, const cJSON *id) {
+                          const char *cors) {
   const ph__limits *l = &H.cfg->limits;
   ph__client *c = client_of(req);
   char *id_json = NULL, msg[256], data[128], retry[24];
@@ -1210,8 +1210,7 @@ static void on_initialize(const ph__http_request_t *req,
   msession *ms;
   exchange *ex;
 
-  if (cJSON_IsString(id) || cJSON_IsNumber(id))
-    id_json = ph__xcheck(cJSON_PrintUnformatted(id));
+  id_json = ph__jsonrpc_id_text(req->body, req->body_len);
   if (ph__client_members(c) >= l->max_sessions_per_client) {
     snprintf(msg, sizeof(msg),
              "Too Many Requests: this client already holds %u sessions "
@@ -1258,7 +1257,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   const char *accept = ph__http_request_header(req, "Accept");
   const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
   const char *hv = ph__http_request_header(req, "MCP-Protocol-Version");
-  const cJSON *params, *meta, *method, *id;
+  const cJSON *params, *meta, *method;
   cJSON *body;
   msession *ms;
   exchange *ex;
@@ -1307,7 +1306,6 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   params = cJSON_GetObjectItemCaseSensitive(body, "params");
   meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
   method = cJSON_GetObjectItemCaseSensitive(body, "method");
-  id = cJSON_GetObjectItemCaseSensitive(body, "id");
   modern = cJSON_GetObjectItemCaseSensitive(
                meta, "io.modelcontextprotocol/protocolVersion") != NULL ||
            (hv != NULL && !ph__protocol_version_supported(hv));
@@ -1339,7 +1337,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
                     "text/event-stream",
                     NULL);
     } else {
-      on_initialize(req, res, department, cors, id);
+      on_initialize(req, res, department, cors);
     }
   } else {
     respond_error(res, cors, 400, NULL, -32600,

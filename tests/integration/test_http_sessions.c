@@ -241,6 +241,15 @@ Test(http_sessions, a_client_is_capped_at_its_live_sessions) {
   cr_expect(strstr(r, "max_sessions_per_client") != NULL, "%s", r);
   cr_expect(th_http_session_id(r) == NULL, "%s", r);
   free(r);
+  /* The refusal echoes the id as written, however large. */
+  r = http_from("127.0.0.1", "POST", "",
+                "{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,"
+                "\"method\":\"initialize\",\"params\":{"
+                "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},"
+                "\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}");
+  cr_expect_eq(th_http_status(r), 429, "%s", r);
+  cr_expect(strstr(r, "\"id\":9007199254740993,") != NULL, "%s", r);
+  free(r);
   other = session_from("127.0.0.2"); /* Someone else is served. */
   for (i = 0; i < 3; i++)
     cr_expect_eq(ping(ids[i]), 200, "the cap ended session %d", i);
