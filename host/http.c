@@ -1820,6 +1820,15 @@ static void conn_open(ph__http_server_t *server, int fd,
   conn_set_reading(conn, 1);
 }
 
+void ph__http_server_adopt(ph__http_server_t *server, int fd) {
+  struct sockaddr_in peer;
+
+  memset(&peer, 0, sizeof(peer));
+  peer.sin_family = AF_INET;
+  peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  conn_open(server, fd, (const struct sockaddr *)&peer, sizeof(peer));
+}
+
 static void on_acceptable(uv_poll_t *poll, int status, int events);
 
 static void on_accept_retry(uv_timer_t *timer) {

@@ -188,6 +188,12 @@ int ph__http_server_listen(ph__http_server_t *server, const char *host,
 /* The bound port after a successful listen, else 0. */
 int ph__http_server_port(const ph__http_server_t *server);
 
+/* For the fuzz harness (tests/fuzz/fuzz_http.c): serves the connected
+ * stream socket `fd`, e.g. one end of a socketpair, as a client accepted
+ * from 127.0.0.1, so that bytes written to the other end take the path a
+ * client's do (read, parse, pipeline, respond). Takes over `fd`. */
+void ph__http_server_adopt(ph__http_server_t *server, int fd);
+
 /* Drains: new connections get 503, requests already received are answered,
  * partial ones are dropped, each connection closes once it has nothing left
  * to send. One-way; the server still has to be closed. */
