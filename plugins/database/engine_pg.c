@@ -68,7 +68,22 @@ typedef struct pg_conn {
   pg_stmt stmts[STMT_CACHE];
   unsigned long long tick;
   unsigned serial;
+  /* Rows of a client's statement read on a worker: libpq holds a row whole
+   * before it hands it over, so the bytes arriving since the last row are
+   * counted against row_cap (0: no cap), and the link is dropped past it
+   * (row_too_big). */
+  size_t row_wire;
+  size_t row_cap;
+  int row_too_big;
 } pg_conn;
+
+/* An index whose keys hold a masked column: its order and its keys follow
+ * the column, whatever the plan shows of them. */
+typedef struct pg_masked_index {
+  char *index;
+  char *table;
+  char *column;
+} pg_masked_index;
 
 /* A relation a statement must not touch freely. */
 typedef struct pg_rel {
@@ -104,6 +119,14 @@ typedef struct pg_state {
   struct pg_async *waiting;
   struct pg_async *waiting_tail;
   int idle_watcher; /* The watcher sleeps long: wake it for one. */
+  /* Beside rels, under rel_lock and loaded with them: */
+  pg_masked_index *masked_indexes;
+  int nmasked_indexes;
+  char **hidden_names; /* Indexes, sequences and TOAST of hidden tables. */
+  int nhidden_names;
+  char **catalog_names; /* While tables are hidden: the catalog's
+                           relations and the functions taking regclass. */
+  int ncatalog_names;
 } pg_state;
 
 /* Why a wait ended early. */
@@ -389,6 +412,31 @@ static void free_rels(pg_rel *rels, int n) {
   free(rels);
 }
 
+static void free_names(char **names, int n) {
+  int i;
+
+  for (i = 0; i < n; i++)
+    free(names[i]);
+  free(names);
+}
+
+/* Frees what load_extras loaded beside the relations. */
+static void free_extras(pg_state *s) {
+  int i;
+
+  for (i = 0; i < s->nmasked_indexes; i++) {
+    free(s->masked_indexes[i].index);
+    free(s->masked_indexes[i].table);
+    free(s->masked_indexes[i].column);
+  }
+  free(s->masked_indexes);
+  free_names(s->hidden_names, s->nhidden_names);
+  free_names(s->catalog_names, s->ncatalog_names);
+  s->masked_indexes = NULL;
+  s->hidden_names = s->catalog_names = NULL;
+  s->nmasked_indexes = s->nhidden_names = s->ncatalog_names = 0;
+}
+
 static void pg_close(db *d) {
   pg_state *s = d->engine_state;
   int i;
@@ -407,6 +455,7 @@ static void pg_close(db *d) {
   link_close(&s->writer);
   free(s->conns);
   free_rels(s->rels, s->nrels);
+  free_extras(s);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->freed);
   pthread_cond_destroy(&s->wake);
@@ -498,15 +547,31 @@ static PGresult *next_result(db *d, pg_conn *c, const db_request *rq,
   long long now;
 
   for (;;) {
-    if (!pq.PQisBusy(c->conn))
+    if (!pq.PQisBusy(c->conn)) {
+      c->row_wire = 0;
       return pq.PQgetResult(c->conn);
+    }
     pfd.fd = pq.PQsocket(c->conn);
     pfd.events = POLLIN;
     pfd.revents = 0;
-    if (pfd.fd < 0 ||
-        (poll(&pfd, 1, POLL_SLICE_MS) > 0 && !pq.PQconsumeInput(c->conn))) {
+    if (pfd.fd < 0) {
       *stop = PG_BROKEN;
       return NULL;
+    }
+    if (poll(&pfd, 1, POLL_SLICE_MS) > 0) {
+      int queued = 0;
+
+      if (c->row_cap > 0 && ioctl(pfd.fd, FIONREAD, &queued) == 0 &&
+          queued > 0 && (c->row_wire += (size_t)queued) > c->row_cap) {
+        /* A row past the cap: dropping the link stops the server. */
+        c->row_too_big = 1;
+        *stop = PG_BROKEN;
+        return NULL;
+      }
+      if (!pq.PQconsumeInput(c->conn)) {
+        *stop = PG_BROKEN;
+        return NULL;
+      }
     }
     now = db_now_ms();
     if (*cancel_at == 0) {
@@ -547,6 +612,14 @@ static int pg_failure(pg_conn *c, const PGresult *res, const db_request *rq,
   const char *primary =
       res != NULL ? pq.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
+  if (c->row_too_big) {
+    db_errorf(err,
+              "A row of this result is larger than %zu bytes, the limit of "
+              "a row (4 x max_result_bytes + 1 MiB); select fewer or "
+              "smaller values",
+              c->row_cap);
+    return DB_EREFUSED;
+  }
   if (stop == PG_CANCELLED) {
     db_errorf(err, "Query cancelled by the client");
     return DB_ECANCELED;
@@ -1056,9 +1129,111 @@ static void free_texts(char **values, int n) {
 
 /* ---- the plan check ---- */
 
+static int push_name(char ***names, int *n, const char *name) {
+  char **grown = realloc(*names, (size_t)(*n + 1) * sizeof(char *));
+
+  if (grown == NULL)
+    return -1;
+  *names = grown;
+  if ((grown[*n] = strdup(name)) == NULL)
+    return -1;
+  (*n)++;
+  return 0;
+}
+
+/* What the snapshot needs beside the relations (into `into`, a pg_state
+ * used only for these fields): the indexes whose keys hold a masked
+ * column; the indexes, sequences and TOAST tables of hidden tables, whose
+ * names would tell that their table exists; and, while tables are hidden,
+ * the names of the catalog's relations and of the functions that take a
+ * regclass, which the lexer refuses beside sql_catalog_denied. (The
+ * views of information_schema need its name before theirs, and the lexer
+ * refuses that.) */
+static int load_extras(db *d, pg_conn *c, const db_request *rq, pg_rel *rels,
+                       int nrels, pg_state *into, char **err) {
+  PGresult *res;
+  const pg_rel *r;
+  int i, k, rc = DB_OK;
+
+  res = run_own(
+      d, c, rq,
+      "SELECT t.relname, c.relname, c.relkind IN ('i', 'I') AND "
+      "(x.indexprs IS NOT NULL OR x.indpred IS NOT NULL), a.attname FROM "
+      "pg_class c JOIN pg_class t ON t.oid = CASE WHEN c.relkind IN ('i', "
+      "'I') THEN (SELECT indrelid FROM pg_index WHERE indexrelid = c.oid) "
+      "WHEN c.relkind = 'S' THEN (SELECT refobjid FROM pg_depend WHERE "
+      "classid = 'pg_class'::regclass AND objid = c.oid AND refclassid = "
+      "'pg_class'::regclass AND deptype IN ('a', 'i') LIMIT 1) ELSE (SELECT "
+      "o.oid FROM pg_class o WHERE o.reltoastrelid = c.oid LIMIT 1) END JOIN "
+      "pg_namespace n ON n.oid = t.relnamespace LEFT JOIN pg_index x ON "
+      "x.indexrelid = c.oid LEFT JOIN pg_attribute a ON a.attrelid = t.oid "
+      "AND a.attnum > 0 AND a.attnum = ANY (x.indkey) WHERE c.relkind IN "
+      "('i', 'I', 'S', 't') AND n.nspname NOT IN ('pg_catalog', "
+      "'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY "
+      "c.relname",
+      0, NULL, err);
+  if (res == NULL)
+    return DB_EINTERNAL;
+  for (i = 0; i < pq.PQntuples(res) && rc == DB_OK; i++) {
+    const char *table = pq.PQgetvalue(res, i, 0);
+    const char *name = pq.PQgetvalue(res, i, 1);
+    const char *column = pq.PQgetvalue(res, i, 3);
+    int masked =
+        !pq.PQgetisnull(res, i, 3) && db_column_masked(d, table, column);
+    pg_masked_index *grown;
+
+    if (db_table_hidden(d, table)) {
+      if ((i == 0 || strcmp(pq.PQgetvalue(res, i - 1, 1), name) != 0) &&
+          push_name(&into->hidden_names, &into->nhidden_names, name) != 0)
+        rc = DB_EINTERNAL;
+      continue;
+    }
+    for (r = NULL, k = 0; k < nrels && r == NULL; k++)
+      if (strcmp(rels[k].name, table) == 0)
+        r = &rels[k];
+    /* An expression or a condition of an index of such a table counts as
+     * a masked column: the plugin does not parse it. */
+    if (r == NULL || r->nmasked == 0 ||
+        (!masked && pq.PQgetvalue(res, i, 2)[0] != 't'))
+      continue;
+    grown = realloc(into->masked_indexes, (size_t)(into->nmasked_indexes + 1) *
+                                              sizeof(pg_masked_index));
+    if (grown == NULL) {
+      rc = DB_EINTERNAL;
+      break;
+    }
+    into->masked_indexes = grown;
+    grown += into->nmasked_indexes++;
+    grown->index = strdup(name);
+    grown->table = strdup(table);
+    grown->column = strdup(masked ? column : r->masked[0]);
+    if (grown->index == NULL || grown->table == NULL || grown->column == NULL)
+      rc = DB_EINTERNAL;
+  }
+  pq.PQclear(res);
+  if (rc != DB_OK || d->nhidden == 0)
+    return rc;
+  res = run_own(d, c, rq,
+                "SELECT relname FROM pg_class WHERE relnamespace = "
+                "'pg_catalog'::regnamespace UNION SELECT proname FROM "
+                "pg_proc WHERE 'regclass'::regtype = ANY "
+                "(proargtypes::oid[]) OR prorettype = 'regclass'::regtype",
+                0, NULL, err);
+  if (res == NULL)
+    return DB_EINTERNAL;
+  for (i = 0; i < pq.PQntuples(res) && rc == DB_OK; i++)
+    if (push_name(&into->catalog_names, &into->ncatalog_names,
+                  pq.PQgetvalue(res, i, 0)) != 0)
+      rc = DB_EINTERNAL;
+  pq.PQclear(res);
+  return rc;
+}
+
+static int by_name(const void *a, const void *b);
+
 /* Loads which relations are hidden, views, or have masked columns. */
 static int load_rels(db *d, pg_conn *c, const db_request *rq, char **err) {
-  pg_state *s = d->engine_state;
+  pg_state *s = d->engine_state, extras;
   PGresult *res;
   pg_rel *rels = NULL, *r = NULL;
   int nrels = 0, i;
@@ -1105,10 +1280,31 @@ static int load_rels(db *d, pg_conn *c, const db_request *rq, char **err) {
       r->nmasked++;
   }
   pq.PQclear(res);
+  memset(&extras, 0, sizeof(extras));
+  if (load_extras(d, c, rq, rels, nrels, &extras, err) != DB_OK) {
+    free_rels(rels, nrels);
+    free_extras(&extras);
+    return DB_EINTERNAL;
+  }
+  /* screen_names looks them up by bsearch (neither takes an empty list,
+   * whose pointer is NULL). */
+  if (extras.nhidden_names > 0)
+    qsort(extras.hidden_names, (size_t)extras.nhidden_names, sizeof(char *),
+          by_name);
+  if (extras.ncatalog_names > 0)
+    qsort(extras.catalog_names, (size_t)extras.ncatalog_names, sizeof(char *),
+          by_name);
   pthread_mutex_lock(&s->rel_lock);
   free_rels(s->rels, s->nrels);
+  free_extras(s);
   s->rels = rels;
   s->nrels = nrels;
+  s->masked_indexes = extras.masked_indexes;
+  s->nmasked_indexes = extras.nmasked_indexes;
+  s->hidden_names = extras.hidden_names;
+  s->nhidden_names = extras.nhidden_names;
+  s->catalog_names = extras.catalog_names;
+  s->ncatalog_names = extras.ncatalog_names;
   s->rels_loaded = db_now_ms();
   pthread_mutex_unlock(&s->rel_lock);
   return DB_OK;
@@ -1269,9 +1465,9 @@ static int physical_tlist(const cJSON *output, const pg_rel *r) {
 static int collect_scans(plan_walk *w, const cJSON *node, char **err) {
   pg_state *s = w->d->engine_state;
   const cJSON *child;
-  const char *rel, *alias;
+  const char *rel, *alias, *index, *type;
   const pg_rel *r;
-  int rc;
+  int rc, i;
 
   if (cJSON_IsArray(node)) {
     cJSON_ArrayForEach(child, node) {
@@ -1286,14 +1482,37 @@ static int collect_scans(plan_walk *w, const cJSON *node, char **err) {
     return collect_scans(w, child, err);
   rel = cJSON_GetStringValue(cJSON_GetObjectItem(node, "Relation Name"));
   alias = cJSON_GetStringValue(cJSON_GetObjectItem(node, "Alias"));
+  index = cJSON_GetStringValue(cJSON_GetObjectItem(node, "Index Name"));
+  type = cJSON_GetStringValue(cJSON_GetObjectItem(node, "Node Type"));
+  /* A scan that walks an index in its order (not a bitmap scan, which
+   * reads the table in its own order) returns rows in the order of the
+   * masked column, which no condition or output of the node shows. */
+  if (type == NULL ||
+      (strcmp(type, "Index Scan") != 0 && strcmp(type, "Index Only Scan") != 0))
+    index = NULL;
+  for (i = 0; index != NULL && i < s->nmasked_indexes; i++)
+    if (strcmp(s->masked_indexes[i].index, index) == 0) {
+      db_errorf(err,
+                "Column '%s.%s' is masked by the operator and cannot be "
+                "read; the plan of this statement walks index '%s', whose "
+                "order follows it",
+                s->masked_indexes[i].table, s->masked_indexes[i].column, index);
+      return DB_EREFUSED;
+    }
   if (rel != NULL) {
     if (db_table_hidden(w->d, rel)) {
       db_errorf(err, "Table '%s' is not accessible", rel);
       return DB_EREFUSED;
     }
     r = find_rel(s, rel);
-    if (r != NULL && r->nmasked > 0 &&
-        w->nscans < (int)(sizeof(w->scans) / sizeof(w->scans[0]))) {
+    if (r != NULL && r->nmasked > 0) {
+      /* Every scan is searched for, or a whole-row use of one left out
+       * would pass. */
+      if (w->nscans == (int)(sizeof(w->scans) / sizeof(w->scans[0]))) {
+        db_errorf(err, "The statement reads tables with masked columns too "
+                       "many times for the plugin to check");
+        return DB_EREFUSED;
+      }
       w->scans[w->nscans].alias = alias != NULL ? alias : rel;
       w->scans[w->nscans].rel = r;
       w->nscans++;
@@ -1431,25 +1650,51 @@ static int explain_json(db *d, pg_conn *c, const db_request *rq, char **values,
  * caller owns *scan (sql_scan_free) and passes it to screen_plan. */
 static int screen(db *d, const db_request *rq, int write, sql_scan *scan,
                   char **err) {
-  int rc, i;
+  int rc;
 
   if (sql_scan_run(scan, rq->sql, DB_POSTGRES) != 0) {
     sql_scan_free(scan);
     return DB_EINTERNAL;
   }
   rc = sql_check(d, scan, write, err);
-  if (rc == DB_OK && write) {
-    /* Writes are never planned here; a masked column named anywhere in
-     * one is refused outright. */
-    for (i = 0; i < scan->nidents && rc == DB_OK; i++)
-      if (db_column_masked(d, NULL, scan->idents[i].text)) {
-        db_errorf(err, "Column '%s' is masked by the operator",
-                  scan->idents[i].text);
-        rc = DB_EREFUSED;
-      }
-  }
   if (rc != DB_OK)
     sql_scan_free(scan);
+  return rc;
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The snapshot's part of the lexer's checks, with a snapshot loaded: the
+ * name of an index, sequence or TOAST table of a hidden table is refused
+ * as PostgreSQL refuses a missing relation (word for word, so a client
+ * cannot tell them apart), and while tables are hidden so are the names
+ * of the catalog's relations and of functions taking a regclass. */
+static int screen_names(db *d, const sql_scan *scan, char **err) {
+  pg_state *s = d->engine_state;
+  const char *word;
+  int i, rc = DB_OK;
+
+  pthread_mutex_lock(&s->rel_lock);
+  for (i = 0; i < scan->nidents && rc == DB_OK; i++) {
+    word = scan->idents[i].text;
+    if (s->nhidden_names > 0 &&
+        bsearch(&word, s->hidden_names, (size_t)s->nhidden_names,
+                sizeof(char *), by_name) != NULL) {
+      db_errorf(err, "PostgreSQL: relation \"%s\" does not exist", word);
+      rc = DB_EINVALID;
+    } else if (s->ncatalog_names > 0 &&
+               bsearch(&word, s->catalog_names, (size_t)s->ncatalog_names,
+                       sizeof(char *), by_name) != NULL) {
+      db_errorf(err,
+                "'%s' is not allowed while tables are hidden: it reads "
+                "the catalog; use list_tables and describe_table",
+                word);
+      rc = DB_EREFUSED;
+    }
+  }
+  pthread_mutex_unlock(&s->rel_lock);
   return rc;
 }
 
@@ -1462,6 +1707,8 @@ static int screen_plan(db *d, pg_conn *c, const db_request *rq,
   int rc;
 
   rc = load_rels(d, c, rq, err);
+  if (rc == DB_OK)
+    rc = screen_names(d, scan, err);
   if (rc == DB_OK && needs_plan_check(d, scan)) {
     rc = explain_json(d, c, rq, values, nvalues, 1, &plan, err);
     if (rc == DB_OK)
@@ -1606,8 +1853,22 @@ static int take_rows(db *d, const PGresult *res, const db_request *rq,
   return 0;
 }
 
+/* Counts the bytes of each row of a client's statement from now on
+ * against the row limit (next_result). */
+static void row_cap_start(db *d, pg_conn *c) {
+  c->row_cap = db_row_limit(d);
+  c->row_wire = 0;
+  c->row_too_big = 0;
+}
+
+static void row_cap_end(pg_conn *c) {
+  c->row_cap = 0;
+  c->row_too_big = 0;
+}
+
 /* Streams the client's statement row by row (single-row mode), so a huge
- * result costs no memory: past the limit the rest is cancelled. */
+ * result costs no memory: past the limit the rest is cancelled, and a row
+ * past the row limit drops the link before libpq has all of it. */
 static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
                        int nvalues, db_rows *out, char **err) {
   enum pg_stop stop = PG_RUNNING;
@@ -1622,6 +1883,7 @@ static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
     return pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
   pq.PQsetSingleRowMode(c->conn);
+  row_cap_start(d, c);
   while (!done && (res = next_result(d, c, rq, &stop, &cancel_at)) != NULL) {
     ExecStatusType st = pq.PQresultStatus(res);
     if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
@@ -1652,6 +1914,7 @@ static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
   }
   if (stop == PG_BROKEN)
     link_close(c);
+  row_cap_end(c);
   return rc;
 }
 
@@ -1917,10 +2180,13 @@ static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
   pipe_run p;
   char buf[256];
 
+  int rc;
+
   if (pipe_send(c, rq, values, nvalues, &p) != 0) {
     *fresh = 1;
     return pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
+  row_cap_start(d, c);
   while (p.at < p.nsteps) {
     res = next_result(d, c, rq, &p.stop, &cancel_at);
     if (res == NULL) {
@@ -1942,7 +2208,11 @@ static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
         cancel_at = db_now_ms();
     }
   }
-  return pipe_end(c, rq, &p, err, fresh);
+  rc = pipe_end(c, rq, &p, err, fresh);
+  if (c->row_too_big)
+    *fresh = 0; /* The client's statement ran: no second try. */
+  row_cap_end(c);
+  return rc;
 }
 
 /* Non-zero when the catalog snapshot is current and the statement names
@@ -1991,7 +2261,9 @@ static int pg_query(db *d, const db_request *rq, db_rows *out, char **err) {
   if (rc != DB_OK)
     goto cleanup;
   if (pipeline_ok(d, &scan)) {
-    rc = pipelined_query(d, rq, values, nvalues, out, err);
+    rc = screen_names(d, &scan, err);
+    if (rc == DB_OK)
+      rc = pipelined_query(d, rq, values, nvalues, out, err);
     goto cleanup;
   }
   c = begin_read(d, rq, err, &rc);
@@ -2050,7 +2322,6 @@ static int pg_execute(db *d, const db_request *rq, long long *affected,
   rc = screen(d, rq, 1, &scan, err);
   if (rc != DB_OK)
     return rc;
-  sql_scan_free(&scan);
   rc = param_texts(rq->params, &values, &nvalues, err);
   if (rc != DB_OK)
     goto cleanup;
@@ -2058,6 +2329,10 @@ static int pg_execute(db *d, const db_request *rq, long long *affected,
   rc = link_open(d, c, 1, err);
   if (rc == DB_OK)
     rc = begin(d, c, rq, 1, err);
+  /* A write's plan is checked as a read's: its count of changed rows, or
+   * a condition it fails, would tell what a whole-row reference read. */
+  if (rc == DB_OK)
+    rc = screen_plan(d, c, rq, &scan, values, nvalues, err);
   if (rc != DB_OK)
     goto unlock;
   if (!pq.PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
@@ -2098,6 +2373,7 @@ unlock:
   pthread_mutex_unlock(&s->write_lock);
 cleanup:
   free_texts(values, nvalues);
+  sql_scan_free(&scan);
   return rc;
 }
 
@@ -2764,7 +3040,11 @@ static int pg_query_start(db *d, const db_request *rq, db_rows *out,
   if (rc != DB_OK)
     return rc;
   ok = pipeline_ok(d, &scan);
+  if (ok)
+    rc = screen_names(d, &scan, err);
   sql_scan_free(&scan);
+  if (rc != DB_OK)
+    return rc;
   if (!ok)
     return DB_EAGAIN;
   a = calloc(1, sizeof(*a));

@@ -3,10 +3,15 @@
  * enabled, serves execute. Safety layers, from the outside in: the lexer's
  * checks (sql_scan.c), a read-only connection, exactly one statement (the
  * tail must be empty), sqlite3_stmt_readonly(), an authorizer that denies
- * ATTACH, writes, state-changing PRAGMAs, hidden tables, masked columns and
- * dangerous functions, a progress handler enforcing the deadline and the
- * client's cancellation, and defensive connection settings. */
+ * ATTACH, writes, state-changing PRAGMAs, hidden tables, masked columns,
+ * the catalog while tables are hidden and dangerous functions, a check of
+ * the compiled program for what the authorizer cannot see (sqlite_plan.c),
+ * limits on the size of values and rows, a progress handler enforcing the
+ * deadline, the client's cancellation and a memory budget, linear versions
+ * of the quadratic built-in functions (sqlite_funcs.c), and defensive
+ * connection settings. */
 #include "db.h"
+#include "sqlite_guard.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,18 +33,29 @@ enum sq_mode {
   SQ_WRITE      /* A client's INSERT/UPDATE/DELETE through execute. */
 };
 
-/* Why the progress handler stopped a statement. */
-enum sq_stop { SQ_RUNNING = 0, SQ_TIMEOUT, SQ_CANCELLED };
+/* Why the progress or busy handler stopped a statement. */
+enum sq_stop { SQ_RUNNING = 0, SQ_TIMEOUT, SQ_CANCELLED, SQ_MEMORY };
+
+/* VM instructions between two calls of the progress handler. Each call
+ * reads the clock and SQLite's memory counter, a few tens of nanoseconds;
+ * fewer instructions between them bound better how far one statement can
+ * run past its deadline or its memory budget. */
+#define PROGRESS_STEPS 100
+
+/* Longest single wait for a lock in the busy handler. */
+#define BUSY_SLICE_MS 10
 
 typedef struct sq_conn {
   sqlite3 *handle;
   db *d;
   int busy;          /* Checked out of the pool. */
   enum sq_mode mode; /* Read by the authorizer. */
-  char denied[256];  /* The authorizer's reason for the last denial. */
+  char denied[512];  /* The authorizer's reason for the last denial. */
   long long deadline;
   ph_call *call;
   enum sq_stop stop;
+  long long mem_start; /* SQLite's heap when the statement started. */
+  sq_map *map;         /* What the file's b-trees hold (sqlite_plan.c). */
 } sq_conn;
 
 typedef struct sq_state {
@@ -93,7 +109,32 @@ static int is_catalog_table(const char *table) {
          strcasecmp(table, "sqlite_temp_master") == 0 ||
          strcasecmp(table, "sqlite_temp_schema") == 0 ||
          strcasecmp(table, "sqlite_sequence") == 0 ||
-         strcasecmp(table, "sqlite_stat1") == 0;
+         strncasecmp(table, "sqlite_stat", 11) == 0;
+}
+
+/* Pragmas that list tables, describe one, or report on their rows and
+ * pages, which while tables are hidden would tell of them. */
+static const char *const catalog_pragmas[] = {
+    "table_list",  "foreign_key_check", "integrity_check",
+    "quick_check", "page_count",        "freelist_count",
+    NULL};
+
+/* Eponymous virtual tables that read every page or statement. */
+static int is_denied_module(const char *name) {
+  return strcasecmp(name, "dbstat") == 0 ||
+         strcasecmp(name, "sqlite_dbpage") == 0 ||
+         strcasecmp(name, "sqlite_stmt") == 0;
+}
+
+/* The value limit of a connection: max_result_bytes, but never below
+ * 1 MiB, which SQLite's own reads of the schema need. */
+static int value_limit(const db *d) {
+  return d->max_bytes > (1u << 20) ? (int)d->max_bytes : 1 << 20;
+}
+
+/* What the values one statement holds at once may add up to. */
+static long long statement_budget(const db *d) {
+  return 64LL * value_limit(d);
 }
 
 static int deny(sq_conn *c, const char *fmt, const char *a, const char *b) {
@@ -114,9 +155,23 @@ static int authorize(void *arg, int action, const char *a1, const char *a2,
     return SQLITE_OK;
   case SQLITE_READ:
     /* Reads through views and triggers arrive here too, with the
-     * underlying table, so a view cannot launder a hidden column. */
+     * underlying table, so a view cannot launder a hidden column. Reads
+     * the authorizer never sees (columns merged by USING or NATURAL) are
+     * the plan check's (sqlite_plan.c). */
+    if (c->mode == SQ_QUERY && strncasecmp(a1, "sqlite_stat", 11) == 0)
+      return deny(c,
+                  "%s cannot be read: statistics hold values of every "
+                  "column, hidden and masked ones too%s",
+                  a1, NULL);
+    if (c->mode == SQ_QUERY && d->nhidden > 0 && is_catalog_table(a1))
+      return deny(c,
+                  "The catalog (%s) cannot be read while tables are hidden; "
+                  "use list_tables and describe_table%s",
+                  a1, NULL);
     if (is_catalog_table(a1))
       return SQLITE_OK;
+    if (c->mode != SQ_CATALOG && is_denied_module(a1))
+      return deny(c, "%s is not allowed%s", a1, NULL);
     /* Table-valued pragmas hide their argument from the authorizer, so a
      * client could describe a hidden table through them. */
     if (c->mode != SQ_CATALOG && strncasecmp(a1, "pragma_", 7) == 0)
@@ -139,6 +194,12 @@ static int authorize(void *arg, int action, const char *a1, const char *a2,
   case SQLITE_PRAGMA:
     if (strcasecmp(a1, "writable_schema") == 0)
       return deny(c, "PRAGMA %s is not allowed%s", a1, NULL);
+    if (c->mode != SQ_CATALOG && d->nhidden > 0 &&
+        (in_list(a1, table_pragmas) || in_list(a1, catalog_pragmas)))
+      return deny(c,
+                  "PRAGMA %s is not allowed while tables are hidden; use "
+                  "list_tables and describe_table%s",
+                  a1, NULL);
     if (in_list(a1, table_pragmas)) {
       if (a2 != NULL && db_table_hidden(d, a2))
         return deny(c, "Table '%s' is not accessible%s", a2, NULL);
@@ -191,13 +252,43 @@ static int progress(void *arg) {
     sqlite3_interrupt(c->handle);
     return 1;
   }
+  /* What a statement accumulates across rows (a group_concat, a JSON
+   * aggregate, sorters and temporary tables) against the budget. SQLite
+   * counts its heap for the whole process, so concurrent statements
+   * count too: the budget is far above what a real statement needs. */
+  if (c->mem_start > 0 &&
+      sqlite3_memory_used() - c->mem_start > statement_budget(c->d)) {
+    c->stop = SQ_MEMORY;
+    return 1;
+  }
   return 0;
+}
+
+/* Waits for a lock no longer than the request's deadline (SQLite's busy
+ * timeout would wait its fixed time past it). */
+static int busy_wait(void *arg, int tries) {
+  sq_conn *c = arg;
+  long long left = c->deadline > 0 ? c->deadline - db_now_ms()
+                                   : 2000 - (long long)tries * BUSY_SLICE_MS;
+
+  if (left <= 0) {
+    c->stop = c->deadline > 0 ? SQ_TIMEOUT : SQ_RUNNING;
+    return 0;
+  }
+  if (c->call != NULL && c->d->api->cancelled(c->call)) {
+    c->stop = SQ_CANCELLED;
+    return 0;
+  }
+  usleep((useconds_t)(left < BUSY_SLICE_MS ? left : BUSY_SLICE_MS) * 1000);
+  return 1;
 }
 
 static void conn_close(sq_conn *c) {
   if (c->handle != NULL)
     sqlite3_close_v2(c->handle);
   c->handle = NULL;
+  sq_map_free(c->map);
+  c->map = NULL;
 }
 
 static int conn_open(db *d, sq_conn *c, int writable, char **err) {
@@ -218,9 +309,19 @@ static int conn_open(db *d, sq_conn *c, int writable, char **err) {
   sqlite3_db_config(c->handle, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
   sqlite3_db_config(c->handle, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
   sqlite3_limit(c->handle, SQLITE_LIMIT_ATTACHED, 0);
-  sqlite3_busy_timeout(c->handle, 2000);
+  /* Every string, blob and record: the values a function builds
+   * (randomblob, zeroblob, hex, printf, replace, group_concat, ||) and the
+   * rows of sorters and temporary tables. prepare_checked lowers it for a
+   * statement with many registers. */
+  sqlite3_limit(c->handle, SQLITE_LIMIT_LENGTH, value_limit(d));
+  sqlite3_busy_handler(c->handle, busy_wait, c);
   sqlite3_set_authorizer(c->handle, authorize, c);
-  sqlite3_progress_handler(c->handle, 1000, progress, c);
+  sqlite3_progress_handler(c->handle, PROGRESS_STEPS, progress, c);
+  if (sq_funcs_register(c->handle) != SQLITE_OK) {
+    db_errorf(err, "cannot set up %s: %s", d->path, sqlite3_errmsg(c->handle));
+    conn_close(c);
+    return DB_EINTERNAL;
+  }
   return DB_OK;
 }
 
@@ -372,6 +473,8 @@ static sq_conn *checkout(db *d, const db_request *rq, char **err) {
   c->stop = SQ_RUNNING;
   c->denied[0] = '\0';
   c->mode = rq->introspect ? SQ_CATALOG : SQ_QUERY;
+  c->mem_start = 0;
+  sqlite3_limit(c->handle, SQLITE_LIMIT_LENGTH, value_limit(d));
   return c;
 }
 
@@ -432,6 +535,13 @@ static int sq_failure(sq_conn *c, int code, const db_request *rq, char **err) {
     db_errorf(err, "Query cancelled by the client");
     return DB_ECANCELED;
   }
+  if (c->stop == SQ_MEMORY) {
+    db_errorf(err,
+              "The statement was stopped: it needed more than %lld MiB of "
+              "memory",
+              statement_budget(c->d) >> 20);
+    return DB_EREFUSED;
+  }
   if (c->denied[0] != '\0') {
     db_errorf(err, "%s", c->denied);
     return DB_EREFUSED;
@@ -443,6 +553,14 @@ static int sq_failure(sq_conn *c, int code, const db_request *rq, char **err) {
   if (code == SQLITE_NOMEM) {
     db_errorf(err, "out of memory");
     return DB_EINTERNAL;
+  }
+  if (code == SQLITE_TOOBIG) {
+    db_errorf(err,
+              "A value would be longer than %d bytes, the limit for this "
+              "statement (max_result_bytes, and less for a statement that "
+              "holds many values at once)",
+              sqlite3_limit(c->handle, SQLITE_LIMIT_LENGTH, -1));
+    return DB_EREFUSED;
   }
   db_errorf(err, "SQLite: %s", sqlite3_errmsg(c->handle));
   if (file_failed(code)) {
@@ -631,6 +749,29 @@ static const char *storage_name(int type) {
   }
 }
 
+/* The size of one register (a Mem) of a 64-bit build, a lower bound of
+ * what each costs in a program's memory. */
+#define REGISTER_BYTES 56
+
+/* Lowers the value limit for stmt so that all the values it can hold at
+ * once fit the statement's budget: SQLite keeps a row's values in
+ * registers, and a statement of 300 expressions held 300 values of the
+ * full limit before any row reached the plugin (7 GB for one row). The
+ * registers are part of the program's memory, so that memory over the
+ * size of one bounds how many there are; a point lookup keeps the full
+ * limit. Also starts the statement's memory count (progress). */
+static void limit_values(sq_conn *c, sqlite3_stmt *stmt) {
+  long long used = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_MEMUSED, 0);
+  long long limit = statement_budget(c->d) / (used / REGISTER_BYTES + 1);
+
+  if (limit > value_limit(c->d))
+    limit = value_limit(c->d);
+  if (limit < 1024)
+    limit = 1024;
+  sqlite3_limit(c->handle, SQLITE_LIMIT_LENGTH, (int)limit);
+  c->mem_start = sqlite3_memory_used();
+}
+
 /* Prepares a client statement with every check, on connection c. */
 static int prepare_checked(sq_conn *c, const db_request *rq, const char *sql,
                            int write, sqlite3_stmt **stmt, char **err) {
@@ -654,7 +795,102 @@ static int prepare_checked(sq_conn *c, const db_request *rq, const char *sql,
     db_errorf(err, "Only read-only statements are allowed here");
     return DB_EREFUSED;
   }
+  limit_values(c, *stmt);
   return bind_params(c, *stmt, rq->params, err);
+}
+
+/* Makes c's map of its file's b-trees current (sqlite_plan.c): built on
+ * first use, rebuilt when `rebuild`, always with the plugin's own rights
+ * and the full value limit, which reading the schema needs. */
+static int ensure_map(sq_conn *c, int rebuild, char **err) {
+  enum sq_mode mode = c->mode;
+  int rc;
+
+  if (c->map != NULL && !rebuild)
+    return DB_OK;
+  c->mode = SQ_CATALOG;
+  sqlite3_limit(c->handle, SQLITE_LIMIT_LENGTH, value_limit(c->d));
+  rc = sq_map_build(c->d, c->handle, &c->map, err);
+  c->mode = mode;
+  return rc;
+}
+
+/* The plan check of a client's statement (sqlite_plan.c), for one whose
+ * text mentions something it must see: sql compiled once more under
+ * EXPLAIN, with the same parameters, and its program walked. */
+static int check_program(sq_conn *c, const db_request *rq, const char *sql,
+                         char **err) {
+  sqlite3_stmt *explain = NULL;
+  char *text;
+  int rc, code;
+
+  if (!sq_map_mentions(c->map, sql))
+    return DB_OK;
+  text = sqlite3_mprintf("EXPLAIN %s", sql);
+  if (text == NULL)
+    return DB_EINTERNAL;
+  code = sqlite3_prepare_v2(c->handle, text, -1, &explain, NULL);
+  rc = code == SQLITE_OK ? bind_params(c, explain, rq->params, err)
+                         : sq_failure(c, code, rq, err);
+  if (rc == DB_OK)
+    rc = sq_plan_check(c->map, explain, err);
+  sqlite3_finalize(explain);
+  sqlite3_free(text);
+  return rc;
+}
+
+/* After a statement ran: non-zero when the file's schema may have changed
+ * since c's map was taken, so the check may have used a wrong map and
+ * the statement must run again on a fresh one. One file_control when
+ * nothing was written to the file meanwhile. */
+static int schema_moved(sq_conn *c) {
+  enum sq_mode mode = c->mode;
+  int moved;
+
+  c->mode = SQ_CATALOG;
+  moved = sq_map_stale(c->map, c->handle) != 0;
+  c->mode = mode;
+  return moved;
+}
+
+/* Runs a client's read on c: checked against the map, then `run` (rows or
+ * a plan), and once more if the schema moved meanwhile. */
+static int run_read(sq_conn *c, const db_request *rq,
+                    int (*run)(sq_conn *c, sqlite3_stmt *stmt,
+                               const db_request *rq, void *out, char **err),
+                    void *out, void (*clear)(void *out), char **err) {
+  sqlite3_stmt *stmt = NULL;
+  int rc, attempt, moved = 0;
+
+  for (attempt = 0; attempt < 2; attempt++) {
+    if (attempt > 0) {
+      clear(out);
+      if (err != NULL) {
+        free(*err);
+        *err = NULL;
+      }
+      c->stop = SQ_RUNNING;
+      c->denied[0] = '\0';
+    }
+    rc = ensure_map(c, moved, err);
+    c->mode = SQ_QUERY;
+    if (rc == DB_OK)
+      rc = prepare_checked(c, rq, rq->sql, 0, &stmt, err);
+    if (rc == DB_OK)
+      rc = check_program(c, rq, rq->sql, err);
+    if (rc == DB_OK)
+      rc = run(c, stmt, rq, out, err);
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    c->mem_start = 0;
+    moved = c->map != NULL && schema_moved(c);
+    if (!moved)
+      return rc;
+  }
+  clear(out);
+  db_errorf(err, "The database's schema changed while the statement ran; "
+                 "try again");
+  return DB_EINTERNAL;
 }
 
 static int scan_check(db *d, const db_request *rq, int write, char **err) {
@@ -738,8 +974,16 @@ nomem:
   return DB_EINTERNAL;
 }
 
+static int run_rows(sq_conn *c, sqlite3_stmt *stmt, const db_request *rq,
+                    void *out, char **err) {
+  return collect_rows(c, stmt, rq, out, err);
+}
+
+static void clear_rows(void *out) {
+  db_rows_clear(out);
+}
+
 static int sq_query(db *d, const db_request *rq, db_rows *out, char **err) {
-  sqlite3_stmt *stmt = NULL;
   sq_conn *c;
   int rc;
 
@@ -749,43 +993,25 @@ static int sq_query(db *d, const db_request *rq, db_rows *out, char **err) {
   c = checkout(d, rq, err);
   if (c == NULL)
     return DB_ETIMEOUT;
-  c->mode = SQ_QUERY;
-  rc = prepare_checked(c, rq, rq->sql, 0, &stmt, err);
-  if (rc == DB_OK)
-    rc = collect_rows(c, stmt, rq, out, err);
-  sqlite3_finalize(stmt);
+  rc = run_read(c, rq, run_rows, out, clear_rows, err);
   checkin(d, c);
   if (rc == DB_OK)
     note_usable(d, 1, NULL);
   return rc;
 }
 
-static int sq_explain(db *d, const db_request *rq, cJSON **plan, char **err) {
+/* EXPLAIN QUERY PLAN of rq's statement, which passed every check as
+ * `checked`, into *(cJSON **)out. */
+static int run_plan(sq_conn *c, sqlite3_stmt *checked, const db_request *rq,
+                    void *out, char **err) {
+  cJSON **plan = out, *node;
   sqlite3_stmt *stmt = NULL;
   char *sql = NULL;
-  cJSON *node;
-  sq_conn *c;
   int rc, code;
 
-  *plan = NULL;
-  rc = scan_check(d, rq, 0, err);
-  if (rc != DB_OK)
-    return rc;
-  c = checkout(d, rq, err);
-  if (c == NULL)
-    return DB_ETIMEOUT;
-  c->mode = SQ_QUERY;
-  /* The statement itself passes every check before its plan is shown. */
-  rc = prepare_checked(c, rq, rq->sql, 0, &stmt, err);
-  sqlite3_finalize(stmt);
-  stmt = NULL;
-  if (rc != DB_OK)
-    goto cleanup;
-  if (asprintf(&sql, "EXPLAIN QUERY PLAN %s", rq->sql) < 0) {
-    sql = NULL;
-    rc = DB_EINTERNAL;
-    goto cleanup;
-  }
+  (void)checked;
+  if (asprintf(&sql, "EXPLAIN QUERY PLAN %s", rq->sql) < 0)
+    return DB_EINTERNAL;
   rc = prepare_checked(c, rq, sql, 0, &stmt, err);
   if (rc != DB_OK)
     goto cleanup;
@@ -806,8 +1032,30 @@ static int sq_explain(db *d, const db_request *rq, cJSON **plan, char **err) {
 
 cleanup:
   sqlite3_finalize(stmt);
-  checkin(d, c);
   free(sql);
+  return rc;
+}
+
+static void clear_plan(void *out) {
+  cJSON **plan = out;
+
+  cJSON_Delete(*plan);
+  *plan = NULL;
+}
+
+static int sq_explain(db *d, const db_request *rq, cJSON **plan, char **err) {
+  sq_conn *c;
+  int rc;
+
+  *plan = NULL;
+  rc = scan_check(d, rq, 0, err);
+  if (rc != DB_OK)
+    return rc;
+  c = checkout(d, rq, err);
+  if (c == NULL)
+    return DB_ETIMEOUT;
+  rc = run_read(c, rq, run_plan, plan, clear_plan, err);
+  checkin(d, c);
   return rc;
 }
 

@@ -11,10 +11,14 @@
 #include <string.h>
 #include <strings.h>
 
-static int push_ident(sql_scan *s, const char *text, size_t len, int quoted) {
+/* Records len bytes of text: a plain word (lower-cased), or the inside of
+ * a quoted name or string, whose doubled quote characters q stand for one
+ * (q is 0 for [x], which has no escape). */
+static int push_ident(sql_scan *s, const char *text, size_t len, int quoted,
+                      int literal, char q) {
   sql_ident *grown;
   char *copy;
-  size_t i;
+  size_t i, n = 0;
 
   if (s->nidents % 32 == 0) {
     grown = realloc(s->idents, (size_t)(s->nidents + 32) * sizeof(*grown));
@@ -25,11 +29,18 @@ static int push_ident(sql_scan *s, const char *text, size_t len, int quoted) {
   copy = malloc(len + 1);
   if (copy == NULL)
     return -1;
-  for (i = 0; i < len; i++)
-    copy[i] = quoted ? text[i] : (char)tolower((unsigned char)text[i]);
-  copy[len] = '\0';
+  for (i = 0; i < len; i++) {
+    if (!quoted && !literal)
+      copy[n++] = (char)tolower((unsigned char)text[i]);
+    else if (q == 0 || text[i] != q || i + 1 >= len || text[i + 1] != q)
+      copy[n++] = text[i];
+    else
+      copy[n++] = text[i++];
+  }
+  copy[n] = '\0';
   s->idents[s->nidents].text = copy;
   s->idents[s->nidents].quoted = quoted;
+  s->idents[s->nidents].literal = literal;
   s->nidents++;
   return 0;
 }
@@ -145,6 +156,10 @@ int sql_scan_run(sql_scan *s, const char *sql, db_kind kind) {
       end = skip_quoted(p + 1, '\'', 0);
       if (end == NULL)
         goto unterminated;
+      /* SQLite reads a string where a name belongs as that name. */
+      if (kind == DB_SQLITE &&
+          push_ident(s, p + 1, (size_t)(end - 1 - (p + 1)), 0, 1, '\'') != 0)
+        return -1;
       p = end;
       continue;
     }
@@ -170,7 +185,8 @@ int sql_scan_run(sql_scan *s, const char *sql, db_kind kind) {
         goto unterminated;
       if (c == '[')
         end++;
-      if (push_ident(s, start, (size_t)(end - 1 - start), 1) != 0)
+      if (push_ident(s, start, (size_t)(end - 1 - start), 1, 0,
+                     c == '[' ? 0 : q) != 0)
         return -1;
       p = end;
       continue;
@@ -182,7 +198,7 @@ int sql_scan_run(sql_scan *s, const char *sql, db_kind kind) {
       /* A string prefix (X'', B'', N'') is part of the literal. */
       if (*p == '\'' && p - start == 1)
         continue;
-      if (push_ident(s, start, (size_t)(p - start), 0) != 0)
+      if (push_ident(s, start, (size_t)(p - start), 0, 0, 0) != 0)
         return -1;
       if (!first_done && (size_t)(p - start) < sizeof(s->first)) {
         size_t i, n = (size_t)(p - start);
@@ -217,7 +233,11 @@ void sql_scan_free(sql_scan *s) {
 
 /* Functions that act outside the statement (signals, files, settings,
  * locks that outlive it) or run SQL text of their own, which would go
- * around every check here. Whole names, then prefixes. */
+ * around every check here; statistics and activity views, which hold
+ * values of every column (masked ones too) and other sessions' statements;
+ * and json_patch, whose cost in SQLite is the product of its arguments'
+ * sizes, spent in one call no deadline can stop. Whole names, then
+ * prefixes. */
 static const char *const denied_names[] = {"pg_terminate_backend",
                                            "pg_cancel_backend",
                                            "pg_reload_conf",
@@ -248,6 +268,13 @@ static const char *const denied_names[] = {"pg_terminate_backend",
                                            "pg_stats",
                                            "pg_stats_ext",
                                            "pg_stats_ext_exprs",
+                                           "pg_statistic",
+                                           "pg_statistic_ext",
+                                           "pg_statistic_ext_data",
+                                           "pg_mcv_list_items",
+                                           "pg_stat_activity",
+                                           "pg_stat_statements",
+                                           "json_patch",
                                            "pg_drop_replication_slot",
                                            "load_extension",
                                            "fts3_tokenizer",
@@ -284,6 +311,94 @@ int sql_function_denied(db_kind kind, const char *ident) {
     if (strncasecmp(ident, denied_prefixes[i], strlen(denied_prefixes[i])) == 0)
       return 1;
   return 0;
+}
+
+/* PostgreSQL's ways to name a relation in a string or by its number, and
+ * the schemas that list relations: open, they tell a hidden table's name,
+ * size, columns and comments, or whether it exists at all, and no plan
+ * shows that they did. Refused while any table is hidden. */
+static const char *const pg_catalog_names[] = {"information_schema",
+                                               "pg_catalog",
+                                               "pg_toast",
+                                               "regclass",
+                                               "regtype",
+                                               "regproc",
+                                               "regprocedure",
+                                               "regoper",
+                                               "regoperator",
+                                               "regnamespace",
+                                               "regrole",
+                                               "regconfig",
+                                               "regdictionary",
+                                               "regcollation",
+                                               "obj_description",
+                                               "col_description",
+                                               "shobj_description",
+                                               "format_type",
+                                               "currval",
+                                               "lastval",
+                                               "row_security_active",
+                                               "pg_column_is_updatable",
+                                               "pg_describe_object",
+                                               "pg_identify_object",
+                                               "pg_identify_object_as_address",
+                                               "pg_type_is_visible",
+                                               "pg_options_to_table",
+                                               NULL};
+static const char *const pg_catalog_prefixes[] = {
+    "pg_stat",     "pg_get_",       "pg_relation_", "pg_table_",
+    "pg_total_",   "pg_index",      "pg_partition", "pg_filenode",
+    "pg_sequence", "pg_tablespace", "has_",         "to_reg",
+    NULL};
+
+int sql_catalog_denied(db_kind kind, const char *ident) {
+  int i;
+
+  if (kind != DB_POSTGRES)
+    return 0; /* SQLite's catalog is closed by its authorizer. */
+  for (i = 0; pg_catalog_names[i] != NULL; i++)
+    if (strcasecmp(ident, pg_catalog_names[i]) == 0)
+      return 1;
+  for (i = 0; pg_catalog_prefixes[i] != NULL; i++)
+    if (strncasecmp(ident, pg_catalog_prefixes[i],
+                    strlen(pg_catalog_prefixes[i])) == 0)
+      return 1;
+  return 0;
+}
+
+/* Non-zero when word names a hidden table: as it is, or (PostgreSQL) as
+ * the array type of one, which is the table's name after an underscore. */
+static int names_hidden(const db *d, const char *word) {
+  return db_table_hidden(d, word) ||
+         (d->kind == DB_POSTGRES && word[0] == '_' && word[1] != '\0' &&
+          db_table_hidden(d, word + 1));
+}
+
+/* What a write may not hold beyond a read's rules. SQLite's program of a
+ * write reads every column of the rows it changes, so no plan check can
+ * tell its uses of a masked column, and SQLite's authorizer sees neither
+ * a NATURAL join nor the columns an INSERT fills: a masked column named
+ * anywhere (a UNIQUE one would answer whether a guess exists) and any
+ * NATURAL join (whose columns are not named) are refused on both engines
+ * alike. */
+static int check_write(const db *d, const sql_scan *s, char **err) {
+  int i;
+
+  for (i = 0; i < s->nidents; i++) {
+    if (s->idents[i].literal)
+      continue;
+    if (db_column_masked(d, NULL, s->idents[i].text)) {
+      db_errorf(err, "Column '%s' is masked by the operator",
+                s->idents[i].text);
+      return DB_EREFUSED;
+    }
+    if (!s->idents[i].quoted && strcmp(s->idents[i].text, "natural") == 0) {
+      db_errorf(err, "NATURAL joins are not allowed in writes: name the "
+                     "columns to join on");
+      return DB_EREFUSED;
+    }
+  }
+  return DB_OK;
 }
 
 static int first_in(const char *first, const char *const *list) {
@@ -347,12 +462,21 @@ int sql_check(const db *d, const sql_scan *s, int write, char **err) {
   }
   for (i = 0; i < s->nidents; i++) {
     word = s->idents[i].text;
+    if (names_hidden(d, word)) {
+      db_errorf(err, "Table '%s' is not accessible", word);
+      return DB_EREFUSED;
+    }
+    if (s->idents[i].literal)
+      continue;
     if (sql_function_denied(d->kind, word)) {
       db_errorf(err, "'%s' is not allowed in queries", word);
       return DB_EREFUSED;
     }
-    if (db_table_hidden(d, word)) {
-      db_errorf(err, "Table '%s' is not accessible", word);
+    if (d->nhidden > 0 && sql_catalog_denied(d->kind, word)) {
+      db_errorf(err,
+                "'%s' is not allowed while tables are hidden: it reads "
+                "the catalog; use list_tables and describe_table",
+                word);
       return DB_EREFUSED;
     }
     if (s->idents[i].quoted)
@@ -382,5 +506,5 @@ int sql_check(const db *d, const sql_scan *s, int write, char **err) {
     db_errorf(err, "%s without a WHERE clause is not allowed", s->first);
     return DB_EREFUSED;
   }
-  return DB_OK;
+  return write ? check_write(d, s, err) : DB_OK;
 }
