@@ -98,22 +98,27 @@ static size_t json_weight(const cJSON *v) {
   return 6;
 }
 
+size_t db_row_limit(const db *d) {
+  return 4 * d->max_bytes + (1u << 20);
+}
+
 void db_rows_clear(db_rows *out) {
   cJSON *column;
 
   while ((column = cJSON_DetachItemFromArray(out->columns, 0)) != NULL)
     cJSON_Delete(column);
   out->len = out->row_start = out->weight = out->bytes = 0;
-  out->values = out->failed = out->truncated = 0;
+  out->values = out->failed = out->truncated = out->oversized = 0;
   out->count = 0;
 }
 
-/* Makes room for n more bytes of row text; 0, or -1 (out->failed set). */
+/* Makes room for n more bytes of row text; 0, or -1 (out->failed set, or
+ * the row is oversized and is not written). */
 static int rows_reserve(db_rows *out, size_t n) {
   size_t cap;
   char *grown;
 
-  if (out->failed)
+  if (out->failed || out->oversized)
     return -1;
   if (out->len + n <= out->cap)
     return 0;
@@ -144,11 +149,15 @@ void db_row_begin(db_rows *out) {
   rows_put(out, out->count > 0 ? ",[" : "[", out->count > 0 ? 2 : 1);
 }
 
-/* Starts the next value of the row; weight is json_weight's for it. */
+/* Starts the next value of the row; weight is json_weight's for it. The
+ * size is checked before the value is written, so an oversized row costs
+ * no more memory than the value the engine holds already. */
 static void row_value(db_rows *out, size_t weight) {
   if (out->values++ > 0)
     rows_put(out, ",", 1);
   out->weight += weight + 1;
+  if (out->max_row > 0 && out->weight > out->max_row)
+    out->oversized = 1;
 }
 
 void db_row_null(db_rows *out) {
@@ -311,7 +320,7 @@ int db_row_end(db_rows *out) {
   if (!out->failed && out->count > 0 && out->max_bytes > 0 &&
       out->bytes + out->weight > out->max_bytes)
     out->truncated = 1;
-  if (out->failed || out->truncated) {
+  if (out->failed || out->truncated || out->oversized) {
     out->len = out->row_start;
     return -1;
   }
@@ -779,6 +788,7 @@ static int query_prepare(db *d, ph_call *call, const cJSON *args,
   }
   out->columns = cJSON_CreateArray();
   out->max_bytes = d->max_bytes;
+  out->max_row = db_row_limit(d);
   if (out->columns == NULL) {
     db_errorf(err, "out of memory");
     return DB_EINTERNAL;
@@ -805,6 +815,14 @@ static int query_result(db *d, const db_request *rq, db_rows *out, int rc,
   if (rc == DB_OK && out->failed) {
     rc = DB_EINTERNAL;
     db_errorf(err, "out of memory");
+  }
+  if (rc == DB_OK && out->oversized) {
+    rc = DB_EREFUSED;
+    db_errorf(err,
+              "A row of this result is larger than %zu bytes, the limit of "
+              "a row (4 x max_result_bytes + 1 MiB); select fewer or "
+              "smaller values",
+              out->max_row);
   }
   if (rc != DB_OK)
     goto cleanup;
@@ -1123,6 +1141,7 @@ static void query_done(void *ctx, int rc, char *err) {
   rows_free(&job->out);
   job->out.columns = cJSON_CreateArray();
   job->out.max_bytes = job->d->max_bytes;
+  job->out.max_row = db_row_limit(job->d);
   if (job->out.columns == NULL) {
     job_reply(job, DB_EINTERNAL, strdup("out of memory"));
     return;

@@ -58,6 +58,9 @@ typedef struct db_rows {
   int truncated;    /* More rows exist past what was returned. */
   size_t bytes;     /* Rough size of the rows as JSON, against max_bytes. */
   size_t max_bytes;
+  size_t max_row; /* Rough size one row may reach (0: any); past it the
+                     row is not written and the statement is refused. */
+  int oversized;  /* A row passed max_row. */
 } db_rows;
 
 /* How a read started on the loop ends: with the engine's code and error
@@ -134,6 +137,11 @@ int db_table_hidden(const db *d, const char *table);
  * table NULL, when it is masked in some table. */
 int db_column_masked(const db *d, const char *table, const char *column);
 
+/* The rough size one row of a result may reach on this instance, as JSON
+ * and on the wire: four pages' budget and 1 MiB. A bigger row is refused,
+ * not paged: no page could hold it. */
+size_t db_row_limit(const db *d);
+
 /* Empties out for a statement that runs again (its columns, rows and
  * flags), keeping its limits. */
 void db_rows_clear(db_rows *out);
@@ -141,7 +149,8 @@ void db_rows_clear(db_rows *out);
 /* Appends one row to out, written straight into out->text as cJSON would
  * print it: db_row_begin, one db_row_* per column, then db_row_end, which
  * returns 0 when the row fits and -1 when the byte budget is exhausted
- * (the row is dropped and out->truncated set) or memory ran out
+ * (the row is dropped and out->truncated set), the row passed max_row
+ * (out->oversized set; its values were not written) or memory ran out
  * (out->failed set). */
 void db_row_begin(db_rows *out);
 void db_row_null(db_rows *out);

@@ -68,6 +68,13 @@ typedef struct pg_conn {
   pg_stmt stmts[STMT_CACHE];
   unsigned long long tick;
   unsigned serial;
+  /* Rows of a client's statement read on a worker: libpq holds a row whole
+   * before it hands it over, so the bytes arriving since the last row are
+   * counted against row_cap (0: no cap), and the link is dropped past it
+   * (row_too_big). */
+  size_t row_wire;
+  size_t row_cap;
+  int row_too_big;
 } pg_conn;
 
 /* An index whose keys hold a masked column: its order and its keys follow
@@ -540,15 +547,31 @@ static PGresult *next_result(db *d, pg_conn *c, const db_request *rq,
   long long now;
 
   for (;;) {
-    if (!pq.PQisBusy(c->conn))
+    if (!pq.PQisBusy(c->conn)) {
+      c->row_wire = 0;
       return pq.PQgetResult(c->conn);
+    }
     pfd.fd = pq.PQsocket(c->conn);
     pfd.events = POLLIN;
     pfd.revents = 0;
-    if (pfd.fd < 0 ||
-        (poll(&pfd, 1, POLL_SLICE_MS) > 0 && !pq.PQconsumeInput(c->conn))) {
+    if (pfd.fd < 0) {
       *stop = PG_BROKEN;
       return NULL;
+    }
+    if (poll(&pfd, 1, POLL_SLICE_MS) > 0) {
+      int queued = 0;
+
+      if (c->row_cap > 0 && ioctl(pfd.fd, FIONREAD, &queued) == 0 &&
+          queued > 0 && (c->row_wire += (size_t)queued) > c->row_cap) {
+        /* A row past the cap: dropping the link stops the server. */
+        c->row_too_big = 1;
+        *stop = PG_BROKEN;
+        return NULL;
+      }
+      if (!pq.PQconsumeInput(c->conn)) {
+        *stop = PG_BROKEN;
+        return NULL;
+      }
     }
     now = db_now_ms();
     if (*cancel_at == 0) {
@@ -589,6 +612,14 @@ static int pg_failure(pg_conn *c, const PGresult *res, const db_request *rq,
   const char *primary =
       res != NULL ? pq.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
+  if (c->row_too_big) {
+    db_errorf(err,
+              "A row of this result is larger than %zu bytes, the limit of "
+              "a row (4 x max_result_bytes + 1 MiB); select fewer or "
+              "smaller values",
+              c->row_cap);
+    return DB_EREFUSED;
+  }
   if (stop == PG_CANCELLED) {
     db_errorf(err, "Query cancelled by the client");
     return DB_ECANCELED;
@@ -1822,8 +1853,22 @@ static int take_rows(db *d, const PGresult *res, const db_request *rq,
   return 0;
 }
 
+/* Counts the bytes of each row of a client's statement from now on
+ * against the row limit (next_result). */
+static void row_cap_start(db *d, pg_conn *c) {
+  c->row_cap = db_row_limit(d);
+  c->row_wire = 0;
+  c->row_too_big = 0;
+}
+
+static void row_cap_end(pg_conn *c) {
+  c->row_cap = 0;
+  c->row_too_big = 0;
+}
+
 /* Streams the client's statement row by row (single-row mode), so a huge
- * result costs no memory: past the limit the rest is cancelled. */
+ * result costs no memory: past the limit the rest is cancelled, and a row
+ * past the row limit drops the link before libpq has all of it. */
 static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
                        int nvalues, db_rows *out, char **err) {
   enum pg_stop stop = PG_RUNNING;
@@ -1838,6 +1883,7 @@ static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
     return pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
   pq.PQsetSingleRowMode(c->conn);
+  row_cap_start(d, c);
   while (!done && (res = next_result(d, c, rq, &stop, &cancel_at)) != NULL) {
     ExecStatusType st = pq.PQresultStatus(res);
     if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
@@ -1868,6 +1914,7 @@ static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
   }
   if (stop == PG_BROKEN)
     link_close(c);
+  row_cap_end(c);
   return rc;
 }
 
@@ -2132,11 +2179,13 @@ static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
   PGresult *res;
   pipe_run p;
   char buf[256];
+  int rc;
 
   if (pipe_send(c, rq, values, nvalues, &p) != 0) {
     *fresh = 1;
     return pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
+  row_cap_start(d, c);
   while (p.at < p.nsteps) {
     res = next_result(d, c, rq, &p.stop, &cancel_at);
     if (res == NULL) {
@@ -2158,7 +2207,11 @@ static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
         cancel_at = db_now_ms();
     }
   }
-  return pipe_end(c, rq, &p, err, fresh);
+  rc = pipe_end(c, rq, &p, err, fresh);
+  if (c->row_too_big)
+    *fresh = 0; /* The client's statement ran: no second try. */
+  row_cap_end(c);
+  return rc;
 }
 
 /* Non-zero when the catalog snapshot is current and the statement names

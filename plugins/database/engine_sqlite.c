@@ -6,8 +6,10 @@
  * ATTACH, writes, state-changing PRAGMAs, hidden tables, masked columns,
  * the catalog while tables are hidden and dangerous functions, a check of
  * the compiled program for what the authorizer cannot see (sqlite_plan.c),
- * a progress handler enforcing the deadline and the client's cancellation,
- * and defensive connection settings. */
+ * limits on the size of values and rows, a progress handler enforcing the
+ * deadline, the client's cancellation and a memory budget, linear versions
+ * of the quadratic built-in functions (sqlite_funcs.c), and defensive
+ * connection settings. */
 #include "db.h"
 #include "sqlite_guard.h"
 
@@ -31,8 +33,17 @@ enum sq_mode {
   SQ_WRITE      /* A client's INSERT/UPDATE/DELETE through execute. */
 };
 
-/* Why the progress handler stopped a statement. */
-enum sq_stop { SQ_RUNNING = 0, SQ_TIMEOUT, SQ_CANCELLED };
+/* Why the progress or busy handler stopped a statement. */
+enum sq_stop { SQ_RUNNING = 0, SQ_TIMEOUT, SQ_CANCELLED, SQ_MEMORY };
+
+/* VM instructions between two calls of the progress handler. Each call
+ * reads the clock and SQLite's memory counter, a few tens of nanoseconds;
+ * fewer instructions between them bound better how far one statement can
+ * run past its deadline or its memory budget. */
+#define PROGRESS_STEPS 100
+
+/* Longest single wait for a lock in the busy handler. */
+#define BUSY_SLICE_MS 10
 
 typedef struct sq_conn {
   sqlite3 *handle;
@@ -43,6 +54,7 @@ typedef struct sq_conn {
   long long deadline;
   ph_call *call;
   enum sq_stop stop;
+  long long mem_start; /* SQLite's heap when the statement started. */
   sq_map *map;         /* What the file's b-trees hold (sqlite_plan.c). */
 } sq_conn;
 
@@ -112,6 +124,17 @@ static int is_denied_module(const char *name) {
   return strcasecmp(name, "dbstat") == 0 ||
          strcasecmp(name, "sqlite_dbpage") == 0 ||
          strcasecmp(name, "sqlite_stmt") == 0;
+}
+
+/* The value limit of a connection: max_result_bytes, but never below
+ * 1 MiB, which SQLite's own reads of the schema need. */
+static int value_limit(const db *d) {
+  return d->max_bytes > (1u << 20) ? (int)d->max_bytes : 1 << 20;
+}
+
+/* What the values one statement holds at once may add up to. */
+static long long statement_budget(const db *d) {
+  return 64LL * value_limit(d);
 }
 
 static int deny(sq_conn *c, const char *fmt, const char *a, const char *b) {
@@ -229,7 +252,35 @@ static int progress(void *arg) {
     sqlite3_interrupt(c->handle);
     return 1;
   }
+  /* What a statement accumulates across rows (a group_concat, a JSON
+   * aggregate, sorters and temporary tables) against the budget. SQLite
+   * counts its heap for the whole process, so concurrent statements
+   * count too: the budget is far above what a real statement needs. */
+  if (c->mem_start > 0 &&
+      sqlite3_memory_used() - c->mem_start > statement_budget(c->d)) {
+    c->stop = SQ_MEMORY;
+    return 1;
+  }
   return 0;
+}
+
+/* Waits for a lock no longer than the request's deadline (SQLite's busy
+ * timeout would wait its fixed time past it). */
+static int busy_wait(void *arg, int tries) {
+  sq_conn *c = arg;
+  long long left = c->deadline > 0 ? c->deadline - db_now_ms()
+                                   : 2000 - (long long)tries * BUSY_SLICE_MS;
+
+  if (left <= 0) {
+    c->stop = c->deadline > 0 ? SQ_TIMEOUT : SQ_RUNNING;
+    return 0;
+  }
+  if (c->call != NULL && c->d->api->cancelled(c->call)) {
+    c->stop = SQ_CANCELLED;
+    return 0;
+  }
+  usleep((useconds_t)(left < BUSY_SLICE_MS ? left : BUSY_SLICE_MS) * 1000);
+  return 1;
 }
 
 static void conn_close(sq_conn *c) {
@@ -258,9 +309,19 @@ static int conn_open(db *d, sq_conn *c, int writable, char **err) {
   sqlite3_db_config(c->handle, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
   sqlite3_db_config(c->handle, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
   sqlite3_limit(c->handle, SQLITE_LIMIT_ATTACHED, 0);
-  sqlite3_busy_timeout(c->handle, 2000);
+  /* Every string, blob and record: the values a function builds
+   * (randomblob, zeroblob, hex, printf, replace, group_concat, ||) and the
+   * rows of sorters and temporary tables. prepare_checked lowers it for a
+   * statement with many registers. */
+  sqlite3_limit(c->handle, SQLITE_LIMIT_LENGTH, value_limit(d));
+  sqlite3_busy_handler(c->handle, busy_wait, c);
   sqlite3_set_authorizer(c->handle, authorize, c);
-  sqlite3_progress_handler(c->handle, 1000, progress, c);
+  sqlite3_progress_handler(c->handle, PROGRESS_STEPS, progress, c);
+  if (sq_funcs_register(c->handle) != SQLITE_OK) {
+    db_errorf(err, "cannot set up %s: %s", d->path, sqlite3_errmsg(c->handle));
+    conn_close(c);
+    return DB_EINTERNAL;
+  }
   return DB_OK;
 }
 
@@ -412,6 +473,8 @@ static sq_conn *checkout(db *d, const db_request *rq, char **err) {
   c->stop = SQ_RUNNING;
   c->denied[0] = '\0';
   c->mode = rq->introspect ? SQ_CATALOG : SQ_QUERY;
+  c->mem_start = 0;
+  sqlite3_limit(c->handle, SQLITE_LIMIT_LENGTH, value_limit(d));
   return c;
 }
 
@@ -472,6 +535,13 @@ static int sq_failure(sq_conn *c, int code, const db_request *rq, char **err) {
     db_errorf(err, "Query cancelled by the client");
     return DB_ECANCELED;
   }
+  if (c->stop == SQ_MEMORY) {
+    db_errorf(err,
+              "The statement was stopped: it needed more than %lld MiB of "
+              "memory",
+              statement_budget(c->d) >> 20);
+    return DB_EREFUSED;
+  }
   if (c->denied[0] != '\0') {
     db_errorf(err, "%s", c->denied);
     return DB_EREFUSED;
@@ -483,6 +553,14 @@ static int sq_failure(sq_conn *c, int code, const db_request *rq, char **err) {
   if (code == SQLITE_NOMEM) {
     db_errorf(err, "out of memory");
     return DB_EINTERNAL;
+  }
+  if (code == SQLITE_TOOBIG) {
+    db_errorf(err,
+              "A value would be longer than %d bytes, the limit for this "
+              "statement (max_result_bytes, and less for a statement that "
+              "holds many values at once)",
+              sqlite3_limit(c->handle, SQLITE_LIMIT_LENGTH, -1));
+    return DB_EREFUSED;
   }
   db_errorf(err, "SQLite: %s", sqlite3_errmsg(c->handle));
   if (file_failed(code)) {
@@ -671,6 +749,29 @@ static const char *storage_name(int type) {
   }
 }
 
+/* The size of one register (a Mem) of a 64-bit build, a lower bound of
+ * what each costs in a program's memory. */
+#define REGISTER_BYTES 56
+
+/* Lowers the value limit for stmt so that all the values it can hold at
+ * once fit the statement's budget: SQLite keeps a row's values in
+ * registers, and a statement of 300 expressions held 300 values of the
+ * full limit before any row reached the plugin (7 GB for one row). The
+ * registers are part of the program's memory, so that memory over the
+ * size of one bounds how many there are; a point lookup keeps the full
+ * limit. Also starts the statement's memory count (progress). */
+static void limit_values(sq_conn *c, sqlite3_stmt *stmt) {
+  long long used = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_MEMUSED, 0);
+  long long limit = statement_budget(c->d) / (used / REGISTER_BYTES + 1);
+
+  if (limit > value_limit(c->d))
+    limit = value_limit(c->d);
+  if (limit < 1024)
+    limit = 1024;
+  sqlite3_limit(c->handle, SQLITE_LIMIT_LENGTH, (int)limit);
+  c->mem_start = sqlite3_memory_used();
+}
+
 /* Prepares a client statement with every check, on connection c. */
 static int prepare_checked(sq_conn *c, const db_request *rq, const char *sql,
                            int write, sqlite3_stmt **stmt, char **err) {
@@ -694,11 +795,13 @@ static int prepare_checked(sq_conn *c, const db_request *rq, const char *sql,
     db_errorf(err, "Only read-only statements are allowed here");
     return DB_EREFUSED;
   }
+  limit_values(c, *stmt);
   return bind_params(c, *stmt, rq->params, err);
 }
 
 /* Makes c's map of its file's b-trees current (sqlite_plan.c): built on
- * first use, rebuilt when `rebuild`, always with the plugin's own rights. */
+ * first use, rebuilt when `rebuild`, always with the plugin's own rights
+ * and the full value limit, which reading the schema needs. */
 static int ensure_map(sq_conn *c, int rebuild, char **err) {
   enum sq_mode mode = c->mode;
   int rc;
@@ -706,6 +809,7 @@ static int ensure_map(sq_conn *c, int rebuild, char **err) {
   if (c->map != NULL && !rebuild)
     return DB_OK;
   c->mode = SQ_CATALOG;
+  sqlite3_limit(c->handle, SQLITE_LIMIT_LENGTH, value_limit(c->d));
   rc = sq_map_build(c->d, c->handle, &c->map, err);
   c->mode = mode;
   return rc;
@@ -778,6 +882,7 @@ static int run_read(sq_conn *c, const db_request *rq,
       rc = run(c, stmt, rq, out, err);
     sqlite3_finalize(stmt);
     stmt = NULL;
+    c->mem_start = 0;
     moved = c->map != NULL && schema_moved(c);
     if (!moved)
       return rc;

@@ -234,8 +234,10 @@ void sql_scan_free(sql_scan *s) {
 /* Functions that act outside the statement (signals, files, settings,
  * locks that outlive it) or run SQL text of their own, which would go
  * around every check here; statistics and activity views, which hold
- * values of every column (masked ones too) and other sessions' statements.
- * Whole names, then prefixes. */
+ * values of every column (masked ones too) and other sessions' statements;
+ * and json_patch, whose cost in SQLite is the product of its arguments'
+ * sizes, spent in one call no deadline can stop. Whole names, then
+ * prefixes. */
 static const char *const denied_names[] = {"pg_terminate_backend",
                                            "pg_cancel_backend",
                                            "pg_reload_conf",
@@ -272,6 +274,7 @@ static const char *const denied_names[] = {"pg_terminate_backend",
                                            "pg_mcv_list_items",
                                            "pg_stat_activity",
                                            "pg_stat_statements",
+                                           "json_patch",
                                            "pg_drop_replication_slot",
                                            "load_extension",
                                            "fts3_tokenizer",

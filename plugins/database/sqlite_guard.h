@@ -1,9 +1,13 @@
-/* sqlite_guard.h: a safety layer of the SQLite engine kept out of
- * engine_sqlite.c, which calls it on its own connections:
+/* sqlite_guard.h: two safety layers of the SQLite engine kept out of
+ * engine_sqlite.c, which calls them on its own connections:
  *
  * sqlite_plan.c checks what a statement's compiled program reads against
  * the hidden tables and masked columns, which the authorizer alone cannot
  * (a column merged by USING or NATURAL is never resolved as a read).
+ *
+ * sqlite_funcs.c replaces, per connection, the built-in functions whose
+ * cost is the product of their arguments' sizes: one such call runs
+ * between two checks of the deadline, so it must be cheap.
  *
  * Every function here runs on the thread that holds the connection. */
 #ifndef PH_DATABASE_SQLITE_GUARD_H
@@ -49,5 +53,11 @@ int sq_map_mentions(const sq_map *map, const char *sql);
  * one of those is hidden or masked. Returns DB_OK, the refusal, or the
  * SQLite error code of a failed step as DB_EINVALID (with *err). */
 int sq_plan_check(const sq_map *map, sqlite3_stmt *explain, char **err);
+
+/* Registers on handle instr(), replace() and the two-argument trim(),
+ * ltrim() and rtrim() in place of SQLite's built-ins, with the same
+ * results but a cost linear in their arguments (trim's character set is
+ * bounded in the work it may cost). Returns SQLITE_OK or an error. */
+int sq_funcs_register(sqlite3 *handle);
 
 #endif
