@@ -15,6 +15,7 @@
 #include "clients.h"
 #include "call.h"
 #include "http.h"
+#include "http_session.h"
 #include "loader.h"
 #include "log.h"
 #include "protocol.h"
@@ -25,80 +26,25 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-/* SSE reconnection delay we suggest (SEP-1699). */
-#define RETRY_MS 5000
-/* A legacy stream whose connection dropped mid-call may be resumed this
- * long; then its call is cancelled, as nobody is left to read it. */
-#define RESUME_GRACE_MS 10000
-/* Replay buffer per session. */
-#define REPLAY_MAX_EVENTS 256
-#define REPLAY_MAX_BYTES (2u << 20)
 /* Idle sessions, abandoned streams and keep-alives are checked this
  * often. */
 #define SWEEP_MS 1000
 #define KEEPALIVE_MS 15000
-#define SESSION_BUCKETS 1024
-#define SESSION_ID_BYTES 16
 
-enum holder_kind { HOLD_EXCHANGE = 1, HOLD_STREAM };
-
-typedef struct msession msession;
 typedef struct exchange exchange;
 
-typedef struct event {
-  unsigned stream, seq;
-  char *data;
-  size_t len;
-} event;
-
-/* One SSE stream of a legacy session: a POST's (id > 0) or the standalone
- * GET stream (id 0). Its HTTP response may come and go. */
-typedef struct stream {
-  int kind; /* HOLD_STREAM; first, see on_gone(). */
-  struct stream *next;
-  msession *ms;
-  unsigned id, seq;
-  ph__http_response_t *res; /* Attached connection, or NULL. */
-  exchange *ex;             /* The POST still feeding it, or NULL. */
-  int done;                 /* The final response went out. */
-  uint64_t detached_at;
-} stream;
-
-/* Ordered by size, so that with the client links it still fits the malloc
- * chunk it had (152 bytes of 160): the HTTP benchmark counts the bytes of
- * an idle session. */
-struct msession {
-  msession *hnext;    /* Hash chain. */
-  ph__queue lru;      /* In H.idle (least recently used last) or H.busy. */
-  ph__queue peer;     /* Among its client's idle sessions, if idle. */
-  ph__client *client; /* Who opened it; see client_of(). */
-  ph__session *s;
-  uint64_t last_used;
-  stream *streams;
-  event *events; /* Ring of REPLAY_MAX_EVENTS. */
-  size_t event_bytes;
-  unsigned first, nevents;
-  int refs; /* The table's and one per exchange. */
-  int closed;
-  unsigned next_stream;
-  int nexchanges;
-  char id[2 * SESSION_ID_BYTES + 1];
-};
-
 struct exchange {
-  int kind; /* HOLD_EXCHANGE; first, see on_gone(). */
   ph__outlet base;
   exchange *prev, *next;    /* Live exchanges. */
   ph__http_response_t *res; /* Until answered (or moved to a stream). */
-  msession *ms;             /* Legacy: referenced. */
+  ph__http_session *ms;     /* Legacy: held. */
   ph__session *s;           /* Referenced. */
-  stream *st;               /* Legacy SSE stream, once begun. */
+  unsigned stream_id;       /* Legacy SSE stream, once begun, else 0. */
   int modern;
   int sse;      /* Modern SSE begun on res. */
   int answered; /* finish() ran. */
@@ -116,10 +62,6 @@ static struct {
   char bound_ip[64];
   uv_timer_t sweep;
   uint64_t last_keepalive;
-  msession *buckets[SESSION_BUCKETS];
-  ph__queue idle; /* Idle sessions, most recently used first. */
-  ph__queue busy; /* Sessions with an exchange or an attached stream. */
-  int nsessions;
   exchange *exchanges;
 } H;
 
@@ -165,39 +107,6 @@ static void respond_error(ph__http_response_t *res, const char *cors,
   free(text);
 }
 
-/* One SSE event; a NULL id sends none. Multi-line data is split into data
- * lines so the framing holds whatever the payload is. */
-static void sse_event(ph__http_response_t *res, const char *id,
-                      const char *data, size_t len, int retry) {
-  size_t cap = len + 96, pos = 0, i, start = 0;
-  char *buf = malloc(cap + len / 8 + 16), *grown;
-
-  if (retry)
-    pos += (size_t)sprintf(buf + pos, "retry: %d\n", RETRY_MS);
-  if (id != NULL)
-    pos += (size_t)sprintf(buf + pos, "id: %s\n", id);
-  if (len > 0)
-    pos += (size_t)sprintf(buf + pos, "event: message\n");
-  for (i = 0; i <= len; i++) {
-    if (i < len && data[i] != '\n')
-      continue;
-    if (pos + (i - start) + 8 > cap) {
-      cap = 2 * cap + (i - start) + 8;
-      grown = realloc(buf, cap);
-      buf = grown;
-    }
-    memcpy(buf + pos, "data: ", 6);
-    pos += 6;
-    memcpy(buf + pos, data + start, i - start);
-    pos += i - start;
-    buf[pos++] = '\n';
-    start = i + 1;
-  }
-  buf[pos++] = '\n';
-  ph__http_stream_write(res, buf, pos);
-  free(buf);
-}
-
 static void begin_sse(ph__http_response_t *res, const char *session_id,
                       const char *cors) {
   headers h = {0};
@@ -212,214 +121,6 @@ static void begin_sse(ph__http_response_t *res, const char *session_id,
 
 /* ---- Legacy sessions ---- */
 
-static unsigned hash_id(const char *id) {
-  unsigned h = 2166136261u;
-
-  for (; *id; id++)
-    h = (h ^ (unsigned char)*id) * 16777619u;
-  return h % SESSION_BUCKETS;
-}
-
-static msession *session_find(const char *id) {
-  msession *ms;
-
-  for (ms = H.buckets[hash_id(id)]; ms != NULL; ms = ms->hnext)
-    if (strcmp(ms->id, id) == 0)
-      return ms;
-  return NULL;
-}
-
-static void session_unref(msession *ms) {
-  size_t i;
-
-  if (--ms->refs > 0)
-    return;
-  for (i = 0; i < ms->nevents; i++)
-    free(ms->events[(ms->first + i) % REPLAY_MAX_EVENTS].data);
-  free(ms->events);
-  free(ms);
-}
-
-static void stream_free(stream *st) {
-  msession *ms = st->ms;
-  stream **p;
-
-  if (ms != NULL) {
-    for (p = &ms->streams; *p != NULL; p = &(*p)->next) {
-      if (*p == st) {
-        *p = st->next;
-        break;
-      }
-    }
-  }
-  free(st);
-}
-
-static stream *stream_find(msession *ms, unsigned id) {
-  stream *st;
-
-  for (st = ms->streams; st != NULL; st = st->next)
-    if (st->id == id)
-      return st;
-  return NULL;
-}
-
-static int session_idle(const msession *ms) {
-  const stream *st;
-
-  if (ms->nexchanges > 0)
-    return 0;
-  for (st = ms->streams; st != NULL; st = st->next)
-    if (st->res != NULL)
-      return 0;
-  return 1;
-}
-
-/* Marks a session used now and files it by what it is doing: a busy one
- * (an exchange, or an attached stream) in H.busy, where neither expiry nor
- * eviction looks; an idle one at the head of H.idle and of its client's
- * idle sessions, which keeps both in least recently used order. Called
- * whenever a session is used or stops being busy. */
-static void session_touch(msession *ms) {
-  if (ms->closed)
-    return;
-  ms->last_used = uv_now(H.loop);
-  if (session_idle(ms)) {
-    ph__queue_insert_head(&H.idle, &ms->lru);
-    ph__client_idle(ms->client, &ms->peer);
-  } else {
-    ph__queue_insert_head(&H.busy, &ms->lru);
-    ph__client_busy(&ms->peer);
-  }
-}
-
-/* Ends a session: its calls are cancelled (their exchanges finish), its
- * streams end, its id answers 404 from now on. */
-static void session_close(msession *ms) {
-  unsigned b = hash_id(ms->id);
-  msession **p;
-  stream *st;
-
-  if (ms->closed)
-    return;
-  ms->closed = 1;
-  for (p = &H.buckets[b]; *p != NULL; p = &(*p)->hnext) {
-    if (*p == ms) {
-      *p = ms->hnext;
-      break;
-    }
-  }
-  ph__queue_remove(&ms->lru);
-  ph__client_leave(ms->client, &ms->peer);
-  H.nsessions--;
-  ms->s->notify = NULL;
-  ph__session_close(ms->s);
-  while ((st = ms->streams) != NULL) {
-    ms->streams = st->next;
-    st->ms = NULL;
-    if (st->ex != NULL)
-      st->ex->st = NULL;
-    if (st->res != NULL)
-      ph__http_stream_end(st->res);
-    free(st);
-  }
-  session_unref(ms);
-}
-
-static void replay_add(msession *ms, unsigned stream_id, unsigned seq,
-                       const char *data, size_t len) {
-  event *e;
-
-  if (ms->events == NULL)
-    ms->events = calloc(REPLAY_MAX_EVENTS, sizeof(event));
-  while (ms->nevents > 0 && (ms->nevents == REPLAY_MAX_EVENTS ||
-                             ms->event_bytes + len > REPLAY_MAX_BYTES)) {
-    e = &ms->events[ms->first];
-    ms->event_bytes -= e->len;
-    free(e->data);
-    ms->first = (ms->first + 1) % REPLAY_MAX_EVENTS;
-    ms->nevents--;
-  }
-  e = &ms->events[(ms->first + ms->nevents) % REPLAY_MAX_EVENTS];
-  e->stream = stream_id;
-  e->seq = seq;
-  e->data = malloc(len + 1);
-  memcpy(e->data, data, len);
-  e->data[len] = '\0';
-  e->len = len;
-  ms->event_bytes += len;
-  ms->nevents++;
-}
-
-/* Sends one message on a stream: numbered, kept for replay, written when a
- * connection is attached. */
-static void stream_emit(stream *st, const char *json, size_t len) {
-  char id[32];
-
-  st->seq++;
-  snprintf(id, sizeof(id), "%u-%u", st->id, st->seq);
-  if (st->ms != NULL)
-    replay_add(st->ms, st->id, st->seq, json, len);
-  if (st->res != NULL)
-    sse_event(st->res, id, json, len, 0);
-}
-
-static void prime(stream *st) {
-  char id[32];
-
-  snprintf(id, sizeof(id), "%u-%u", st->id, st->seq);
-  sse_event(st->res, id, "", 0, 1);
-}
-
-/* Unsolicited messages of a legacy session go on its GET stream; without
- * one they are dropped, as the client did not ask for them. */
-static void session_notify(ph__session *s, const char *json, size_t len) {
-  msession *ms = s->transport;
-  stream *st;
-
-  if (ms == NULL || ms->closed)
-    return;
-  st = stream_find(ms, 0);
-  if (st != NULL)
-    stream_emit(st, json, len);
-}
-
-/* Makes room for one more session of client c while the table is full
- * (or, after a reload lowered max_sessions, over full), by ending idle
- * sessions; busy ones are never ended. Each time the session to end is the
- * least recently used idle one of
- *   1. c itself, when c holds more than its share of the table;
- *   2. else the heaviest client, when it holds more than its share;
- *   3. else the whole table.
- * So a flood ends the flooder's own sessions, and a client within its
- * share loses an idle session to another's request only when it is the
- * least recently used of all and the heaviest client has none to give.
- * Returns 0, or -1 when every session is busy. */
-static int session_make_room(ph__client *c) {
-  ph__client *heavy;
-  ph__queue *q;
-  msession *ms;
-
-  while (H.nsessions >= H.cfg->limits.max_sessions) {
-    heavy = ph__clients_heaviest();
-    q = ph__client_over_share(c) ? ph__client_oldest_idle(c) : NULL;
-    if (q == NULL && heavy != NULL && ph__client_over_share(heavy))
-      q = ph__client_oldest_idle(heavy);
-    if (q != NULL) {
-      ms = PH__QUEUE_DATA(q, msession, peer);
-    } else if ((q = ph__queue_tail(&H.idle)) != NULL) {
-      ms = PH__QUEUE_DATA(q, msession, lru);
-    } else {
-      return -1;
-    }
-    ph__info("http: session table full; ending the least recently used "
-             "idle session%s",
-             ms->client == c ? " of the client asking for one" : "");
-    session_close(ms);
-  }
-  return 0;
-}
-
 /* The client a request comes from, for the per-client limits: its peer
  * address. When authenticate() learns a principal, the principal becomes
  * the key here, so that clients behind one proxy or NAT are told apart and
@@ -432,35 +133,13 @@ static ph__client *client_of(const ph__http_request_t *req) {
                         H.cfg->limits.session_burst_per_client);
 }
 
-static msession *session_new(const char *department, ph__client *c) {
-  unsigned char raw[SESSION_ID_BYTES];
-  msession *ms;
-  unsigned b;
-  int i;
-
-  if (RAND_bytes(raw, sizeof(raw)) != 1)
-    return NULL;
-  ms = calloc(1, sizeof(*ms));
-  for (i = 0; i < SESSION_ID_BYTES; i++)
-    sprintf(ms->id + 2 * i, "%02x", raw[i]);
-  ms->refs = 1;
-  ms->next_stream = 1;
-  ms->s = ph__session_new(department);
-  ms->s->transport = ms;
-  ms->s->notify = session_notify;
-  b = hash_id(ms->id);
-  ms->hnext = H.buckets[b];
-  H.buckets[b] = ms;
-  H.nsessions++;
-  ph__queue_init(&ms->lru);
-  ph__queue_init(&ms->peer);
-  ms->client = c;
-  ph__client_join(c, &ms->peer);
-  session_touch(ms);
-  return ms;
-}
-
 /* ---- Exchanges (one per POST) ---- */
+
+/* The legacy stream the exchange feeds, or NULL. Looked up, not kept: the
+ * session frees its streams when it ends. */
+static ph__sse_stream *exchange_stream(const exchange *ex) {
+  return ex->stream_id != 0 ? ph__sse_stream_find(ex->ms, ex->stream_id) : NULL;
+}
 
 static void exchange_maybe_free(exchange *ex) {
   if (!ex->answered || ex->res != NULL || ex->busy)
@@ -471,14 +150,8 @@ static void exchange_maybe_free(exchange *ex) {
     H.exchanges = ex->next;
   if (ex->next != NULL)
     ex->next->prev = ex->prev;
-  if (ex->st != NULL)
-    ex->st->ex = NULL;
-  if (ex->ms != NULL) {
-    ex->ms->nexchanges--;
-    if (!ex->ms->closed)
-      session_touch(ex->ms);
-    session_unref(ex->ms);
-  }
+  if (ex->ms != NULL)
+    ph__http_session_release(ex->ms);
   ph__session_unref(ex->s);
   free(ex->cors);
   free(ex);
@@ -497,34 +170,26 @@ static void exchange_cancel_calls(exchange *ex) {
   }
 }
 
-static void on_gone(ph__http_response_t *res);
-
 /* Turns a legacy exchange's response into a numbered SSE stream of its
- * session. Returns 0, or -1 when there is no response or session left. */
-static int stream_open(exchange *ex, int priming) {
-  stream *st;
+ * session. Returns the stream, or NULL when there is no response or
+ * session left. */
+static ph__sse_stream *stream_open(exchange *ex, int priming) {
+  ph__sse_stream *st;
 
-  if (ex->res == NULL || ex->ms == NULL || ex->ms->closed)
-    return -1;
-  st = calloc(1, sizeof(*st));
-  st->kind = HOLD_STREAM;
-  st->ms = ex->ms;
-  st->id = ex->ms->next_stream++;
-  st->ex = ex;
-  st->res = ex->res;
-  st->next = ex->ms->streams;
-  ex->ms->streams = st;
-  ex->st = st;
+  if (ex->res == NULL || ex->ms == NULL || ph__http_session_closed(ex->ms))
+    return NULL;
+  st = ph__sse_stream_open(ex->ms, ex->res, ex);
+  ex->stream_id = ph__sse_stream_id(st);
+  begin_sse(ex->res, ph__http_session_id(ex->ms), ex->cors);
   ex->res = NULL;
-  ph__http_response_set_data(st->res, st);
-  begin_sse(st->res, ex->ms->id, ex->cors);
   if (priming)
-    prime(st);
-  return 0;
+    ph__sse_stream_prime(st);
+  return st;
 }
 
 static void ex_send(ph__outlet *o, const char *json, size_t len) {
   exchange *ex = (exchange *)((char *)o - offsetof(exchange, base));
+  ph__sse_stream *st;
 
   if (ex->answered)
     return;
@@ -535,12 +200,13 @@ static void ex_send(ph__outlet *o, const char *json, size_t len) {
       begin_sse(ex->res, NULL, ex->cors);
       ex->sse = 1;
     }
-    sse_event(ex->res, NULL, json, len, 0);
+    ph__sse_event(ex->res, NULL, json, len, 0);
     return;
   }
-  if (ex->st == NULL && stream_open(ex, ex->prime) != 0)
+  st = exchange_stream(ex);
+  if (st == NULL && (st = stream_open(ex, ex->prime)) == NULL)
     return;
-  stream_emit(ex->st, json, len);
+  ph__sse_stream_emit(st, json, len);
 }
 
 /* SEP-1699 polling: ends the connection of the call's stream but not the
@@ -550,56 +216,42 @@ static void ex_send(ph__outlet *o, const char *json, size_t len) {
  * version the request header named: a client cannot resume without it. */
 static void ex_close_stream(ph__outlet *o) {
   exchange *ex = (exchange *)((char *)o - offsetof(exchange, base));
-  stream *st;
+  ph__sse_stream *st;
 
   if (ex->answered || ex->modern)
     return;
-  if (ex->st == NULL && stream_open(ex, 0) != 0)
+  st = exchange_stream(ex);
+  if (st == NULL && (st = stream_open(ex, 0)) == NULL)
     return;
-  st = ex->st;
-  if (st->res == NULL)
-    return; /* Already detached. */
-  prime(st);
-  ph__http_stream_end(st->res);
-  st->res = NULL;
-  st->detached_at = uv_now(H.loop);
+  ph__sse_stream_detach(st);
 }
 
 static void ex_finish(ph__outlet *o, int status, const char *json, size_t len) {
   exchange *ex = (exchange *)((char *)o - offsetof(exchange, base));
-  stream *st = ex->st;
+  ph__sse_stream *st = exchange_stream(ex);
   headers h = {0};
 
   if (ex->answered)
     return;
   ex->answered = 1;
   if (st != NULL) {
-    if (json != NULL)
-      stream_emit(st, json, len);
-    st->done = 1;
-    st->ex = NULL;
-    ex->st = NULL;
-    if (st->res != NULL) {
-      ph__http_stream_end(st->res);
-      st->res = NULL;
-      stream_free(st);
-    }
-    /* A detached stream stays until the client resumes it or the session
-     * ends, so the answer can still be replayed. */
+    ex->stream_id = 0;
+    ph__sse_stream_finish(st, json, len);
   } else if (ex->res != NULL) {
     if (ex->minting) {
-      if (ex->ms->s->initialized) {
-        add_header(&h, "Mcp-Session-Id", ex->ms->id);
+      if (ph__http_session_protocol(ex->ms)->initialized) {
+        add_header(&h, "Mcp-Session-Id", ph__http_session_id(ex->ms));
       } else {
-        session_close(ex->ms); /* A failed initialize mints nothing. */
+        /* A failed initialize mints nothing. */
+        ph__http_session_close(ex->ms);
       }
     } else if (ex->ms != NULL) {
-      add_header(&h, "Mcp-Session-Id", ex->ms->id);
+      add_header(&h, "Mcp-Session-Id", ph__http_session_id(ex->ms));
     }
     add_cors(&h, ex->cors);
     if (ex->sse) {
       if (json != NULL)
-        sse_event(ex->res, NULL, json, len, 0);
+        ph__sse_event(ex->res, NULL, json, len, 0);
       ph__http_stream_end(ex->res);
     } else if (json != NULL) {
       respond_json(ex->res, status, &h, json, len);
@@ -614,11 +266,12 @@ static void ex_finish(ph__outlet *o, int status, const char *json, size_t len) {
   exchange_maybe_free(ex);
 }
 
+static void on_gone(ph__http_response_t *res);
+
 static exchange *exchange_new(ph__http_response_t *res, ph__session *s,
-                              msession *ms, const char *cors) {
+                              ph__http_session *ms, const char *cors) {
   exchange *ex = calloc(1, sizeof(*ex));
 
-  ex->kind = HOLD_EXCHANGE;
   ex->base.send = ex_send;
   ex->base.finish = ex_finish;
   ex->base.http = 1;
@@ -628,9 +281,7 @@ static exchange *exchange_new(ph__http_response_t *res, ph__session *s,
   ph__session_ref(s);
   if (ms != NULL) {
     ex->ms = ms;
-    ms->refs++;
-    ms->nexchanges++;
-    session_touch(ms);
+    ph__http_session_hold(ms);
   }
   ex->cors = cors ? strdup(cors) : NULL;
   ex->next = H.exchanges;
@@ -649,23 +300,12 @@ static void exchange_run(exchange *ex, const char *body, size_t len) {
   exchange_maybe_free(ex);
 }
 
+/* An exchange's connection went before its answer (a stream's is the
+ * session's, see ph__sse_stream_open()). */
 static void on_gone(ph__http_response_t *res) {
-  int *kind = ph__http_response_get_data(res);
-  exchange *ex;
-  stream *st;
+  exchange *ex = ph__http_response_get_data(res);
 
   ph__http_response_close(res);
-  if (kind == NULL)
-    return;
-  if (*kind == HOLD_STREAM) {
-    st = (stream *)kind;
-    st->res = NULL;
-    st->detached_at = uv_now(H.loop);
-    if (st->ms != NULL && !st->ms->closed)
-      session_touch(st->ms);
-    return;
-  }
-  ex = (exchange *)kind;
   ex->res = NULL;
   if (ex->answered) {
     exchange_maybe_free(ex);
@@ -676,6 +316,16 @@ static void on_gone(ph__http_response_t *res) {
     ph__session_close(ex->s); /* Closing the stream is the cancellation. */
   else
     exchange_cancel_calls(ex); /* Nothing to resume: no stream began. */
+  ex->busy = 0;
+  exchange_maybe_free(ex);
+}
+
+/* A legacy POST whose stream nobody resumed in time. */
+static void exchange_give_up(void *feeder) {
+  exchange *ex = feeder;
+
+  ex->busy = 1;
+  exchange_cancel_calls(ex);
   ex->busy = 0;
   exchange_maybe_free(ex);
 }
@@ -1207,7 +857,7 @@ static void on_initialize(const ph__http_request_t *req,
   ph__client *c = client_of(req);
   char *id_json = NULL, msg[256], data[128], retry[24];
   uint64_t wait;
-  msession *ms;
+  ph__http_session *ms;
   exchange *ex;
 
   id_json = ph__jsonrpc_id_text(req->body, req->body_len);
@@ -1234,17 +884,18 @@ static void on_initialize(const ph__http_request_t *req,
              "{\"limit\":\"session_rate_per_client\",\"retryAfterMs\":%llu}",
              (unsigned long long)wait);
     respond_too_many(res, cors, id_json, retry, msg, data);
-  } else if (session_make_room(c) != 0) {
+  } else if (ph__http_sessions_make_room(c, l->max_sessions) != 0) {
     respond_error(res, cors, 503, id_json, -32603,
                   "Service Unavailable: too many sessions; try again later",
                   NULL);
-  } else if ((ms = session_new(department, c)) == NULL) {
+  } else if ((ms = ph__http_session_new(department, c)) == NULL) {
     respond_error(res, cors, 503, id_json, -32603,
                   "Service Unavailable: no random source for a session id",
                   NULL);
   } else {
-    ph__debug("http: session %.8s… opened for %s", ms->id, req->remote_ip);
-    ex = exchange_new(res, ms->s, ms, cors);
+    ph__debug("http: session %.8s… opened for %s", ph__http_session_id(ms),
+              req->remote_ip);
+    ex = exchange_new(res, ph__http_session_protocol(ms), ms, cors);
     ex->minting = 1;
     exchange_run(ex, req->body, req->body_len);
   }
@@ -1259,7 +910,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   const char *hv = ph__http_request_header(req, "MCP-Protocol-Version");
   const cJSON *params, *meta, *method;
   cJSON *body;
-  msession *ms;
+  ph__http_session *ms;
   exchange *ex;
   ph__session *s;
   char *id_json = NULL;
@@ -1272,8 +923,9 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
     return;
   }
   if (sid != NULL) {
-    ms = session_find(sid);
-    if (ms == NULL || strcmp(ms->s->department, department) != 0) {
+    ms = ph__http_session_find(sid);
+    s = ms != NULL ? ph__http_session_protocol(ms) : NULL;
+    if (s == NULL || strcmp(s->department, department) != 0) {
       respond_error(res, cors, 404, NULL, -32001,
                     "Session not found: initialize a new session", NULL);
     } else if (hv != NULL && !ph__protocol_version_supported(hv)) {
@@ -1286,8 +938,8 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
                     "text/event-stream",
                     NULL);
     } else {
-      ex = exchange_new(res, ms->s, ms, cors);
-      ex->prime = strcmp(hv ? hv : ms->s->version, "2025-11-25") >= 0;
+      ex = exchange_new(res, s, ms, cors);
+      ex->prime = strcmp(hv ? hv : s->version, "2025-11-25") >= 0;
       exchange_run(ex, req->body, req->body_len);
     }
     return;
@@ -1348,21 +1000,6 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   cJSON_Delete(body);
 }
 
-static void replay(msession *ms, ph__http_response_t *res, unsigned stream_id,
-                   unsigned after) {
-  char id[32];
-  size_t i;
-  event *e;
-
-  for (i = 0; i < ms->nevents; i++) {
-    e = &ms->events[(ms->first + i) % REPLAY_MAX_EVENTS];
-    if (e->stream != stream_id || e->seq <= after)
-      continue;
-    snprintf(id, sizeof(id), "%u-%u", e->stream, e->seq);
-    sse_event(res, id, e->data, e->len, 0);
-  }
-}
-
 static void on_get(const ph__http_request_t *req, ph__http_response_t *res,
                    const char *department, const char *cors) {
   const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
@@ -1370,16 +1007,18 @@ static void on_get(const ph__http_request_t *req, ph__http_response_t *res,
   const char *accept = ph__http_request_header(req, "Accept");
   const char *hv = ph__http_request_header(req, "MCP-Protocol-Version");
   unsigned stream_id = 0, after = 0;
-  msession *ms;
-  stream *st;
+  ph__http_session *ms;
+  ph__sse_stream *st;
+  ph__session *s;
 
   if (sid == NULL) {
     respond_error(res, cors, 405, NULL, -32600,
                   "Method Not Allowed: GET needs an Mcp-Session-Id", NULL);
     return;
   }
-  ms = session_find(sid);
-  if (ms == NULL || strcmp(ms->s->department, department) != 0) {
+  ms = ph__http_session_find(sid);
+  s = ms != NULL ? ph__http_session_protocol(ms) : NULL;
+  if (s == NULL || strcmp(s->department, department) != 0) {
     respond_error(res, cors, 404, NULL, -32001, "Session not found", NULL);
     return;
   }
@@ -1398,46 +1037,34 @@ static void on_get(const ph__http_request_t *req, ph__http_response_t *res,
                   "Bad Request: Last-Event-ID is not one of ours", NULL);
     return;
   }
-  session_touch(ms);
-  st = stream_find(ms, stream_id);
-  if (st != NULL && st->res != NULL) {
+  ph__http_session_touch(ms);
+  st = ph__sse_stream_find(ms, stream_id);
+  if (st != NULL && ph__sse_stream_attached(st)) {
     respond_error(res, cors, 409, NULL, -32600,
                   "Conflict: this stream is already open", NULL);
     return;
   }
-  begin_sse(res, ms->id, cors);
+  begin_sse(res, ph__http_session_id(ms), cors);
   if (last != NULL)
-    replay(ms, res, stream_id, after);
+    ph__http_session_replay(ms, res, stream_id, after);
   if (st == NULL && stream_id != 0) {
     /* That stream has ended: what the buffer held was all of it. */
     ph__http_stream_end(res);
     return;
   }
-  if (st == NULL) {
-    st = calloc(1, sizeof(*st));
-    st->kind = HOLD_STREAM;
-    st->ms = ms;
-    st->next = ms->streams;
-    ms->streams = st;
-  }
-  st->res = res;
-  ph__http_response_set_data(res, st);
-  ph__http_response_set_gone_cb(res, on_gone);
-  if (st->done) {
-    ph__http_stream_end(res);
-    st->res = NULL;
-    stream_free(st);
-    return;
-  }
-  session_touch(ms); /* Busy while the stream is attached. */
-  if (last == NULL && strcmp(ms->s->version, "2025-11-25") >= 0)
-    prime(st);
+  if (st == NULL)
+    st = ph__sse_stream_standalone(ms);
+  if (ph__sse_stream_attach(st, res) != 0)
+    return;                   /* It had ended: the replay was the rest of it. */
+  ph__http_session_touch(ms); /* Busy while the stream is attached. */
+  if (last == NULL && strcmp(s->version, "2025-11-25") >= 0)
+    ph__sse_stream_prime(st);
 }
 
 static void on_delete(const ph__http_request_t *req, ph__http_response_t *res,
                       const char *department, const char *cors) {
   const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
-  msession *ms;
+  ph__http_session *ms;
   headers h = {0};
 
   if (sid == NULL) {
@@ -1445,12 +1072,13 @@ static void on_delete(const ph__http_request_t *req, ph__http_response_t *res,
                   "Method Not Allowed: DELETE needs an Mcp-Session-Id", NULL);
     return;
   }
-  ms = session_find(sid);
-  if (ms == NULL || strcmp(ms->s->department, department) != 0) {
+  ms = ph__http_session_find(sid);
+  if (ms == NULL ||
+      strcmp(ph__http_session_protocol(ms)->department, department) != 0) {
     respond_error(res, cors, 404, NULL, -32001, "Session not found", NULL);
     return;
   }
-  session_close(ms);
+  ph__http_session_close(ms);
   add_cors(&h, cors);
   ph__http_respond(res, 204, h.h, h.n, NULL, 0);
 }
@@ -1586,46 +1214,16 @@ static void on_request(ph__http_server_t *server, const ph__http_request_t *req,
 
 /* ---- Housekeeping ---- */
 
-/* Expiry looks only at idle sessions, oldest first, and stops at the first
- * still within its TTL; only busy sessions have streams to keep alive or
- * calls to give up on. A pass costs what expires plus what is busy, not
- * the whole table (the HTTP benchmark keeps 100,000 idle sessions). */
+/* Sessions first (see ph__http_sessions_sweep()), then the keep-alives of
+ * modern streams and the clients no longer worth remembering. */
 static void on_sweep(uv_timer_t *t) {
   const ph__limits *l = &H.cfg->limits;
   uint64_t now = uv_now(H.loop);
-  ph__queue *q, *next;
-  msession *ms;
   exchange *ex;
-  stream *st;
   int keepalive = now - H.last_keepalive >= KEEPALIVE_MS;
 
   (void)t;
-  while ((q = ph__queue_tail(&H.idle)) != NULL) {
-    ms = PH__QUEUE_DATA(q, msession, lru);
-    if (now - ms->last_used <= l->session_idle_ms)
-      break;
-    ph__debug("http: session %.8s… expired", ms->id);
-    session_close(ms);
-  }
-  for (q = ph__queue_head(&H.busy); q != NULL; q = next) {
-    /* Giving up on a call may file its session elsewhere, never another
-     * session: the next one is taken first. */
-    next = ph__queue_next(&H.busy, q);
-    ms = PH__QUEUE_DATA(q, msession, lru);
-    for (st = ms->streams; st != NULL; st = st->next) {
-      if (st->res != NULL && keepalive)
-        ph__http_stream_write(st->res, ": keep-alive\n\n", 14);
-      if (st->res == NULL && st->ex != NULL &&
-          now - st->detached_at > RESUME_GRACE_MS) {
-        ex = st->ex;
-        ex->busy = 1;
-        exchange_cancel_calls(ex);
-        ex->busy = 0;
-        exchange_maybe_free(ex);
-        break; /* The stream list may have changed. */
-      }
-    }
-  }
+  ph__http_sessions_sweep(now, l->session_idle_ms, keepalive, exchange_give_up);
   if (keepalive) {
     H.last_keepalive = now;
     for (ex = H.exchanges; ex != NULL; ex = ex->next)
@@ -1725,8 +1323,7 @@ int ph__mcp_http_start(uv_loop_t *loop, const ph__config *cfg,
     return err;
   }
   H.listening = 1;
-  ph__queue_init(&H.idle);
-  ph__queue_init(&H.busy);
+  ph__http_sessions_init(loop);
   uv_timer_init(loop, &H.sweep);
   uv_timer_start(&H.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
   H.last_keepalive = uv_now(loop);
@@ -1753,22 +1350,9 @@ void ph__mcp_http_set_config(const ph__config *cfg) {
 }
 
 static void end_open_streams(void) {
-  ph__queue *q, *qnext;
-  msession *ms;
   exchange *ex, *next;
-  stream *st;
 
-  /* An attached stream makes its session busy. */
-  for (q = ph__queue_head(&H.busy); q != NULL; q = qnext) {
-    qnext = ph__queue_next(&H.busy, q);
-    ms = PH__QUEUE_DATA(q, msession, lru);
-    st = stream_find(ms, 0);
-    if (st != NULL && st->res != NULL) {
-      ph__http_stream_end(st->res);
-      st->res = NULL;
-      session_touch(ms);
-    }
-  }
+  ph__http_sessions_end_get_streams();
   /* Listen streams end with their result. */
   for (ex = H.exchanges; ex != NULL; ex = next) {
     next = ex->next;
@@ -1789,16 +1373,13 @@ void ph__mcp_http_stop(void) {
 }
 
 void ph__mcp_http_close(void) {
-  ph__queue *q;
   exchange *ex, *next;
 
   if (!H.listening || H.closed)
     return;
   H.closed = 1;
   H.stopping = 1;
-  while ((q = ph__queue_head(&H.idle)) != NULL ||
-         (q = ph__queue_head(&H.busy)) != NULL)
-    session_close(PH__QUEUE_DATA(q, msession, lru));
+  ph__http_sessions_close_all();
   ph__clients_free_all();
   for (ex = H.exchanges; ex != NULL; ex = next) {
     next = ex->next;
