@@ -2,20 +2,88 @@
 #include "call.h"
 
 #include "alloc.h"
+#include "error.h"
 #include "log.h"
+#include "pool.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* What the completion queue carries to the loop. */
-enum event_kind {
-  EV_ANSWER,
-  EV_SEND,
-  EV_NOTIFY,
-  EV_CLIENT_REQUEST,
-  EV_FREE,
-  EV_CLOSE_STREAM
+struct ph_call {
+  /* The host's API table, its instance's (ph_call_api() in plughost.h
+   * reads it): must stay the first member. */
+  const ph_host_api *api;
+  atomic_int refs;
+  int kind;
+  ph_instance *inst;    /* Referenced. */
+  ph__session *session; /* Referenced; NULL for service calls. */
+  ph_call *parent;      /* Service calls: the call that made them. */
+  int depth;            /* Service nesting. */
+  ph__outlet *outlet;   /* Loop thread only; NULL once answered. */
+  char *principal;
+  unsigned client_caps; /* PH__CLIENT_* */
+  int log_level;        /* Messages below are dropped; -1 drops all. */
+  int progress;         /* The client asked for progress. */
+  int ask_mode;
+  int closable; /* Its outlet can close its stream (set at start). */
+
+  /* What the handler gets. */
+  const void *def;
+  char *name; /* Exposed name or URI, for log lines and results. */
+  char *args_json;
+  char *uri;
+  char *vars_json;
+  char *arg_name, *arg_value, *context_json;
+  char *service, *request_json;
+
+  /* PH__ASK_ROUND: answers from the retry and what this round asks, the
+   * plugin's state in and out, a capability it needed and lacked. Guarded
+   * by mu once started. */
+  cJSON *input_responses;
+  cJSON *input_requests;
+  char *state_in, *state_out;
+  unsigned missing_capability;
+
+  /* Progress so far (guarded by mu) and PH__ASK_WAIT's wait. */
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  double last_progress;
+  int has_progress;
+  char *client_result; /* The client's result, or NULL. */
+  int client_waiting;
+
+  atomic_int replied;
+  atomic_int cancelled;
+  int answered;  /* Loop only: the host has responded or given up. */
+  int started;   /* Loop only: counted among the unanswered calls. */
+  int timed_out; /* Loop only. */
+  char *result_json;
+  int error_code; /* Non-zero: reply_error was used. */
+  char *error_message, *error_data;
+
+  uint32_t timeout_ms;
+  uv_timer_t timer;
+  int timer_active;
+
+  /* The pool job that runs the handler, or the deferred fn. */
+  ph__job job;
+  /* run_in_pool handed the call over and its fn has not returned: the call
+   * cannot be handed over again until then, so that fn's reply is seen
+   * first. */
+  atomic_int deferred;
+  void (*defer_fn)(ph_call *call, void *arg);
+  void *defer_arg;
+
+  size_t proto_size;
+  max_align_t proto[]; /* The protocol's part, proto_size bytes. */
 };
+
+_Static_assert(offsetof(struct ph_call, api) == 0,
+               "ph_call_api() reads the table from the first member");
+
+/* What the completion queue carries to the loop. */
+enum event_kind { EV_ANSWER, EV_EVENT, EV_NOTIFY, EV_FREE, EV_CLOSE_STREAM };
 
 typedef struct event {
   struct event *next;
@@ -24,7 +92,7 @@ typedef struct event {
   ph_instance *inst;
   int notify_kind;
   char *text;
-  char *id;
+  ph__call_event e; /* EV_EVENT: its strings are owned by the event. */
 } event;
 
 static struct {
@@ -37,9 +105,7 @@ static struct {
   event *head, *tail;
   atomic_long live_calls;
   long unanswered; /* Loop only: started calls not yet answered. */
-  void (*notify_hook)(ph_instance *, int, const char *);
-  char *(*reply_shaper)(ph_call *, const char *, int *, char **);
-  void (*client_request_hook)(ph_call *, const char *, const char *);
+  ph__call_hooks hooks;
   void (*release_session)(ph__session *);
 } D;
 
@@ -61,29 +127,27 @@ long ph__calls_unanswered(void) {
   return D.unanswered;
 }
 
-void ph__calls_set_notify_hook(void (*hook)(ph_instance *, int, const char *)) {
-  D.notify_hook = hook;
-}
-
-void ph__calls_set_reply_shaper(char *(*shaper)(ph_call *, const char *, int *,
-                                                char **)) {
-  D.reply_shaper = shaper;
-}
-
-void ph__calls_set_client_request_hook(void (*hook)(ph_call *, const char *,
-                                                    const char *)) {
-  D.client_request_hook = hook;
+void ph__calls_set_hooks(const ph__call_hooks *hooks) {
+  D.hooks = *hooks;
 }
 
 void ph__calls_set_session_release(void (*release)(ph__session *s)) {
   D.release_session = release;
 }
 
+static void free_event_strings(ph__call_event *e) {
+  free((char *)e->message);
+  free((char *)e->logger);
+  free((char *)e->data_json);
+  free((char *)e->method);
+  free((char *)e->params_json);
+}
+
 static void free_event(event *ev) {
   if (ev->call != NULL)
     ph__call_unref(ev->call);
   free(ev->text);
-  free(ev->id);
+  free_event_strings(&ev->e);
   free(ev);
 }
 
@@ -113,6 +177,16 @@ static void close_stream_now(ph_call *call) {
     call->outlet->close_stream(call->outlet);
 }
 
+/* Loop thread: an event goes up while its call is unanswered; a request
+ * that cannot go up is answered with nothing, so its worker stops
+ * waiting. */
+static void emit(ph_call *call, const ph__call_event *e) {
+  if (!call->answered && call->outlet != NULL && D.hooks.event != NULL)
+    D.hooks.event(call, e);
+  else if (e->kind == PH__EVENT_CLIENT_REQUEST)
+    ph__call_client_answer(call, NULL);
+}
+
 static void on_async(uv_async_t *handle) {
   event *ev, *next;
 
@@ -127,20 +201,13 @@ static void on_async(uv_async_t *handle) {
     case EV_ANSWER:
       answer(ev->call);
       break;
-    case EV_SEND:
-      if (!ev->call->answered && ev->call->outlet != NULL)
-        ph__outlet_send(ev->call->outlet, ev->text, strlen(ev->text));
+    case EV_EVENT:
+      emit(ev->call, &ev->e);
       break;
     case EV_NOTIFY:
-      if (D.notify_hook != NULL)
-        D.notify_hook(ev->inst, ev->notify_kind, ev->text);
+      if (D.hooks.notify != NULL)
+        D.hooks.notify(ev->inst, ev->notify_kind, ev->text);
       ph__instance_unref(ev->inst);
-      break;
-    case EV_CLIENT_REQUEST:
-      if (!ev->call->answered && D.client_request_hook != NULL)
-        D.client_request_hook(ev->call, ev->id, ev->text);
-      else
-        ph__call_client_answer(ev->call, NULL);
       break;
     case EV_FREE:
       ph__instance_destroy(ev->inst);
@@ -202,10 +269,11 @@ void ph__calls_close(void) {
   uv_close((uv_handle_t *)&D.async, NULL);
 }
 
-ph_call *ph__call_new(int kind, ph_instance *inst) {
-  ph_call *call = ph__xcalloc(1, sizeof(*call));
+ph_call *ph__call_new(int kind, ph_instance *inst, size_t proto_size) {
+  ph_call *call = ph__xcalloc(1, sizeof(*call) + proto_size);
 
   atomic_init(&call->refs, 1);
+  call->proto_size = proto_size;
   call->kind = kind;
   call->inst = inst;
   call->log_level = PH_LOG_DEBUG;
@@ -226,17 +294,15 @@ void ph__call_ref(ph_call *call) {
 void ph__call_unref(ph_call *call) {
   if (call == NULL || atomic_fetch_sub(&call->refs, 1) != 1)
     return;
+  if (call->proto_size > 0 && D.hooks.release != NULL)
+    D.hooks.release(call);
   if (call->session != NULL)
     D.release_session(call->session);
   ph__instance_unref(call->inst);
-  cJSON_Delete(call->client_caps);
   cJSON_Delete(call->input_responses);
   cJSON_Delete(call->input_requests);
   uv_mutex_destroy(&call->mu);
   uv_cond_destroy(&call->cv);
-  free(call->id_json);
-  free(call->method);
-  free(call->progress_token);
   free(call->principal);
   free(call->name);
   free(call->args_json);
@@ -249,7 +315,6 @@ void ph__call_unref(ph_call *call) {
   free(call->request_json);
   free(call->state_in);
   free(call->state_out);
-  free(call->missing_capability);
   free(call->client_result);
   free(call->result_json);
   free(call->error_message);
@@ -278,8 +343,37 @@ static void wake_waiter(ph_call *call) {
   uv_mutex_unlock(&call->mu);
 }
 
+/* What the answer hook is told. An input-required round wins over an
+ * error: a tool may fall back from a capability the client lacks to one it
+ * has, so the capability is missing only when nothing else was asked. */
+static void describe(const ph_call *call, ph__call_answer *a) {
+  memset(a, 0, sizeof(*a));
+  if (call->timed_out) {
+    a->kind = PH__ANSWER_TIMEOUT;
+  } else if (atomic_load(&call->cancelled)) {
+    a->kind = PH__ANSWER_CANCELLED;
+  } else if (call->input_requests != NULL) {
+    a->kind = PH__ANSWER_INPUT;
+    a->requests = call->input_requests;
+    a->state = call->state_out;
+  } else if (call->missing_capability != 0) {
+    a->kind = PH__ANSWER_MISSING;
+    a->capability = call->missing_capability;
+  } else if (call->error_code != 0) {
+    a->kind = PH__ANSWER_ERROR;
+    a->code = call->error_code;
+    a->message = call->error_message;
+    a->data_json = call->error_data;
+  } else {
+    a->kind = PH__ANSWER_RESULT;
+    a->result_json = call->result_json;
+  }
+}
+
 /* Loop thread: finishes the host's side of the call exactly once. */
 static void answer(ph_call *call) {
+  ph__call_answer a;
+
   if (call->answered)
     return;
   call->answered = 1;
@@ -288,8 +382,10 @@ static void answer(ph_call *call) {
     D.unanswered--;
   }
   stop_timer(call);
-  if (call->on_answer != NULL)
-    call->on_answer(call);
+  if (D.hooks.answer != NULL) {
+    describe(call, &a);
+    D.hooks.answer(call, &a);
+  }
   call->outlet = NULL;
   ph__call_unref(call); /* The host's reference. */
 }
@@ -313,7 +409,7 @@ void ph__call_cancel(ph_call *call) {
   atomic_store(&call->cancelled, 1);
   ph__debug("%s cancelled by the client", call->name ? call->name : "call");
   wake_waiter(call);
-  /* on_answer sees the flag and sends no response. */
+  /* The answer hook sees PH__ANSWER_CANCELLED: no response is due. */
   answer(call);
 }
 
@@ -396,6 +492,7 @@ int ph__call_start(ph_call *call) {
   err = ph__pool_submit(call->inst->pool, &call->job, run_handler);
   if (err) {
     call->started = 0;
+    call->answered = 1; /* By the caller, who answers the client. */
     D.unanswered--;
     atomic_store(&call->replied, 1);
     ph__call_unref(call);
@@ -404,8 +501,8 @@ int ph__call_start(ph_call *call) {
   return err;
 }
 
-void ph__call_client_answer(ph_call *call, const char *json) {
-  char *copy = ph__xstrdup_or_null(json);
+void ph__call_client_answer(ph_call *call, const char *result_json) {
+  char *copy = ph__xstrdup_or_null(result_json);
 
   uv_mutex_lock(&call->mu);
   free(call->client_result);
@@ -459,8 +556,8 @@ int ph__call_reply(ph_call *call, const char *result_json) {
 
   if (atomic_load(&call->replied))
     return finish(call, NULL, 0, NULL, NULL); /* Logs the second reply. */
-  if (call->kind != PH__CALL_SERVICE && D.reply_shaper != NULL) {
-    text = D.reply_shaper(call, result_json, &code, &message);
+  if (call->kind != PH__CALL_SERVICE && D.hooks.shape != NULL) {
+    text = D.hooks.shape(call, result_json, &code, &message);
     if (text == NULL) {
       rc = finish(call, NULL, code, message, NULL);
       free(message);
@@ -485,55 +582,193 @@ int ph__call_reply_error(ph_call *call, int code, const char *message,
   return finish(call, NULL, code, message, data_json);
 }
 
-void ph__call_send(ph_call *call, char *text) {
+static ph_call *root_of(ph_call *call) {
+  while (call->parent != NULL)
+    call = call->parent;
+  return call;
+}
+
+/* Sends e (its strings taken) up before the call's answer, in order: at
+ * once on the loop thread, else through the completion queue. */
+static void post_event(ph_call *call, ph__call_event *e) {
   event *ev;
 
   if (ph__on_loop_thread()) {
-    if (!call->answered && call->outlet != NULL)
-      ph__outlet_send(call->outlet, text, strlen(text));
-    free(text);
+    emit(call, e);
+    free_event_strings(e);
     return;
   }
   ev = ph__xcalloc(1, sizeof(*ev));
-  ev->kind = EV_SEND;
+  ev->kind = EV_EVENT;
   ev->call = call;
-  ev->text = text;
+  ev->e = *e;
   ph__call_ref(call);
   post(ev);
 }
 
-char *ph__call_ask_client(ph_call *call, const char *id_json, char *request) {
-  char *response;
-  event *ev;
+int ph__call_cancelled(const ph_call *call) {
+  for (; call != NULL; call = call->parent)
+    if (atomic_load(&((ph_call *)call)->cancelled))
+      return 1;
+  return 0;
+}
 
+const char *ph__call_principal(const ph_call *call) {
+  return root_of((ph_call *)call)->principal;
+}
+
+static int over(ph_call *call) {
+  return atomic_load(&call->replied) || atomic_load(&call->cancelled);
+}
+
+int ph__call_message(ph_call *call, int level, const char *logger,
+                     const char *data_json) {
+  ph__call_event e = {.kind = PH__EVENT_MESSAGE, .level = level};
+
+  call = root_of(call);
+  if (call->log_level < 0 || level < call->log_level)
+    return 0;
+  if (over(call))
+    return PH__ECANCELED;
+  e.logger = ph__xstrdup_or_null(logger);
+  e.data_json = ph__xstrdup_or_null(data_json);
+  post_event(call, &e);
+  return 0;
+}
+
+int ph__call_progress(ph_call *call, double progress, double total,
+                      const char *message) {
+  ph__call_event e = {
+      .kind = PH__EVENT_PROGRESS, .progress = progress, .total = total};
+
+  call = root_of(call);
+  if (!call->progress)
+    return PH__ENOTSUP;
+  if (over(call))
+    return PH__ECANCELED;
+  uv_mutex_lock(&call->mu);
+  if (call->has_progress && progress <= call->last_progress) {
+    uv_mutex_unlock(&call->mu);
+    return PH__EINVAL; /* Progress must increase. */
+  }
+  call->has_progress = 1;
+  call->last_progress = progress;
+  uv_mutex_unlock(&call->mu);
+  e.message = ph__xstrdup_or_null(message);
+  post_event(call, &e);
+  return 0;
+}
+
+/* PH__ASK_ROUND: the retry's answer, or the request kept for this round's
+ * input-required answer. Takes params. */
+static int ask_round(ph_call *call, const char *key, const char *method,
+                     cJSON *params, char **result_json) {
+  const cJSON *r = cJSON_GetObjectItemCaseSensitive(call->input_responses, key);
+  cJSON *req;
+
+  if (r != NULL) {
+    cJSON_Delete(params);
+    *result_json = ph__xjson_print(r);
+    return 0;
+  }
+  uv_mutex_lock(&call->mu);
+  if (call->input_requests == NULL)
+    call->input_requests = ph__xcheck(cJSON_CreateObject());
+  if (cJSON_GetObjectItemCaseSensitive(call->input_requests, key) == NULL) {
+    req = ph__xcheck(cJSON_CreateObject());
+    ph__xjson_put_string(req, "method", method);
+    ph__xjson_put(req, "params", params);
+    params = NULL;
+    ph__xjson_put(call->input_requests, key, req);
+  }
+  uv_mutex_unlock(&call->mu);
+  cJSON_Delete(params);
+  return PH__EINPUT;
+}
+
+/* PH__ASK_WAIT: the request goes up through the loop and this worker waits
+ * for ph__call_client_answer() or the cancel flag. Takes params. */
+static int ask_wait(ph_call *call, const char *method, cJSON *params,
+                    char **result_json) {
+  ph__call_event e = {.kind = PH__EVENT_CLIENT_REQUEST};
+  char *result;
+
+  e.method = ph__xstrdup(method);
+  e.params_json = ph__xjson_print(params);
+  cJSON_Delete(params);
   uv_mutex_lock(&call->mu);
   free(call->client_result);
   call->client_result = NULL;
   call->client_waiting = 1;
   uv_mutex_unlock(&call->mu);
-  ev = ph__xcalloc(1, sizeof(*ev));
-  ev->kind = EV_CLIENT_REQUEST;
-  ev->call = call;
-  ev->text = request;
-  ev->id = ph__xstrdup(id_json);
-  ph__call_ref(call);
-  post(ev);
+  post_event(call, &e);
 
   uv_mutex_lock(&call->mu);
   while (call->client_waiting && !atomic_load(&call->cancelled))
     uv_cond_wait(&call->cv, &call->mu);
-  response = call->client_result;
+  result = call->client_result;
   call->client_result = NULL;
   uv_mutex_unlock(&call->mu);
-  return response;
+  if (result != NULL) {
+    *result_json = result;
+    return 0;
+  }
+  return atomic_load(&call->cancelled) ? PH__ECANCELED : PH__EFAIL;
 }
 
-void ph__call_close_stream(ph_call *call) {
+int ph__call_ask(ph_call *call, unsigned capability, const char *key,
+                 const char *method, cJSON *params, char **result_json) {
+  int err = PH__ENOTSUP;
+
+  call = root_of(call);
+  if (!(call->client_caps & capability)) {
+    uv_mutex_lock(&call->mu);
+    if (call->missing_capability == 0 && call->ask_mode == PH__ASK_ROUND)
+      call->missing_capability = capability;
+    uv_mutex_unlock(&call->mu);
+    goto refused;
+  }
+  if (call->ask_mode == PH__ASK_ROUND)
+    return ask_round(call, key, method, params, result_json);
+  /* Blocking the loop would stop the answer from ever arriving. */
+  if (ph__on_loop_thread() || call->session == NULL)
+    goto refused;
+  return ask_wait(call, method, params, result_json);
+
+refused:
+  cJSON_Delete(params);
+  return err;
+}
+
+int ph__call_set_state(ph_call *call, const char *state) {
+  char *copy;
+
+  call = root_of(call);
+  if (call->ask_mode != PH__ASK_ROUND)
+    return PH__ENOTSUP;
+  copy = ph__xstrdup_or_null(state);
+  uv_mutex_lock(&call->mu);
+  free(call->state_out);
+  call->state_out = copy;
+  uv_mutex_unlock(&call->mu);
+  return 0;
+}
+
+const char *ph__call_state(const ph_call *call) {
+  return root_of((ph_call *)call)->state_in;
+}
+
+int ph__call_close_stream(ph_call *call) {
   event *ev;
 
+  call = root_of(call);
+  if (!call->closable)
+    return PH__ENOTSUP;
+  if (over(call))
+    return PH__ECANCELED;
   if (ph__on_loop_thread()) {
     close_stream_now(call);
-    return;
+    return 0;
   }
   /* Queued behind what the call sent before, ahead of what it sends
    * after: the events keep their order. */
@@ -542,6 +777,7 @@ void ph__call_close_stream(ph_call *call) {
   ev->call = call;
   ph__call_ref(call);
   post(ev);
+  return 0;
 }
 
 /* The pool job of run_in_pool: fn owns its arg, so it runs even when the
@@ -598,4 +834,130 @@ int ph__calls_notify(ph_instance *inst, int kind, const char *uri) {
   ph__instance_ref(inst);
   post(ev);
   return 0;
+}
+
+ph_call *ph__call_new_service(ph_call *parent, ph_instance *provider,
+                              const char *service, const char *request_json) {
+  ph_call *sub = ph__call_new(PH__CALL_SERVICE, provider, 0);
+
+  sub->parent = parent;
+  sub->depth = parent->depth + 1;
+  sub->log_level = -1;
+  sub->service = ph__xstrdup(service);
+  sub->request_json = ph__xstrdup(request_json);
+  sub->name = ph__xasprintf("service %s", service);
+  return sub;
+}
+
+int ph__call_depth(const ph_call *call) {
+  return call->depth;
+}
+
+int ph__call_replied(const ph_call *call) {
+  return atomic_load(&((ph_call *)call)->replied);
+}
+
+char *ph__call_take_result(ph_call *call, int *code, const char **message,
+                           const char **data_json) {
+  char *result = call->result_json;
+
+  call->result_json = NULL;
+  *code = call->error_code;
+  *message = call->error_message;
+  *data_json = call->error_data;
+  return result;
+}
+
+int ph__call_refs(const ph_call *call) {
+  return atomic_load(&((ph_call *)call)->refs);
+}
+
+void *ph__call_proto(ph_call *call) {
+  return call->proto_size > 0 ? (void *)call->proto : NULL;
+}
+
+void ph__call_set_target(ph_call *call, const void *def, const char *name) {
+  call->def = def;
+  free(call->name);
+  call->name = ph__xstrdup(name);
+}
+
+void ph__call_take_args(ph_call *call, char *args_json) {
+  free(call->args_json);
+  call->args_json = args_json;
+}
+
+void ph__call_set_resource(ph_call *call, const char *uri, char *vars_json) {
+  free(call->uri);
+  call->uri = ph__xstrdup(uri);
+  free(call->vars_json);
+  call->vars_json = vars_json;
+}
+
+void ph__call_set_completion(ph_call *call, const char *arg_name,
+                             const char *arg_value, char *context_json) {
+  call->arg_name = ph__xstrdup(arg_name);
+  call->arg_value = ph__xstrdup(arg_value);
+  call->context_json = context_json;
+}
+
+void ph__call_attach(ph_call *call, ph__session *s, ph__outlet *o) {
+  call->session = s;
+  call->outlet = o;
+}
+
+void ph__call_set_client(ph_call *call, const ph__call_client *client) {
+  free(call->principal);
+  call->principal = ph__xstrdup_or_null(client->principal);
+  call->client_caps = client->caps;
+  call->log_level = client->log_level;
+  call->progress = client->progress;
+  call->ask_mode = client->ask_mode;
+}
+
+void ph__call_set_timeout(ph_call *call, uint32_t timeout_ms) {
+  call->timeout_ms = timeout_ms;
+}
+
+void ph__call_take_round(ph_call *call, cJSON *responses, char *state) {
+  cJSON_Delete(call->input_responses);
+  call->input_responses = responses;
+  free(call->state_in);
+  call->state_in = state;
+}
+
+int ph__call_kind(const ph_call *call) {
+  return call->kind;
+}
+
+const void *ph__call_def(const ph_call *call) {
+  return call->def;
+}
+
+const char *ph__call_name(const ph_call *call) {
+  return call->name != NULL ? call->name : "call";
+}
+
+const char *ph__call_uri(const ph_call *call) {
+  return call->uri;
+}
+
+const char *ph__call_args(const ph_call *call) {
+  return call->args_json;
+}
+
+ph_instance *ph__call_instance(const ph_call *call) {
+  return call->inst;
+}
+
+ph__session *ph__call_session(const ph_call *call) {
+  return call->session;
+}
+
+ph__outlet *ph__call_outlet(const ph_call *call) {
+  return call->outlet;
+}
+
+uint32_t ph__call_timeout_ms(const ph_call *call) {
+  return call->timeout_ms;
 }

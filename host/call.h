@@ -7,25 +7,27 @@
  * once the call is answered, by reply, timeout or cancellation) and one for
  * the plugin (dropped by its reply).
  *
+ * A call is opaque outside call.c. What goes up to the client goes up as
+ * typed events (ph__call_event: progress, a log message, a request to the
+ * client) and one typed answer (ph__call_answer), which the protocol
+ * renders as JSON-RPC through the hooks below; nothing here knows JSON-RPC
+ * framing, eras or HTTP. The protocol keeps its own per-call state in the
+ * part ph__call_new() allocates with the call (ph__call_proto()).
+ *
  * Layers: above instance.h (a call runs on an instance and keeps it),
  * pool.h (where it queues) and outlet.h (where it sends); below host_api.h
- * (which maps the ABI onto these functions), session.h and the protocol (which
- * fill calls in and start them). What the protocol does with answers,
- * notifications and client requests, and how a call lets go of its session,
- * reach it only through the hooks below, set once at start-up.
- *
- * struct ph_call is defined here because the protocol and the HTTP
- * transport still read its fields; it becomes opaque later. */
+ * (which maps the ABI onto these functions), session.h and the protocol
+ * (which fill calls in and start them). The protocol's hooks and the
+ * session release are set once at start-up. */
 #ifndef PH_CALL_H
 #define PH_CALL_H
 
 #include "instance.h"
 #include "outlet.h"
-#include "pool.h"
 
 #include <cJSON.h>
-#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 typedef struct ph__session ph__session;
@@ -38,81 +40,85 @@ enum ph__call_kind {
   PH__CALL_SERVICE
 };
 
-enum ph__era { PH__ERA_LEGACY = 1, PH__ERA_MODERN = 2 };
-
-struct ph_call {
-  /* The host's API table, its instance's (ph_call_api() in plughost.h
-   * reads it): must stay the first member. */
-  const ph_host_api *api;
-  atomic_int refs;
-  int kind;
-  ph_instance *inst;    /* Referenced. */
-  ph__session *session; /* Referenced; NULL for service calls. */
-  ph_call *parent;      /* Service calls: the call that made them. */
-  int depth;            /* Service nesting, bounded. */
-  ph__outlet *outlet;   /* Loop thread only; NULL once answered. */
-  char *id_json;        /* The request id as JSON text. */
-  char *method;         /* The JSON-RPC method. */
-  char *progress_token; /* JSON text, or NULL. */
-  double last_progress;
-  int has_progress;
-  int log_level; /* Messages below are dropped; -1 drops all. */
-  int era;
-  cJSON *client_caps; /* Owned copy; NULL: none declared. */
-  char *principal;
-  int closable; /* Its outlet can close its stream (set at start). */
-
-  /* What the handler gets. */
-  const void *def;
-  char *name; /* Exposed name or URI, for log lines and results. */
-  char *args_json;
-  char *uri;
-  char *vars_json;
-  char *arg_name, *arg_value, *context_json;
-  char *service, *request_json;
-
-  /* Modern input-required rounds. */
-  cJSON *input_responses; /* From the retry, or NULL. */
-  cJSON *input_requests;  /* Collected this round, or NULL. */
-  char *state_in, *state_out;
-  char *missing_capability; /* client_request needed what was not declared. */
-
-  /* Legacy server-to-client requests: the worker waits here. */
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  char *client_result; /* Response to our request: {"result":..}/{"error"}. */
-  int client_waiting;
-
-  atomic_int replied;
-  atomic_int cancelled;
-  int answered;  /* Loop only: the host has responded or given up. */
-  int started;   /* Loop only: counted among the unanswered calls. */
-  int timed_out; /* Loop only. */
-  char *result_json;
-  int error_code; /* Non-zero: reply_error was used. */
-  char *error_message, *error_data;
-
-  uint32_t timeout_ms;
-  uv_timer_t timer;
-  int timer_active;
-
-  /* The pool job that runs the handler, or the deferred fn. */
-  ph__job job;
-  /* run_in_pool handed the call over and its fn has not returned: the call
-   * cannot be handed over again until then, so that fn's reply is seen
-   * first. */
-  atomic_int deferred;
-  void (*defer_fn)(ph_call *call, void *arg);
-  void *defer_arg;
-
-  /* Set by the protocol: runs on the loop thread once, when the call is
-   * answered (replied, timed out or cancelled). */
-  void (*on_answer)(ph_call *call);
-  void *proto_data;
+/* Client capabilities a call may need for ph__call_ask(). */
+enum {
+  PH__CLIENT_SAMPLING = 1u << 0,
+  PH__CLIENT_ELICITATION = 1u << 1,
+  PH__CLIENT_ROOTS = 1u << 2
 };
 
-_Static_assert(offsetof(struct ph_call, api) == 0,
-               "ph_call_api() reads the table from the first member");
+/* How a call's requests to its client are answered. */
+enum ph__ask_mode {
+  PH__ASK_WAIT,  /* Sent to the client now; the worker waits (legacy). */
+  PH__ASK_ROUND, /* Collected and answered as input required; the retry
+                    brings the answers and the plugin's state (modern). */
+};
+
+/* Who the call is made for, set once before it starts. */
+typedef struct ph__call_client {
+  const char *principal; /* Claims JSON (copied), or NULL. */
+  unsigned caps;         /* PH__CLIENT_* the client declared. */
+  int log_level;         /* Messages below are dropped; -1 drops all. */
+  int progress;          /* Non-zero: the client asked for progress. */
+  int ask_mode;          /* enum ph__ask_mode. */
+} ph__call_client;
+
+/* What a call sends towards its client before its answer. Loop thread;
+ * every pointer is borrowed for the hook's duration. */
+enum ph__call_event_kind {
+  PH__EVENT_PROGRESS,      /* progress, total (< 0: none), message. */
+  PH__EVENT_MESSAGE,       /* level (PH_LOG_*), logger, data_json. */
+  PH__EVENT_CLIENT_REQUEST /* method, params_json; PH__ASK_WAIT only. */
+};
+
+typedef struct ph__call_event {
+  int kind;
+  double progress, total;
+  const char *message; /* Progress: NULL or a text for the client. */
+  int level;
+  const char *logger;      /* Message: NULL or the logger's name. */
+  const char *data_json;   /* Message: any text, JSON or not. */
+  const char *method;      /* Client request. */
+  const char *params_json; /* Client request: a JSON object. */
+} ph__call_event;
+
+/* How a call ended, as its answer hook sees it (loop thread, borrowed). */
+enum ph__call_answer_kind {
+  PH__ANSWER_RESULT,    /* result_json, shaped by the shape hook. */
+  PH__ANSWER_ERROR,     /* code, message, data_json (JSON or NULL). */
+  PH__ANSWER_TIMEOUT,   /* The deadline passed; nothing came. */
+  PH__ANSWER_CANCELLED, /* The client cancelled: no response is due. */
+  PH__ANSWER_INPUT,     /* PH__ASK_ROUND: requests (by key) and state. */
+  PH__ANSWER_MISSING    /* PH__ASK_ROUND: capability was not declared. */
+};
+
+typedef struct ph__call_answer {
+  int kind;
+  const char *result_json;
+  int code;
+  const char *message, *data_json;
+  const cJSON *requests; /* {key: {"method":..,"params":..}} */
+  const char *state;     /* The plugin's state for the next round. */
+  unsigned capability;   /* One PH__CLIENT_* bit. */
+} ph__call_answer;
+
+/* The protocol's side, set once before the first call. */
+typedef struct ph__call_hooks {
+  /* Runs on the replying thread before a result is stored: returns the
+   * text to answer with (malloc'd), or NULL with an error code and a
+   * malloc'd message. NULL hook: the result need only be JSON. */
+  char *(*shape)(ph_call *call, const char *result_json, int *code,
+                 char **message);
+  /* Loop thread, once per started call, when it is answered. */
+  void (*answer)(ph_call *call, const ph__call_answer *a);
+  /* Loop thread, for each event of a call not yet answered. */
+  void (*event)(ph_call *call, const ph__call_event *ev);
+  /* Any thread: the call is being freed; release what its protocol part
+   * holds (not the part itself). */
+  void (*release)(ph_call *call);
+  /* Loop thread: a plugin's notification (PH_NOTIFY_*). */
+  void (*notify)(ph_instance *inst, int kind, const char *uri);
+} ph__call_hooks;
 
 /* Starts the call layer on `loop` (call once, on the loop thread): the
  * completion queue, and the finaliser that brings instances' last
@@ -139,35 +145,61 @@ long ph__calls_live(void);
  * longer counts. */
 long ph__calls_unanswered(void);
 
-/* The protocol's hooks, each set once before the first call. */
-
-/* What to do with plugin notifications (PH_NOTIFY_*), on the loop. */
-void ph__calls_set_notify_hook(void (*hook)(ph_instance *inst, int kind,
-                                            const char *uri));
-
-/* What to do with a plugin's result before it is stored: runs on the
- * replying thread; returns the text to answer with (malloc'd), or NULL
- * with an error code and a malloc'd message. */
-void ph__calls_set_reply_shaper(char *(*shaper)(ph_call *call,
-                                                const char *result_json,
-                                                int *code, char **message));
-
-/* What to do when a legacy call sends a request to its client, on the
- * loop: register `id` for the response and send `json` on the call's
- * outlet. */
-void ph__calls_set_client_request_hook(void (*hook)(ph_call *call,
-                                                    const char *id,
-                                                    const char *json));
+/* The protocol's hooks (copied), once before the first call. */
+void ph__calls_set_hooks(const ph__call_hooks *hooks);
 
 /* How a call drops its session reference when it is freed (any thread).
  * The session layer, which is above this one, installs it. */
 void ph__calls_set_session_release(void (*release)(ph__session *s));
 
 /* A new call on inst (referenced; may be NULL in tests) with one (host)
- * reference; fills nothing else. Loop thread. */
-ph_call *ph__call_new(int kind, ph_instance *inst);
+ * reference and proto_size zeroed bytes for the protocol, allocated with
+ * it (no second allocation) and freed with it after the release hook.
+ * Loop thread. */
+ph_call *ph__call_new(int kind, ph_instance *inst, size_t proto_size);
 void ph__call_ref(ph_call *call);
 void ph__call_unref(ph_call *call); /* Any thread. */
+
+/* References held now (leak checks and tests). Any thread. */
+int ph__call_refs(const ph_call *call);
+
+/* The protocol's part of the call (max_align_t aligned), or NULL when
+ * proto_size was 0. */
+void *ph__call_proto(ph_call *call);
+
+/* Filling a call in: loop thread, before ph__call_start(). Strings are
+ * copied unless the name says take. */
+
+/* What the handler runs: its definition and the exposed name or URI that
+ * log lines and error messages use. */
+void ph__call_set_target(ph_call *call, const void *def, const char *name);
+/* Tools and prompts: the arguments (JSON object text, taken). */
+void ph__call_take_args(ph_call *call, char *args_json);
+/* Reads: the URI and, for a template, its variables (JSON, taken). */
+void ph__call_set_resource(ph_call *call, const char *uri, char *vars_json);
+/* Completions: the argument and the context's arguments (JSON, taken). */
+void ph__call_set_completion(ph_call *call, const char *arg_name,
+                             const char *arg_value, char *context_json);
+/* Where the call's messages and answer go: s is referenced. */
+void ph__call_attach(ph_call *call, ph__session *s, ph__outlet *o);
+void ph__call_set_client(ph_call *call, const ph__call_client *client);
+/* 0: no deadline. */
+void ph__call_set_timeout(ph_call *call, uint32_t timeout_ms);
+/* PH__ASK_ROUND retries: the client's answers by key (taken) and the
+ * plugin's verified state (taken), either NULL. */
+void ph__call_take_round(ph_call *call, cJSON *responses, char *state);
+
+/* Reading a call: loop thread, or the replying thread in the shape hook. */
+int ph__call_kind(const ph_call *call);
+const void *ph__call_def(const ph_call *call);
+const char *ph__call_name(const ph_call *call); /* "call" when none. */
+const char *ph__call_uri(const ph_call *call);
+const char *ph__call_args(const ph_call *call);
+ph_instance *ph__call_instance(const ph_call *call);
+ph__session *ph__call_session(const ph_call *call);
+/* NULL once answered. */
+ph__outlet *ph__call_outlet(const ph_call *call);
+uint32_t ph__call_timeout_ms(const ph_call *call);
 
 /* Runs the call: inline or on the pool. Returns 0, or UV_EBUSY (the pool
  * queue is full) without having taken anything; the caller then answers
@@ -178,11 +210,13 @@ int ph__call_start(ph_call *call);
  * response and its flag set for the plugin to see. */
 void ph__call_cancel(ph_call *call);
 
-/* Loop thread: the client answered a server-to-client request. json is the
- * whole response message (copied), or NULL when none will come. */
-void ph__call_client_answer(ph_call *call, const char *json);
+/* Loop thread: the client answered a PH__EVENT_CLIENT_REQUEST. result_json
+ * is its result (copied), or NULL for an error or when none will come. */
+void ph__call_client_answer(ph_call *call, const char *result_json);
 
-/* The rest is what host_api.c maps the ABI onto. Any thread unless noted. */
+/* The rest is what host_api.c maps the ABI onto. Any thread unless noted.
+ * Calls made by a service call act for the call at the root of the chain:
+ * its client, its outlet. */
 
 /* reply: stores the plugin's result (shaped by the protocol's hook, or
  * checked to be JSON) and answers the call on the loop. Returns 0,
@@ -200,19 +234,43 @@ int ph__call_reply_error(ph_call *call, int code, const char *message,
  * the plugin's reference goes now. */
 void ph__call_plugin_done(ph_call *call);
 
-/* Sends a message related to the call (progress, a log message) on its
- * outlet before its answer, in order; takes text. */
-void ph__call_send(ph_call *call, char *text);
+/* Whether the call or one it was made by was cancelled. */
+int ph__call_cancelled(const ph_call *call);
 
-/* Legacy server-to-client request, from a worker thread: sends request
- * (taken) with id `id_json` through the loop and blocks until the client
- * answers (ph__call_client_answer) or the call is cancelled. Returns the
- * whole response message (caller frees) or NULL when none came. */
-char *ph__call_ask_client(ph_call *call, const char *id_json, char *request);
+/* The principal's claims JSON, borrowed for the call, or NULL. */
+const char *ph__call_principal(const ph_call *call);
 
-/* Closes the call's stream now on the loop thread, or after what the call
- * sent before when called elsewhere. */
-void ph__call_close_stream(ph_call *call);
+/* A log message for the client (level PH_LOG_*; strings copied), sent
+ * before the answer, in order. Returns 0 (also when the client's level
+ * drops it) or PH__ECANCELED. */
+int ph__call_message(ph_call *call, int level, const char *logger,
+                     const char *data_json);
+
+/* Progress, which must increase (total < 0: none; message may be NULL).
+ * Returns 0, PH__ENOTSUP (the client asked for none), PH__EINVAL or
+ * PH__ECANCELED. */
+int ph__call_progress(ph_call *call, double progress, double total,
+                      const char *message);
+
+/* A request to the client that needs capability (one PH__CLIENT_* bit)
+ * under `key`, params a JSON object (copied). PH__ASK_WAIT: sent through
+ * the loop, and this worker blocks until the client answers or the call is
+ * cancelled. PH__ASK_ROUND: the answer the retry brought, or the request
+ * is kept for the input-required answer. Returns 0 with the result
+ * (caller frees) in *result_json, PH__EINPUT, PH__ENOTSUP (not declared,
+ * or waiting is impossible here), PH__ECANCELED or PH__EFAIL. */
+int ph__call_ask(ph_call *call, unsigned capability, const char *key,
+                 const char *method, cJSON *params, char **result_json);
+
+/* The plugin's state for the next round (copied), PH__ASK_ROUND only:
+ * returns 0 or PH__ENOTSUP. And the state the retry brought, or NULL. */
+int ph__call_set_state(ph_call *call, const char *state);
+const char *ph__call_state(const ph_call *call);
+
+/* Closes the call's stream (legacy HTTP): now on the loop thread, or after
+ * what the call sent before when called elsewhere. Returns 0, PH__ENOTSUP
+ * when its outlet cannot, or PH__ECANCELED. */
+int ph__call_close_stream(ph_call *call);
 
 /* run_in_pool: runs fn(call, arg) on a worker of the call's instance. The
  * queue holds a reference until fn returns. Returns 0, PH__ENOTSUP for a
@@ -220,6 +278,18 @@ void ph__call_close_stream(ph_call *call);
  * or handed over already, or UV_EBUSY when the queue is full or stopping. */
 int ph__call_defer(ph_call *call, void (*fn)(ph_call *call, void *arg),
                    void *arg);
+
+/* Service calls. A call on provider made by parent (service and request
+ * copied), run on the caller's thread; its messages go nowhere. */
+ph_call *ph__call_new_service(ph_call *parent, ph_instance *provider,
+                              const char *service, const char *request_json);
+/* How deep in service calls this one is (0: made by a client). */
+int ph__call_depth(const ph_call *call);
+/* Whether the plugin replied; then its result (taken, or NULL) or its
+ * error code (0: none), message and data (borrowed). */
+int ph__call_replied(const ph_call *call);
+char *ph__call_take_result(ph_call *call, int *code, const char **message,
+                           const char **data_json);
 
 /* notify: hands a plugin's notification (uri copied) to the loop, where the
  * notify hook gets it. Returns 0 or PH__ENOTSUP when no loop runs. */

@@ -4,6 +4,7 @@
  * only adds per-request metadata checks and decorates results. */
 #include "protocol.h"
 
+#include "alloc.h"
 #include "call.h"
 #include "log.h"
 #include "registry.h"
@@ -36,6 +37,17 @@ static struct {
   size_t hmac_len;
   int check_output; /* Validate structuredContent against outputSchema. */
 } P;
+
+/* The protocol's part of a call, allocated with it (ph__call_new's
+ * proto_size): what rendering its events and its answer needs. Written on
+ * the loop before the call starts; the shape hook reads era on the
+ * replying thread after. */
+typedef struct proto_call {
+  char *id_json;        /* The request id as the client wrote it. */
+  const char *method;   /* Static: the methods table's name. */
+  char *progress_token; /* JSON text as the client wrote it, or NULL. */
+  int modern;           /* The 2026-07-28 era. */
+} proto_call;
 
 /* What one incoming request needs while it is being answered. */
 typedef struct request {
@@ -401,8 +413,13 @@ static int key_is(const char *q, const char *e, const char *key) {
   for (; p < stop; p++, key++) {
     c = (unsigned char)*p;
     if (c == '\\' && p[1] == 'u' && stop - p >= 6) {
-      for (c = 0, i = 2; i < 6; i++)
-        c = c << 4 | hex_digit(p[i]);
+      for (c = 0, i = 2; i < 6; i++) {
+        int d = hex_digit(p[i]);
+
+        if (d < 0)
+          return 0; /* Unparsed text (see ph__jsonrpc_id_text) may hold it. */
+        c = c << 4 | d;
+      }
       p += 5;
     } else if (c == '\\' && (unsigned char)p[1] < 128) {
       c = unescape[(unsigned char)*++p];
@@ -569,10 +586,10 @@ cJSON *ph__json_parse_message(const char *text, size_t len, int max_depth,
 
 char *ph__jsonrpc_id_text(const char *text, size_t len) {
   static const char *const path[] = {"id", NULL};
-  const char *v, *e;
+  const char *end = text + len, *v, *e;
 
-  text = skip_space(text, text + len);
-  v = echoable_at(text, text + len, path, &e);
+  text = skip_space(text, end);
+  v = echoable_at(text, end, path, &e);
   return v ? strndup(v, (size_t)(e - v)) : NULL;
 }
 
@@ -706,6 +723,22 @@ static cJSON *capabilities(const ph__dept *d) {
 
 /* ---- Calls ---- */
 
+static proto_call *proto_of(ph_call *call) {
+  return ph__call_proto(call);
+}
+
+static void release_call(ph_call *call) {
+  proto_call *pc = proto_of(call);
+
+  free(pc->id_json);
+  free(pc->progress_token);
+}
+
+/* A new call of the protocol's, with its part. */
+static ph_call *new_call(int kind, ph_instance *inst) {
+  return ph__call_new(kind, inst, sizeof(proto_call));
+}
+
 static void session_forget_call(ph__session *s, ph_call *call) {
   size_t i;
 
@@ -754,6 +787,8 @@ static cJSON *tool_error_result(const char *text) {
  * (malloc'd) for an error answer. */
 static char *shape_result(ph_call *call, const char *text, int *code,
                           char **message) {
+  const proto_call *pc = proto_of(call);
+  int kind = ph__call_kind(call);
   size_t len = strlen(text);
   cJSON *result;
   int changed = 0;
@@ -765,26 +800,26 @@ static char *shape_result(ph_call *call, const char *text, int *code,
    * one object. Plugins are the operator's own code, and a full parse of a
    * large result (a page of rows) cost the host more than the rest of the
    * call. */
-  if (!P.check_output && call->era == PH__ERA_LEGACY &&
-      (call->kind == PH__CALL_TOOL || call->kind == PH__CALL_PROMPT) &&
-      len >= 2 && text[0] == '{' && text[len - 1] == '}' &&
+  if (!P.check_output && !pc->modern &&
+      (kind == PH__CALL_TOOL || kind == PH__CALL_PROMPT) && len >= 2 &&
+      text[0] == '{' && text[len - 1] == '}' &&
       ph__json_precheck(text, len, 1000) == NULL)
     return strdup(text);
   result = cJSON_ParseWithLength(text, len);
   if (!cJSON_IsObject(result)) {
     cJSON_Delete(result);
     ph__error("%s on %s: reply is not a JSON object; answered as an error",
-              call->name ? call->name : "call", call->inst->label);
+              ph__call_name(call), ph__call_instance(call)->label);
     *code = -32603;
     *message = strdup("plugin returned malformed JSON");
     return NULL;
   }
-  if (call->kind == PH__CALL_TOOL && P.check_output) {
+  if (kind == PH__CALL_TOOL && P.check_output) {
     char *why = NULL;
 
-    if (!output_matches(call->def, result, &why)) {
+    if (!output_matches(ph__call_def(call), result, &why)) {
       ph__error("%s on %s: structured result violates its outputSchema: %s",
-                call->name, call->inst->label, why);
+                ph__call_name(call), ph__call_instance(call)->label, why);
       snprintf(msg, sizeof(msg), "tool result violates its outputSchema: %s",
                why);
       cJSON_Delete(result);
@@ -793,7 +828,7 @@ static char *shape_result(ph_call *call, const char *text, int *code,
     }
     free(why);
   }
-  if (call->kind == PH__CALL_COMPLETE) {
+  if (kind == PH__CALL_COMPLETE) {
     cJSON *wrap = cJSON_CreateObject();
     cJSON *values = cJSON_GetObjectItem(result, "values");
 
@@ -805,7 +840,7 @@ static char *shape_result(ph_call *call, const char *text, int *code,
     result = wrap;
     changed = 1;
   }
-  if (call->kind == PH__CALL_READ) {
+  if (kind == PH__CALL_READ) {
     cJSON *contents = cJSON_GetObjectItem(result, "contents");
     if (!cJSON_IsArray(contents) || cJSON_GetArraySize(contents) == 0) {
       cJSON_Delete(result);
@@ -814,8 +849,8 @@ static char *shape_result(ph_call *call, const char *text, int *code,
       return NULL;
     }
   }
-  if (call->era == PH__ERA_MODERN)
-    return decorate_modern(result, call->kind == PH__CALL_READ);
+  if (pc->modern)
+    return decorate_modern(result, kind == PH__CALL_READ);
   if (!changed) {
     cJSON_Delete(result);
     return strdup(text);
@@ -827,10 +862,23 @@ static char *shape_result(ph_call *call, const char *text, int *code,
   }
 }
 
+static const char *capability_name(unsigned cap) {
+  switch (cap) {
+  case PH__CLIENT_SAMPLING:
+    return "sampling";
+  case PH__CLIENT_ELICITATION:
+    return "elicitation";
+  default:
+    return "roots";
+  }
+}
+
 /* Loop thread: the one place a call's answer is written. */
-static void on_call_answer(ph_call *call) {
-  ph__session *s = call->session;
-  ph__outlet *o = call->outlet;
+static void on_call_answer(ph_call *call, const ph__call_answer *a) {
+  proto_call *pc = proto_of(call);
+  ph__session *s = ph__call_session(call);
+  ph__outlet *o = ph__call_outlet(call);
+  int kind = ph__call_kind(call);
   request r = {0};
   cJSON *result;
   char msg[256];
@@ -838,70 +886,83 @@ static void on_call_answer(ph_call *call) {
   session_forget_call(s, call);
   if (o == NULL)
     return;
-  if (atomic_load(&call->cancelled) && !call->timed_out) {
-    o->finish(o, 202, NULL, 0); /* Cancelled: no response is due. */
-    return;
-  }
   r.s = s;
   r.o = o;
-  r.id_json = call->id_json;
-  r.modern = call->era == PH__ERA_MODERN;
+  r.id_json = pc->id_json;
+  r.modern = pc->modern;
 
-  if (call->timed_out) {
-    snprintf(msg, sizeof(msg), "%s timed out after %u ms", call->name,
-             call->timeout_ms);
-    if (call->kind == PH__CALL_TOOL)
+  switch (a->kind) {
+  case PH__ANSWER_CANCELLED:
+    o->finish(o, 202, NULL, 0); /* No response is due. */
+    return;
+  case PH__ANSWER_TIMEOUT:
+    snprintf(msg, sizeof(msg), "%s timed out after %u ms", ph__call_name(call),
+             ph__call_timeout_ms(call));
+    if (kind == PH__CALL_TOOL)
       answer_json(&r, tool_error_result(msg), 0);
     else
       answer_error(&r, -32603, msg, NULL);
     return;
-  }
-  if (r.modern && call->input_requests != NULL) {
-    char *state = sign_state(call->method, call->name, call->state_out);
+  case PH__ANSWER_INPUT: {
+    char *state = sign_state(pc->method, ph__call_name(call), a->state);
 
     result = cJSON_CreateObject();
     cJSON_AddStringToObject(result, "resultType", "input_required");
     cJSON_AddItemToObject(result, "inputRequests",
-                          cJSON_Duplicate(call->input_requests, 1));
+                          cJSON_Duplicate(a->requests, 1));
     cJSON_AddStringToObject(result, "requestState", state);
     free(state);
     answer_json(&r, result, 0);
     return;
   }
-  /* Only when nothing else can be asked: a tool may fall back from a
-   * capability the client lacks to one it has. */
-  if (r.modern && call->missing_capability != NULL) {
+  case PH__ANSWER_MISSING:
     snprintf(msg, sizeof(msg), "{\"requiredCapabilities\":{\"%s\":{}}}",
-             call->missing_capability);
+             capability_name(a->capability));
     answer_error(&r, -32021, "Missing required client capability", msg);
     return;
-  }
-  if (call->error_code != 0) {
-    int code = call->error_code;
+  case PH__ANSWER_ERROR: {
+    int code = a->code;
     char *data = NULL;
 
     if (code == PH_RPC_RESOURCE_NOT_FOUND && r.modern)
       code = -32602; /* 2026-07-28 must not emit -32002. */
-    if (call->kind == PH__CALL_READ && call->error_data == NULL &&
+    if (kind == PH__CALL_READ && a->data_json == NULL &&
         (code == -32602 || code == -32002)) {
       cJSON *d = cJSON_CreateObject();
-      cJSON_AddStringToObject(d, "uri", call->uri);
+      cJSON_AddStringToObject(d, "uri", ph__call_uri(call));
       data = cJSON_PrintUnformatted(d);
       cJSON_Delete(d);
     }
-    answer_error(&r, code, call->error_message, data ? data : call->error_data);
+    answer_error(&r, code, a->message, data ? data : a->data_json);
     free(data);
     return;
   }
-  /* shape_result already checked and decorated the text on the plugin's
-   * thread, so the loop only splices it into the response. */
-  send_result(o, call->id_json, call->result_json);
+  default:
+    /* shape_result already checked and decorated the text on the plugin's
+     * thread, so the loop only splices it into the response. */
+    send_result(o, pc->id_json, a->result_json);
+  }
+}
+
+/* The declared capabilities a call may need, as bits. */
+static unsigned client_caps(const cJSON *caps) {
+  unsigned bits = 0;
+
+  if (cJSON_GetObjectItemCaseSensitive(caps, "sampling") != NULL)
+    bits |= PH__CLIENT_SAMPLING;
+  if (cJSON_GetObjectItemCaseSensitive(caps, "elicitation") != NULL)
+    bits |= PH__CLIENT_ELICITATION;
+  if (cJSON_GetObjectItemCaseSensitive(caps, "roots") != NULL)
+    bits |= PH__CLIENT_ROOTS;
+  return bits;
 }
 
 /* Common set-up and start of a call for request r. */
 static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
   ph__session *s = r->s;
+  proto_call *pc = proto_of(call);
   const cJSON *meta, *token;
+  ph__call_client client = {0};
   uint32_t cap = P.cfg->limits.call_timeout_ms;
   int err;
 
@@ -911,31 +972,32 @@ static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
                "too many requests in flight on this session", NULL);
     return;
   }
-  call->session = s;
-  ph__session_ref(s);
-  call->outlet = r->o;
-  call->id_json = strdup(r->id_json);
-  call->method = strdup(r->method);
-  call->era = r->modern ? PH__ERA_MODERN : PH__ERA_LEGACY;
-  call->client_caps = r->caps ? cJSON_Duplicate(r->caps, 1) : NULL;
-  call->log_level = r->log_level;
-  call->timeout_ms = timeout_ms == 0 || timeout_ms > cap ? cap : timeout_ms;
-  call->on_answer = on_call_answer;
-  if (s->principal != NULL)
-    call->principal = strdup(s->principal);
+  ph__session_ref(s); /* The call's, dropped through the release hook. */
+  ph__call_attach(call, s, r->o);
+  pc->id_json = ph__xstrdup(r->id_json);
+  pc->method = r->method;
+  pc->modern = r->modern;
   meta = cJSON_GetObjectItemCaseSensitive(r->params, "_meta");
   token = cJSON_GetObjectItemCaseSensitive(meta, "progressToken");
   if (cJSON_IsString(token) || cJSON_IsNumber(token))
-    call->progress_token = progress_token_text(r, token);
+    pc->progress_token = progress_token_text(r, token);
+  client.principal = s->principal;
+  client.caps = client_caps(r->caps);
+  client.log_level = r->log_level;
+  client.progress = pc->progress_token != NULL;
+  client.ask_mode = r->modern ? PH__ASK_ROUND : PH__ASK_WAIT;
+  ph__call_set_client(call, &client);
+  ph__call_set_timeout(call,
+                       timeout_ms == 0 || timeout_ms > cap ? cap : timeout_ms);
   if (s->ninflight == s->capinflight) {
     s->capinflight = s->capinflight ? 2 * s->capinflight : 8;
-    s->inflight = realloc(s->inflight, s->capinflight * sizeof(ph_call *));
+    s->inflight =
+        ph__xrealloc(s->inflight, s->capinflight * sizeof(*s->inflight));
   }
   s->inflight[s->ninflight++] = call;
   err = ph__call_start(call);
   if (err) {
     session_forget_call(s, call);
-    call->answered = 1;
     send_error(r->o, 503, r->id_json, -32603,
                "the plugin's queue is full; try again later", NULL);
     ph__call_unref(call);
@@ -948,21 +1010,21 @@ static int take_round_state(request *r, ph_call *call) {
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(r->params, "requestState");
   const cJSON *resp =
       cJSON_GetObjectItemCaseSensitive(r->params, "inputResponses");
+  char *state = NULL;
 
   if (!r->modern)
     return 0;
-  if (cJSON_IsObject(resp))
-    call->input_responses = cJSON_Duplicate(resp, 1);
-  if (st == NULL)
-    return 0;
-  if (!cJSON_IsString(st) ||
-      verify_state(st->valuestring, r->method, call->name, &call->state_in)) {
+  if (st != NULL &&
+      (!cJSON_IsString(st) ||
+       verify_state(st->valuestring, r->method, ph__call_name(call), &state))) {
     answer_error(r, -32602,
                  "Invalid params: requestState failed "
                  "verification",
                  NULL);
     return -1;
   }
+  ph__call_take_round(
+      call, cJSON_IsObject(resp) ? cJSON_Duplicate(resp, 1) : NULL, state);
   return 0;
 }
 
@@ -1040,8 +1102,9 @@ static void answer_task_handle(ph__outlet *o, const char *id_json,
 /* Runs the call as a task: on the task's session and outlet, which answer
  * the request directly if the call settles within the grace period. */
 static void start_task(request *r, ph_call *call, uint32_t timeout_ms) {
-  ph__task *task = ph__task_new(r->s->department, r->s->principal, r->caps,
-                                call->name, call->args_json, r->o, r->id_json);
+  ph__task *task =
+      ph__task_new(r->s->department, r->s->principal, r->caps,
+                   ph__call_name(call), ph__call_args(call), r->o, r->id_json);
   request tr = *r;
 
   if (task == NULL) {
@@ -1313,10 +1376,9 @@ static void m_tools_call(request *r) {
     answer_json(r, tool_error_result(msg), 0);
     return;
   }
-  call = ph__call_new(PH__CALL_TOOL, it->inst);
-  call->def = t;
-  call->name = strdup(it->name);
-  call->args_json = cJSON_PrintUnformatted(args);
+  call = new_call(PH__CALL_TOOL, it->inst);
+  ph__call_set_target(call, t, it->name);
+  ph__call_take_args(call, ph__xjson_print(args));
   cJSON_Delete(empty);
   if (take_round_state(r, call) != 0) {
     ph__call_unref(call);
@@ -1352,14 +1414,11 @@ static void m_resources_read(request *r) {
     free(data_text);
     return;
   }
-  call = ph__call_new(PH__CALL_READ, it->inst);
-  call->def = it->def;
-  call->name = strdup(uri->valuestring);
-  call->uri = strdup(uri->valuestring);
-  if (vars != NULL) {
-    call->vars_json = cJSON_PrintUnformatted(vars);
-    cJSON_Delete(vars);
-  }
+  call = new_call(PH__CALL_READ, it->inst);
+  ph__call_set_target(call, it->def, uri->valuestring);
+  ph__call_set_resource(call, uri->valuestring,
+                        vars ? ph__xjson_print(vars) : NULL);
+  cJSON_Delete(vars);
   if (take_round_state(r, call) != 0) {
     ph__call_unref(call);
     return;
@@ -1412,10 +1471,9 @@ static void m_prompts_get(request *r) {
       return;
     }
   }
-  call = ph__call_new(PH__CALL_PROMPT, it->inst);
-  call->def = p;
-  call->name = strdup(it->name);
-  call->args_json = args ? cJSON_PrintUnformatted(args) : strdup("{}");
+  call = new_call(PH__CALL_PROMPT, it->inst);
+  ph__call_set_target(call, p, it->name);
+  ph__call_take_args(call, args ? ph__xjson_print(args) : ph__xstrdup("{}"));
   if (take_round_state(r, call) != 0) {
     ph__call_unref(call);
     return;
@@ -1471,14 +1529,12 @@ static void m_complete(request *r) {
     answer_text(r, "{\"completion\":{\"values\":[],\"hasMore\":false}}", 0);
     return;
   }
-  call = ph__call_new(PH__CALL_COMPLETE, it->inst);
-  call->def = fn;
-  call->name = strdup(it->name);
-  call->arg_name = strdup(aname->valuestring);
-  call->arg_value = strdup(avalue->valuestring);
+  call = new_call(PH__CALL_COMPLETE, it->inst);
+  ph__call_set_target(call, fn, it->name);
   ctx = cJSON_GetObjectItemCaseSensitive(ctx, "arguments");
-  call->context_json =
-      cJSON_IsObject(ctx) ? cJSON_PrintUnformatted(ctx) : strdup("{}");
+  ph__call_set_completion(call, aname->valuestring, avalue->valuestring,
+                          cJSON_IsObject(ctx) ? ph__xjson_print(ctx)
+                                              : ph__xstrdup("{}"));
   start_call(r, call, 0);
 }
 
@@ -1654,8 +1710,9 @@ static void handle_notification(ph__session *s, const char *method,
       return;
     n = (size_t)(e - v);
     for (i = 0; i < s->ninflight; i++) {
-      if (strlen(s->inflight[i]->id_json) == n &&
-          memcmp(s->inflight[i]->id_json, v, n) == 0) {
+      const char *id = proto_of(s->inflight[i])->id_json;
+
+      if (strlen(id) == n && memcmp(id, v, n) == 0) {
         ph__call_cancel(s->inflight[i]);
         break;
       }
@@ -1664,15 +1721,18 @@ static void handle_notification(ph__session *s, const char *method,
   /* Other notifications (roots/list_changed, progress) need nothing. */
 }
 
-static void handle_response(ph__session *s, const char *id, size_t id_len,
-                            const char *text, size_t len) {
+/* A response to one of our requests: its result goes to the call that
+ * asked (an error as none). */
+static void handle_response(ph__session *s, const cJSON *msg, const char *id,
+                            size_t id_len) {
+  const cJSON *result = cJSON_GetObjectItemCaseSensitive(msg, "result");
   size_t i;
 
   for (i = 0; i < s->npending; i++) {
     if (strlen(s->pending[i].id) == id_len &&
         memcmp(s->pending[i].id, id, id_len) == 0) {
       ph_call *call = s->pending[i].call;
-      char *answer = strndup(text, len);
+      char *answer = result ? ph__xjson_print(result) : NULL;
 
       free(s->pending[i].id);
       s->pending[i] = s->pending[--s->npending];
@@ -1758,7 +1818,7 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
     goto done;
   }
   for (i = 0; i < s->ninflight; i++) {
-    if (strcmp(s->inflight[i]->id_json, r.id_json) == 0) {
+    if (strcmp(proto_of(s->inflight[i])->id_json, r.id_json) == 0) {
       answer_error(&r, -32600,
                    "Invalid Request: id is already in use by a "
                    "request in flight",
@@ -1774,6 +1834,8 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
     r.log_level = s->log_level;
   }
   m = find_method(method);
+  if (m != NULL)
+    r.method = m->name; /* Static: calls keep it. */
   if (m == NULL || !(m->eras & (r.modern ? MODERN : LEGACY))) {
     char why[200];
 
@@ -1846,7 +1908,7 @@ static void handle_message(ph__session *s, ph__outlet *o, const cJSON *msg,
     /* A response to one of our requests. */
     if (id_serves(kind) && (cJSON_GetObjectItem(msg, "result") ||
                             cJSON_GetObjectItem(msg, "error"))) {
-      handle_response(s, v, (size_t)(e - v), text, len);
+      handle_response(s, msg, v, (size_t)(e - v));
       o->finish(o, 202, NULL, 0);
       return;
     }
@@ -2162,22 +2224,87 @@ static void on_plugin_notify(ph_instance *inst, int kind, const char *uri) {
   free(text);
 }
 
-static void on_client_request(ph_call *call, const char *id, const char *json) {
-  ph__session *s = call->session;
+/* PH__ASK_WAIT: our request goes out on the call's outlet with an id of
+ * ours, and the response finds the call by it (handle_response). */
+static void send_client_request(ph_call *call, const char *method,
+                                const char *params_json) {
+  static unsigned long long next_id;
+  ph__session *s = ph__call_session(call);
+  char *id, *json;
 
-  if (s->closed || call->outlet == NULL) {
+  if (s->closed) {
     ph__call_client_answer(call, NULL);
     return;
   }
+  id = ph__xasprintf("\"ph-%llu\"", next_id++);
+  json = ph__xasprintf(
+      "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"%s\",\"params\":%s}", id,
+      method, params_json);
   if (s->npending == s->cappending) {
     s->cappending = s->cappending ? 2 * s->cappending : 4;
-    s->pending = realloc(s->pending, s->cappending * sizeof(ph__pending));
+    s->pending = ph__xrealloc(s->pending, s->cappending * sizeof(*s->pending));
   }
-  s->pending[s->npending].id = strdup(id);
+  s->pending[s->npending].id = id;
   s->pending[s->npending].call = call;
   s->npending++;
   ph__call_ref(call);
-  ph__outlet_send(call->outlet, json, strlen(json));
+  ph__outlet_send(ph__call_outlet(call), json, strlen(json));
+  free(json);
+}
+
+/* Loop thread: what a call sends before its answer, rendered. */
+static void on_call_event(ph_call *call, const ph__call_event *e) {
+  proto_call *pc = proto_of(call);
+  cJSON *msg, *params, *data;
+  char *text;
+
+  if (e->kind == PH__EVENT_CLIENT_REQUEST) {
+    send_client_request(call, e->method, e->params_json);
+    return;
+  }
+  msg = ph__xcheck(cJSON_CreateObject());
+  ph__xjson_put_string(msg, "jsonrpc", "2.0");
+  params = ph__xcheck(cJSON_CreateObject());
+  if (e->kind == PH__EVENT_PROGRESS) {
+    ph__xjson_put_string(msg, "method", "notifications/progress");
+    /* As the client wrote it: a parse would round integers past 2^53. */
+    ph__xjson_put(params, "progressToken", cJSON_CreateRaw(pc->progress_token));
+    ph__xjson_put_number(params, "progress", e->progress);
+    if (e->total >= 0)
+      ph__xjson_put_number(params, "total", e->total);
+    if (e->message != NULL)
+      ph__xjson_put_string(params, "message", e->message);
+  } else {
+    ph__xjson_put_string(msg, "method", "notifications/message");
+    ph__xjson_put_string(params, "level", ph__log_level_name(e->level));
+    if (e->logger != NULL)
+      ph__xjson_put_string(params, "logger", e->logger);
+    data = e->data_json ? cJSON_Parse(e->data_json) : cJSON_CreateNull();
+    if (data == NULL)
+      data = cJSON_CreateString(e->data_json); /* Not JSON: sent as text. */
+    ph__xjson_put(params, "data", data);
+  }
+  ph__xjson_put(msg, "params", params);
+  text = ph__xjson_print(msg);
+  cJSON_Delete(msg);
+  ph__outlet_send(ph__call_outlet(call), text, strlen(text));
+  free(text);
+}
+
+/* A listen ends with a result for its request id (2026-07-28). */
+static void on_session_close(ph__session *s) {
+  ph__outlet *o = s->listen_outlet;
+  char *msg;
+
+  if (o == NULL)
+    return;
+  s->listen_outlet = NULL;
+  msg = ph__xasprintf("{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{"
+                      "\"resultType\":\"complete\",\"_meta\":{"
+                      "\"" META_SUBSCRIPTION "\":%s}}}",
+                      s->listen_id, s->listen_id);
+  o->finish(o, 200, msg, strlen(msg));
+  free(msg);
 }
 
 void ph__protocol_set_config(const ph__config *cfg) {
@@ -2204,9 +2331,12 @@ int ph__protocol_init(const ph__config *cfg) {
 #else
   P.check_output = env == NULL || strcmp(env, "0") != 0;
 #endif
-  ph__calls_set_notify_hook(on_plugin_notify);
-  ph__calls_set_reply_shaper(shape_result);
-  ph__calls_set_client_request_hook(on_client_request);
+  ph__calls_set_hooks(&(ph__call_hooks){.shape = shape_result,
+                                        .answer = on_call_answer,
+                                        .event = on_call_event,
+                                        .release = release_call,
+                                        .notify = on_plugin_notify});
+  ph__sessions_set_close_hook(on_session_close);
   ph__tasks_init(answer_task_handle);
   return 0;
 }

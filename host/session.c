@@ -10,12 +10,17 @@
 #include <string.h>
 
 static ph__session *sessions;
+static void (*close_hook)(ph__session *s);
+
+void ph__sessions_set_close_hook(void (*hook)(ph__session *s)) {
+  close_hook = hook;
+}
 
 ph__session *ph__session_new(const char *department) {
   static int release_installed;
   ph__session *s = ph__xcalloc(1, sizeof(*s));
 
-  /* A call holds its session (the protocol sets call->session), and the
+  /* A call holds its session (ph__call_attach), and the
    * call layer, below this one, lets go of it through this hook. Set before
    * the first session exists, so before any call can hold one. */
   if (!release_installed) {
@@ -73,19 +78,8 @@ void ph__session_close(ph__session *s) {
    * answer, and the plugin may stop early. */
   while (s->ninflight > 0)
     ph__call_cancel(s->inflight[s->ninflight - 1]);
-  if (s->listen_outlet != NULL) {
-    ph__outlet *o = s->listen_outlet;
-    char *msg;
-
-    /* A listen ends with a result for its request id (2026-07-28). */
-    s->listen_outlet = NULL;
-    msg = ph__xasprintf("{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{"
-                        "\"resultType\":\"complete\",\"_meta\":{"
-                        "\"io.modelcontextprotocol/subscriptionId\":%s}}}",
-                        s->listen_id, s->listen_id);
-    o->finish(o, 200, msg, strlen(msg));
-    free(msg);
-  }
+  if (close_hook != NULL)
+    close_hook(s);
   for (i = 0; i < s->npending; i++) {
     ph__call_client_answer(s->pending[i].call, NULL);
     ph__call_unref(s->pending[i].call);

@@ -58,8 +58,13 @@ ph__session *ph__session_new(const char *department);
 void ph__session_ref(ph__session *s);
 void ph__session_unref(ph__session *s); /* Any thread. */
 
-/* Loop thread: cancels its calls, forgets its pending requests, leaves the
- * session list and drops the caller's reference. */
+/* Once, by the protocol: runs on the loop when a session closes, after its
+ * calls are cancelled, to end what the protocol holds open on it (a
+ * listen's outlet). */
+void ph__sessions_set_close_hook(void (*hook)(ph__session *s));
+
+/* Loop thread: cancels its calls, runs the close hook, forgets its pending
+ * requests, leaves the session list and drops the caller's reference. */
 void ph__session_close(ph__session *s);
 
 /* Loop thread: iterate over live sessions. */

@@ -163,7 +163,7 @@ static void exchange_cancel_calls(exchange *ex) {
   size_t i = 0;
 
   while (i < s->ninflight) {
-    if (s->inflight[i]->outlet == &ex->base)
+    if (ph__call_outlet(s->inflight[i]) == &ex->base)
       ph__call_cancel(s->inflight[i]); /* Leaves the inflight array. */
     else
       i++;

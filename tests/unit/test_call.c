@@ -51,10 +51,10 @@ static void capture_send(ph__outlet *o, const char *json, size_t len) {
   strcat(c->rec->trace, "send,");
 }
 
-static void capture_finish(ph__outlet *o, int status, const char *json,
+static void capture_finish(ph__outlet *o, int outcome, const char *json,
                            size_t len) {
   (void)o;
-  (void)status;
+  (void)outcome;
   (void)json;
   (void)len;
   cr_assert_fail("the call layer never finishes an outlet itself");
@@ -74,18 +74,58 @@ static void capture_free(capture *c) {
     free(c->sent[i]);
 }
 
-static void on_answer(ph_call *call) {
-  record *rec = call->proto_data;
+/* The test's part of each call, in the protocol's place. */
+typedef struct test_part {
+  record *rec;
+  void (*answered)(void); /* Or NULL. */
+} test_part;
+
+static void on_answer(ph_call *call, const ph__call_answer *a) {
+  test_part *p = ph__call_proto(call);
+  record *rec = p->rec;
 
   rec->answers++;
-  rec->cancelled = atomic_load(&call->cancelled);
-  rec->timed_out = call->timed_out;
-  rec->error_code = call->error_code;
+  rec->cancelled = a->kind == PH__ANSWER_CANCELLED ||
+                   a->kind == PH__ANSWER_TIMEOUT || ph__call_cancelled(call);
+  rec->timed_out = a->kind == PH__ANSWER_TIMEOUT;
+  rec->error_code = a->kind == PH__ANSWER_ERROR ? a->code : 0;
   free(rec->result);
-  rec->result = call->result_json ? strdup(call->result_json) : NULL;
+  rec->result = a->result_json ? strdup(a->result_json) : NULL;
   free(rec->error_message);
-  rec->error_message = call->error_message ? strdup(call->error_message) : NULL;
+  rec->error_message = a->message ? strdup(a->message) : NULL;
   strcat(rec->trace, "answer,");
+  if (p->answered != NULL)
+    p->answered();
+}
+
+/* Events as the test reads them: "progress 1/3 working", "message warning
+ * {...}", sent on the call's outlet as the protocol would. */
+static void on_event(ph_call *call, const ph__call_event *e) {
+  char text[512];
+
+  if (e->kind == PH__EVENT_PROGRESS)
+    snprintf(text, sizeof(text), "progress %g/%g %s", e->progress, e->total,
+             e->message ? e->message : "-");
+  else if (e->kind == PH__EVENT_MESSAGE)
+    snprintf(text, sizeof(text), "message %s %s", ph__log_level_name(e->level),
+             e->data_json ? e->data_json : "-");
+  else
+    snprintf(text, sizeof(text), "request %s", e->method);
+  ph__outlet_send(ph__call_outlet(call), text, strlen(text));
+}
+
+static void setup(void) {
+  unit_setup();
+  ph__calls_set_hooks(
+      &(ph__call_hooks){.answer = on_answer, .event = on_event});
+}
+
+/* Attaches the capture outlet and says who the client is. */
+static void client(ph_call *call, capture *out, int log_level, int progress) {
+  ph__call_client c = {.log_level = log_level, .progress = progress};
+
+  ph__call_attach(call, NULL, &out->base);
+  ph__call_set_client(call, &c);
 }
 
 static void record_free(record *rec) {
@@ -114,7 +154,7 @@ static void teardown(void) {
   unit_teardown();
 }
 
-TestSuite(call, .init = unit_setup, .fini = teardown, .timeout = 30);
+TestSuite(call, .init = setup, .fini = teardown, .timeout = 30);
 
 /* An instance of fixture `file` with its own pool. */
 static ph_instance *instance(const char *file, int workers, int queue) {
@@ -141,18 +181,16 @@ static const ph__tool_def *tool_def(ph_instance *inst, const char *name) {
 /* A tool call ready to start, answering into rec. */
 static ph_call *tool_call(ph_instance *inst, const char *tool, const char *args,
                           record *rec) {
-  ph_call *call = ph__call_new(PH__CALL_TOOL, inst);
+  ph_call *call = ph__call_new(PH__CALL_TOOL, inst, sizeof(test_part));
 
-  call->def = tool_def(inst, tool);
-  call->name = strdup(tool);
-  call->args_json = strdup(args);
-  call->on_answer = on_answer;
-  call->proto_data = rec;
+  ((test_part *)ph__call_proto(call))->rec = rec;
+  ph__call_set_target(call, tool_def(inst, tool), tool);
+  ph__call_take_args(call, strdup(args));
   return call;
 }
 
-static int contains(const char *text, const char *part) {
-  return text != NULL && strstr(text, part) != NULL;
+static int contains(const char *text, const char *piece) {
+  return text != NULL && strstr(text, piece) != NULL;
 }
 
 /* ---- answers ---- */
@@ -183,7 +221,7 @@ Test(call, inline_tool_answers_before_start_returns) {
   record rec = {0};
   ph_call *call = tool_call(inst, "echo_inline", "{\"text\":\"x\"}", &rec);
 
-  call->timeout_ms = 1000;
+  ph__call_set_timeout(call, 1000);
   cr_assert_eq(ph__call_start(call), 0);
   cr_expect_eq(rec.answers, 1, "answered without running the loop");
   cr_expect(contains(rec.result, "\"text\":\"x\""), "%s", rec.result);
@@ -194,14 +232,12 @@ Test(call, inline_tool_answers_before_start_returns) {
 Test(call, error_replies_keep_code_and_message) {
   ph_instance *inst = instance("ok.so", 1, 4);
   record rec = {0};
-  ph_call *call = ph__call_new(PH__CALL_PROMPT, inst);
+  ph_call *call = ph__call_new(PH__CALL_PROMPT, inst, sizeof(test_part));
 
   /* greet without a name answers with a JSON-RPC error. */
-  call->def = &inst->plugin->prompts[0];
-  call->name = strdup("greet");
-  call->args_json = strdup("{}");
-  call->on_answer = on_answer;
-  call->proto_data = &rec;
+  ((test_part *)ph__call_proto(call))->rec = &rec;
+  ph__call_set_target(call, &inst->plugin->prompts[0], "greet");
+  ph__call_take_args(call, strdup("{}"));
   cr_assert_eq(ph__call_start(call), 0);
   RUN_UNTIL(rec.answers == 1, 5000);
   cr_expect_eq(rec.error_code, PH_RPC_INVALID_PARAMS);
@@ -250,8 +286,7 @@ static void reply_wait_reply(ph_call *call, const char *args, void *state) {
   atomic_store(&twice_second, ph__host_api.reply(call, "{\"content\":[]}"));
 }
 
-static void on_answer_flag(ph_call *call) {
-  on_answer(call);
+static void on_answer_flag(void) {
   atomic_store(&twice_answered, 1);
 }
 
@@ -262,9 +297,9 @@ Test(call, the_call_outlives_its_handler_after_a_reply) {
   ph_call *call = tool_call(inst, "echo", "{}", &rec);
 
   def.handler = reply_wait_reply;
-  call->def = &def;
-  call->on_answer = on_answer_flag;
-  call->timeout_ms = 5000; /* As the protocol always sets one. */
+  ph__call_set_target(call, &def, "echo");
+  ((test_part *)ph__call_proto(call))->answered = on_answer_flag;
+  ph__call_set_timeout(call, 5000); /* As the protocol always sets one. */
   cr_assert_eq(ph__call_start(call), 0);
   RUN_UNTIL(atomic_load(&twice_second) != 1, 5000);
   cr_expect_eq(atomic_load(&twice_second), PH_EALREADY);
@@ -281,7 +316,7 @@ Test(call, deadline_answers_and_raises_the_cancel_flag) {
   uint64_t start = uv_hrtime();
 
   ph__call_ref(call);
-  call->timeout_ms = 50;
+  ph__call_set_timeout(call, 50);
   /* Timers count from the loop's cached time, stale after set-up. */
   uv_update_time(&unit_loop);
   cr_assert_eq(ph__call_start(call), 0);
@@ -316,7 +351,7 @@ Test(call, cancel_answers_at_once_and_the_plugin_stops) {
   uint64_t start;
 
   ph__call_ref(call);
-  call->timeout_ms = 20000;
+  ph__call_set_timeout(call, 20000);
   cr_assert_eq(ph__call_start(call), 0);
   run_for(30); /* Let it start sleeping. */
   start = uv_hrtime();
@@ -326,9 +361,16 @@ Test(call, cancel_answers_at_once_and_the_plugin_stops) {
   cr_expect_not(rec.timed_out);
   cr_expect_eq(ph__calls_unanswered(), 0);
   /* slow polls the flag every 5 ms and replies "cancelled". */
-  RUN_UNTIL(atomic_load(&call->refs) == 1, 2000);
+  RUN_UNTIL(ph__call_refs(call) == 1, 2000);
   cr_expect_lt(uv_hrtime() - start, 1000 * 1000000u);
-  cr_expect(contains(call->result_json, "cancelled"), "%s", call->result_json);
+  {
+    int code;
+    const char *message, *data;
+    char *result = ph__call_take_result(call, &code, &message, &data);
+
+    cr_expect(contains(result, "cancelled"), "%s", result);
+    free(result);
+  }
   ph__call_cancel(call); /* A second cancel changes nothing. */
   cr_expect_eq(rec.answers, 1);
   ph__call_unref(call);
@@ -347,8 +389,14 @@ Test(call, cancel_before_the_worker_runs_it) {
   ph__call_cancel(b); /* Still queued behind a. */
   cr_expect_eq(second.answers, 1);
   RUN_UNTIL(first.answers == 1, 5000);
-  RUN_UNTIL(atomic_load(&b->refs) == 1, 2000);
-  cr_expect_null(b->result_json, "never run: the handler never replied");
+  RUN_UNTIL(ph__call_refs(b) == 1, 2000);
+  {
+    int code;
+    const char *message, *data;
+
+    cr_expect_null(ph__call_take_result(b, &code, &message, &data),
+                   "never run: the handler never replied");
+  }
   ph__call_unref(b);
   record_free(&first);
   record_free(&second);
@@ -364,15 +412,14 @@ Test(call, full_queue_refuses_at_once) {
   ph_call *b, *c;
 
   capture_init(&out, &busy);
-  a->outlet = &out.base;
-  a->progress_token = strdup("1");
+  client(a, &out, PH_LOG_DEBUG, 1);
   cr_assert_eq(ph__call_start(a), 0);
   /* The first progress message means the only worker is taken. */
   RUN_UNTIL(out.nsent >= 1, 5000);
   b = tool_call(inst, "echo", "{\"text\":\"b\"}", &queued);
   cr_assert_eq(ph__call_start(b), 0, "one call may wait");
   c = tool_call(inst, "echo", "{\"text\":\"c\"}", &refused);
-  c->timeout_ms = 1000;
+  ph__call_set_timeout(c, 1000);
   cr_expect_eq(ph__call_start(c), UV_EBUSY);
   cr_expect_eq(refused.answers, 0, "a refused start answers nothing");
   cr_expect_eq(ph__calls_unanswered(), 2);
@@ -398,18 +445,13 @@ Test(call, progress_comes_in_order_before_the_answer) {
   int i;
 
   capture_init(&out, &rec);
-  call->outlet = &out.base;
-  call->progress_token = strdup("\"tok-1\"");
+  client(call, &out, PH_LOG_DEBUG, 1);
   cr_assert_eq(ph__call_start(call), 0);
   RUN_UNTIL(rec.answers == 1, 5000);
   cr_expect_str_eq(rec.trace, "send,send,send,answer,");
   cr_assert_eq(out.nsent, 3);
   for (i = 0; i < 3; i++) {
-    snprintf(want, sizeof(want),
-             "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\","
-             "\"params\":{\"progressToken\":\"tok-1\",\"progress\":%d,"
-             "\"total\":3,\"message\":\"working\"}}",
-             i + 1);
+    snprintf(want, sizeof(want), "progress %d/3 working", i + 1);
     cr_expect_str_eq(out.sent[i], want);
   }
   capture_free(&out);
@@ -423,22 +465,21 @@ Test(call, progress_rules) {
   ph_call *call = tool_call(inst, "echo", "{}", &rec);
 
   capture_init(&out, &rec);
-  call->outlet = &out.base;
+  client(call, &out, PH_LOG_DEBUG, 0);
   cr_expect_eq(ph__host_api.progress(call, 1, -1, NULL), PH_ENOTSUP,
                "no token, no progress");
-  call->progress_token = strdup("7");
+  client(call, &out, PH_LOG_DEBUG, 1);
   cr_expect_eq(ph__host_api.progress(call, 0.5, -1, NULL), PH_OK);
   cr_expect_eq(ph__host_api.progress(call, 0.5, -1, NULL), PH_EINVAL,
                "progress must increase");
   cr_expect_eq(ph__host_api.progress(call, 0.25, -1, NULL), PH_EINVAL);
   cr_expect_eq(ph__host_api.progress(call, 0.0 / 0.0, -1, NULL), PH_EINVAL);
   cr_expect_eq(ph__host_api.progress(call, 2, 4, "half"), PH_OK);
-  cr_assert_eq(out.nsent, 2, "on the loop thread sends go out at once");
-  cr_expect_str_eq(out.sent[0],
-                   "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\","
-                   "\"params\":{\"progressToken\":7,\"progress\":0.5}}");
-  cr_expect(contains(out.sent[1], "\"total\":4,\"message\":\"half\""));
-  atomic_store(&call->cancelled, 1);
+  cr_assert_eq(out.nsent, 2, "on the loop thread events go up at once");
+  cr_expect_str_eq(out.sent[0], "progress 0.5/-1 -");
+  cr_expect_str_eq(out.sent[1], "progress 2/4 half");
+  ph__call_ref(call);
+  ph__call_cancel(call);
   cr_expect_eq(ph__host_api.progress(call, 3, -1, NULL), PH_ECANCELED);
   ph__call_unref(call);
   capture_free(&out);
@@ -452,15 +493,14 @@ Test(call, log_messages_respect_the_call_level) {
   ph_call *call = tool_call(inst, "log", "{}", &rec);
 
   capture_init(&out, &rec);
-  call->outlet = &out.base;
-  call->log_level = PH_LOG_WARNING;
+  client(call, &out, PH_LOG_WARNING, 0);
   cr_assert_eq(ph__call_start(call), 0);
   RUN_UNTIL(rec.answers == 1, 5000);
   cr_expect_str_eq(rec.trace, "send,send,answer,");
   cr_assert_eq(out.nsent, 2);
-  cr_expect(contains(out.sent[0], "\"level\":\"warning\""), "%s", out.sent[0]);
-  cr_expect(contains(out.sent[1], "\"level\":\"error\""), "%s", out.sent[1]);
-  cr_expect(contains(out.sent[1], "\"data\":{\"text\":\"error message\""));
+  cr_expect(contains(out.sent[0], "message warning "), "%s", out.sent[0]);
+  cr_expect(contains(out.sent[1], "message error "), "%s", out.sent[1]);
+  cr_expect(contains(out.sent[1], "error message"), "%s", out.sent[1]);
   capture_free(&out);
   record_free(&rec);
 }
@@ -511,7 +551,7 @@ Test(call, service_calls_reach_the_provider) {
 
 Test(call, service_call_results_and_errors) {
   ph_instance *consumer = publish_services();
-  ph_call *call = ph__call_new(PH__CALL_TOOL, consumer);
+  ph_call *call = ph__call_new(PH__CALL_TOOL, consumer, 0);
   char *response = (char *)"unset";
 
   cr_expect_eq(ph__host_api.service_call(call, "kv",
@@ -767,8 +807,8 @@ static ph_call *defer_call(ph_instance *inst, ph__tool_def *def, record *rec) {
 
   *def = *tool_def(inst, "now");
   def->handler = defer_handler;
-  call->def = def;
-  call->timeout_ms = 5000;
+  ph__call_set_target(call, def, "now");
+  ph__call_set_timeout(call, 5000);
   return call;
 }
 
@@ -786,7 +826,7 @@ Test(call, run_in_pool_continues_an_inline_call_on_a_worker) {
   cr_expect(atomic_load(&deferred_off_loop));
   cr_expect_not(atomic_load(&deferred_cancelled));
   cr_expect_eq(rec.error_code, 0);
-  RUN_UNTIL(atomic_load(&call->refs) == 1, 5000);
+  RUN_UNTIL(ph__call_refs(call) == 1, 5000);
   cr_expect_eq(ph__host_api.run_in_pool(call, deferred_fn, NULL), PH_EINVAL,
                "replied already");
   ph__call_unref(call);
@@ -816,7 +856,7 @@ Test(call, run_in_pool_refuses_when_the_queue_is_full) {
   ph_instance *inst = instance("slow.so", 1, 1);
   record busy = {0}, queued = {0}, rec = {0};
   ph_call *call = tool_call(inst, "now", "{}", &rec);
-  ph_call *service = ph__call_new(PH__CALL_SERVICE, inst);
+  ph_call *service = ph__call_new(PH__CALL_SERVICE, inst, 0);
 
   cr_assert_eq(ph__call_start(tool_call(inst, "sleep", "{\"ms\":200}", &busy)),
                0);
