@@ -6,6 +6,7 @@
 
 #include "alloc.h"
 #include "call.h"
+#include "jsonrpc.h"
 #include "log.h"
 #include "registry.h"
 #include "tasks.h"
@@ -97,26 +98,6 @@ static void send_result(ph__outlet *o, const char *id_json,
   free(msg);
 }
 
-char *ph__jsonrpc_error_text(const char *id_json, int code, const char *message,
-                             const char *data_json) {
-  cJSON *msg = cJSON_CreateObject(), *err;
-  char *text;
-
-  cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
-  if (id_json != NULL)
-    cJSON_AddRawToObject(msg, "id", id_json);
-  else
-    cJSON_AddNullToObject(msg, "id");
-  err = cJSON_AddObjectToObject(msg, "error");
-  cJSON_AddNumberToObject(err, "code", code);
-  cJSON_AddStringToObject(err, "message", message);
-  if (data_json != NULL)
-    cJSON_AddRawToObject(err, "data", data_json);
-  text = cJSON_PrintUnformatted(msg);
-  cJSON_Delete(msg);
-  return text;
-}
-
 static void send_error(ph__outlet *o, int status, const char *id_json, int code,
                        const char *message, const char *data_json) {
   char *text = ph__jsonrpc_error_text(id_json, code, message, data_json);
@@ -189,362 +170,16 @@ static void answer_error(request *r, int code, const char *message,
 
   /* The modern HTTP transport maps protocol errors onto status codes. */
   if (r->modern && r->o->http) {
-    if (code == -32601)
+    if (code == PH__RPC_METHOD_NOT_FOUND)
       status = 404;
-    else if (code == -32602 || code == -32020 || code == -32021 ||
-             code == -32022 || code == -32600)
+    else if (code == PH__RPC_INVALID_PARAMS ||
+             code == PH__RPC_HEADER_MISMATCH ||
+             code == PH__RPC_MISSING_CAPABILITY ||
+             code == PH__RPC_UNSUPPORTED_VERSION ||
+             code == PH__RPC_INVALID_REQUEST)
       status = 400;
   }
   send_error(r->o, status, r->id_json, code, message, data_json);
-}
-
-/* ---- UTF-8 and nesting check ---- */
-
-/* Bytes that end a run ph__json_precheck passes over without looking at
- * them one by one: PC_STR inside a string ('"', '\\', control characters,
- * non-ASCII), PC_OUT outside one ('"', brackets, control characters but the
- * whitespace among them, non-ASCII). Everything else, the bulk of a reply,
- * costs one table load. Each PC_HIGH16 fills the sixteen entries from its
- * index on, each PC_CTRL8 eight. */
-enum { PC_STR = 1, PC_OUT = 2, PC_BOTH = 3 };
-
-#define PC_CTRL8                                                               \
-  PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH, PC_BOTH
-#define PC_HIGH16 PC_CTRL8, PC_CTRL8
-
-static const unsigned char pc_stop[256] = {
-    [0x00] = PC_CTRL8,  [0x08] = PC_BOTH,   ['\t'] = PC_STR,
-    ['\n'] = PC_STR,    [0x0B] = PC_BOTH,   [0x0C] = PC_BOTH,
-    ['\r'] = PC_STR,    [0x0E] = PC_BOTH,   [0x0F] = PC_BOTH,
-    [0x10] = PC_CTRL8,  [0x18] = PC_CTRL8,  ['"'] = PC_BOTH,
-    ['\\'] = PC_STR,    ['['] = PC_OUT,     [']'] = PC_OUT,
-    ['{'] = PC_OUT,     ['}'] = PC_OUT,     [0x80] = PC_HIGH16,
-    [0x90] = PC_HIGH16, [0xA0] = PC_HIGH16, [0xB0] = PC_HIGH16,
-    [0xC0] = PC_HIGH16, [0xD0] = PC_HIGH16, [0xE0] = PC_HIGH16,
-    [0xF0] = PC_HIGH16};
-
-/* Runs on every plugin reply and client message, so it skips runs of
- * plain bytes in tight loops, four table loads to a branch, and only
- * looks closely at the bytes pc_stop names. NUL is refused inside strings
- * too, where JSON does not allow it raw either, and so is the escape
- * \u0000: past this check, C strings would silently end there, and a name
- * or URI would name something other than what the client sent. Other raw
- * control characters are refused inside strings (JSON has no place for
- * them there) and outside (where JSON allows only its four whitespace
- * characters, and cJSON would skip any). The byte after a backslash is
- * skipped unseen unless it is NUL or non-ASCII, which are refused: JSON
- * escapes only ASCII, and skipping one byte of a sequence would let invalid
- * UTF-8 through. */
-const char *ph__json_precheck(const char *text, size_t len, int max_depth) {
-  const unsigned char *p = (const unsigned char *)text, *end = p + len;
-  int depth = 0, n;
-
-  for (;;) {
-    /* Outside strings: numbers, literals, punctuation, whitespace. */
-    while (end - p >= 4 &&
-           !((pc_stop[p[0]] | pc_stop[p[1]] | pc_stop[p[2]] | pc_stop[p[3]]) &
-             PC_OUT))
-      p += 4;
-    while (p < end && !(pc_stop[*p] & PC_OUT))
-      p++;
-    if (p == end)
-      return depth != 0 ? "unbalanced brackets" : NULL;
-    switch (*p) {
-    case '[':
-    case '{':
-      if (++depth > max_depth)
-        return "JSON nested too deeply";
-      p++;
-      continue;
-    case ']':
-    case '}':
-      if (--depth < 0)
-        return "unbalanced brackets";
-      p++;
-      continue;
-    case '\0':
-      return "NUL byte in message";
-    case '"':
-      p++;
-      break;
-    default:
-      if (*p < 0x20)
-        return "control character in message";
-      if ((n = ph__utf8_length(p, end)) == 0)
-        return "invalid UTF-8";
-      p += n;
-      continue;
-    }
-    /* Inside a string, until its closing quote. */
-    for (;;) {
-      /* Not eight bytes at a time: runs between escapes in the text of
-       * a result (JSON in a string) are mostly shorter than that, and a
-       * word test that fails costs more than the bytes it skips. */
-      while (end - p >= 4 &&
-             !((pc_stop[p[0]] | pc_stop[p[1]] | pc_stop[p[2]] | pc_stop[p[3]]) &
-               PC_STR))
-        p += 4;
-      while (p < end && !(pc_stop[*p] & PC_STR))
-        p++;
-      if (p == end)
-        return "unterminated string";
-      if (*p == '"') {
-        p++;
-        break;
-      }
-      if (*p == '\\') {
-        if (end - p < 2)
-          return "unterminated string";
-        if (p[1] == '\0')
-          return "NUL byte in message";
-        if (p[1] >= 0x80)
-          return "invalid UTF-8";
-        if (p[1] == 'u' && end - p >= 6 && memcmp(p + 2, "0000", 4) == 0)
-          return "\\u0000 in a string";
-        p += 2;
-      } else if (*p == '\0') {
-        return "NUL byte in message";
-      } else if (*p < 0x20) {
-        return "control character in a string";
-      } else {
-        if ((n = ph__utf8_length(p, end)) == 0)
-          return "invalid UTF-8";
-        p += n;
-      }
-    }
-  }
-}
-
-/* ---- Values as the client wrote them ---- */
-
-/* An id, a requestId or a progress token goes back exactly as the client
- * wrote it: cJSON keeps numbers as doubles, which changes integers past
- * 2^53, and escapes strings its own way. So these read a value's text out
- * of the message, which the precheck and cJSON have both passed: strings
- * and brackets balance and the grammar holds, and a scan that only follows
- * strings and brackets finds where each value ends. It copies nothing and
- * builds nothing; it reads the members before the one it wants. */
-
-static int is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static const char *skip_space(const char *p, const char *end) {
-  while (p < end && is_space(*p))
-    p++;
-  return p;
-}
-
-/* Past the closing quote of the string whose opening quote is at p. */
-static const char *string_end(const char *p, const char *end) {
-  const char *q, *b;
-
-  for (p++; (q = memchr(p, '"', (size_t)(end - p))) != NULL; p = q + 1) {
-    for (b = q; b > p && b[-1] == '\\'; b--)
-      ;
-    if ((q - b) % 2 == 0)
-      return q + 1; /* Not escaped: an even run of backslashes before it. */
-  }
-  return end;
-}
-
-/* The end of the value that starts at p. Inside a container only strings
- * and brackets matter, and pc_stop finds them with one load a byte. */
-static const char *value_end(const char *p, const char *end) {
-  int depth = 0;
-
-  if (p < end && *p == '"')
-    return string_end(p, end);
-  if (p < end && *p != '{' && *p != '[') {
-    /* A number or a literal: up to what follows it. */
-    while (p < end && *p != ',' && *p != '}' && *p != ']' && !is_space(*p))
-      p++;
-    return p;
-  }
-  while (p < end) {
-    switch (*p) {
-    case '"':
-      p = string_end(p, end);
-      break;
-    case '{':
-    case '[':
-      depth++;
-      p++;
-      break;
-    case '}':
-    case ']':
-      if (--depth == 0)
-        return p + 1;
-      p++;
-      break;
-    default: /* Nothing else stops it in text the precheck passed. */
-      p++;
-    }
-    while (p < end && !(pc_stop[(unsigned char)*p] & PC_OUT))
-      p++;
-  }
-  return p;
-}
-
-static int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-/* Whether the string q..e (its quotes included) decodes to key, which is
- * ASCII: "i\u0064" is "id" to cJSON, so it is to us. */
-static int key_is(const char *q, const char *e, const char *key) {
-  static const char unescape[128] = {
-      ['"'] = '"',  ['\\'] = '\\', ['/'] = '/',  ['b'] = '\b',
-      ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r', ['t'] = '\t'};
-  const char *p = q + 1, *stop = e - 1;
-  size_t n = strlen(key);
-  int c, i;
-
-  if ((size_t)(stop - p) == n && memcmp(p, key, n) == 0)
-    return 1;
-  if (memchr(p, '\\', (size_t)(stop - p)) == NULL)
-    return 0;
-  for (; p < stop; p++, key++) {
-    c = (unsigned char)*p;
-    if (c == '\\' && p[1] == 'u' && stop - p >= 6) {
-      for (c = 0, i = 2; i < 6; i++) {
-        int d = hex_digit(p[i]);
-
-        if (d < 0)
-          return 0; /* Unparsed text (see ph__jsonrpc_id_text) may hold it. */
-        c = c << 4 | d;
-      }
-      p += 5;
-    } else if (c == '\\' && (unsigned char)p[1] < 128) {
-      c = unescape[(unsigned char)*++p];
-    }
-    if (*key == '\0' || c != (unsigned char)*key)
-      return 0;
-  }
-  return *key == '\0';
-}
-
-/* The value of the first member called key of the object whose text is
- * obj..end (cJSON too takes the first of equal keys), or NULL; its end goes
- * to *vend. obj NULL or not an object: NULL. */
-static const char *member_value(const char *obj, const char *end,
-                                const char *key, const char **vend) {
-  const char *p, *k, *kend, *v;
-
-  if (obj == NULL || obj >= end || *obj != '{')
-    return NULL;
-  for (p = obj + 1;; p++) {
-    p = skip_space(p, end);
-    if (p >= end || *p != '"')
-      return NULL;
-    k = p;
-    kend = string_end(p, end);
-    p = skip_space(kend, end);
-    if (p >= end || *p != ':')
-      return NULL;
-    v = skip_space(p + 1, end);
-    p = value_end(v, end);
-    if (key_is(k, kend, key)) {
-      *vend = p;
-      return v;
-    }
-    p = skip_space(p, end);
-    if (p >= end || *p != ',')
-      return NULL;
-  }
-}
-
-/* What the value v..e is as an id: ID_NONE (v NULL), a string, a number in
- * JSON's grammar whose value is an integer (1e3 and 2.0 are, 1.5 is not)
- * or is not, or anything else (null, true, an array, and the numbers
- * cJSON takes but JSON does not, such as 01 or 1.). Only the text says
- * whether 9007199254740993.5 is an integer. */
-enum { ID_NONE, ID_OTHER, ID_STRING, ID_INTEGER, ID_FRACTION };
-
-static int id_kind(const char *v, const char *e) {
-  const char *p = v, *int_start, *int_end, *frac = NULL, *frac_end = NULL, *q;
-  long exp = 0, zeros = 0, nfrac = 0;
-  int negative_exp = 0;
-
-  if (v == NULL)
-    return ID_NONE;
-  if (*v == '"')
-    return ID_STRING;
-  if (p < e && *p == '-')
-    p++;
-  int_start = p;
-  if (p == e || *p < '0' || *p > '9')
-    return ID_OTHER;
-  if (*p == '0')
-    p++;
-  else
-    while (p < e && *p >= '0' && *p <= '9')
-      p++;
-  int_end = p;
-  if (p < e && *p == '.') {
-    frac = ++p;
-    while (p < e && *p >= '0' && *p <= '9')
-      p++;
-    if (p == frac)
-      return ID_OTHER;
-    frac_end = p;
-    nfrac = frac_end - frac;
-  }
-  if (p < e && (*p == 'e' || *p == 'E')) {
-    p++;
-    if (p < e && (*p == '+' || *p == '-'))
-      negative_exp = *p++ == '-';
-    if (p == e || *p < '0' || *p > '9')
-      return ID_OTHER;
-    for (; p < e && *p >= '0' && *p <= '9'; p++)
-      if (exp < 1000000000L)
-        exp = exp * 10 + (*p - '0');
-  }
-  if (p != e)
-    return ID_OTHER;
-  /* digits * 10^(exp - nfrac) is an integer when the digits end in at
-   * least nfrac - exp zeros, or are all zero. */
-  q = frac_end;
-  if (frac != NULL)
-    for (; q > frac && q[-1] == '0'; q--)
-      zeros++;
-  if (frac == NULL || q == frac) {
-    for (q = int_end; q > int_start && q[-1] == '0'; q--)
-      zeros++;
-    if (q == int_start)
-      return ID_INTEGER; /* Zero. */
-  }
-  if (negative_exp)
-    exp = -exp;
-  return exp - nfrac + zeros >= 0 ? ID_INTEGER : ID_FRACTION;
-}
-
-/* A request id: a string or an integer (MCP allows no other). An id that
- * is worth echoing on an error: any string or number (JSON-RPC's). */
-static int id_serves(int kind) {
-  return kind == ID_STRING || kind == ID_INTEGER;
-}
-
-static int id_echoes(int kind) {
-  return id_serves(kind) || kind == ID_FRACTION;
-}
-
-/* The text of the value at path (member names, NULL-terminated) in the
- * object text..end, if it is one id_echoes() accepts; else NULL. */
-static const char *echoable_at(const char *text, const char *end,
-                               const char *const *path, const char **vend) {
-  const char *v = text;
-
-  *vend = end;
-  for (; *path != NULL && v != NULL; path++)
-    v = member_value(v, *vend, *path, vend);
-  return id_echoes(id_kind(v, *vend)) ? v : NULL;
 }
 
 /* params._meta.progressToken as the client wrote it, malloc'd; NULL if it
@@ -555,41 +190,7 @@ static char *progress_token_text(const request *r, const cJSON *token) {
 
   if (r->text == NULL)
     return cJSON_PrintUnformatted(token); /* A task's rerun: no _meta. */
-  v = echoable_at(r->text, r->text + r->len, path, &e);
-  return v ? strndup(v, (size_t)(e - v)) : NULL;
-}
-
-/* Parses a message the precheck passed: cJSON, then nothing but whitespace
- * after the value, which cJSON would silently ignore. */
-static cJSON *parse_prechecked(const char *text, size_t len, const char **why) {
-  const char *end = NULL;
-  cJSON *root;
-
-  root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-  if (root == NULL) {
-    *why = "not valid JSON";
-    return NULL;
-  }
-  if (skip_space(end, text + len) != text + len) {
-    cJSON_Delete(root);
-    *why = "bytes after the JSON value";
-    return NULL;
-  }
-  return root;
-}
-
-cJSON *ph__json_parse_message(const char *text, size_t len, int max_depth,
-                              const char **why) {
-  *why = ph__json_precheck(text, len, max_depth);
-  return *why == NULL ? parse_prechecked(text, len, why) : NULL;
-}
-
-char *ph__jsonrpc_id_text(const char *text, size_t len) {
-  static const char *const path[] = {"id", NULL};
-  const char *end = text + len, *v, *e;
-
-  text = skip_space(text, end);
-  v = echoable_at(text, end, path, &e);
+  v = ph__jsonrpc_value_at(r->text, r->text + r->len, path, &e);
   return v ? strndup(v, (size_t)(e - v)) : NULL;
 }
 
@@ -810,7 +411,7 @@ static char *shape_result(ph_call *call, const char *text, int *code,
     cJSON_Delete(result);
     ph__error("%s on %s: reply is not a JSON object; answered as an error",
               ph__call_name(call), ph__call_instance(call)->label);
-    *code = -32603;
+    *code = PH__RPC_INTERNAL_ERROR;
     *message = strdup("plugin returned malformed JSON");
     return NULL;
   }
@@ -844,7 +445,7 @@ static char *shape_result(ph_call *call, const char *text, int *code,
     cJSON *contents = cJSON_GetObjectItem(result, "contents");
     if (!cJSON_IsArray(contents) || cJSON_GetArraySize(contents) == 0) {
       cJSON_Delete(result);
-      *code = -32603;
+      *code = PH__RPC_INTERNAL_ERROR;
       *message = strdup("resource handler returned no contents");
       return NULL;
     }
@@ -901,7 +502,7 @@ static void on_call_answer(ph_call *call, const ph__call_answer *a) {
     if (kind == PH__CALL_TOOL)
       answer_json(&r, tool_error_result(msg), 0);
     else
-      answer_error(&r, -32603, msg, NULL);
+      answer_error(&r, PH__RPC_INTERNAL_ERROR, msg, NULL);
     return;
   case PH__ANSWER_INPUT: {
     char *state = sign_state(pc->method, ph__call_name(call), a->state);
@@ -918,16 +519,18 @@ static void on_call_answer(ph_call *call, const ph__call_answer *a) {
   case PH__ANSWER_MISSING:
     snprintf(msg, sizeof(msg), "{\"requiredCapabilities\":{\"%s\":{}}}",
              capability_name(a->capability));
-    answer_error(&r, -32021, "Missing required client capability", msg);
+    answer_error(&r, PH__RPC_MISSING_CAPABILITY,
+                 "Missing required client capability", msg);
     return;
   case PH__ANSWER_ERROR: {
     int code = a->code;
     char *data = NULL;
 
-    if (code == PH_RPC_RESOURCE_NOT_FOUND && r.modern)
-      code = -32602; /* 2026-07-28 must not emit -32002. */
+    if (code == PH__RPC_RESOURCE_NOT_FOUND && r.modern)
+      code = PH__RPC_INVALID_PARAMS; /* 2026-07-28 must not emit -32002. */
     if (kind == PH__CALL_READ && a->data_json == NULL &&
-        (code == -32602 || code == -32002)) {
+        (code == PH__RPC_INVALID_PARAMS ||
+         code == PH__RPC_RESOURCE_NOT_FOUND)) {
       cJSON *d = cJSON_CreateObject();
       cJSON_AddStringToObject(d, "uri", ph__call_uri(call));
       data = cJSON_PrintUnformatted(d);
@@ -968,7 +571,7 @@ static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
 
   if (s->ninflight >= (size_t)P.cfg->limits.max_inflight_per_session) {
     ph__call_unref(call);
-    send_error(r->o, 429, r->id_json, -32603,
+    send_error(r->o, 429, r->id_json, PH__RPC_INTERNAL_ERROR,
                "too many requests in flight on this session", NULL);
     return;
   }
@@ -998,7 +601,7 @@ static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
   err = ph__call_start(call);
   if (err) {
     session_forget_call(s, call);
-    send_error(r->o, 503, r->id_json, -32603,
+    send_error(r->o, 503, r->id_json, PH__RPC_INTERNAL_ERROR,
                "the plugin's queue is full; try again later", NULL);
     ph__call_unref(call);
   }
@@ -1017,7 +620,7 @@ static int take_round_state(request *r, ph_call *call) {
   if (st != NULL &&
       (!cJSON_IsString(st) ||
        verify_state(st->valuestring, r->method, ph__call_name(call), &state))) {
-    answer_error(r, -32602,
+    answer_error(r, PH__RPC_INVALID_PARAMS,
                  "Invalid params: requestState failed "
                  "verification",
                  NULL);
@@ -1083,7 +686,7 @@ static int declares_tasks(const request *r) {
 }
 
 static void answer_needs_tasks(request *r) {
-  answer_error(r, -32021,
+  answer_error(r, PH__RPC_MISSING_CAPABILITY,
                "Missing required client capability: the " PH__TASKS_EXTENSION
                " extension",
                "{\"requiredCapabilities\":{\"extensions\":{"
@@ -1109,8 +712,8 @@ static void start_task(request *r, ph_call *call, uint32_t timeout_ms) {
 
   if (task == NULL) {
     ph__call_unref(call);
-    answer_error(r, -32603, "too many tasks are running; try again later",
-                 NULL);
+    answer_error(r, PH__RPC_INTERNAL_ERROR,
+                 "too many tasks are running; try again later", NULL);
     return;
   }
   tr.s = ph__task_session(task);
@@ -1140,7 +743,8 @@ static void run_task_round(ph__task *t) {
   r.gen = ph__registry_acquire();
   r.dept = r.gen ? ph__generation_dept(r.gen, department) : NULL;
   if (r.dept == NULL)
-    answer_error(&r, -32603, "Internal error: department is not served", NULL);
+    answer_error(&r, PH__RPC_INTERNAL_ERROR,
+                 "Internal error: department is not served", NULL);
   else
     m_tools_call(&r);
   ph__generation_unref(r.gen);
@@ -1159,12 +763,14 @@ static ph__task *find_task(request *r) {
     return NULL;
   }
   if (!cJSON_IsString(id)) {
-    answer_error(r, -32602, "Invalid params: taskId must be a string", NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: taskId must be a string", NULL);
     return NULL;
   }
   t = ph__task_find(id->valuestring, r->s->department, r->s->principal);
   if (t == NULL)
-    answer_error(r, -32602, "Invalid params: unknown or expired taskId", NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: unknown or expired taskId", NULL);
   return t;
 }
 
@@ -1183,8 +789,8 @@ static void m_tasks_update(request *r) {
   if (t == NULL)
     return;
   if (!cJSON_IsObject(responses)) {
-    answer_error(r, -32602, "Invalid params: inputResponses must be an object",
-                 NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: inputResponses must be an object", NULL);
     return;
   }
   /* An acknowledgement only; tasks/get shows what happened. */
@@ -1222,24 +828,24 @@ static void m_initialize(request *r) {
   /* A session is negotiated once: a second initialize would switch its
    * version (and with it batches) under requests already made. */
   if (r->in_batch) {
-    answer_error(r, -32600,
+    answer_error(r, PH__RPC_INVALID_REQUEST,
                  "Invalid Request: initialize must not be part of a batch",
                  NULL);
     return;
   }
   if (r->s->initialized) {
-    answer_error(r, -32600,
+    answer_error(r, PH__RPC_INVALID_REQUEST,
                  "Invalid Request: the session is already initialized", NULL);
     return;
   }
   if (!cJSON_IsString(v)) {
-    answer_error(r, -32602, "Invalid params: protocolVersion is required",
-                 NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: protocolVersion is required", NULL);
     return;
   }
   if (caps != NULL && !cJSON_IsObject(caps)) {
-    answer_error(r, -32602, "Invalid params: capabilities must be an object",
-                 NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: capabilities must be an object", NULL);
     return;
   }
   snprintf(r->s->version, sizeof(r->s->version), "%s",
@@ -1291,14 +897,16 @@ static void list(request *r, int kind) {
   size_t n;
 
   if (cursor != NULL && !cJSON_IsString(cursor) && !cJSON_IsNull(cursor)) {
-    answer_error(r, -32602, "Invalid params: cursor must be a string", NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: cursor must be a string", NULL);
     return;
   }
   page =
       ph__dept_page(r->dept, kind,
                     cJSON_IsString(cursor) ? cursor->valuestring : NULL, &next);
   if (page == NULL) {
-    answer_error(r, -32602, "Invalid params: unknown cursor", NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS, "Invalid params: unknown cursor",
+                 NULL);
     return;
   }
   n = strlen(page) + 64 + (next ? strlen(next) : 0);
@@ -1336,19 +944,20 @@ static void m_tools_call(request *r) {
   char *why = NULL, msg[600];
 
   if (!cJSON_IsString(name)) {
-    answer_error(r, -32602, "Invalid params: name must be a string", NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: name must be a string", NULL);
     return;
   }
   it = ph__dept_lookup(r->dept, PH__TOOL, name->valuestring);
   if (it == NULL) {
     snprintf(msg, sizeof(msg), "Unknown tool: %.200s", name->valuestring);
-    answer_error(r, -32602, msg, NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS, msg, NULL);
     return;
   }
   t = it->def;
   if (args != NULL && !cJSON_IsObject(args) && !cJSON_IsNull(args)) {
-    answer_error(r, -32602, "Invalid params: arguments must be an object",
-                 NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: arguments must be an object", NULL);
     return;
   }
   if (t->required_scope != NULL &&
@@ -1398,7 +1007,8 @@ static void m_resources_read(request *r) {
   char *data_text;
 
   if (!cJSON_IsString(uri)) {
-    answer_error(r, -32602, "Invalid params: uri must be a string", NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: uri must be a string", NULL);
     return;
   }
   it = ph__dept_lookup(r->dept, PH__RESOURCE, uri->valuestring);
@@ -1409,8 +1019,9 @@ static void m_resources_read(request *r) {
     cJSON_AddStringToObject(data, "uri", uri->valuestring);
     data_text = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
-    answer_error(r, r->modern ? -32602 : -32002, "Resource not found",
-                 data_text);
+    answer_error(
+        r, r->modern ? PH__RPC_INVALID_PARAMS : PH__RPC_RESOURCE_NOT_FOUND,
+        "Resource not found", data_text);
     free(data_text);
     return;
   }
@@ -1437,19 +1048,20 @@ static void m_prompts_get(request *r) {
   size_t i;
 
   if (!cJSON_IsString(name)) {
-    answer_error(r, -32602, "Invalid params: name must be a string", NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: name must be a string", NULL);
     return;
   }
   it = ph__dept_lookup(r->dept, PH__PROMPT, name->valuestring);
   if (it == NULL) {
     snprintf(msg, sizeof(msg), "Unknown prompt: %.200s", name->valuestring);
-    answer_error(r, -32602, msg, NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS, msg, NULL);
     return;
   }
   p = it->def;
   if (args != NULL && !cJSON_IsObject(args)) {
-    answer_error(r, -32602, "Invalid params: arguments must be an object",
-                 NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: arguments must be an object", NULL);
     return;
   }
   cJSON_ArrayForEach(a, args) {
@@ -1457,7 +1069,7 @@ static void m_prompts_get(request *r) {
       snprintf(msg, sizeof(msg),
                "Invalid params: argument \"%.100s\" must be a string",
                a->string);
-      answer_error(r, -32602, msg, NULL);
+      answer_error(r, PH__RPC_INVALID_PARAMS, msg, NULL);
       return;
     }
   }
@@ -1467,7 +1079,7 @@ static void m_prompts_get(request *r) {
       snprintf(msg, sizeof(msg),
                "Invalid params: missing required argument \"%.100s\"",
                p->args[i].name);
-      answer_error(r, -32602, msg, NULL);
+      answer_error(r, PH__RPC_INVALID_PARAMS, msg, NULL);
       return;
     }
   }
@@ -1495,7 +1107,7 @@ static void m_complete(request *r) {
 
   if (!cJSON_IsString(type) || !cJSON_IsString(aname) ||
       !cJSON_IsString(avalue)) {
-    answer_error(r, -32602,
+    answer_error(r, PH__RPC_INVALID_PARAMS,
                  "Invalid params: ref.type, argument.name and argument.value "
                  "are required",
                  NULL);
@@ -1519,7 +1131,7 @@ static void m_complete(request *r) {
       fn = &((const ph__template_def *)it->def)->complete;
   }
   if (it == NULL) {
-    answer_error(r, -32602,
+    answer_error(r, PH__RPC_INVALID_PARAMS,
                  "Invalid params: unknown prompt or resource "
                  "template in ref",
                  NULL);
@@ -1543,7 +1155,7 @@ static void m_set_level(request *r) {
   int l = cJSON_IsString(level) ? ph__log_level_parse(level->valuestring) : -1;
 
   if (l < 0) {
-    answer_error(r, -32602,
+    answer_error(r, PH__RPC_INVALID_PARAMS,
                  "Invalid params: level must be one of debug, "
                  "info, notice, warning, error, critical, alert, "
                  "emergency",
@@ -1560,7 +1172,8 @@ static void m_subscribe(request *r) {
   size_t i;
 
   if (!cJSON_IsString(uri)) {
-    answer_error(r, -32602, "Invalid params: uri must be a string", NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: uri must be a string", NULL);
     return;
   }
   for (i = 0; i < s->nsubscriptions; i++)
@@ -1580,7 +1193,8 @@ static void m_unsubscribe(request *r) {
   size_t i;
 
   if (!cJSON_IsString(uri)) {
-    answer_error(r, -32602, "Invalid params: uri must be a string", NULL);
+    answer_error(r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: uri must be a string", NULL);
     return;
   }
   for (i = 0; i < s->nsubscriptions; i++) {
@@ -1614,14 +1228,15 @@ static void m_listen(request *r) {
 
   if ((want != NULL && !cJSON_IsObject(want)) ||
       (uris != NULL && !cJSON_IsArray(uris))) {
-    answer_error(r, -32602,
+    answer_error(r, PH__RPC_INVALID_PARAMS,
                  "Invalid params: notifications must be an object and "
                  "resourceSubscriptions an array",
                  NULL);
     return;
   }
   if (s->listen_outlet != NULL) {
-    answer_error(r, -32600, "Invalid Request: already listening", NULL);
+    answer_error(r, PH__RPC_INVALID_REQUEST,
+                 "Invalid Request: already listening", NULL);
     return;
   }
   ack = cJSON_CreateObject();
@@ -1705,7 +1320,7 @@ static void handle_notification(ph__session *s, const char *method,
     s->ready = 1;
   } else if (strcmp(method, "notifications/cancelled") == 0) {
     /* By its text, as the request's id was kept. */
-    v = echoable_at(text, text + len, request_id, &e);
+    v = ph__jsonrpc_value_at(text, text + len, request_id, &e);
     if (v == NULL)
       return;
     n = (size_t)(e - v);
@@ -1755,7 +1370,7 @@ static int read_modern_meta(request *r, const cJSON *meta) {
   size_t i;
 
   if (!cJSON_IsString(v)) {
-    answer_error(r, -32602,
+    answer_error(r, PH__RPC_INVALID_PARAMS,
                  "Invalid params: _meta." META_VERSION " must be a string",
                  NULL);
     return -1;
@@ -1769,12 +1384,13 @@ static int read_modern_meta(request *r, const cJSON *meta) {
     cJSON_AddStringToObject(data, "requested", v->valuestring);
     text = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
-    answer_error(r, -32022, "Unsupported protocol version", text);
+    answer_error(r, PH__RPC_UNSUPPORTED_VERSION, "Unsupported protocol version",
+                 text);
     free(text);
     return -1;
   }
   if (!cJSON_IsObject(caps)) {
-    answer_error(r, -32602,
+    answer_error(r, PH__RPC_INVALID_PARAMS,
                  "Invalid params: _meta." META_CAPS " must be an object", NULL);
     return -1;
   }
@@ -1784,8 +1400,8 @@ static int read_modern_meta(request *r, const cJSON *meta) {
     r->log_level =
         cJSON_IsString(level) ? ph__log_level_parse(level->valuestring) : -1;
     if (r->log_level < 0) {
-      answer_error(r, -32602, "Invalid params: unknown _meta." META_LOGLEVEL,
-                   NULL);
+      answer_error(r, PH__RPC_INVALID_PARAMS,
+                   "Invalid params: unknown _meta." META_LOGLEVEL, NULL);
       return -1;
     }
   }
@@ -1814,12 +1430,13 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
   r.modern =
       cJSON_GetObjectItemCaseSensitive(meta, META_VERSION) != NULL || s->modern;
   if (params != NULL && !cJSON_IsObject(params)) {
-    answer_error(&r, -32602, "Invalid params: params must be an object", NULL);
+    answer_error(&r, PH__RPC_INVALID_PARAMS,
+                 "Invalid params: params must be an object", NULL);
     goto done;
   }
   for (i = 0; i < s->ninflight; i++) {
     if (strcmp(proto_of(s->inflight[i])->id_json, r.id_json) == 0) {
-      answer_error(&r, -32600,
+      answer_error(&r, PH__RPC_INVALID_REQUEST,
                    "Invalid Request: id is already in use by a "
                    "request in flight",
                    NULL);
@@ -1850,12 +1467,12 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
                "Method not found: %.100s needs the " PH__MODERN_VERSION
                " _meta fields",
                method);
-    answer_error(&r, -32601, why, NULL);
+    answer_error(&r, PH__RPC_METHOD_NOT_FOUND, why, NULL);
     goto done;
   }
   if (!r.modern && !s->initialized && m->fn != m_initialize &&
       m->fn != m_ping) {
-    answer_error(&r, -32600,
+    answer_error(&r, PH__RPC_INVALID_REQUEST,
                  "Invalid Request: the session is not initialized; send "
                  "initialize first",
                  NULL);
@@ -1864,7 +1481,8 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
   r.gen = ph__registry_acquire();
   r.dept = r.gen ? ph__generation_dept(r.gen, s->department) : NULL;
   if (r.dept == NULL) {
-    answer_error(&r, -32603, "Internal error: department is not served", NULL);
+    answer_error(&r, PH__RPC_INTERNAL_ERROR,
+                 "Internal error: department is not served", NULL);
     goto done;
   }
   m->fn(&r);
@@ -1878,9 +1496,10 @@ done:
  * so that the client's pending request gets its answer; else id null. */
 static void refuse_invalid(ph__outlet *o, const char *id, const char *id_end,
                            int kind, const char *message) {
-  char *id_text = id_echoes(kind) ? strndup(id, (size_t)(id_end - id)) : NULL;
+  char *id_text =
+      ph__jsonrpc_id_echoes(kind) ? strndup(id, (size_t)(id_end - id)) : NULL;
 
-  send_error(o, 400, id_text, -32600, message, NULL);
+  send_error(o, 400, id_text, PH__RPC_INVALID_REQUEST, message, NULL);
   free(id_text);
 }
 
@@ -1892,11 +1511,11 @@ static void handle_message(ph__session *s, ph__outlet *o, const cJSON *msg,
   const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
   const char *v = NULL, *e = NULL;
-  int kind = ID_NONE;
+  int kind = PH__ID_NONE;
 
   if (cJSON_IsObject(msg)) {
-    v = member_value(text, text + len, "id", &e);
-    kind = id_kind(v, e);
+    v = ph__jsonrpc_member(text, text + len, "id", &e);
+    kind = ph__jsonrpc_id_kind(v, e);
   }
   if (!cJSON_IsObject(msg) || !cJSON_IsString(jsonrpc) ||
       strcmp(jsonrpc->valuestring, "2.0") != 0) {
@@ -1906,8 +1525,8 @@ static void handle_message(ph__session *s, ph__outlet *o, const cJSON *msg,
   }
   if (method == NULL) {
     /* A response to one of our requests. */
-    if (id_serves(kind) && (cJSON_GetObjectItem(msg, "result") ||
-                            cJSON_GetObjectItem(msg, "error"))) {
+    if (ph__jsonrpc_id_serves(kind) && (cJSON_GetObjectItem(msg, "result") ||
+                                        cJSON_GetObjectItem(msg, "error"))) {
       handle_response(s, msg, v, (size_t)(e - v));
       o->finish(o, 202, NULL, 0);
       return;
@@ -1926,7 +1545,7 @@ static void handle_message(ph__session *s, ph__outlet *o, const cJSON *msg,
     o->finish(o, 202, NULL, 0);
     return;
   }
-  if (!id_serves(kind)) {
+  if (!ph__jsonrpc_id_serves(kind)) {
     refuse_invalid(o, v, e, kind,
                    "Invalid Request: id must be a string or an integer");
     return;
@@ -1935,143 +1554,31 @@ static void handle_message(ph__session *s, ph__outlet *o, const cJSON *msg,
                  len, in_batch);
 }
 
-/* ---- Batches (2025-03-26 only) ---- */
-
-/* The next member of the array whose text goes on at *at (past its "[" or
- * a comma), or NULL after the last; its end goes to *mend and *at moves
- * past it and its comma. */
-static const char *next_member(const char **at, const char *end,
-                               const char **mend) {
-  const char *p = skip_space(*at, end), *m;
-
-  if (p >= end || *p == ']')
-    return NULL;
-  m = p;
-  *mend = p = value_end(p, end);
-  p = skip_space(p, end);
-  *at = p < end && *p == ',' ? p + 1 : end;
-  return m;
-}
-
-/* The members of the array at text, counted up to max + 1. It only
- * follows strings and brackets, so it runs before parsing: a batch past
- * the limit never becomes a tree of two million nodes. */
-static int batch_members(const char *text, const char *end, int max) {
-  const char *at = text + 1, *mend;
-  int n = 0;
-
-  while (n <= max && next_member(&at, end, &mend) != NULL)
-    n++;
-  return n;
-}
-
-/* A batch's answer grows in one buffer ("[" answer "," answer ...) as its
- * members finish, in the order they finish. Members' answers add up to at
- * most max_message_bytes: one that would pass it is answered with a short
- * error instead, so every request still gets an answer and the whole stays
- * within the limit plus one such error per member. */
-typedef struct batch {
-  ph__outlet *parent;
-  int pending; /* Members not finished, plus one until all have started. */
-  size_t room; /* Bytes of answers still allowed. */
-  char *buf;   /* The answer so far, from its "[". */
-  size_t len, cap;
-} batch;
-
-typedef struct batch_part {
-  ph__outlet base;
-  batch *b;
-} batch_part;
-
-static void part_send(ph__outlet *o, const char *json, size_t len) {
-  batch_part *p = (batch_part *)o;
-
-  p->b->parent->send(p->b->parent, json, len);
-}
-
-static void batch_add(batch *b, const char *json, size_t len) {
-  size_t need = b->len + len + 2; /* Its "[" or ",", and the final "]". */
-
-  if (need > b->cap) {
-    b->cap = b->cap ? b->cap : 256;
-    while (b->cap < need)
-      b->cap *= 2;
-    b->buf = realloc(b->buf, b->cap);
-  }
-  b->buf[b->len] = b->len == 0 ? '[' : ',';
-  memcpy(b->buf + b->len + 1, json, len);
-  b->len += len + 1;
-}
-
-static void part_finish(ph__outlet *o, int status, const char *json,
-                        size_t len) {
-  batch_part *p = (batch_part *)o;
-  batch *b = p->b;
-  const char *id, *id_end;
-  char *id_text, *text;
-
-  (void)status;
-  free(p);
-  if (json != NULL && len <= b->room) {
-    b->room -= len;
-    batch_add(b, json, len);
-  } else if (json != NULL) {
-    /* The answer is the protocol's own, its id as the client wrote it. */
-    id = member_value(json, json + len, "id", &id_end);
-    id_text = id ? strndup(id, (size_t)(id_end - id)) : NULL;
-    text = ph__jsonrpc_error_text(
-        id_text, -32603,
-        "Internal error: this answer would take the batch's past "
-        "limits.max_message_bytes; send the request on its own",
-        NULL);
-    batch_add(b, text, strlen(text));
-    free(text);
-    free(id_text);
-  }
-  if (--b->pending > 0)
-    return;
-  if (b->len == 0) {
-    b->parent->finish(b->parent, 202, NULL, 0);
-  } else {
-    b->buf[b->len++] = ']';
-    b->parent->finish(b->parent, 200, b->buf, b->len);
-  }
-  free(b->buf);
-  free(b);
-}
+/* ---- Batches (2025-03-26 only; jsonrpc.c assembles the answer) ---- */
 
 /* arr is the parse of text..len; its members are handled as messages of
  * their own, each with its own text. */
 static void handle_batch(ph__session *s, ph__outlet *o, const cJSON *arr,
                          const char *text, size_t len) {
-  batch *b = calloc(1, sizeof(*b));
+  ph__jsonrpc_batch *b = ph__jsonrpc_batch_new(
+      o, P.cfg->limits.max_message_bytes, cJSON_GetArraySize(arr));
   const char *end = text + len, *at = text + 1, *m, *mend;
   const cJSON *item;
-  batch_part *last;
 
-  b->parent = o;
-  b->room = P.cfg->limits.max_message_bytes;
-  b->pending = cJSON_GetArraySize(arr) + 1; /* +1 until all are started. */
   cJSON_ArrayForEach(item, arr) {
-    batch_part *p = calloc(1, sizeof(*p));
-
     /* cJSON keeps members in the order of the text. */
-    m = next_member(&at, end, &mend);
-    p->base.send = part_send;
-    p->base.finish = part_finish;
-    p->base.http = 0;
-    p->b = b;
-    handle_message(s, &p->base, item, m, (size_t)(mend - m), 1);
+    m = ph__jsonrpc_next_member(&at, end, &mend);
+    handle_message(s, ph__jsonrpc_batch_part(b), item, m, (size_t)(mend - m),
+                   1);
   }
-  last = calloc(1, sizeof(*last));
-  last->b = b;
-  part_finish(&last->base, 200, NULL, 0);
+  ph__jsonrpc_batch_started(b);
 }
 
 void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
                          size_t len) {
   const ph__limits *l = &P.cfg->limits;
-  const char *end = text + len, *start = skip_space(text, end), *why;
+  const char *end = text + len, *start = ph__jsonrpc_skip_space(text, end),
+             *why;
   cJSON *root;
   char msg[160];
 
@@ -2080,29 +1587,30 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
     goto parse_error;
   if (start < end && *start == '[') {
     if (strcmp(s->version, "2025-03-26") != 0 || !s->initialized) {
-      send_error(o, 400, NULL, -32600,
+      send_error(o, 400, NULL, PH__RPC_INVALID_REQUEST,
                  "Invalid Request: batches are only accepted on a session "
                  "that negotiated 2025-03-26",
                  NULL);
       return;
     }
-    if (batch_members(start, end, l->max_batch_members) >
+    if (ph__jsonrpc_batch_members(start, end, l->max_batch_members) >
         l->max_batch_members) {
       snprintf(msg, sizeof(msg),
                "Invalid Request: a batch of more than %d members "
                "(limits.max_batch_members)",
                l->max_batch_members);
-      send_error(o, 400, NULL, -32600, msg, NULL);
+      send_error(o, 400, NULL, PH__RPC_INVALID_REQUEST, msg, NULL);
       return;
     }
   }
-  root = parse_prechecked(text, len, &why);
+  root = ph__json_parse_prechecked(text, len, &why);
   if (root == NULL)
     goto parse_error;
   if (!cJSON_IsArray(root))
     handle_message(s, o, root, start, (size_t)(end - start), 0);
   else if (cJSON_GetArraySize(root) == 0)
-    send_error(o, 400, NULL, -32600, "Invalid Request: empty batch", NULL);
+    send_error(o, 400, NULL, PH__RPC_INVALID_REQUEST,
+               "Invalid Request: empty batch", NULL);
   else
     handle_batch(s, o, root, start, (size_t)(end - start));
   cJSON_Delete(root);
@@ -2110,7 +1618,7 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
 
 parse_error:
   snprintf(msg, sizeof(msg), "Parse error: %s", why);
-  send_error(o, 400, NULL, -32700, msg, NULL);
+  send_error(o, 400, NULL, PH__RPC_PARSE_ERROR, msg, NULL);
 }
 
 /* ---- Notifications out ---- */

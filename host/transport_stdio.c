@@ -183,7 +183,7 @@ static void serve_line(size_t start, size_t end) {
   if (S.skipping || end - start > max) {
     S.skipping = 0;
     ph__warn("stdin: skipped a message larger than %zu bytes", max);
-    ph__protocol_reject(&S.outlet, 413, -32600,
+    ph__protocol_reject(&S.outlet, 413, PH__RPC_INVALID_REQUEST,
                         "Invalid Request: message exceeds the size limit");
   } else {
     handle_line(S.buf + start, end - start);
