@@ -16,16 +16,15 @@
 #include "call.h"
 #include "http.h"
 #include "http_session.h"
-#include "loader.h"
 #include "log.h"
 #include "protocol.h"
+#include "protocol_http.h"
 #include "registry.h"
 #include "session.h"
 #include "tasks.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -644,191 +643,12 @@ static int authenticate(const ph__http_request_t *req,
   return 0;
 }
 
-/* "=?base64?...?=" is Base64 of UTF-8; anything else is literal. Returns a
- * malloc'd value, or NULL for bad Base64 and for a decoded NUL, which
- * would end the C string early: "server/discover\0tools/call" is not
- * "server/discover". */
-static char *header_decode(const char *value) {
-  size_t n = strlen(value), i, pad = 0, len;
-  unsigned char *out;
-
-  if (n < 11 || strncmp(value, "=?base64?", 9) != 0 ||
-      strcmp(value + n - 2, "?=") != 0)
-    return strdup(value);
-  value += 9;
-  len = n - 11;
-  if (len % 4 != 0)
-    return NULL;
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)value[i];
-    if (c == '=') {
-      if (i < len - 2)
-        return NULL;
-      pad++;
-    } else if (pad > 0 || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                            (c >= '0' && c <= '9') || c == '+' || c == '/')) {
-      return NULL;
-    }
-  }
-  out = malloc(len / 4 * 3 + 1);
-  if (EVP_DecodeBlock(out, (const unsigned char *)value, (int)len) < 0 ||
-      memchr(out, '\0', len / 4 * 3 - pad) != NULL) {
-    free(out);
-    return NULL;
-  }
-  out[len / 4 * 3 - pad] = '\0';
-  return (char *)out;
-}
-
-/* Header `name` must be present once and equal `want` once decoded. */
-static int header_matches(const ph__http_request_t *req, const char *name,
-                          const char *want) {
-  const char *v = single_header(req, name);
-  char *decoded;
-  int ok;
-
-  if (v == NULL || v == repeated || want == NULL)
+/* The header lookup of the 2026-07-28 rules (protocol_http.h). */
+static int count_header(const void *req, const char *name, const char **value) {
+  *value = single_header(req, name);
+  if (*value == NULL)
     return 0;
-  decoded = header_decode(v);
-  ok = decoded != NULL && strcmp(decoded, want) == 0;
-  free(decoded);
-  return ok;
-}
-
-/* A number as JSON writes it: strtod() alone also takes " 1", "+1",
- * "0x10", "inf" and "nan". */
-static int json_number(const char *s) {
-  if (*s == '-')
-    s++;
-  if (*s == '0')
-    s++;
-  else if (*s >= '1' && *s <= '9')
-    while (*s >= '0' && *s <= '9')
-      s++;
-  else
-    return 0;
-  if (*s == '.') {
-    if (*++s < '0' || *s > '9')
-      return 0;
-    while (*s >= '0' && *s <= '9')
-      s++;
-  }
-  if (*s == 'e' || *s == 'E') {
-    if (*++s == '+' || *s == '-')
-      s++;
-    if (*s < '0' || *s > '9')
-      return 0;
-    while (*s >= '0' && *s <= '9')
-      s++;
-  }
-  return *s == '\0';
-}
-
-/* Tool arguments marked x-mcp-header must be mirrored in Mcp-Param-<Name>
- * headers. Returns NULL or a static reason. */
-static const char *check_param_headers(const ph__http_request_t *req,
-                                       const char *department,
-                                       const cJSON *params) {
-  const cJSON *name = cJSON_GetObjectItemCaseSensitive(params, "name");
-  const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
-  const cJSON *props, *p, *mark, *arg;
-  const ph__item *it = NULL;
-  const ph__tool_def *t;
-  ph__generation *gen;
-  const char *why = NULL, *v;
-  char hname[128], num[64], *decoded;
-
-  if (!cJSON_IsString(name) || (gen = ph__registry_acquire()) == NULL)
-    return NULL;
-  if (ph__generation_dept(gen, department) != NULL)
-    it = ph__dept_lookup(ph__generation_dept(gen, department), PH__TOOL,
-                         name->valuestring);
-  t = it ? it->def : NULL;
-  props = t ? cJSON_GetObjectItemCaseSensitive(t->input_schema, "properties")
-            : NULL;
-  cJSON_ArrayForEach(p, props) {
-    mark = cJSON_GetObjectItemCaseSensitive(p, "x-mcp-header");
-    if (!cJSON_IsString(mark) || p->string == NULL)
-      continue;
-    arg = cJSON_GetObjectItemCaseSensitive(args, p->string);
-    snprintf(hname, sizeof(hname), "Mcp-Param-%s", mark->valuestring);
-    v = single_header(req, hname);
-    if (arg == NULL || cJSON_IsNull(arg))
-      continue; /* No value, no header needed. */
-    if (v == NULL || v == repeated) {
-      why = v == NULL ? "a Mcp-Param header mirroring an argument is missing"
-                      : "a Mcp-Param header is repeated";
-      break;
-    }
-    decoded = header_decode(v);
-    if (decoded == NULL) {
-      why = "a Mcp-Param header is not valid Base64, or decodes to a NUL";
-      break;
-    }
-    if (cJSON_IsString(arg)) {
-      if (strcmp(decoded, arg->valuestring) != 0)
-        why = "a Mcp-Param header does not match its argument";
-    } else if (cJSON_IsNumber(arg)) {
-      char *end;
-      double d = strtod(decoded, &end);
-      if (!json_number(decoded) || *end != '\0' || d != arg->valuedouble)
-        why = "a Mcp-Param header does not match its argument";
-    } else if (cJSON_IsBool(arg)) {
-      snprintf(num, sizeof(num), "%s", cJSON_IsTrue(arg) ? "true" : "false");
-      if (strcmp(decoded, num) != 0)
-        why = "a Mcp-Param header does not match its argument";
-    }
-    free(decoded);
-    if (why != NULL)
-      break;
-  }
-  ph__generation_unref(gen);
-  return why;
-}
-
-/* 2026-07-28 header rules. Returns NULL or the reason for -32020. */
-static const char *check_modern_headers(const ph__http_request_t *req,
-                                        const char *department,
-                                        const cJSON *body) {
-  const cJSON *method = cJSON_GetObjectItemCaseSensitive(body, "method");
-  const cJSON *params = cJSON_GetObjectItemCaseSensitive(body, "params");
-  const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-      meta, "io.modelcontextprotocol/protocolVersion");
-  const char *hv = single_header(req, "MCP-Protocol-Version");
-  const char *m, *target = NULL;
-
-  if (hv == NULL)
-    return "Header mismatch: MCP-Protocol-Version is required";
-  if (hv == repeated)
-    return "Header mismatch: MCP-Protocol-Version is repeated";
-  if (cJSON_IsString(v) && strcmp(hv, v->valuestring) != 0)
-    return "Header mismatch: MCP-Protocol-Version differs from "
-           "_meta.io.modelcontextprotocol/protocolVersion";
-  if (!cJSON_IsString(method))
-    return NULL; /* Not a request; the protocol says what is wrong. */
-  m = method->valuestring;
-  if (!header_matches(req, "Mcp-Method", m))
-    return "Header mismatch: Mcp-Method is missing or differs from the "
-           "method";
-  if (strcmp(m, "tools/call") == 0 || strcmp(m, "prompts/get") == 0)
-    target =
-        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(params, "name"));
-  else if (strcmp(m, "resources/read") == 0)
-    target =
-        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(params, "uri"));
-  else if (strcmp(m, "tasks/get") == 0 || strcmp(m, "tasks/update") == 0 ||
-           strcmp(m, "tasks/cancel") == 0) /* SEP-2663 routing headers. */
-    target = cJSON_GetStringValue(
-        cJSON_GetObjectItemCaseSensitive(params, "taskId"));
-  else
-    return NULL;
-  if (target != NULL && !header_matches(req, "Mcp-Name", target))
-    return "Header mismatch: Mcp-Name is missing or differs from the "
-           "request's name, uri or taskId";
-  if (strcmp(m, "tools/call") == 0)
-    return check_param_headers(req, department, params);
-  return NULL;
+  return *value == repeated ? 2 : 1;
 }
 
 /* ---- Endpoints ---- */
@@ -908,14 +728,12 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   const char *accept = ph__http_request_header(req, "Accept");
   const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
   const char *hv = ph__http_request_header(req, "MCP-Protocol-Version");
-  const cJSON *params, *meta, *method;
-  cJSON *body;
   ph__http_session *ms;
   exchange *ex;
   ph__session *s;
   char *id_json = NULL;
   const char *why;
-  int modern;
+  ph__post post;
 
   if (!json_media_type(ctype)) {
     respond_error(res, cors, 415, NULL, -32600,
@@ -946,29 +764,24 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   }
   /* Outside a session the body itself says which era it speaks; inside
    * one the protocol parses it anyway, so only here is it parsed twice. */
-  body = ph__json_parse_message(req->body, req->body_len,
-                                H.cfg->limits.max_json_depth, &why);
-  if (body == NULL) {
+  switch (ph__post_read(&post, req->body, req->body_len,
+                        H.cfg->limits.max_json_depth, hv, &why)) {
+  case PH__POST_UNPARSABLE: {
     char msg[128];
 
     snprintf(msg, sizeof(msg), "Parse error: %s", why);
     respond_error(res, cors, 400, NULL, -32700, msg, NULL);
-    return;
+    break;
   }
-  params = cJSON_GetObjectItemCaseSensitive(body, "params");
-  meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
-  method = cJSON_GetObjectItemCaseSensitive(body, "method");
-  modern = cJSON_GetObjectItemCaseSensitive(
-               meta, "io.modelcontextprotocol/protocolVersion") != NULL ||
-           (hv != NULL && !ph__protocol_version_supported(hv));
-  if (modern && cJSON_IsObject(body)) {
+  case PH__POST_MODERN:
     if (accept != NULL && !accepts(accept, "application/json") &&
         !accepts(accept, "text/event-stream")) {
       respond_error(res, cors, 406, NULL, -32600,
                     "Not Acceptable: accept application/json or "
                     "text/event-stream",
                     NULL);
-    } else if ((why = check_modern_headers(req, department, body)) != NULL) {
+    } else if (ph__post_check_headers(&post, department, count_header, req,
+                                      &why) != PH__HEADERS_AGREE) {
       id_json = ph__jsonrpc_id_text(req->body, req->body_len);
       respond_error(res, cors, 400, id_json, -32020, why, NULL);
       free(id_json);
@@ -980,8 +793,8 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
       ex->modern = 1;
       exchange_run(ex, req->body, req->body_len);
     }
-  } else if (cJSON_IsObject(body) && cJSON_IsString(method) &&
-             strcmp(method->valuestring, "initialize") == 0) {
+    break;
+  case PH__POST_INITIALIZE:
     if (!accepts(accept, "application/json") ||
         !accepts(accept, "text/event-stream")) {
       respond_error(res, cors, 406, NULL, -32600,
@@ -991,13 +804,15 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
     } else {
       on_initialize(req, res, department, cors);
     }
-  } else {
+    break;
+  default:
     respond_error(res, cors, 400, NULL, -32600,
                   "Bad Request: Mcp-Session-Id header is required (send "
                   "initialize first, or 2026-07-28 _meta)",
                   NULL);
+    break;
   }
-  cJSON_Delete(body);
+  ph__post_release(&post);
 }
 
 static void on_get(const ph__http_request_t *req, ph__http_response_t *res,
