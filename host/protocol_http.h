@@ -53,7 +53,8 @@ typedef int (*ph__header_lookup)(const void *ctx, const char *name,
 
 enum ph__header_verdict {
   PH__HEADERS_AGREE,
-  PH__HEADERS_MISMATCH /* 2026-07-28 HeaderMismatch, -32020. */
+  /* 2026-07-28 HeaderMismatch (PH__RPC_HEADER_MISMATCH, HTTP 400). */
+  PH__HEADERS_MISMATCH
 };
 
 /* The 2026-07-28 header rules for a PH__POST_MODERN body of a request to

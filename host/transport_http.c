@@ -16,6 +16,7 @@
 #include "call.h"
 #include "http.h"
 #include "http_session.h"
+#include "jsonrpc.h"
 #include "log.h"
 #include "protocol.h"
 #include "protocol_http.h"
@@ -659,7 +660,8 @@ static void respond_too_many(ph__http_response_t *res, const char *cors,
                              const char *id_json, const char *retry_after,
                              const char *message, const char *data_json) {
   headers h = {0};
-  char *text = ph__jsonrpc_error_text(id_json, -32603, message, data_json);
+  char *text = ph__jsonrpc_error_text(id_json, PH__RPC_INTERNAL_ERROR, message,
+                                      data_json);
 
   add_cors(&h, cors);
   add_header(&h, "Retry-After", retry_after);
@@ -705,11 +707,11 @@ static void on_initialize(const ph__http_request_t *req,
              (unsigned long long)wait);
     respond_too_many(res, cors, id_json, retry, msg, data);
   } else if (ph__http_sessions_make_room(c, l->max_sessions) != 0) {
-    respond_error(res, cors, 503, id_json, -32603,
+    respond_error(res, cors, 503, id_json, PH__RPC_INTERNAL_ERROR,
                   "Service Unavailable: too many sessions; try again later",
                   NULL);
   } else if ((ms = ph__http_session_new(department, c)) == NULL) {
-    respond_error(res, cors, 503, id_json, -32603,
+    respond_error(res, cors, 503, id_json, PH__RPC_INTERNAL_ERROR,
                   "Service Unavailable: no random source for a session id",
                   NULL);
   } else {
@@ -736,7 +738,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   ph__post post;
 
   if (!json_media_type(ctype)) {
-    respond_error(res, cors, 415, NULL, -32600,
+    respond_error(res, cors, 415, NULL, PH__RPC_INVALID_REQUEST,
                   "Unsupported Media Type: send application/json", NULL);
     return;
   }
@@ -744,14 +746,14 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
     ms = ph__http_session_find(sid);
     s = ms != NULL ? ph__http_session_protocol(ms) : NULL;
     if (s == NULL || strcmp(s->department, department) != 0) {
-      respond_error(res, cors, 404, NULL, -32001,
+      respond_error(res, cors, 404, NULL, PH__RPC_SESSION_NOT_FOUND,
                     "Session not found: initialize a new session", NULL);
     } else if (hv != NULL && !ph__protocol_version_supported(hv)) {
-      respond_error(res, cors, 400, NULL, -32600,
+      respond_error(res, cors, 400, NULL, PH__RPC_INVALID_REQUEST,
                     "Bad Request: unsupported MCP-Protocol-Version", NULL);
     } else if (!accepts(accept, "application/json") ||
                !accepts(accept, "text/event-stream")) {
-      respond_error(res, cors, 406, NULL, -32600,
+      respond_error(res, cors, 406, NULL, PH__RPC_INVALID_REQUEST,
                     "Not Acceptable: accept both application/json and "
                     "text/event-stream",
                     NULL);
@@ -770,20 +772,21 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
     char msg[128];
 
     snprintf(msg, sizeof(msg), "Parse error: %s", why);
-    respond_error(res, cors, 400, NULL, -32700, msg, NULL);
+    respond_error(res, cors, 400, NULL, PH__RPC_PARSE_ERROR, msg, NULL);
     break;
   }
   case PH__POST_MODERN:
     if (accept != NULL && !accepts(accept, "application/json") &&
         !accepts(accept, "text/event-stream")) {
-      respond_error(res, cors, 406, NULL, -32600,
+      respond_error(res, cors, 406, NULL, PH__RPC_INVALID_REQUEST,
                     "Not Acceptable: accept application/json or "
                     "text/event-stream",
                     NULL);
     } else if (ph__post_check_headers(&post, department, count_header, req,
                                       &why) != PH__HEADERS_AGREE) {
       id_json = ph__jsonrpc_id_text(req->body, req->body_len);
-      respond_error(res, cors, 400, id_json, -32020, why, NULL);
+      respond_error(res, cors, 400, id_json, PH__RPC_HEADER_MISMATCH, why,
+                    NULL);
       free(id_json);
     } else {
       s = ph__session_new(department);
@@ -797,7 +800,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   case PH__POST_INITIALIZE:
     if (!accepts(accept, "application/json") ||
         !accepts(accept, "text/event-stream")) {
-      respond_error(res, cors, 406, NULL, -32600,
+      respond_error(res, cors, 406, NULL, PH__RPC_INVALID_REQUEST,
                     "Not Acceptable: accept both application/json and "
                     "text/event-stream",
                     NULL);
@@ -806,7 +809,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
     }
     break;
   default:
-    respond_error(res, cors, 400, NULL, -32600,
+    respond_error(res, cors, 400, NULL, PH__RPC_INVALID_REQUEST,
                   "Bad Request: Mcp-Session-Id header is required (send "
                   "initialize first, or 2026-07-28 _meta)",
                   NULL);
@@ -827,35 +830,36 @@ static void on_get(const ph__http_request_t *req, ph__http_response_t *res,
   ph__session *s;
 
   if (sid == NULL) {
-    respond_error(res, cors, 405, NULL, -32600,
+    respond_error(res, cors, 405, NULL, PH__RPC_INVALID_REQUEST,
                   "Method Not Allowed: GET needs an Mcp-Session-Id", NULL);
     return;
   }
   ms = ph__http_session_find(sid);
   s = ms != NULL ? ph__http_session_protocol(ms) : NULL;
   if (s == NULL || strcmp(s->department, department) != 0) {
-    respond_error(res, cors, 404, NULL, -32001, "Session not found", NULL);
+    respond_error(res, cors, 404, NULL, PH__RPC_SESSION_NOT_FOUND,
+                  "Session not found", NULL);
     return;
   }
   if (hv != NULL && !ph__protocol_version_supported(hv)) {
-    respond_error(res, cors, 400, NULL, -32600,
+    respond_error(res, cors, 400, NULL, PH__RPC_INVALID_REQUEST,
                   "Bad Request: unsupported MCP-Protocol-Version", NULL);
     return;
   }
   if (!accepts(accept, "text/event-stream")) {
-    respond_error(res, cors, 406, NULL, -32600,
+    respond_error(res, cors, 406, NULL, PH__RPC_INVALID_REQUEST,
                   "Not Acceptable: GET serves text/event-stream", NULL);
     return;
   }
   if (last != NULL && sscanf(last, "%u-%u", &stream_id, &after) != 2) {
-    respond_error(res, cors, 400, NULL, -32600,
+    respond_error(res, cors, 400, NULL, PH__RPC_INVALID_REQUEST,
                   "Bad Request: Last-Event-ID is not one of ours", NULL);
     return;
   }
   ph__http_session_touch(ms);
   st = ph__sse_stream_find(ms, stream_id);
   if (st != NULL && ph__sse_stream_attached(st)) {
-    respond_error(res, cors, 409, NULL, -32600,
+    respond_error(res, cors, 409, NULL, PH__RPC_INVALID_REQUEST,
                   "Conflict: this stream is already open", NULL);
     return;
   }
@@ -883,14 +887,15 @@ static void on_delete(const ph__http_request_t *req, ph__http_response_t *res,
   headers h = {0};
 
   if (sid == NULL) {
-    respond_error(res, cors, 405, NULL, -32600,
+    respond_error(res, cors, 405, NULL, PH__RPC_INVALID_REQUEST,
                   "Method Not Allowed: DELETE needs an Mcp-Session-Id", NULL);
     return;
   }
   ms = ph__http_session_find(sid);
   if (ms == NULL ||
       strcmp(ph__http_session_protocol(ms)->department, department) != 0) {
-    respond_error(res, cors, 404, NULL, -32001, "Session not found", NULL);
+    respond_error(res, cors, 404, NULL, PH__RPC_SESSION_NOT_FOUND,
+                  "Session not found", NULL);
     return;
   }
   ph__http_session_close(ms);
@@ -906,8 +911,8 @@ static void on_preflight(const ph__http_request_t *req,
   const char *p;
 
   if (cors == NULL) {
-    respond_error(res, NULL, 403, NULL, -32600, "Forbidden: origin not allowed",
-                  NULL);
+    respond_error(res, NULL, 403, NULL, PH__RPC_INVALID_REQUEST,
+                  "Forbidden: origin not allowed", NULL);
     return;
   }
   /* Echo the asked-for headers (Mcp-Param-* are open-ended) when they are
@@ -990,7 +995,7 @@ static void on_request(ph__http_server_t *server, const ph__http_request_t *req,
 
   (void)server;
   if (!host_allowed(req) || !origin_allowed(req, &cors)) {
-    respond_error(res, NULL, 403, NULL, -32600,
+    respond_error(res, NULL, 403, NULL, PH__RPC_INVALID_REQUEST,
                   "Forbidden: Host or Origin not allowed", NULL);
     return;
   }
@@ -1004,14 +1009,14 @@ static void on_request(ph__http_server_t *server, const ph__http_request_t *req,
   }
   department = path_department(req->path);
   if (department == NULL) {
-    respond_error(res, cors, 404, NULL, -32600, "Not Found: no such endpoint",
-                  NULL);
+    respond_error(res, cors, 404, NULL, PH__RPC_INVALID_REQUEST,
+                  "Not Found: no such endpoint", NULL);
     return;
   }
   if (strcmp(req->method, "OPTIONS") == 0) {
     on_preflight(req, res, cors);
   } else if (H.stopping) {
-    respond_error(res, cors, 503, NULL, -32603,
+    respond_error(res, cors, 503, NULL, PH__RPC_INTERNAL_ERROR,
                   "Service Unavailable: shutting down", NULL);
   } else if (authenticate(req, res) != 0) {
     /* Answered by authenticate(). */
@@ -1022,7 +1027,8 @@ static void on_request(ph__http_server_t *server, const ph__http_request_t *req,
   } else if (strcmp(req->method, "DELETE") == 0) {
     on_delete(req, res, department, cors);
   } else {
-    respond_error(res, cors, 405, NULL, -32600, "Method Not Allowed", NULL);
+    respond_error(res, cors, 405, NULL, PH__RPC_INVALID_REQUEST,
+                  "Method Not Allowed", NULL);
   }
   free(department);
 }
@@ -1083,7 +1089,7 @@ static char *http_error_body(int status, const char *target,
   n = asprintf(&body,
                "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,"
                "\"message\":\"%s\"}}",
-               -32600, msg);
+               PH__RPC_INVALID_REQUEST, msg);
   if (n < 0)
     return NULL;
   *content_type = "application/json";
