@@ -310,8 +310,8 @@ int ph__jsonrpc_id_kind(const char *v, const char *e) {
   long exp = 0, zeros = 0, nfrac = 0;
   int negative_exp = 0;
 
-  if (v == NULL)
-    return PH__ID_NONE;
+  if (v == NULL || v == e)
+    return PH__ID_NONE; /* v == e: unparsed text that ends after "id": */
   if (*v == '"')
     return PH__ID_STRING;
   if (p < e && *p == '-')
@@ -488,14 +488,14 @@ static void batch_add(ph__jsonrpc_batch *b, const char *json, size_t len) {
   b->len += len + 1;
 }
 
-static void part_finish(ph__outlet *o, int status, const char *json,
+static void part_finish(ph__outlet *o, int outcome, const char *json,
                         size_t len) {
   batch_part *p = (batch_part *)o;
   ph__jsonrpc_batch *b = p->b;
   const char *id, *id_end;
   char *id_text, *text;
 
-  (void)status;
+  (void)outcome;
   free(p);
   if (json != NULL && len <= b->room) {
     b->room -= len;
@@ -516,10 +516,10 @@ static void part_finish(ph__outlet *o, int status, const char *json,
   if (--b->pending > 0)
     return;
   if (b->len == 0) {
-    b->parent->finish(b->parent, 202, NULL, 0);
+    b->parent->finish(b->parent, PH__OUTCOME_ACCEPTED, NULL, 0);
   } else {
     b->buf[b->len++] = ']';
-    b->parent->finish(b->parent, 200, b->buf, b->len);
+    b->parent->finish(b->parent, PH__OUTCOME_ANSWERED, b->buf, b->len);
   }
   free(b->buf);
   free(b);
@@ -545,5 +545,5 @@ ph__outlet *ph__jsonrpc_batch_part(ph__jsonrpc_batch *b) {
 }
 
 void ph__jsonrpc_batch_started(ph__jsonrpc_batch *b) {
-  part_finish(ph__jsonrpc_batch_part(b), 200, NULL, 0);
+  part_finish(ph__jsonrpc_batch_part(b), PH__OUTCOME_ANSWERED, NULL, 0);
 }

@@ -9,17 +9,30 @@
 
 typedef struct ph__outlet ph__outlet;
 
+/* What an answer means to the transport (HTTP's status in brackets). */
+enum ph__outcome {
+  PH__OUTCOME_ANSWERED,   /* json is the answer, errors of the legacy eras
+                             included (200). */
+  PH__OUTCOME_ACCEPTED,   /* Nothing is due; json is NULL (202). */
+  PH__OUTCOME_REFUSED,    /* Not a message we take (parse error, invalid
+                             request), or a modern request refused for its
+                             params, headers, version or capabilities (400). */
+  PH__OUTCOME_NOT_FOUND,  /* A modern request for a method it lacks (404). */
+  PH__OUTCOME_TOO_LARGE,  /* Past limits.max_message_bytes (413). */
+  PH__OUTCOME_BUSY,       /* Too many requests in flight on the session
+                             (429). */
+  PH__OUTCOME_UNAVAILABLE /* The plugin's queue is full (503). */
+};
+
 struct ph__outlet {
   /* A message related to the request, before its answer: progress, log
    * messages, server-to-client requests. */
   void (*send)(ph__outlet *o, const char *json, size_t len);
   /* The answer: a response (or batch) as JSON, or NULL when none is due (a
-   * notification, a response, a cancelled call). status is the HTTP status
-   * that fits (200, 202, 400, 404, ...); stdio ignores it. Called exactly
-   * once per ph__protocol_handle() for HTTP outlets. */
-  void (*finish)(ph__outlet *o, int status, const char *json, size_t len);
-  /* Non-zero: a request may be answered with status != 200 (HTTP). */
-  int http;
+   * notification, a response, a cancelled call), with what it means
+   * (enum ph__outcome), which the HTTP transport maps onto a status and
+   * stdio ignores. Called exactly once per ph__protocol_handle(). */
+  void (*finish)(ph__outlet *o, int outcome, const char *json, size_t len);
   /* Legacy HTTP only, else NULL: end the connection of the request's SSE
    * stream but keep the stream, for the client to resume (SEP-1699). */
   void (*close_stream)(ph__outlet *o);

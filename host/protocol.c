@@ -94,21 +94,21 @@ static void send_result(ph__outlet *o, const char *id_json,
 
   len = snprintf(msg, n, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":%s}",
                  id_json, result);
-  o->finish(o, 200, msg, (size_t)len);
+  o->finish(o, PH__OUTCOME_ANSWERED, msg, (size_t)len);
   free(msg);
 }
 
-static void send_error(ph__outlet *o, int status, const char *id_json, int code,
-                       const char *message, const char *data_json) {
+static void send_error(ph__outlet *o, int outcome, const char *id_json,
+                       int code, const char *message, const char *data_json) {
   char *text = ph__jsonrpc_error_text(id_json, code, message, data_json);
 
-  o->finish(o, o->http ? status : 200, text, strlen(text));
+  o->finish(o, outcome, text, strlen(text));
   free(text);
 }
 
-void ph__protocol_reject(ph__outlet *o, int status, int code,
+void ph__protocol_reject(ph__outlet *o, int outcome, int code,
                          const char *message) {
-  send_error(o, status, NULL, code, message, NULL);
+  send_error(o, outcome, NULL, code, message, NULL);
 }
 
 /* Modern results carry resultType and serverInfo; lists and reads also
@@ -166,20 +166,21 @@ static void answer_json(request *r, cJSON *result, int cache_hints) {
 
 static void answer_error(request *r, int code, const char *message,
                          const char *data_json) {
-  int status = 200;
+  int outcome = PH__OUTCOME_ANSWERED;
 
-  /* The modern HTTP transport maps protocol errors onto status codes. */
-  if (r->modern && r->o->http) {
+  /* The modern era gives protocol errors a meaning of their own (HTTP maps
+   * them onto status codes); the legacy eras answer them. */
+  if (r->modern) {
     if (code == PH__RPC_METHOD_NOT_FOUND)
-      status = 404;
+      outcome = PH__OUTCOME_NOT_FOUND;
     else if (code == PH__RPC_INVALID_PARAMS ||
              code == PH__RPC_HEADER_MISMATCH ||
              code == PH__RPC_MISSING_CAPABILITY ||
              code == PH__RPC_UNSUPPORTED_VERSION ||
              code == PH__RPC_INVALID_REQUEST)
-      status = 400;
+      outcome = PH__OUTCOME_REFUSED;
   }
-  send_error(r->o, status, r->id_json, code, message, data_json);
+  send_error(r->o, outcome, r->id_json, code, message, data_json);
 }
 
 /* params._meta.progressToken as the client wrote it, malloc'd; NULL if it
@@ -494,7 +495,7 @@ static void on_call_answer(ph_call *call, const ph__call_answer *a) {
 
   switch (a->kind) {
   case PH__ANSWER_CANCELLED:
-    o->finish(o, 202, NULL, 0); /* No response is due. */
+    o->finish(o, PH__OUTCOME_ACCEPTED, NULL, 0); /* No response is due. */
     return;
   case PH__ANSWER_TIMEOUT:
     snprintf(msg, sizeof(msg), "%s timed out after %u ms", ph__call_name(call),
@@ -571,7 +572,7 @@ static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
 
   if (s->ninflight >= (size_t)P.cfg->limits.max_inflight_per_session) {
     ph__call_unref(call);
-    send_error(r->o, 429, r->id_json, PH__RPC_INTERNAL_ERROR,
+    send_error(r->o, PH__OUTCOME_BUSY, r->id_json, PH__RPC_INTERNAL_ERROR,
                "too many requests in flight on this session", NULL);
     return;
   }
@@ -601,7 +602,8 @@ static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
   err = ph__call_start(call);
   if (err) {
     session_forget_call(s, call);
-    send_error(r->o, 503, r->id_json, PH__RPC_INTERNAL_ERROR,
+    send_error(r->o, PH__OUTCOME_UNAVAILABLE, r->id_json,
+               PH__RPC_INTERNAL_ERROR,
                "the plugin's queue is full; try again later", NULL);
     ph__call_unref(call);
   }
@@ -1499,7 +1501,8 @@ static void refuse_invalid(ph__outlet *o, const char *id, const char *id_end,
   char *id_text =
       ph__jsonrpc_id_echoes(kind) ? strndup(id, (size_t)(id_end - id)) : NULL;
 
-  send_error(o, 400, id_text, PH__RPC_INVALID_REQUEST, message, NULL);
+  send_error(o, PH__OUTCOME_REFUSED, id_text, PH__RPC_INVALID_REQUEST, message,
+             NULL);
   free(id_text);
 }
 
@@ -1528,7 +1531,7 @@ static void handle_message(ph__session *s, ph__outlet *o, const cJSON *msg,
     if (ph__jsonrpc_id_serves(kind) && (cJSON_GetObjectItem(msg, "result") ||
                                         cJSON_GetObjectItem(msg, "error"))) {
       handle_response(s, msg, v, (size_t)(e - v));
-      o->finish(o, 202, NULL, 0);
+      o->finish(o, PH__OUTCOME_ACCEPTED, NULL, 0);
       return;
     }
     refuse_invalid(o, v, e, kind,
@@ -1542,7 +1545,7 @@ static void handle_message(ph__session *s, ph__outlet *o, const cJSON *msg,
   }
   if (id == NULL) {
     handle_notification(s, method->valuestring, text, len);
-    o->finish(o, 202, NULL, 0);
+    o->finish(o, PH__OUTCOME_ACCEPTED, NULL, 0);
     return;
   }
   if (!ph__jsonrpc_id_serves(kind)) {
@@ -1587,7 +1590,7 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
     goto parse_error;
   if (start < end && *start == '[') {
     if (strcmp(s->version, "2025-03-26") != 0 || !s->initialized) {
-      send_error(o, 400, NULL, PH__RPC_INVALID_REQUEST,
+      send_error(o, PH__OUTCOME_REFUSED, NULL, PH__RPC_INVALID_REQUEST,
                  "Invalid Request: batches are only accepted on a session "
                  "that negotiated 2025-03-26",
                  NULL);
@@ -1599,7 +1602,8 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
                "Invalid Request: a batch of more than %d members "
                "(limits.max_batch_members)",
                l->max_batch_members);
-      send_error(o, 400, NULL, PH__RPC_INVALID_REQUEST, msg, NULL);
+      send_error(o, PH__OUTCOME_REFUSED, NULL, PH__RPC_INVALID_REQUEST, msg,
+                 NULL);
       return;
     }
   }
@@ -1609,7 +1613,7 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
   if (!cJSON_IsArray(root))
     handle_message(s, o, root, start, (size_t)(end - start), 0);
   else if (cJSON_GetArraySize(root) == 0)
-    send_error(o, 400, NULL, PH__RPC_INVALID_REQUEST,
+    send_error(o, PH__OUTCOME_REFUSED, NULL, PH__RPC_INVALID_REQUEST,
                "Invalid Request: empty batch", NULL);
   else
     handle_batch(s, o, root, start, (size_t)(end - start));
@@ -1618,7 +1622,7 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
 
 parse_error:
   snprintf(msg, sizeof(msg), "Parse error: %s", why);
-  send_error(o, 400, NULL, PH__RPC_PARSE_ERROR, msg, NULL);
+  send_error(o, PH__OUTCOME_REFUSED, NULL, PH__RPC_PARSE_ERROR, msg, NULL);
 }
 
 /* ---- Notifications out ---- */
@@ -1811,7 +1815,7 @@ static void on_session_close(ph__session *s) {
                       "\"resultType\":\"complete\",\"_meta\":{"
                       "\"" META_SUBSCRIPTION "\":%s}}}",
                       s->listen_id, s->listen_id);
-  o->finish(o, 200, msg, strlen(msg));
+  o->finish(o, PH__OUTCOME_ANSWERED, msg, strlen(msg));
   free(msg);
 }
 

@@ -28,8 +28,9 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
                          size_t len);
 
 /* Answers a message that was refused before parsing (too large): an error
- * with the given code and message, id null. */
-void ph__protocol_reject(ph__outlet *o, int status, int code,
+ * with the given code and message, id null, finished with outcome
+ * (enum ph__outcome). */
+void ph__protocol_reject(ph__outlet *o, int outcome, int code,
                          const char *message);
 
 /* Whether a principal (claims JSON or NULL) holds `scope`. */

@@ -224,7 +224,7 @@ static void out_send(ph__outlet *o, const char *json, size_t len) {
     ph__outlet_send(t->origin, json, len);
 }
 
-static void out_finish(ph__outlet *o, int status, const char *json,
+static void out_finish(ph__outlet *o, int outcome, const char *json,
                        size_t len) {
   ph__task *t = task_of(o);
   ph__outlet *origin = t->origin;
@@ -235,7 +235,7 @@ static void out_finish(ph__outlet *o, int status, const char *json,
     /* Settled within the grace period: answered as a plain call, and the
      * task never existed for the client. */
     t->origin = NULL;
-    origin->finish(origin, status, json, len);
+    origin->finish(origin, outcome, json, len);
     task_retire(t);
     arm();
     return;
@@ -303,7 +303,6 @@ ph__task *ph__task_new(const char *department, const char *principal,
   t->s->principal = principal ? strdup(principal) : NULL;
   t->out.send = out_send;
   t->out.finish = out_finish;
-  t->out.http = origin->http;
   t->origin = origin;
   t->origin_id = strdup(id_json);
   t->prev = T.tail;

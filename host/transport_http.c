@@ -226,9 +226,31 @@ static void ex_close_stream(ph__outlet *o) {
   ph__sse_stream_detach(st);
 }
 
-static void ex_finish(ph__outlet *o, int status, const char *json, size_t len) {
+/* What the protocol's answer means, as an HTTP status (outlet.h). */
+static int outcome_status(int outcome) {
+  switch (outcome) {
+  case PH__OUTCOME_ACCEPTED:
+    return 202;
+  case PH__OUTCOME_REFUSED:
+    return 400;
+  case PH__OUTCOME_NOT_FOUND:
+    return 404;
+  case PH__OUTCOME_TOO_LARGE:
+    return 413;
+  case PH__OUTCOME_BUSY:
+    return 429;
+  case PH__OUTCOME_UNAVAILABLE:
+    return 503;
+  default:
+    return 200;
+  }
+}
+
+static void ex_finish(ph__outlet *o, int outcome, const char *json,
+                      size_t len) {
   exchange *ex = (exchange *)((char *)o - offsetof(exchange, base));
   ph__sse_stream *st = exchange_stream(ex);
+  int status = outcome_status(outcome);
   headers h = {0};
 
   if (ex->answered)
@@ -274,7 +296,6 @@ static exchange *exchange_new(ph__http_response_t *res, ph__session *s,
 
   ex->base.send = ex_send;
   ex->base.finish = ex_finish;
-  ex->base.http = 1;
   ex->base.close_stream = ex_close_stream;
   ex->res = res;
   ex->s = s;

@@ -143,10 +143,10 @@ static void outlet_send(ph__outlet *o, const char *json, size_t len) {
   write_line(json, len);
 }
 
-static void outlet_finish(ph__outlet *o, int status, const char *json,
+static void outlet_finish(ph__outlet *o, int outcome, const char *json,
                           size_t len) {
   (void)o;
-  (void)status;
+  (void)outcome; /* A line says everything; stdio has no statuses. */
   if (json != NULL)
     write_line(json, len);
 }
@@ -183,7 +183,8 @@ static void serve_line(size_t start, size_t end) {
   if (S.skipping || end - start > max) {
     S.skipping = 0;
     ph__warn("stdin: skipped a message larger than %zu bytes", max);
-    ph__protocol_reject(&S.outlet, 413, PH__RPC_INVALID_REQUEST,
+    ph__protocol_reject(&S.outlet, PH__OUTCOME_TOO_LARGE,
+                        PH__RPC_INVALID_REQUEST,
                         "Invalid Request: message exceeds the size limit");
   } else {
     handle_line(S.buf + start, end - start);
@@ -360,7 +361,6 @@ int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
   S.on_eof = on_eof;
   S.outlet.send = outlet_send;
   S.outlet.finish = outlet_finish;
-  S.outlet.http = 0;
   err = open_stream(loop, STDOUT_FILENO, &S.out, 0);
   if (err == UV_EINVAL && uv_guess_handle(STDOUT_FILENO) == UV_FILE) {
     S.out_file = 1;

@@ -64,18 +64,18 @@ static ph__session *session(void) {
 }
 
 /* Hands in a request and waits for its answer, parsed. */
-static cJSON *ask(ph__session *s, int http, const char *text, int *status) {
+static cJSON *ask(ph__session *s, const char *text, int *outcome) {
   unit_sink k;
   cJSON *reply;
 
-  unit_sink_init(&k, http);
+  unit_sink_init(&k);
   unit_handle(s, &k, text);
   RUN_UNTIL(k.finished == 1, 5000);
   cr_assert_not_null(k.answer, "no response to %s", text);
   reply = cJSON_Parse(k.answer);
   cr_assert_not_null(reply, "%s", k.answer);
-  if (status != NULL)
-    *status = k.status;
+  if (outcome != NULL)
+    *outcome = k.outcome;
   unit_sink_free(&k);
   return reply;
 }
@@ -90,7 +90,7 @@ static ph__session *legacy_session(const char *version) {
            "{'protocolVersion':'%s','capabilities':{},"
            "'clientInfo':{'name':'unit','version':'1'}}}",
            version);
-  reply = ask(s, 0, text, NULL);
+  reply = ask(s, text, NULL);
   cr_assert_not_null(cJSON_GetObjectItem(reply, "result"));
   cJSON_Delete(reply);
   return s;
@@ -570,7 +570,7 @@ Test(protocol_handle, initialize_negotiates_the_version) {
   ph__session *s = session(), *t = session();
   cJSON *reply;
 
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'initialize','params':"
               "{'protocolVersion':'2025-06-18','capabilities':"
               "{'sampling':{}}}}",
@@ -589,7 +589,7 @@ Test(protocol_handle, initialize_negotiates_the_version) {
   cr_expect_not_null(cJSON_GetObjectItem(s->client_caps, "sampling"));
   cJSON_Delete(reply);
 
-  reply = ask(t, 0,
+  reply = ask(t,
               "{'jsonrpc':'2.0','id':'a','method':'initialize','params':"
               "{'protocolVersion':'2099-01-01'}}",
               NULL);
@@ -603,10 +603,10 @@ Test(protocol_handle, initialize_checks_its_params) {
   ph__session *s = session();
   cJSON *reply;
 
-  reply = ask(s, 0, "{'jsonrpc':'2.0','id':1,'method':'initialize'}", NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':1,'method':'initialize'}", NULL);
   expect_error(reply, -32602, "protocolVersion is required");
   cJSON_Delete(reply);
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'initialize','params':"
               "{'protocolVersion':'2025-06-18','capabilities':[]}}",
               NULL);
@@ -619,10 +619,10 @@ Test(protocol_handle, requests_before_initialize_are_refused) {
   ph__session *s = session();
   cJSON *reply;
 
-  reply = ask(s, 0, "{'jsonrpc':'2.0','id':1,'method':'tools/list'}", NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':1,'method':'tools/list'}", NULL);
   expect_error(reply, -32600, "not initialized");
   cJSON_Delete(reply);
-  reply = ask(s, 0, "{'jsonrpc':'2.0','id':2,'method':'ping'}", NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':2,'method':'ping'}", NULL);
   cr_expect(cJSON_IsObject(at(reply, "result")), "ping is always allowed");
   cJSON_Delete(reply);
 }
@@ -631,24 +631,24 @@ Test(protocol_handle, requests_before_initialize_are_refused) {
 
 Test(protocol_handle, parse_errors) {
   ph__session *s = session();
-  int status;
+  int outcome;
   cJSON *reply;
   unit_sink k;
 
-  reply = ask(s, 1, "{'jsonrpc':'2.0','id':1,", &status);
+  reply = ask(s, "{'jsonrpc':'2.0','id':1,", &outcome);
   expect_error(reply, -32700, "Parse error");
   cr_expect(cJSON_IsNull(at(reply, "id")));
-  cr_expect_eq(status, 400);
+  cr_expect_eq(outcome, PH__OUTCOME_REFUSED);
   cJSON_Delete(reply);
-  reply = ask(s, 0, "{'jsonrpc':'2.0','id':1,'method':'p\xc0\xafng'}", &status);
+  reply = ask(s, "{'jsonrpc':'2.0','id':1,'method':'p\xc0\xafng'}", &outcome);
   expect_error(reply, -32700, "Parse error: invalid UTF-8");
-  cr_expect_eq(status, 200, "stdio outlets always get 200");
+  cr_expect_eq(outcome, PH__OUTCOME_REFUSED, "the same on every transport");
   cJSON_Delete(reply);
-  reply = ask(s, 0, "[[[[[[[[[[[[1]]]]]]]]]]]]", NULL);
+  reply = ask(s, "[[[[[[[[[[[[1]]]]]]]]]]]]", NULL);
   expect_error(reply, -32700, "nested too deeply");
   cJSON_Delete(reply);
 
-  unit_sink_init(&k, 0);
+  unit_sink_init(&k);
   ph__protocol_reject(&k.base, 413, -32600, "message too large");
   cr_expect_eq(k.finished, 1);
   cr_expect_str_eq(k.answer, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{"
@@ -674,19 +674,18 @@ Test(protocol_handle, invalid_requests) {
   ph__session *s = legacy_session("2025-06-18");
   cJSON *reply;
   size_t i;
-  int status;
+  int outcome;
 
   for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
-    reply = ask(s, 1, bad[i], &status);
+    reply = ask(s, bad[i], &outcome);
     expect_error(reply, -32600, "Invalid Request");
-    cr_expect_eq(status, 400, "%s", bad[i]);
+    cr_expect_eq(outcome, PH__OUTCOME_REFUSED, "%s", bad[i]);
     cJSON_Delete(reply);
   }
-  reply = ask(s, 0, "{'jsonrpc':'2.0','id':9,'method':7}", NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':9,'method':7}", NULL);
   cr_expect_eq(num_at(reply, "id"), 9, "a valid id is echoed");
   cJSON_Delete(reply);
-  reply =
-      ask(s, 0, "{'jsonrpc':'2.0','id':9,'method':'ping','params':[1]}", NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':9,'method':'ping','params':[1]}", NULL);
   expect_error(reply, -32602, "params must be an object");
   cJSON_Delete(reply);
 }
@@ -694,23 +693,23 @@ Test(protocol_handle, invalid_requests) {
 Test(protocol_handle, unknown_methods) {
   ph__session *s = legacy_session("2025-11-25");
   cJSON *reply;
-  int status;
+  int outcome;
 
-  reply = ask(s, 1, "{'jsonrpc':'2.0','id':1,'method':'tools/lisst'}", &status);
+  reply = ask(s, "{'jsonrpc':'2.0','id':1,'method':'tools/lisst'}", &outcome);
   expect_error(reply, -32601, "Method not found: tools/lisst");
-  cr_expect_eq(status, 200, "legacy errors keep 200");
+  cr_expect_eq(outcome, PH__OUTCOME_ANSWERED, "legacy errors keep 200");
   cJSON_Delete(reply);
-  reply =
-      ask(s, 0, "{'jsonrpc':'2.0','id':2,'method':'server/discover'}", NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':2,'method':'server/discover'}", NULL);
   expect_error(reply, -32601, "needs the 2026-07-28 _meta fields");
   cJSON_Delete(reply);
   reply =
-      ask(s, 1,
+      ask(s,
           "{'jsonrpc':'2.0','id':3,'method':'initialize','params':{" MODERN_META
           ",'protocolVersion':'2025-11-25'}}",
-          &status);
+          &outcome);
   expect_error(reply, -32601, "is not part of 2026-07-28");
-  cr_expect_eq(status, 404, "modern HTTP maps -32601 to 404");
+  cr_expect_eq(outcome, PH__OUTCOME_NOT_FOUND,
+               "modern: -32601 means not found");
   cJSON_Delete(reply);
 }
 
@@ -718,17 +717,17 @@ Test(protocol_handle, notifications_and_responses_get_no_answer) {
   ph__session *s = legacy_session("2025-11-25");
   unit_sink k;
 
-  unit_sink_init(&k, 1);
+  unit_sink_init(&k);
   unit_handle(s, &k, "{'jsonrpc':'2.0','method':'notifications/initialized'}");
   cr_expect_eq(k.finished, 1);
-  cr_expect_eq(k.status, 202);
+  cr_expect_eq(k.outcome, PH__OUTCOME_ACCEPTED);
   cr_expect_null(k.answer);
   cr_expect(s->ready);
   unit_sink_free(&k);
-  unit_sink_init(&k, 1);
+  unit_sink_init(&k);
   unit_handle(s, &k, "{'jsonrpc':'2.0','id':'ph-99','result':{}}");
   cr_expect_eq(k.finished, 1);
-  cr_expect_eq(k.status, 202);
+  cr_expect_eq(k.outcome, PH__OUTCOME_ACCEPTED);
   cr_expect_null(k.answer);
   unit_sink_free(&k);
 }
@@ -738,31 +737,31 @@ Test(protocol_handle, notifications_and_responses_get_no_answer) {
 Test(protocol_handle, modern_meta_errors) {
   ph__session *s = session();
   cJSON *reply;
-  int status;
+  int outcome;
 
-  reply = ask(s, 1,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'tools/list','params':{"
               "'_meta':{'io.modelcontextprotocol/protocolVersion':"
               "'2025-06-18','io.modelcontextprotocol/clientCapabilities':{}}"
               "}}",
-              &status);
+              &outcome);
   expect_error(reply, -32022, "Unsupported protocol version");
-  cr_expect_eq(status, 400);
+  cr_expect_eq(outcome, PH__OUTCOME_REFUSED);
   cr_expect_str_eq(str_at(reply, "error.data.requested"), "2025-06-18");
   cr_expect_eq(cJSON_GetArraySize(at(reply, "error.data.supported")), 5);
   cr_expect_str_eq(str_at(reply, "error.data.supported.0"), "2026-07-28");
   cJSON_Delete(reply);
 
-  reply = ask(s, 1,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':2,'method':'tools/list','params':{"
               "'_meta':{'io.modelcontextprotocol/protocolVersion':"
               "'2026-07-28'}}}",
-              &status);
+              &outcome);
   expect_error(reply, -32602, "clientCapabilities must be an object");
-  cr_expect_eq(status, 400);
+  cr_expect_eq(outcome, PH__OUTCOME_REFUSED);
   cJSON_Delete(reply);
 
-  reply = ask(s, 1,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':3,'method':'tools/list','params':{"
               "'_meta':{'io.modelcontextprotocol/protocolVersion':"
               "'2026-07-28','io.modelcontextprotocol/clientCapabilities':{},"
@@ -771,7 +770,7 @@ Test(protocol_handle, modern_meta_errors) {
   expect_error(reply, -32602, "logLevel");
   cJSON_Delete(reply);
 
-  reply = ask(s, 1,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':4,'method':'tools/list','params':{"
               "'_meta':{'io.modelcontextprotocol/protocolVersion':20260728,"
               "'io.modelcontextprotocol/clientCapabilities':{}}}}",
@@ -780,7 +779,7 @@ Test(protocol_handle, modern_meta_errors) {
   cJSON_Delete(reply);
 
   s->modern = 1; /* A stateless HTTP request: _meta is required. */
-  reply = ask(s, 1, "{'jsonrpc':'2.0','id':5,'method':'tools/list'}", NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':5,'method':'tools/list'}", NULL);
   expect_error(reply, -32602, "protocolVersion must be a string");
   cJSON_Delete(reply);
 }
@@ -789,13 +788,13 @@ Test(protocol_handle, modern_results_are_decorated) {
   ph__session *s = session();
   const cJSON *info;
   cJSON *reply;
-  int status;
+  int outcome;
 
-  reply = ask(s, 1,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'server/"
               "discover','params':{" MODERN_META "}}",
-              &status);
-  cr_expect_eq(status, 200);
+              &outcome);
+  cr_expect_eq(outcome, PH__OUTCOME_ANSWERED);
   cr_expect_str_eq(str_at(reply, "result.resultType"), "complete");
   cr_expect_str_eq(str_at(reply, "result.supportedVersions.0"), "2026-07-28");
   info = cJSON_GetObjectItem(at(reply, "result._meta"),
@@ -803,7 +802,7 @@ Test(protocol_handle, modern_results_are_decorated) {
   cr_expect_str_eq(str_at(info, "name"), "plughost");
   cJSON_Delete(reply);
   reply =
-      ask(s, 1,
+      ask(s,
           "{'jsonrpc':'2.0','id':2,'method':'tools/list','params':{" MODERN_META
           "}}",
           NULL);
@@ -835,7 +834,7 @@ Test(protocol_handle, tools_list_pages) {
                cursor);
     free(cursor);
     cursor = NULL;
-    reply = ask(s, 0, text, NULL);
+    reply = ask(s, text, NULL);
     cr_assert_not_null(at(reply, "result.tools"), "%s", text);
     cr_expect_leq(cJSON_GetArraySize(at(reply, "result.tools")), 3);
     cJSON_ArrayForEach(tool, at(reply, "result.tools")) {
@@ -858,19 +857,19 @@ Test(protocol_handle, bad_cursors) {
   ph__session *s = legacy_session("2025-11-25");
   cJSON *reply;
 
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'tools/list','params':"
               "{'cursor':'p99'}}",
               NULL);
   expect_error(reply, -32602, "unknown cursor");
   cJSON_Delete(reply);
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'tools/list','params':"
               "{'cursor':2}}",
               NULL);
   expect_error(reply, -32602, "cursor must be a string");
   cJSON_Delete(reply);
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'tools/list','params':"
               "{'cursor':null}}",
               NULL);
@@ -883,16 +882,15 @@ Test(protocol_handle, other_lists) {
   ph__session *s = legacy_session("2025-11-25");
   cJSON *reply;
 
-  reply = ask(s, 0, "{'jsonrpc':'2.0','id':1,'method':'prompts/list'}", NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':1,'method':'prompts/list'}", NULL);
   cr_expect_str_eq(str_at(reply, "result.prompts.0.name"), "ok_greet");
   cr_expect_str_eq(str_at(reply, "result.prompts.0.arguments.0.name"), "name");
   cJSON_Delete(reply);
-  reply = ask(s, 0, "{'jsonrpc':'2.0','id':2,'method':'resources/list'}", NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':2,'method':'resources/list'}", NULL);
   cr_expect_str_eq(str_at(reply, "result.resources.0.uri"), "ok://hello");
   cJSON_Delete(reply);
-  reply =
-      ask(s, 0, "{'jsonrpc':'2.0','id':3,'method':'resources/templates/list'}",
-          NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':3,'method':'resources/templates/list'}",
+              NULL);
   cr_expect_str_eq(str_at(reply, "result.resourceTemplates.0.uriTemplate"),
                    "ok://items/{id}");
   cJSON_Delete(reply);
@@ -904,14 +902,14 @@ Test(protocol_handle, tools_call) {
   ph__session *s = legacy_session("2025-11-25");
   cJSON *reply;
 
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
               "{'name':'ok_echo','arguments':{'text':'hello'}}}",
               NULL);
   cr_expect_str_eq(str_at(reply, "result.content.0.text"), "hello");
   cr_expect_null(at(reply, "result.isError"));
   cJSON_Delete(reply);
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':2,'method':'tools/call','params':"
               "{'name':'slow_now'}}",
               NULL);
@@ -924,32 +922,32 @@ Test(protocol_handle, unknown_tool_and_bad_arguments) {
   ph__session *s = legacy_session("2025-11-25");
   cJSON *reply;
 
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
               "{'name':'ok_nope','arguments':{}}}",
               NULL);
   expect_error(reply, -32602, "Unknown tool: ok_nope");
   cJSON_Delete(reply);
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':2,'method':'tools/call','params':"
               "{'name':'echo','arguments':{}}}",
               NULL);
   expect_error(reply, -32602, "Unknown tool: echo");
   cJSON_Delete(reply);
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':3,'method':'tools/call','params':"
               "{'arguments':{}}}",
               NULL);
   expect_error(reply, -32602, "name must be a string");
   cJSON_Delete(reply);
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':4,'method':'tools/call','params':"
               "{'name':'ok_echo','arguments':[1]}}",
               NULL);
   expect_error(reply, -32602, "arguments must be an object");
   cJSON_Delete(reply);
   /* Schema failures are tool results a model can read. */
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':5,'method':'tools/call','params':"
               "{'name':'ok_add','arguments':{'a':1}}}",
               NULL);
@@ -963,7 +961,7 @@ Test(protocol_handle, resources_not_found_per_era) {
   ph__session *s = legacy_session("2025-11-25");
   cJSON *reply;
 
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'resources/read','params':"
               "{'uri':'ok://missing'}}",
               NULL);
@@ -971,13 +969,13 @@ Test(protocol_handle, resources_not_found_per_era) {
   cr_expect_str_eq(str_at(reply, "error.data.uri"), "ok://missing");
   cJSON_Delete(reply);
   reply = ask(
-      s, 0,
+      s,
       "{'jsonrpc':'2.0','id':2,'method':'resources/read','params':{" MODERN_META
       ",'uri':'ok://missing'}}",
       NULL);
   expect_error(reply, -32602, "Resource not found");
   cJSON_Delete(reply);
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':3,'method':'resources/read','params':"
               "{'uri':'ok://items/42'}}",
               NULL);
@@ -991,7 +989,7 @@ Test(protocol_handle, deadline_gives_a_tool_error) {
   cJSON *reply;
   unit_sink k;
 
-  unit_sink_init(&k, 0);
+  unit_sink_init(&k);
   unit_handle(s, &k,
               "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
               "{'name':'hang_never'}}");
@@ -1020,19 +1018,19 @@ Test(protocol_handle, cancelled_requests_get_no_answer) {
   ph__session *s = legacy_session("2025-11-25");
   unit_sink call, note;
 
-  unit_sink_init(&call, 1);
+  unit_sink_init(&call);
   unit_handle(s, &call,
               "{'jsonrpc':'2.0','id':'c1','method':'tools/call','params':"
               "{'name':'slow_sleep','arguments':{'ms':10000}}}");
   cr_expect_eq(call.finished, 0);
   cr_expect_eq(ph__session_inflight(s), 1);
-  unit_sink_init(&note, 1);
+  unit_sink_init(&note);
   unit_handle(s, &note,
               "{'jsonrpc':'2.0','method':'notifications/cancelled','params':"
               "{'requestId':'c1','reason':'user'}}");
-  cr_expect_eq(note.status, 202);
+  cr_expect_eq(note.outcome, PH__OUTCOME_ACCEPTED);
   cr_expect_eq(call.finished, 1, "answered by the cancel");
-  cr_expect_eq(call.status, 202);
+  cr_expect_eq(call.outcome, PH__OUTCOME_ACCEPTED);
   cr_expect_null(call.answer, "no response for a cancelled request");
   cr_expect_eq(ph__session_inflight(s), 0);
   RUN_UNTIL(ph__calls_live() == 0, 2000);
@@ -1045,32 +1043,32 @@ Test(protocol_handle, ids_in_flight_and_the_session_limit) {
   ph__session *s = legacy_session("2025-11-25");
   unit_sink a, b;
   cJSON *reply;
-  int status;
+  int outcome;
 
-  unit_sink_init(&a, 1);
+  unit_sink_init(&a);
   unit_handle(s, &a,
               "{'jsonrpc':'2.0','id':7,'method':'tools/call','params':"
               "{'name':'slow_sleep','arguments':{'ms':10000}}}");
-  reply = ask(s, 1, "{'jsonrpc':'2.0','id':7,'method':'ping'}", NULL);
+  reply = ask(s, "{'jsonrpc':'2.0','id':7,'method':'ping'}", NULL);
   expect_error(reply, -32600, "already in use");
   cJSON_Delete(reply);
-  unit_sink_init(&b, 1);
+  unit_sink_init(&b);
   unit_handle(s, &b,
               "{'jsonrpc':'2.0','id':8,'method':'tools/call','params':"
               "{'name':'slow_sleep','arguments':{'ms':10000}}}");
-  reply = ask(s, 1,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':9,'method':'tools/call','params':"
               "{'name':'ok_echo','arguments':{'text':'x'}}}",
-              &status);
+              &outcome);
   expect_error(reply, -32603, "too many requests in flight");
-  cr_expect_eq(status, 429);
+  cr_expect_eq(outcome, PH__OUTCOME_BUSY);
   cJSON_Delete(reply);
   cr_expect_eq(ph__session_inflight(s), 2);
   /* Closing the session cancels both: no response is due. */
   nsessions--;
   ph__session_close(s);
   cr_expect_eq(a.finished, 1);
-  cr_expect_eq(a.status, 202);
+  cr_expect_eq(a.outcome, PH__OUTCOME_ACCEPTED);
   cr_expect_null(a.answer);
   cr_expect_eq(b.finished, 1);
   cr_expect_null(b.answer);
@@ -1083,7 +1081,7 @@ Test(protocol_handle, progress_and_messages_go_to_the_request) {
   cJSON *reply;
   unit_sink k;
 
-  unit_sink_init(&k, 1);
+  unit_sink_init(&k);
   unit_handle(s, &k,
               "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
               "{'name':'ok_progress','_meta':{'progressToken':'t'}}}");
@@ -1094,13 +1092,13 @@ Test(protocol_handle, progress_and_messages_go_to_the_request) {
   cr_expect_not_null(strstr(k.sent[2], "\"progress\":3"));
   unit_sink_free(&k);
 
-  reply = ask(s, 0,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':2,'method':'logging/setLevel','params':"
               "{'level':'error'}}",
               NULL);
   cr_expect_not_null(at(reply, "result"));
   cJSON_Delete(reply);
-  unit_sink_init(&k, 1);
+  unit_sink_init(&k);
   unit_handle(s, &k,
               "{'jsonrpc':'2.0','id':3,'method':'tools/call','params':"
               "{'name':'ok_log'}}");
@@ -1117,7 +1115,7 @@ Test(protocol_handle, batches_only_on_2025_03_26) {
   cJSON *reply;
   unit_sink k;
 
-  unit_sink_init(&k, 1);
+  unit_sink_init(&k);
   unit_handle(old, &k,
               "[{'jsonrpc':'2.0','id':1,'method':'ping'},"
               "{'jsonrpc':'2.0','method':'notifications/initialized'},"
@@ -1125,7 +1123,7 @@ Test(protocol_handle, batches_only_on_2025_03_26) {
               "{'name':'ok_echo','arguments':{'text':'b'}}},"
               "{'jsonrpc':'2.0','id':3,'method':'nope'}]");
   RUN_UNTIL(k.finished == 1, 5000);
-  cr_expect_eq(k.status, 200);
+  cr_expect_eq(k.outcome, PH__OUTCOME_ANSWERED);
   reply = cJSON_Parse(k.answer);
   cr_assert_eq(cJSON_GetArraySize(reply), 3, "%s", k.answer);
   cr_expect_eq(num_at(reply, "0.id"), 1, "in the order they completed");
@@ -1134,17 +1132,17 @@ Test(protocol_handle, batches_only_on_2025_03_26) {
   cJSON_Delete(reply);
   unit_sink_free(&k);
 
-  unit_sink_init(&k, 1);
+  unit_sink_init(&k);
   unit_handle(old, &k,
               "[{'jsonrpc':'2.0','method':'notifications/initialized'}]");
-  cr_expect_eq(k.status, 202);
+  cr_expect_eq(k.outcome, PH__OUTCOME_ACCEPTED);
   cr_expect_null(k.answer);
   unit_sink_free(&k);
 
-  reply = ask(old, 1, "[]", NULL);
+  reply = ask(old, "[]", NULL);
   expect_error(reply, -32600, "empty batch");
   cJSON_Delete(reply);
-  reply = ask(now, 1, "[{'jsonrpc':'2.0','id':1,'method':'ping'}]", NULL);
+  reply = ask(now, "[{'jsonrpc':'2.0','id':1,'method':'ping'}]", NULL);
   expect_error(reply, -32600, "only accepted on a session that negotiated");
   cJSON_Delete(reply);
 }
@@ -1154,7 +1152,7 @@ Test(protocol_handle, batch_members_are_bounded) {
   cJSON *reply;
   unit_sink k;
 
-  unit_sink_init(&k, 1);
+  unit_sink_init(&k);
   unit_handle(s, &k,
               "[{'jsonrpc':'2.0','id':1,'method':'ping'},"
               "{'jsonrpc':'2.0','id':2,'method':'ping'},"
@@ -1167,17 +1165,17 @@ Test(protocol_handle, batch_members_are_bounded) {
   unit_sink_free(&k);
   /* Five members of anything, even invalid JSON past them, are refused
    * before a tree is built. */
-  reply = ask(s, 1, "[1,2,3,4,5,", NULL);
+  reply = ask(s, "[1,2,3,4,5,", NULL);
   expect_error(reply, -32700, "unbalanced");
   cJSON_Delete(reply);
-  reply = ask(s, 1, "[1,2,3,4,5,{]", NULL);
+  reply = ask(s, "[1,2,3,4,5,{]", NULL);
   expect_error(reply, -32700, "unbalanced");
   cJSON_Delete(reply);
-  reply = ask(s, 1, "[1,2,3,4,{},'x',[]]", NULL);
+  reply = ask(s, "[1,2,3,4,{},'x',[]]", NULL);
   expect_error(reply, -32600, "a batch of more than 4 members");
   cr_expect(cJSON_IsNull(at(reply, "id")));
   cJSON_Delete(reply);
-  reply = ask(s, 1, " [1,2,3,4] ", NULL);
+  reply = ask(s, " [1,2,3,4] ", NULL);
   cr_assert(cJSON_IsArray(reply));
   cr_expect_eq(cJSON_GetArraySize(reply), 4, "four invalid members");
   cJSON_Delete(reply);
@@ -1188,7 +1186,7 @@ static char *answer_to(ph__session *s, const char *text) {
   unit_sink k;
   char *answer;
 
-  unit_sink_init(&k, 0);
+  unit_sink_init(&k);
   unit_handle(s, &k, text);
   RUN_UNTIL(k.finished == 1, 5000);
   cr_assert_not_null(k.answer, "no answer to %s", text);
@@ -1275,7 +1273,7 @@ Test(protocol_handle, a_session_is_initialized_once) {
   ph__session *s = legacy_session("2025-11-25"), *b;
   cJSON *reply;
 
-  reply = ask(s, 1,
+  reply = ask(s,
               "{'jsonrpc':'2.0','id':1,'method':'initialize','params':"
               "{'protocolVersion':'2025-03-26','capabilities':{}}}",
               NULL);
@@ -1284,16 +1282,16 @@ Test(protocol_handle, a_session_is_initialized_once) {
   cr_expect_str_eq(s->version, "2025-11-25");
   /* A failed initialize is no initialize: the client may try again. */
   b = session();
-  reply = ask(b, 1, "{'jsonrpc':'2.0','id':1,'method':'initialize'}", NULL);
+  reply = ask(b, "{'jsonrpc':'2.0','id':1,'method':'initialize'}", NULL);
   expect_error(reply, -32602, "protocolVersion");
   cJSON_Delete(reply);
-  reply = ask(b, 1,
+  reply = ask(b,
               "{'jsonrpc':'2.0','id':2,'method':'initialize','params':"
               "{'protocolVersion':'2025-03-26','capabilities':{}}}",
               NULL);
   cr_expect_str_eq(str_at(reply, "result.protocolVersion"), "2025-03-26");
   cJSON_Delete(reply);
-  reply = ask(b, 1,
+  reply = ask(b,
               "[{'jsonrpc':'2.0','id':3,'method':'initialize','params':"
               "{'protocolVersion':'2025-11-25','capabilities':{}}}]",
               NULL);
@@ -1315,12 +1313,11 @@ Test(protocol_handle, bytes_after_the_value_are_refused) {
   size_t i;
 
   for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
-    reply = ask(s, 1, bad[i], NULL);
+    reply = ask(s, bad[i], NULL);
     expect_error(reply, -32700, "bytes after the JSON value");
     cJSON_Delete(reply);
   }
-  reply =
-      ask(s, 1, "\r\n {'jsonrpc':'2.0','id':1,'method':'ping'} \t\r\n", NULL);
+  reply = ask(s, "\r\n {'jsonrpc':'2.0','id':1,'method':'ping'} \t\r\n", NULL);
   cr_expect_not_null(at(reply, "result"));
   cJSON_Delete(reply);
 }
@@ -1329,19 +1326,19 @@ Test(protocol_handle, cancellations_and_progress_by_text) {
   ph__session *s = legacy_session("2025-11-25");
   unit_sink call, note;
 
-  unit_sink_init(&call, 1);
+  unit_sink_init(&call);
   unit_handle(s, &call,
               "{'jsonrpc':'2.0','id':9007199254740993,'method':'tools/call',"
               "'params':{'name':'slow_sleep','arguments':{'ms':10000}}}");
   cr_expect_eq(ph__session_inflight(s), 1);
-  unit_sink_init(&note, 1);
+  unit_sink_init(&note);
   /* The same double, another id. */
   unit_handle(s, &note,
               "{'jsonrpc':'2.0','method':'notifications/cancelled','params':"
               "{'requestId':9007199254740992}}");
   cr_expect_eq(call.finished, 0, "another id cancels nothing");
   unit_sink_free(&note);
-  unit_sink_init(&note, 1);
+  unit_sink_init(&note);
   unit_handle(s, &note,
               "{'jsonrpc':'2.0','method':'notifications/cancelled','params':"
               "{'reason':'x','requestId':9007199254740993}}");
@@ -1351,7 +1348,7 @@ Test(protocol_handle, cancellations_and_progress_by_text) {
   unit_sink_free(&call);
   unit_sink_free(&note);
 
-  unit_sink_init(&call, 1);
+  unit_sink_init(&call);
   unit_handle(s, &call,
               "{'jsonrpc':'2.0','id':1,'method':'tools/call','params':"
               "{'_meta':{'progressToken':18446744073709551617},"

@@ -81,21 +81,20 @@ static void sink_send(ph__outlet *o, const char *json, size_t len) {
   k->sent[k->nsent++] = strndup(json, len);
 }
 
-static void sink_finish(ph__outlet *o, int status, const char *json,
+static void sink_finish(ph__outlet *o, int outcome, const char *json,
                         size_t len) {
   unit_sink *k = (unit_sink *)o;
 
   k->finished++;
-  k->status = status;
+  k->outcome = outcome;
   free(k->answer);
   k->answer = json ? strndup(json, len) : NULL;
 }
 
-void unit_sink_init(unit_sink *k, int http) {
+void unit_sink_init(unit_sink *k) {
   memset(k, 0, sizeof(*k));
   k->base.send = sink_send;
   k->base.finish = sink_finish;
-  k->base.http = http;
 }
 
 void unit_sink_free(unit_sink *k) {

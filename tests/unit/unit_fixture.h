@@ -61,14 +61,14 @@ char *unit_dq(const char *text);
 typedef struct unit_sink {
   ph__outlet base;
   int finished;   /* finish() calls. */
-  int status;     /* The status of the last finish(). */
+  int outcome;    /* The outcome of the last finish() (outlet.h). */
   char *answer;   /* The JSON of the last finish(), or NULL. */
   char *sent[16]; /* What send() was given, in order. */
   int nsent;
 } unit_sink;
 
-/* An empty sink; http as in ph__outlet. */
-void unit_sink_init(unit_sink *k, int http);
+/* An empty sink. */
+void unit_sink_init(unit_sink *k);
 
 /* Frees what the sink recorded and empties it. */
 void unit_sink_free(unit_sink *k);
