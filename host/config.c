@@ -158,13 +158,12 @@ int ph__glob_match(const char *pat, const char *s) {
   return *pat == '\0';
 }
 
-static const char *const top_keys[] = {"plugin_dir",       "cache_dir",
-                                       "listen",           "separator",
-                                       "log_level",        "page_size",
-                                       "watch_plugin_dir", "hmac_key",
-                                       "limits",           "allowed_origins",
-                                       "allowed_hosts",    "departments",
-                                       "stdio_scopes",     NULL};
+static const char *const top_keys[] = {
+    "plugin_dir",       "cache_dir",     "listen",
+    "separator",        "log_level",     "page_size",
+    "watch_plugin_dir", "hmac_key",      "limits",
+    "allowed_origins",  "allowed_hosts", "departments",
+    "stdio_scopes",     "check_results", NULL};
 static const char *const limit_keys[] = {"max_message_bytes",
                                          "max_json_depth",
                                          "call_timeout_ms",
@@ -292,7 +291,7 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
   ph__config *cfg;
   cJSON *root;
   const cJSON *depts, *item;
-  char *level = NULL;
+  char *level = NULL, *checks = NULL;
   double page = 100;
   int failed;
 
@@ -334,8 +333,18 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
           0 ||
       get_string(root, "separator", "_", &cfg->separator, path, err) != 0 ||
       get_string(root, "log_level", "info", &level, path, err) != 0 ||
-      get_string(root, "hmac_key", NULL, &cfg->hmac_key, path, err) != 0)
+      get_string(root, "hmac_key", NULL, &cfg->hmac_key, path, err) != 0 ||
+      get_string(root, "check_results", "structural", &checks, path, err) != 0)
     goto fail;
+  if (strcmp(checks, "structural") == 0) {
+    cfg->check_results = PH__CHECK_STRUCTURAL;
+  } else if (strcmp(checks, "full") == 0) {
+    cfg->check_results = PH__CHECK_FULL;
+  } else {
+    ph__fail(err, "%s: \"check_results\" must be \"structural\" or \"full\"",
+             path);
+    goto fail;
+  }
   if (strlen(cfg->separator) > 4 ||
       !(cfg->separator[0] == '\0' || ph__valid_name(cfg->separator))) {
     ph__fail(err, "%s: \"separator\" must be up to 4 of [A-Za-z0-9_-]", path);
@@ -409,11 +418,13 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
     d->deny = get_strings(NULL, "deny", NULL, path, err, &failed);
   }
   free(level);
+  free(checks);
   cJSON_Delete(root);
   return cfg;
 
 fail:
   free(level);
+  free(checks);
   cJSON_Delete(root);
   ph__config_free(cfg);
   return NULL;

@@ -46,6 +46,15 @@ typedef struct ph__limits {
   unsigned session_burst_per_client; /* New sessions at once. */
 } ph__limits;
 
+/* How much of a plugin's result the host checks (check_results). A tool
+ * with an outputSchema has its structuredContent validated under both. */
+enum ph__check_results {
+  PH__CHECK_STRUCTURAL, /* A legacy tool or prompt result without an
+                           outputSchema: UTF-8, strings and brackets, one
+                           object; every other result is parsed. */
+  PH__CHECK_FULL        /* Every result parsed as JSON. */
+};
+
 typedef struct ph__config {
   char *path;           /* Where it was read from. */
   char *plugin_dir;     /* Relative to the working directory. */
@@ -56,6 +65,7 @@ typedef struct ph__config {
   int page_size;        /* Items per list page. */
   int watch_plugin_dir; /* Reload by itself when the directory changes. */
   char *hmac_key;       /* Signs cursors and request state; random if unset. */
+  int check_results;    /* enum ph__check_results. */
   char **allowed_origins; /* Browser origins for CORS; NULL-terminated. */
   char **allowed_hosts;   /* Extra Host header values; NULL-terminated. */
   char **stdio_scopes;    /* Scopes the local stdio client holds. */

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,8 @@ static struct {
   const ph__config *cfg;
   unsigned char hmac_key[32];
   size_t hmac_len;
-  int check_output; /* Validate structuredContent against outputSchema. */
+  /* cfg->check_results, read by the shape hook on workers. */
+  atomic_int check_results;
 } P;
 
 /* The protocol's part of a call, allocated with it (ph__call_new's
@@ -396,15 +398,19 @@ static char *shape_result(ph_call *call, const char *text, int *code,
   int changed = 0;
   char msg[512];
 
-  /* A legacy tool or prompt result goes out as the plugin wrote it, so
-   * outside debug builds and tests (which check every result in full) a
-   * structural check is enough: valid UTF-8, balanced brackets and strings,
-   * one object. Plugins are the operator's own code, and a full parse of a
-   * large result (a page of rows) cost the host more than the rest of the
-   * call. */
-  if (!P.check_output && !pc->modern &&
-      (kind == PH__CALL_TOOL || kind == PH__CALL_PROMPT) && len >= 2 &&
-      text[0] == '{' && text[len - 1] == '}' &&
+  /* Under check_results "structural" (config.h), a legacy tool or prompt
+   * result that no outputSchema constrains goes out as the plugin wrote it
+   * once the structural check passes: valid UTF-8, balanced brackets and
+   * strings, one object. Plugins are the operator's own code, and a full
+   * parse of a large result (a page of rows) cost the host more than the
+   * rest of the call (README: check_results). A structuredContent is
+   * always validated against the tool's outputSchema, as MCP requires. */
+  if (atomic_load(&P.check_results) == PH__CHECK_STRUCTURAL && !pc->modern &&
+      (kind == PH__CALL_PROMPT ||
+       (kind == PH__CALL_TOOL &&
+        ((const ph__tool_def *)ph__call_def(call))->output_validator ==
+            NULL)) &&
+      len >= 2 && text[0] == '{' && text[len - 1] == '}' &&
       ph__json_precheck(text, len, 1000) == NULL)
     return strdup(text);
   result = cJSON_ParseWithLength(text, len);
@@ -416,7 +422,7 @@ static char *shape_result(ph_call *call, const char *text, int *code,
     *message = strdup("plugin returned malformed JSON");
     return NULL;
   }
-  if (kind == PH__CALL_TOOL && P.check_output) {
+  if (kind == PH__CALL_TOOL) {
     char *why = NULL;
 
     if (!output_matches(ph__call_def(call), result, &why)) {
@@ -1821,12 +1827,11 @@ static void on_session_close(ph__session *s) {
 
 void ph__protocol_set_config(const ph__config *cfg) {
   P.cfg = cfg;
+  atomic_store(&P.check_results, cfg->check_results);
 }
 
 int ph__protocol_init(const ph__config *cfg) {
-  const char *env = getenv("PLUGHOST_CHECK_OUTPUT");
-
-  P.cfg = cfg;
+  ph__protocol_set_config(cfg);
   if (cfg->hmac_key != NULL && cfg->hmac_key[0] != '\0') {
     unsigned len = 0;
     /* Any length of key text becomes a 32-byte key. */
@@ -1838,11 +1843,6 @@ int ph__protocol_init(const ph__config *cfg) {
       return -1;
     P.hmac_len = sizeof(P.hmac_key);
   }
-#ifdef NDEBUG
-  P.check_output = env != NULL && strcmp(env, "1") == 0;
-#else
-  P.check_output = env == NULL || strcmp(env, "0") != 0;
-#endif
   ph__calls_set_hooks(&(ph__call_hooks){.shape = shape_result,
                                         .answer = on_call_answer,
                                         .event = on_call_event,

@@ -128,12 +128,12 @@ Test(dispatch, argument_validation_failure_names_the_path) {
   th_stop_config(h);
 }
 
-Test(dispatch, output_schema_is_checked_when_enabled) {
-  th_host *h;
+/* The default, check_results "structural", still validates structured
+ * content against the tool's outputSchema; "full" parses the rest too. */
+static void expect_checked_results(const char *top) {
+  th_host *h = start(top, OK);
   cJSON *msg;
 
-  setenv("PLUGHOST_CHECK_OUTPUT", "1", 1);
-  h = start(NULL, OK);
   /* A conforming structured result passes the check unchanged. */
   msg = th_rpc(h, "tools/call", "{'name':'ok_add','arguments':{'a':-7,'b':3}}");
   cr_expect_eq(th_num(msg, "result.structuredContent.sum"), -4);
@@ -147,14 +147,22 @@ Test(dispatch, output_schema_is_checked_when_enabled) {
   th_stop_config(h);
 }
 
-/* Outside tests and debug builds, legacy tool and prompt results pass
- * through after a structural check only: they must reach the client
+Test(dispatch, output_schema_is_checked_by_default) {
+  cr_assert_null(getenv("PLUGHOST_CHECK_OUTPUT"), "no switch but the config");
+  expect_checked_results(NULL);
+}
+
+Test(dispatch, output_schema_is_checked_with_full_checks) {
+  expect_checked_results("'check_results':'full',");
+}
+
+/* Under the default, legacy tool and prompt results without an outputSchema
+ * pass through after a structural check only: they must reach the client
  * intact, escapes and structured content included. */
 Test(dispatch, unchecked_results_pass_through_intact) {
   th_host *h;
   cJSON *msg;
 
-  setenv("PLUGHOST_CHECK_OUTPUT", "0", 1);
   h = start(NULL, OK);
   msg = th_rpc(h, "tools/call",
                "{'name':'ok_echo','arguments':{'text':'a \\\"q\\\" [{'}}");
@@ -168,7 +176,6 @@ Test(dispatch, unchecked_results_pass_through_intact) {
   cr_expect_not_null(th_get(msg, "result.messages.0.content"));
   cJSON_Delete(msg);
   th_stop_config(h);
-  unsetenv("PLUGHOST_CHECK_OUTPUT");
 }
 
 /* ---- resources ---- */

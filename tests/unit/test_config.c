@@ -432,3 +432,16 @@ Test(config, per_client_session_limits) {
         "session_burst_per_client");
   FAILS("{'limits':{'sessions_per_client':5}}", "\"sessions_per_client\"");
 }
+
+/* The same checks in every build: the key alone chooses, strictly. */
+Test(config, check_results_is_strict) {
+  ph__config *cfg = parse_ok("{}");
+
+  cr_expect_eq(cfg->check_results, PH__CHECK_STRUCTURAL);
+  ph__config_free(cfg);
+  cfg = parse_ok("{'check_results':'full'}");
+  cr_expect_eq(cfg->check_results, PH__CHECK_FULL);
+  ph__config_free(cfg);
+  FAILS("{'check_results':'Full'}", "check_results", "structural");
+  FAILS("{'check_results':true}", "check_results", "string");
+}
