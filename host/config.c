@@ -179,6 +179,7 @@ static const char *const limit_keys[] = {"max_message_bytes",
                                          "header_timeout_ms",
                                          "idle_timeout_ms",
                                          "max_batch_members",
+                                         "max_json_values",
                                          "max_sessions_per_client",
                                          "session_rate_per_client",
                                          "session_burst_per_client",
@@ -205,6 +206,7 @@ static int parse_limits(const cJSON *obj, ph__limits *l, const char *path,
   LIMIT("max_message_bytes", 1024, 1 << 30, max_message_bytes, size_t)
   LIMIT("max_json_depth", 4, 10000, max_json_depth, int)
   LIMIT("max_batch_members", 1, 10000, max_batch_members, int)
+  LIMIT("max_json_values", 16, 1 << 30, max_json_values, int)
   LIMIT("call_timeout_ms", 1, 86400000, call_timeout_ms, uint32_t)
   LIMIT("workers_per_plugin", 1, 256, workers_per_plugin, int)
   LIMIT("queue_per_plugin", 1, 1 << 20, queue_per_plugin, int)
@@ -308,6 +310,7 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
       .max_message_bytes = 4u << 20,
       .max_json_depth = 64,
       .max_batch_members = 100,
+      .max_json_values = 100000,
       .call_timeout_ms = 60000,
       .workers_per_plugin = 4,
       .queue_per_plugin = 1024,

@@ -26,6 +26,7 @@ typedef struct ph__department_cfg {
 typedef struct ph__limits {
   size_t max_message_bytes;     /* One JSON-RPC message (stdio line, body). */
   int max_batch_members;        /* Members of one JSON-RPC batch. */
+  int max_json_values;          /* Values in one message (jsonrpc.h). */
   int max_json_depth;           /* Nesting of arrays and objects. */
   uint32_t call_timeout_ms;     /* Cap on every call's deadline. */
   int workers_per_plugin;       /* Default worker pool size per instance. */

@@ -4,6 +4,7 @@
 #include "alloc.h"
 #include "utf8.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -405,9 +406,43 @@ cJSON *ph__json_parse_prechecked(const char *text, size_t len,
   return root;
 }
 
+const char *ph__json_check_values(const char *text, size_t len,
+                                  int max_values) {
+  static _Thread_local char reason[96];
+  const char *p = text, *end = text + len;
+  long values = 1;
+
+  if (len / 2 < (size_t)max_values)
+    return NULL;
+  /* Every value but the first follows a comma or opens a container's
+   * first place; strings are skipped whole, so their commas do not count.
+   * (An empty container counts one value too many, harmlessly.) */
+  while (p < end) {
+    switch (*p) {
+    case '"':
+      p = string_end(p, end);
+      continue;
+    case ',':
+    case '[':
+    case '{':
+      if (++values > max_values) {
+        snprintf(reason, sizeof(reason),
+                 "more than %d JSON values (limits.max_json_values)",
+                 max_values);
+        return reason;
+      }
+      break;
+    }
+    p++;
+  }
+  return NULL;
+}
+
 cJSON *ph__json_parse_message(const char *text, size_t len, int max_depth,
-                              const char **why) {
+                              int max_values, const char **why) {
   *why = ph__json_precheck(text, len, max_depth);
+  if (*why == NULL)
+    *why = ph__json_check_values(text, len, max_values);
   return *why == NULL ? ph__json_parse_prechecked(text, len, why) : NULL;
 }
 

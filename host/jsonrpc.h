@@ -48,9 +48,18 @@ const char *ph__json_precheck(const char *text, size_t len, int max_depth);
 cJSON *ph__json_parse_prechecked(const char *text, size_t len,
                                  const char **why);
 
-/* The precheck, then ph__json_parse_prechecked(). */
+/* Refuses text that holds more than max_values values (a container, its
+ * members and elements each count one): cJSON spends a node and tens of
+ * nanoseconds on each, so the count, not the size, bounds what one message
+ * costs the loop to parse, walk and free. Text shorter than 2 * max_values
+ * bytes cannot hold more and is not scanned. For text the precheck passed;
+ * returns NULL or a reason (thread-local, valid until the next call). */
+const char *ph__json_check_values(const char *text, size_t len,
+                                  int max_values);
+
+/* The precheck, the values check, then ph__json_parse_prechecked(). */
 cJSON *ph__json_parse_message(const char *text, size_t len, int max_depth,
-                              const char **why);
+                              int max_values, const char **why);
 
 /* The "id" of a message that ph__json_parse_message() accepted, as the
  * client wrote it (malloc'd), if it is a string or a number; else NULL. */

@@ -942,6 +942,31 @@ static void m_prompts_list(request *r) {
   list(r, PH__PROMPT);
 }
 
+/* A call's arguments as the client wrote them, for the plugin: cJSON would
+ * round integers past 2^53 and re-escape strings, and printing a large
+ * tree costs more than the rest of the call. args is their parse (NULL or
+ * null: none); a task's rerun has no text and prints the tree. */
+static char *arguments_text(const request *r, const cJSON *args) {
+  const char *end, *params, *pend, *v = NULL, *vend;
+  char *out;
+
+  if (args == NULL || cJSON_IsNull(args))
+    return ph__xstrdup("{}");
+  if (r->text != NULL) {
+    end = r->text + r->len;
+    params = ph__jsonrpc_member(ph__jsonrpc_skip_space(r->text, end), end,
+                                "params", &pend);
+    if (params != NULL)
+      v = ph__jsonrpc_member(params, pend, "arguments", &vend);
+  }
+  if (v == NULL)
+    return ph__xjson_print(args);
+  out = ph__xmalloc((size_t)(vend - v) + 1);
+  memcpy(out, v, (size_t)(vend - v));
+  out[vend - v] = '\0';
+  return out;
+}
+
 static void m_tools_call(request *r) {
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(r->params, "name");
   const cJSON *args = cJSON_GetObjectItemCaseSensitive(r->params, "arguments");
@@ -995,7 +1020,7 @@ static void m_tools_call(request *r) {
   }
   call = new_call(PH__CALL_TOOL, it->inst);
   ph__call_set_target(call, t, it->name);
-  ph__call_take_args(call, ph__xjson_print(args));
+  ph__call_take_args(call, arguments_text(r, args));
   cJSON_Delete(empty);
   if (take_round_state(r, call) != 0) {
     ph__call_unref(call);
@@ -1093,7 +1118,7 @@ static void m_prompts_get(request *r) {
   }
   call = new_call(PH__CALL_PROMPT, it->inst);
   ph__call_set_target(call, p, it->name);
-  ph__call_take_args(call, args ? ph__xjson_print(args) : ph__xstrdup("{}"));
+  ph__call_take_args(call, arguments_text(r, args));
   if (take_round_state(r, call) != 0) {
     ph__call_unref(call);
     return;
@@ -1583,6 +1608,33 @@ static void handle_batch(ph__session *s, ph__outlet *o, const cJSON *arr,
   ph__jsonrpc_batch_started(b);
 }
 
+/* Refuses a batch before its parse: on a session of another era, or past
+ * limits.max_batch_members. Returns 1 if it answered. */
+static int batch_refused(ph__session *s, ph__outlet *o, const char *start,
+                         const char *end) {
+  const ph__limits *l = &P.cfg->limits;
+  char msg[160];
+
+  if (strcmp(s->version, "2025-03-26") != 0 || !s->initialized) {
+    send_error(o, PH__OUTCOME_REFUSED, NULL, PH__RPC_INVALID_REQUEST,
+               "Invalid Request: batches are only accepted on a session "
+               "that negotiated 2025-03-26",
+               NULL);
+    return 1;
+  }
+  if (ph__jsonrpc_batch_members(start, end, l->max_batch_members) >
+      l->max_batch_members) {
+    snprintf(msg, sizeof(msg),
+             "Invalid Request: a batch of more than %d members "
+             "(limits.max_batch_members)",
+             l->max_batch_members);
+    send_error(o, PH__OUTCOME_REFUSED, NULL, PH__RPC_INVALID_REQUEST, msg,
+               NULL);
+    return 1;
+  }
+  return 0;
+}
+
 void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
                          size_t len) {
   const ph__limits *l = &P.cfg->limits;
@@ -1594,24 +1646,16 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
   why = ph__json_precheck(text, len, l->max_json_depth);
   if (why != NULL)
     goto parse_error;
-  if (start < end && *start == '[') {
-    if (strcmp(s->version, "2025-03-26") != 0 || !s->initialized) {
-      send_error(o, PH__OUTCOME_REFUSED, NULL, PH__RPC_INVALID_REQUEST,
-                 "Invalid Request: batches are only accepted on a session "
-                 "that negotiated 2025-03-26",
-                 NULL);
-      return;
-    }
-    if (ph__jsonrpc_batch_members(start, end, l->max_batch_members) >
-        l->max_batch_members) {
-      snprintf(msg, sizeof(msg),
-               "Invalid Request: a batch of more than %d members "
-               "(limits.max_batch_members)",
-               l->max_batch_members);
-      send_error(o, PH__OUTCOME_REFUSED, NULL, PH__RPC_INVALID_REQUEST, msg,
-                 NULL);
-      return;
-    }
+  if (start < end && *start == '[' && batch_refused(s, o, start, end))
+    return;
+  if ((why = ph__json_check_values(text, len, l->max_json_values)) != NULL) {
+    char *id_json = ph__jsonrpc_id_text(text, len);
+
+    snprintf(msg, sizeof(msg), "Invalid Request: %s", why);
+    send_error(o, PH__OUTCOME_REFUSED, id_json, PH__RPC_INVALID_REQUEST, msg,
+               NULL);
+    free(id_json);
+    return;
   }
   root = ph__json_parse_prechecked(text, len, &why);
   if (root == NULL)
@@ -1629,6 +1673,14 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
 parse_error:
   snprintf(msg, sizeof(msg), "Parse error: %s", why);
   send_error(o, PH__OUTCOME_REFUSED, NULL, PH__RPC_PARSE_ERROR, msg, NULL);
+}
+
+void ph__protocol_handle_parsed(ph__session *s, ph__outlet *o,
+                                const char *text, size_t len,
+                                const cJSON *object) {
+  const char *end = text + len, *start = ph__jsonrpc_skip_space(text, end);
+
+  handle_message(s, o, object, start, (size_t)(end - start), 0);
 }
 
 /* ---- Notifications out ---- */

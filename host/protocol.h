@@ -22,10 +22,17 @@ void ph__protocol_set_config(const ph__config *cfg);
 /* Handles one received message (a JSON object or, on a 2025-03-26
  * session, a batch array of at most limits.max_batch_members). Answers go
  * to `o` (see ph__outlet), every id in them as the client wrote it. Its
- * cost on the loop is bounded by max_message_bytes and max_batch_members.
- * Loop thread. */
+ * cost on the loop is bounded by max_json_values (and max_message_bytes,
+ * max_batch_members). Loop thread. */
 void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
                          size_t len);
+
+/* The same for a message the transport has already read with
+ * ph__post_read() (protocol_http.h): object is its parse of text, which
+ * the caller keeps and deletes, so a body is parsed once. */
+void ph__protocol_handle_parsed(ph__session *s, ph__outlet *o,
+                                const char *text, size_t len,
+                                const cJSON *object);
 
 /* Answers a message that was refused before parsing (too large): an error
  * with the given code and message, id null, finished with outcome

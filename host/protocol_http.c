@@ -202,14 +202,21 @@ static const char *target_member(const char *method) {
   return NULL;
 }
 
-int ph__post_read(ph__post *p, const char *text, size_t len, int max_depth,
-                  const char *version_header, const char **why) {
+int ph__post_read(ph__post *p, const char *text, size_t len,
+                  const ph__limits *limits, const char *version_header,
+                  const char **why) {
   const cJSON *params, *meta, *method;
   const char *member;
   int modern;
 
   memset(p, 0, sizeof(*p));
-  p->body = ph__json_parse_message(text, len, max_depth, why);
+  *why = ph__json_precheck(text, len, limits->max_json_depth);
+  if (*why != NULL)
+    return p->kind = PH__POST_UNPARSABLE;
+  *why = ph__json_check_values(text, len, limits->max_json_values);
+  if (*why != NULL)
+    return p->kind = PH__POST_TOO_MANY_VALUES;
+  p->body = ph__json_parse_prechecked(text, len, why);
   if (p->body == NULL)
     return p->kind = PH__POST_UNPARSABLE;
   params = cJSON_GetObjectItemCaseSensitive(p->body, "params");

@@ -11,12 +11,15 @@
 #ifndef PH_PROTOCOL_HTTP_H
 #define PH_PROTOCOL_HTTP_H
 
+#include "config.h"
+
 #include <cJSON.h>
 #include <stddef.h>
 
 /* What a POST outside a session is. */
 enum ph__post_kind {
   PH__POST_UNPARSABLE,    /* Not a JSON message we parse: a parse error. */
+  PH__POST_TOO_MANY_VALUES, /* JSON past limits.max_json_values, unparsed. */
   PH__POST_MODERN,        /* A 2026-07-28 request or notification. */
   PH__POST_INITIALIZE,    /* A legacy initialize: it may open a session. */
   PH__POST_NEEDS_SESSION, /* Anything else, which only a session takes. */
@@ -34,14 +37,17 @@ typedef struct ph__post {
 } ph__post;
 
 /* Reads a POST body that names no session: parses it as the protocol
- * will (ph__json_parse_message(), at most max_depth deep) and says which
+ * will (ph__json_parse_message() within limits' max_json_depth and
+ * max_json_values; the protocol then takes the parse, see
+ * ph__protocol_handle_parsed()) and says which
  * era it speaks: modern when it is an object whose _meta names
  * io.modelcontextprotocol/protocolVersion, or version_header (the
  * MCP-Protocol-Version the request carries first, or NULL) is no legacy
- * version we speak. Returns p->kind; for PH__POST_UNPARSABLE *why is a
- * static reason. */
-int ph__post_read(ph__post *p, const char *text, size_t len, int max_depth,
-                  const char *version_header, const char **why);
+ * version we speak. Returns p->kind; for PH__POST_UNPARSABLE and
+ * PH__POST_TOO_MANY_VALUES *why is a reason. */
+int ph__post_read(ph__post *p, const char *text, size_t len,
+                  const ph__limits *limits, const char *version_header,
+                  const char **why);
 
 void ph__post_release(ph__post *p);
 

@@ -314,9 +314,15 @@ static exchange *exchange_new(ph__http_response_t *res, ph__session *s,
   return ex;
 }
 
-static void exchange_run(exchange *ex, const char *body, size_t len) {
+/* parsed: the body's parse by ph__post_read(), or NULL to have the
+ * protocol parse it. */
+static void exchange_run(exchange *ex, const char *body, size_t len,
+                         const cJSON *parsed) {
   ex->busy = 1;
-  ph__protocol_handle(ex->s, &ex->base, body, len);
+  if (parsed != NULL)
+    ph__protocol_handle_parsed(ex->s, &ex->base, body, len, parsed);
+  else
+    ph__protocol_handle(ex->s, &ex->base, body, len);
   ex->busy = 0;
   exchange_maybe_free(ex);
 }
@@ -693,7 +699,7 @@ static void respond_too_many(ph__http_response_t *res, const char *cors,
 /* initialize outside a session: mints one if its client may open one more
  * now and the table has room. The per-client limits come first, so that a
  * client refused by them ends nobody's session. */
-static void on_initialize(const ph__http_request_t *req,
+static void on_initialize(const ph__http_request_t *req, const cJSON *parsed,
                           ph__http_response_t *res, const char *department,
                           const char *cors) {
   const ph__limits *l = &H.cfg->limits;
@@ -740,7 +746,7 @@ static void on_initialize(const ph__http_request_t *req,
               req->remote_ip);
     ex = exchange_new(res, ph__http_session_protocol(ms), ms, cors);
     ex->minting = 1;
-    exchange_run(ex, req->body, req->body_len);
+    exchange_run(ex, req->body, req->body_len, parsed);
   }
   free(id_json);
 }
@@ -781,19 +787,29 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
     } else {
       ex = exchange_new(res, s, ms, cors);
       ex->prime = strcmp(hv ? hv : s->version, "2025-11-25") >= 0;
-      exchange_run(ex, req->body, req->body_len);
+      exchange_run(ex, req->body, req->body_len, NULL);
     }
     return;
   }
-  /* Outside a session the body itself says which era it speaks; inside
-   * one the protocol parses it anyway, so only here is it parsed twice. */
-  switch (ph__post_read(&post, req->body, req->body_len,
-                        H.cfg->limits.max_json_depth, hv, &why)) {
+  /* Outside a session the body itself says which era it speaks; the
+   * protocol takes the parse, so a body is parsed once. */
+  switch (ph__post_read(&post, req->body, req->body_len, &H.cfg->limits, hv,
+                        &why)) {
   case PH__POST_UNPARSABLE: {
     char msg[128];
 
     snprintf(msg, sizeof(msg), "Parse error: %s", why);
     respond_error(res, cors, 400, NULL, PH__RPC_PARSE_ERROR, msg, NULL);
+    break;
+  }
+  case PH__POST_TOO_MANY_VALUES: {
+    char msg[128];
+
+    snprintf(msg, sizeof(msg), "Invalid Request: %s", why);
+    id_json = ph__jsonrpc_id_text(req->body, req->body_len);
+    respond_error(res, cors, 400, id_json, PH__RPC_INVALID_REQUEST, msg,
+                  NULL);
+    free(id_json);
     break;
   }
   case PH__POST_MODERN:
@@ -815,7 +831,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
       snprintf(s->version, sizeof(s->version), "%s", PH__MODERN_VERSION);
       ex = exchange_new(res, s, NULL, cors);
       ex->modern = 1;
-      exchange_run(ex, req->body, req->body_len);
+      exchange_run(ex, req->body, req->body_len, post.body);
     }
     break;
   case PH__POST_INITIALIZE:
@@ -826,7 +842,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
                     "text/event-stream",
                     NULL);
     } else {
-      on_initialize(req, res, department, cors);
+      on_initialize(req, post.body, res, department, cors);
     }
     break;
   default:

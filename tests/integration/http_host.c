@@ -114,21 +114,26 @@ int th_dial(int port) {
 }
 
 char *th_read_some(int fd, const char *until, int timeout_ms) {
-  size_t len = 0, cap = 65536;
+  size_t len = 0, cap = 65536, from;
   char *buf = calloc(1, cap);
   struct pollfd p = {.fd = fd, .events = POLLIN};
   ssize_t n;
 
   cr_assert_not_null(buf);
   while (poll(&p, 1, timeout_ms) > 0) {
+    if (len + 1 >= cap) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+      cr_assert_not_null(buf);
+    }
     n = read(fd, buf + len, cap - len - 1);
     if (n <= 0)
       break;
+    /* Only the new bytes, and those before them that could start until. */
+    from = until != NULL && len > strlen(until) ? len - strlen(until) : 0;
     len += (size_t)n;
     buf[len] = '\0';
-    if (until != NULL && strstr(buf, until) != NULL)
-      break;
-    if (len + 1 >= cap)
+    if (until != NULL && strstr(buf + from, until) != NULL)
       break;
   }
   return buf;

@@ -34,7 +34,7 @@ char *th_http_wait_log(const th_http_host *h, const char *needle,
 int th_dial(int port);
 
 /* Reads fd until EOF, until `until` (NULL: nothing) appears, until nothing
- * arrives for timeout_ms, or until 64 KiB are in. Returns what was read,
+ * arrives for timeout_ms. Returns what was read,
  * NUL-terminated; caller frees. */
 char *th_read_some(int fd, const char *until, int timeout_ms);
 

@@ -1,8 +1,9 @@
 /* test_http_protocol.c: the JSON-RPC findings of issue 9 on the HTTP body
  * side, against the real host: bytes after the body's value, control
  * characters, ids echoed as written (on the transport's own refusals too),
- * a second initialize on a session, and a batch at the size limit that
- * must not hold /health. */
+ * a second initialize on a session, a batch at the size limit that must
+ * not hold /health, a single message of that size that must not either,
+ * and arguments that reach a plugin as the client wrote them. */
 #include "harness.h"
 #include "http_host.h"
 
@@ -16,7 +17,8 @@ static th_http_host host;
 
 static const char config[] = "{\"plugin_dir\":\"" PH_TEST_PLUGIN_DIR "\","
                              "\"departments\":{\"default\":{\"plugins\":["
-                             "{\"plugin\":\"ok\",\"prefix\":\"ok\"}]}}}";
+                             "{\"plugin\":\"ok\",\"prefix\":\"ok\"},"
+                             "{\"plugin\":\"args\",\"prefix\":\"args\"}]}}}";
 
 static void start(void) {
   char *cfg = th_write_temp(config, ".json");
@@ -190,4 +192,116 @@ Test(http_protocol, a_huge_batch_does_not_hold_health) {
   cr_expect_lt(strlen(r), 4096, "a %zu-byte answer", strlen(r));
   free(r);
   free(sid);
+}
+
+#define MODERN_HEADERS(method)                                                 \
+  "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: " method "\r\n"
+
+/* A 2026-07-28 tools/call of args_show whose arguments are {"x":X}, X
+ * being n bytes of value text made by fill(); about max_message_bytes in
+ * all when n is near 4 MiB. */
+static char *big_call(size_t n, void (*fill)(char *, size_t)) {
+  static const char head[] =
+      "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{"
+      META ",\"name\":\"args_show\",\"arguments\":{\"x\":";
+  size_t h = sizeof(head) - 1;
+  char *body = malloc(h + n + 4);
+
+  memcpy(body, head, h);
+  fill(body + h, n);
+  memcpy(body + h + n, "}}}", 4);
+  return body;
+}
+
+/* [1,1,...,1]: one value in two bytes, the densest JSON there is. */
+static void fill_ones(char *p, size_t n) {
+  size_t i;
+
+  memset(p, ',', n);
+  for (i = 1; i < n - 1; i += 2)
+    p[i] = '1';
+  p[0] = '[';
+  p[n - 1] = ']';
+}
+
+/* ["xx...x","xx...x",...]: strings of 40 bytes, fifty thousand values in
+ * two megabytes. */
+static void fill_strings(char *p, size_t n) {
+  size_t i = 0;
+
+  memset(p, ' ', n);
+  p[i++] = '[';
+  while (i + 44 < n) {
+    if (i > 1)
+      p[i++] = ',';
+    p[i++] = '"';
+    memset(p + i, 'x', 40);
+    i += 40;
+    p[i++] = '"';
+  }
+  p[i] = ']';
+}
+
+/* How long /health waits while the host reads and answers body on another
+ * connection; the answer goes to *answer. */
+static long long health_wait(const char *body, char **answer) {
+  const char *get = "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  long long sent, waited;
+  int fd, health;
+  char *r;
+
+  fd = th_http_send(host.port, "POST",
+                    MODERN_HEADERS("tools/call") "Mcp-Name: args_show\r\n",
+                    body);
+  sent = th_now_ms();
+  health = th_dial(host.port);
+  cr_assert(write(health, get, strlen(get)) == (ssize_t)strlen(get));
+  r = th_read_some(health, "ok\"}", 15000);
+  waited = th_now_ms() - sent;
+  close(health);
+  cr_expect_eq(th_http_status(r), 200, "%s", r);
+  free(r);
+  *answer = th_read_some(fd, "}}", 15000);
+  close(fd);
+  return waited;
+}
+
+/* Two million values in one legal-size message would cost the loop half a
+ * second to parse and more to walk: past limits.max_json_values it is
+ * refused before any parse, and /health does not wait for it. */
+Test(http_protocol, a_message_of_too_many_values_is_refused_at_once) {
+  char *body = big_call((4u << 20) - 400, fill_ones), *r;
+  long long waited = health_wait(body, &r);
+
+  free(body);
+  expect_in(r, 400, "more than 100000 JSON values");
+  expect_in(r, 400, "\"id\":7");
+  cr_expect_lt(waited, 250, "/health waited %lld ms", waited);
+  free(r);
+}
+
+/* Under the limits, a big message is served, and /health waits no longer
+ * than a slice for it. */
+Test(http_protocol, a_big_message_under_the_limits_does_not_hold_health) {
+  char *body = big_call(2u << 20, fill_strings), *r;
+  long long waited = health_wait(body, &r);
+
+  free(body);
+  expect_in(r, 200, "\"result\":{\"content\"");
+  cr_expect_gt(strlen(r), 2u << 20, "a %zu-byte answer", strlen(r));
+  cr_expect_lt(waited, 250, "/health waited %lld ms", waited);
+  free(r);
+}
+
+/* A plugin gets the arguments as the client wrote them: cJSON would round
+ * 9007199254740993 to ...992 and re-escape the string. */
+Test(http_protocol, arguments_reach_the_plugin_as_written) {
+  char *r = http(MODERN_HEADERS("tools/call") "Mcp-Name: args_show\r\n",
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\","
+                 "\"params\":{" META ",\"name\":\"args_show\",\"arguments\":"
+                 "{\"n\": 9007199254740993,\"s\":\"\\u00e9\\/\"}}}");
+
+  expect_in(r, 200, "9007199254740993");
+  expect_in(r, 200, "\\\\u00e9\\\\/");
+  free(r);
 }

@@ -67,6 +67,7 @@ Test(config, empty_object_gets_the_defaults) {
   cr_expect_eq(cfg->limits.max_message_bytes, 4u << 20);
   cr_expect_eq(cfg->limits.max_json_depth, 64);
   cr_expect_eq(cfg->limits.max_batch_members, 100);
+  cr_expect_eq(cfg->limits.max_json_values, 100000);
   cr_expect_eq(cfg->limits.call_timeout_ms, 60000);
   cr_expect_eq(cfg->limits.workers_per_plugin, 4);
   cr_expect_eq(cfg->limits.shutdown_timeout_ms, 10000);
@@ -229,6 +230,7 @@ Test(config, bounds_are_checked) {
   FAILS("{'limits':{'max_message_bytes':1023}}", "max_message_bytes");
   FAILS("{'limits':{'max_json_depth':3}}", "max_json_depth");
   FAILS("{'limits':{'max_batch_members':0}}", "max_batch_members", "between");
+  FAILS("{'limits':{'max_json_values':15}}", "max_json_values", "between");
   FAILS("{'limits':{'max_batch_members':10001}}", "max_batch_members");
   FAILS("{'limits':{'max_batch_members':-1}}", "max_batch_members");
   FAILS("{'limits':{'call_timeout_ms':0}}", "call_timeout_ms");

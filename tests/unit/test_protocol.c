@@ -1361,19 +1361,34 @@ Test(protocol_handle, cancellations_and_progress_by_text) {
   unit_sink_free(&call);
 }
 
+/* Containers, members and elements count; commas in strings do not; text
+ * too short to hold more than the limit is not refused. */
+Test(protocol, values_check_counts_what_cjson_builds) {
+  static const char five[] = "{\"a\":[1,2],\"b\":\",,,,,,,,,,,,,,,,\"}";
+  const char *why;
+
+  cr_expect_null(ph__json_check_values(five, strlen(five), 5));
+  why = ph__json_check_values(five, strlen(five), 4);
+  cr_expect_str_eq(why, "more than 4 JSON values (limits.max_json_values)");
+  cr_expect_null(ph__json_check_values("[1,2,3,4,5,6]", 13, 7));
+  cr_expect_not_null(ph__json_check_values("[1,2,3,4,5,6]", 13, 6));
+  cr_expect_null(ph__json_parse_message("[1,2,3,4,5,6]", 13, 8, 4, &why));
+  cr_expect_str_eq(why, "more than 4 JSON values (limits.max_json_values)");
+}
+
 Test(protocol, parse_message_and_id_text) {
   const char *why;
   cJSON *j;
   char *id;
 
-  j = ph__json_parse_message("{\"id\":1} ", 9, 8, &why);
+  j = ph__json_parse_message("{\"id\":1} ", 9, 8, 100, &why);
   cr_expect_not_null(j);
   cJSON_Delete(j);
-  cr_expect_null(ph__json_parse_message("{\"id\":1} 2", 10, 8, &why));
+  cr_expect_null(ph__json_parse_message("{\"id\":1} 2", 10, 8, 100, &why));
   cr_expect_str_eq(why, "bytes after the JSON value");
-  cr_expect_null(ph__json_parse_message("{\"id\":\"\x01\"}", 10, 8, &why));
+  cr_expect_null(ph__json_parse_message("{\"id\":\"\x01\"}", 10, 8, 100, &why));
   cr_expect_str_eq(why, "control character in a string");
-  cr_expect_null(ph__json_parse_message("{\"id\":}", 7, 8, &why));
+  cr_expect_null(ph__json_parse_message("{\"id\":}", 7, 8, 100, &why));
   cr_expect_str_eq(why, "not valid JSON");
 
   id = ph__jsonrpc_id_text(" {\"a\":{\"id\":2},\"id\":-1.50E+3}", 29);
