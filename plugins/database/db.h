@@ -2,7 +2,8 @@
  * plugin's only public surface is its descriptor.
  *
  * database.c owns the instance (config, tools, resources, the "sql" service)
- * and talks to an engine (engine_sqlite.c, engine_pg.c) through db_engine.
+ * and talks to an engine (engine_sqlite.c; engine_pg.c with the files
+ * engine_pg.h lists) through db_engine.
  * sql_scan.c is a small lexer both use to refuse hostile statements before a
  * server sees them; cursor.c signs pagination cursors. */
 #ifndef PH_DATABASE_DB_H
