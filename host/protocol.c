@@ -9,13 +9,10 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "registry.h"
+#include "request_state.h"
 #include "tasks.h"
 #include "utf8.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +24,6 @@
 #define META_LOGLEVEL "io.modelcontextprotocol/logLevel"
 #define META_SERVERINFO "io.modelcontextprotocol/serverInfo"
 #define META_SUBSCRIPTION "io.modelcontextprotocol/subscriptionId"
-#define STATE_TTL_S 3600
 
 static const char *const legacy_versions[] = {"2025-11-25", "2025-06-18",
                                               "2025-03-26", "2024-11-05"};
@@ -35,8 +31,6 @@ static const char *const legacy_versions[] = {"2025-11-25", "2025-06-18",
 
 static struct {
   const ph__config *cfg;
-  unsigned char hmac_key[32];
-  size_t hmac_len;
   /* cfg->check_results, read by the shape hook on workers. */
   atomic_int check_results;
 } P;
@@ -195,108 +189,6 @@ static char *progress_token_text(const request *r, const cJSON *token) {
     return cJSON_PrintUnformatted(token); /* A task's rerun: no _meta. */
   v = ph__jsonrpc_value_at(r->text, r->text + r->len, path, &e);
   return v ? strndup(v, (size_t)(e - v)) : NULL;
-}
-
-/* ---- Request state for input-required rounds (modern) ---- */
-
-static char *b64(const unsigned char *data, size_t len) {
-  char *out = malloc(4 * ((len + 2) / 3) + 1);
-
-  EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-  return out;
-}
-
-static unsigned char *unb64(const char *text, size_t *len) {
-  size_t n = strlen(text), pad = 0;
-  unsigned char *out;
-  int got;
-
-  if (n == 0 || n % 4 != 0)
-    return NULL;
-  out = malloc(n / 4 * 3 + 1);
-  got = EVP_DecodeBlock(out, (const unsigned char *)text, (int)n);
-  if (got < 0) {
-    free(out);
-    return NULL;
-  }
-  while (pad < 2 && n > pad && text[n - 1 - pad] == '=')
-    pad++;
-  *len = (size_t)got - pad;
-  out[*len] = '\0';
-  return out;
-}
-
-/* state := base64(payload) "." base64(HMAC-SHA256(key, payload)); payload
- * binds the plugin's state to the method, the target and an expiry, so a
- * state cannot be replayed against another tool or forever. */
-static char *sign_state(const char *method, const char *target,
-                        const char *state) {
-  unsigned char mac[32];
-  unsigned maclen = 0;
-  cJSON *payload = cJSON_CreateObject();
-  char *text, *p64, *m64, *out;
-
-  cJSON_AddStringToObject(payload, "m", method);
-  cJSON_AddStringToObject(payload, "t", target);
-  cJSON_AddNumberToObject(payload, "x", (double)(time(NULL) + STATE_TTL_S));
-  if (state != NULL)
-    cJSON_AddStringToObject(payload, "s", state);
-  text = cJSON_PrintUnformatted(payload);
-  cJSON_Delete(payload);
-  HMAC(EVP_sha256(), P.hmac_key, (int)P.hmac_len, (unsigned char *)text,
-       strlen(text), mac, &maclen);
-  p64 = b64((unsigned char *)text, strlen(text));
-  m64 = b64(mac, maclen);
-  if (asprintf(&out, "%s.%s", p64, m64) < 0)
-    out = NULL;
-  free(text);
-  free(p64);
-  free(m64);
-  return out;
-}
-
-/* Returns 0 and the plugin state (or NULL) in *state, or -1 if tampered,
- * expired or meant for another request. */
-static int verify_state(const char *signed_state, const char *method,
-                        const char *target, char **state) {
-  unsigned char mac[32], *payload = NULL, *given = NULL;
-  unsigned maclen = 0;
-  size_t plen, glen;
-  const char *dot = strchr(signed_state, '.');
-  char *p64 = NULL;
-  cJSON *j = NULL;
-  int rc = -1;
-
-  *state = NULL;
-  if (dot == NULL)
-    return -1;
-  p64 = strndup(signed_state, (size_t)(dot - signed_state));
-  payload = unb64(p64, &plen);
-  given = unb64(dot + 1, &glen);
-  if (payload == NULL || given == NULL || glen != 32)
-    goto done;
-  HMAC(EVP_sha256(), P.hmac_key, (int)P.hmac_len, payload, plen, mac, &maclen);
-  if (CRYPTO_memcmp(mac, given, 32) != 0)
-    goto done;
-  j = cJSON_ParseWithLength((const char *)payload, plen);
-  if (!cJSON_IsObject(j))
-    goto done;
-  if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "m")) ?: "", method) !=
-          0 ||
-      strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "t")) ?: "", target) !=
-          0 ||
-      cJSON_GetNumberValue(cJSON_GetObjectItem(j, "x")) < (double)time(NULL))
-    goto done;
-  if (cJSON_IsString(cJSON_GetObjectItem(j, "s")))
-    *state = strdup(cJSON_GetObjectItem(j, "s")->valuestring);
-  rc = 0;
-
-done:
-  cJSON_Delete(j);
-  free(p64);
-  free(payload);
-  free(given);
-  return rc;
 }
 
 /* ---- Capabilities ---- */
@@ -512,7 +404,7 @@ static void on_call_answer(ph_call *call, const ph__call_answer *a) {
       answer_error(&r, PH__RPC_INTERNAL_ERROR, msg, NULL);
     return;
   case PH__ANSWER_INPUT: {
-    char *state = sign_state(pc->method, ph__call_name(call), a->state);
+    char *state = ph__request_state_sign(pc->method, ph__call_name(call), a->state);
 
     result = cJSON_CreateObject();
     cJSON_AddStringToObject(result, "resultType", "input_required");
@@ -627,7 +519,7 @@ static int take_round_state(request *r, ph_call *call) {
     return 0;
   if (st != NULL &&
       (!cJSON_IsString(st) ||
-       verify_state(st->valuestring, r->method, ph__call_name(call), &state))) {
+       ph__request_state_verify(st->valuestring, r->method, ph__call_name(call), &state))) {
     answer_error(r, PH__RPC_INVALID_PARAMS,
                  "Invalid params: requestState failed "
                  "verification",
@@ -1884,17 +1776,8 @@ void ph__protocol_set_config(const ph__config *cfg) {
 
 int ph__protocol_init(const ph__config *cfg) {
   ph__protocol_set_config(cfg);
-  if (cfg->hmac_key != NULL && cfg->hmac_key[0] != '\0') {
-    unsigned len = 0;
-    /* Any length of key text becomes a 32-byte key. */
-    EVP_Digest(cfg->hmac_key, strlen(cfg->hmac_key), P.hmac_key, &len,
-               EVP_sha256(), NULL);
-    P.hmac_len = len;
-  } else {
-    if (RAND_bytes(P.hmac_key, sizeof(P.hmac_key)) != 1)
-      return -1;
-    P.hmac_len = sizeof(P.hmac_key);
-  }
+  if (ph__request_state_init(cfg->hmac_key) != 0)
+    return -1;
   ph__calls_set_hooks(&(ph__call_hooks){.shape = shape_result,
                                         .answer = on_call_answer,
                                         .event = on_call_event,
