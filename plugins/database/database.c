@@ -4,28 +4,18 @@
  * when the operator enables it, single-statement writes. Other plugins reach
  * the same engine through the "sql" service.
  *
- * This file owns the instance: config, limits, argument handling, replies.
- * The engines own connections and every database-specific safety layer. */
+ * This file owns the instance: its tools, resources and service, argument
+ * handling, replies. config.c parses its config, rows.c writes result rows
+ * as JSON; the engines own connections and every database-specific safety
+ * layer. */
 #include "db.h"
 
-#include <fnmatch.h>
-#include <limits.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define DEFAULT_LIMIT 100
-#define MAX_LIMIT 10000
-#define DEFAULT_TIMEOUT_MS 5000
-#define MAX_TIMEOUT_MS 30000
-#define MAX_SQL_BYTES 10000
-#define MAX_RESULT_BYTES (2 * 1024 * 1024)
-#define MAX_AFFECTED 1000
 #define SAMPLE_ROWS 10
 
 /* Non-zero when the host's table has `field`: the table is append-only, so
@@ -59,541 +49,6 @@ void db_errorf(char **err, const char *fmt, ...) {
   va_end(ap);
   free(*err);
   *err = msg;
-}
-
-cJSON *db_json_int64(long long v) {
-  char text[24];
-
-  /* Doubles hold integers exactly up to 2^53; past that a client's JSON
-   * parser would round, so the digits travel as a string. */
-  if (v >= -9007199254740992LL && v <= 9007199254740992LL)
-    return cJSON_CreateNumber((double)v);
-  snprintf(text, sizeof(text), "%lld", v);
-  return cJSON_CreateString(text);
-}
-
-static size_t json_weight(const cJSON *v) {
-  const cJSON *item;
-  size_t n = 1;
-  char *text;
-
-  if (cJSON_IsString(v))
-    return strlen(v->valuestring) + 3;
-  if (cJSON_IsNumber(v))
-    return 20;
-  if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
-    if (cJSON_GetArraySize(v) > 64) {
-      text = cJSON_PrintUnformatted(v);
-      n = text != NULL ? strlen(text) : 0;
-      cJSON_free(text);
-      return n;
-    }
-    cJSON_ArrayForEach(item, v) {
-      n += json_weight(item) + 1;
-      if (item->string != NULL)
-        n += strlen(item->string) + 3;
-    }
-    return n;
-  }
-  return 6;
-}
-
-size_t db_row_limit(const db *d) {
-  return 4 * d->max_bytes + (1u << 20);
-}
-
-void db_rows_clear(db_rows *out) {
-  cJSON *column;
-
-  while ((column = cJSON_DetachItemFromArray(out->columns, 0)) != NULL)
-    cJSON_Delete(column);
-  out->len = out->row_start = out->weight = out->bytes = 0;
-  out->values = out->failed = out->truncated = out->oversized = 0;
-  out->count = 0;
-}
-
-/* Makes room for n more bytes of row text; 0, or -1 (out->failed set, or
- * the row is oversized and is not written). */
-static int rows_reserve(db_rows *out, size_t n) {
-  size_t cap;
-  char *grown;
-
-  if (out->failed || out->oversized)
-    return -1;
-  if (out->len + n <= out->cap)
-    return 0;
-  cap = out->cap > 0 ? out->cap : 4096;
-  while (cap < out->len + n)
-    cap *= 2;
-  grown = realloc(out->text, cap);
-  if (grown == NULL) {
-    out->failed = 1;
-    return -1;
-  }
-  out->text = grown;
-  out->cap = cap;
-  return 0;
-}
-
-static void rows_put(db_rows *out, const char *s, size_t n) {
-  if (rows_reserve(out, n) == 0) {
-    memcpy(out->text + out->len, s, n);
-    out->len += n;
-  }
-}
-
-void db_row_begin(db_rows *out) {
-  out->row_start = out->len;
-  out->weight = 1;
-  out->values = 0;
-  rows_put(out, out->count > 0 ? ",[" : "[", out->count > 0 ? 2 : 1);
-}
-
-/* Starts the next value of the row; weight is json_weight's for it. The
- * size is checked before the value is written, so an oversized row costs
- * no more memory than the value the engine holds already. */
-static void row_value(db_rows *out, size_t weight) {
-  if (out->values++ > 0)
-    rows_put(out, ",", 1);
-  out->weight += weight + 1;
-  if (out->max_row > 0 && out->weight > out->max_row)
-    out->oversized = 1;
-}
-
-void db_row_null(db_rows *out) {
-  row_value(out, 6);
-  rows_put(out, "null", 4);
-}
-
-void db_row_bool(db_rows *out, int v) {
-  row_value(out, 6);
-  rows_put(out, v ? "true" : "false", v ? 4 : 5);
-}
-
-/* Prints a number with cJSON itself, so replies stay byte for byte what
- * they were when rows were cJSON trees (cJSON's format differs between
- * versions: "-0" or "0", "1e+15"). A node on the stack and a buffer of
- * our own cost no allocation. */
-static void put_number(db_rows *out, double v) {
-  cJSON number;
-  char buf[64];
-
-  memset(&number, 0, sizeof(number));
-  number.type = cJSON_Number;
-  number.valuedouble = v;
-  /* What cJSON_CreateNumber stores (cJSON_SetNumberValue). */
-  number.valueint = v >= INT_MAX ? INT_MAX : v <= INT_MIN ? INT_MIN : (int)v;
-  if (!cJSON_PrintPreallocated(&number, buf, (int)sizeof(buf), 0))
-    out->failed = 1;
-  else
-    rows_put(out, buf, strlen(buf));
-}
-
-void db_row_int64(db_rows *out, long long v) {
-  char buf[24], *p = buf + sizeof(buf);
-  long long u;
-
-  /* Below 10^15 every cJSON prints the plain digits; above, it may not. */
-  if (v <= -1000000000000000LL || v >= 1000000000000000LL) {
-    if (v >= -9007199254740992LL && v <= 9007199254740992LL) {
-      row_value(out, 20);
-      put_number(out, (double)v);
-    } else {
-      snprintf(buf, sizeof(buf), "%lld", v);
-      db_row_string(out, buf, strlen(buf));
-    }
-    return;
-  }
-  /* The common case, without printf. */
-  u = v < 0 ? -v : v;
-  do
-    *--p = (char)('0' + u % 10);
-  while ((u /= 10) != 0);
-  if (v < 0)
-    *--p = '-';
-  row_value(out, 20);
-  rows_put(out, p, (size_t)(buf + sizeof(buf) - p));
-}
-
-void db_row_double(db_rows *out, double v) {
-  row_value(out, 20);
-  put_number(out, v);
-}
-
-/* Writes len bytes of s as a JSON string, escaped as cJSON escapes. */
-/* Bytes a JSON string cannot hold as they are: control characters, the
- * quote and the backslash. */
-static const unsigned char json_special[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: '"' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: '\\' */
-};
-
-/* Writes the bytes p..end escaped as the body of a JSON string at o (as
- * cJSON escapes: short forms where JSON has them, else \u00XX) and
- * returns the end, or NULL when that would pass limit. One pass, a table
- * lookup a byte: JSON text, the usual input, has a quote every few bytes,
- * so there are no long runs to copy whole. The room is checked only at a
- * six-byte escape: with twice the input's length free at the start, a
- * byte that stays one byte or becomes two never runs out of it. */
-static char *escape_into(char *o, const char *limit, const unsigned char *p,
-                         const unsigned char *end) {
-  static const char hex[] = "0123456789abcdef";
-  static const char short_form[32] = {
-      ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
-  unsigned c;
-
-  if ((size_t)(limit - o) < 2 * (size_t)(end - p)) {
-    /* Not room for the rule above: check every byte. */
-    for (; p < end; p++) {
-      if (limit - o < 6)
-        return NULL;
-      o = escape_into(o, o + 6, p, p + 1);
-    }
-    return o;
-  }
-  for (; p < end; p++) {
-    c = *p;
-    if (!json_special[c]) {
-      *o++ = (char)c;
-    } else if (c == '"' || c == '\\') {
-      *o++ = '\\';
-      *o++ = (char)c;
-    } else if (short_form[c]) {
-      *o++ = '\\';
-      *o++ = short_form[c];
-    } else {
-      if ((size_t)(limit - o) < 6 + 2 * (size_t)(end - p - 1))
-        return NULL;
-      memcpy(o, "\\u00", 4);
-      o[4] = hex[c >> 4];
-      o[5] = hex[c & 15];
-      o += 6;
-    }
-  }
-  return o;
-}
-
-static void put_quoted(db_rows *out, const char *s, size_t len) {
-  const unsigned char *p = (const unsigned char *)s;
-  char *o;
-
-  /* Every byte escaped as \u00XX at worst, and the quotes. */
-  if (rows_reserve(out, len * 6 + 2) != 0)
-    return;
-  o = out->text + out->len;
-  *o++ = '"';
-  o = escape_into(o, out->text + out->cap, p, p + len);
-  *o++ = '"';
-  out->len = (size_t)(o - out->text);
-}
-
-void db_row_string(db_rows *out, const char *s, size_t len) {
-  row_value(out, len + 3);
-  put_quoted(out, s, len);
-}
-
-void db_row_json(db_rows *out, cJSON *v) {
-  char *text;
-
-  if (v == NULL) {
-    out->failed = 1;
-    return;
-  }
-  row_value(out, json_weight(v));
-  text = cJSON_PrintUnformatted(v);
-  cJSON_Delete(v);
-  if (text == NULL) {
-    out->failed = 1;
-    return;
-  }
-  rows_put(out, text, strlen(text));
-  cJSON_free(text);
-}
-
-int db_row_end(db_rows *out) {
-  rows_put(out, "]", 1);
-  /* The first row always goes out, so one huge row still pages. */
-  if (!out->failed && out->count > 0 && out->max_bytes > 0 &&
-      out->bytes + out->weight > out->max_bytes)
-    out->truncated = 1;
-  if (out->failed || out->truncated || out->oversized) {
-    out->len = out->row_start;
-    return -1;
-  }
-  out->bytes += out->weight;
-  out->count++;
-  return 0;
-}
-
-int db_table_hidden(const db *d, const char *table) {
-  const char *dot = strrchr(table, '.');
-  int i;
-
-  for (i = 0; i < d->nhidden; i++)
-    if (fnmatch(d->hidden[i], table, FNM_CASEFOLD) == 0 ||
-        (dot != NULL && fnmatch(d->hidden[i], dot + 1, FNM_CASEFOLD) == 0))
-      return 1;
-  return 0;
-}
-
-int db_column_masked(const db *d, const char *table, const char *column) {
-  char qualified[512];
-  const char *dot = table != NULL ? strrchr(table, '.') : NULL;
-  int i;
-
-  snprintf(qualified, sizeof(qualified), "%s.%s",
-           dot != NULL     ? dot + 1
-           : table != NULL ? table
-                           : "",
-           column);
-  for (i = 0; i < d->nmasked; i++) {
-    const char *pattern = d->masked[i], *dot_in = strchr(pattern, '.');
-    /* Without a table, a table.column pattern masks the column in any. */
-    if (dot_in != NULL && table == NULL) {
-      if (fnmatch(dot_in + 1, column, FNM_CASEFOLD) == 0)
-        return 1;
-    } else if (fnmatch(pattern, dot_in != NULL ? qualified : column,
-                       FNM_CASEFOLD) == 0) {
-      return 1;
-    }
-  }
-  return 0;
-}
-
-/* ---- config ---- */
-
-static void free_list(char **list, int n) {
-  int i;
-
-  for (i = 0; i < n; i++)
-    free(list[i]);
-  free(list);
-}
-
-static void db_free(db *d) {
-  if (d == NULL)
-    return;
-  free(d->url);
-  free(d->path);
-  free(d->seed);
-  free_list(d->hidden, d->nhidden);
-  free_list(d->masked, d->nmasked);
-  free(d);
-}
-
-/* Copies an array of strings; -1 on a non-string item or no memory. */
-static int string_list(const cJSON *array, char ***out, int *n) {
-  const cJSON *item;
-  int count = cJSON_GetArraySize(array), i = 0;
-
-  *out = calloc((size_t)count + 1, sizeof(char *));
-  *n = 0;
-  if (*out == NULL)
-    return -1;
-  cJSON_ArrayForEach(item, array) {
-    if (!cJSON_IsString(item))
-      return -1;
-    (*out)[i] = strdup(item->valuestring);
-    if ((*out)[i] == NULL)
-      return -1;
-    *n = ++i;
-  }
-  return 0;
-}
-
-static int number_in(const cJSON *v, double lo, double hi, double *out) {
-  if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi)
-    return -1;
-  *out = v->valuedouble;
-  return 0;
-}
-
-/* The numeric config keys: each an integer in [lo, hi] stored in one field
- * of the instance. */
-enum limit_type { LIMIT_INT, LIMIT_LONG, LIMIT_LLONG, LIMIT_SIZE };
-
-static const struct limit_key {
-  const char *key;
-  double lo, hi;
-  size_t offset;
-  enum limit_type type;
-} limit_keys[] = {
-    {"default_limit", 1, MAX_LIMIT, offsetof(db, default_limit), LIMIT_LONG},
-    {"max_limit", 1, 1000000, offsetof(db, max_limit), LIMIT_LONG},
-    {"default_timeout_ms", 1, 3600000, offsetof(db, default_timeout),
-     LIMIT_INT},
-    {"max_timeout_ms", 1, 3600000, offsetof(db, max_timeout), LIMIT_INT},
-    {"max_sql_length", 1, 16777216, offsetof(db, max_sql), LIMIT_SIZE},
-    {"max_result_bytes", 1024, 1073741824, offsetof(db, max_bytes), LIMIT_SIZE},
-    {"max_affected_rows", 1, 1e12, offsetof(db, max_affected), LIMIT_LLONG},
-    {"pool_size", 1, 256, offsetof(db, pool_size), LIMIT_INT},
-};
-
-static const struct limit_key *find_limit(const char *key) {
-  size_t i;
-
-  for (i = 0; i < sizeof(limit_keys) / sizeof(*limit_keys); i++)
-    if (strcmp(limit_keys[i].key, key) == 0)
-      return &limit_keys[i];
-  return NULL;
-}
-
-static void store_limit(db *d, const struct limit_key *k, double v) {
-  char *field = (char *)d + k->offset;
-
-  switch (k->type) {
-  case LIMIT_INT:
-    *(int *)field = (int)v;
-    break;
-  case LIMIT_LONG:
-    *(long *)field = (long)v;
-    break;
-  case LIMIT_LLONG:
-    *(long long *)field = (long long)v;
-    break;
-  case LIMIT_SIZE:
-    *(size_t *)field = (size_t)v;
-    break;
-  }
-}
-
-/* The default seed for "x.db" is "x.sql" beside it, if that file exists. */
-static char *default_seed(const char *path) {
-  const char *dot = strrchr(path, '.');
-  char *seed;
-  FILE *f;
-
-  if (dot == NULL || strchr(dot, '/') != NULL)
-    return NULL;
-  if (asprintf(&seed, "%.*s.sql", (int)(dot - path), path) < 0)
-    return NULL;
-  f = fopen(seed, "r");
-  if (f == NULL) {
-    free(seed);
-    return NULL;
-  }
-  fclose(f);
-  return seed;
-}
-
-static int parse_url(db *d, char **err) {
-  const char *url = d->url, *path;
-
-  if (strncmp(url, "sqlite:", 7) == 0) {
-    path = url + 7;
-    /* sqlite:///abs and sqlite://rel both mean a file path. */
-    if (strncmp(path, "//", 2) == 0)
-      path += 2;
-    if (*path == '\0') {
-      db_errorf(err, "url: no file after sqlite:");
-      return -1;
-    }
-    d->kind = DB_SQLITE;
-    d->engine = &db_sqlite_engine;
-    d->path = strdup(path);
-  } else if (strncmp(url, "postgresql://", 13) == 0 ||
-             strncmp(url, "postgres://", 11) == 0) {
-    d->kind = DB_POSTGRES;
-    d->engine = &db_postgres_engine;
-    d->path = strdup(url);
-  } else {
-    db_errorf(err, "url: expected sqlite:PATH or postgresql://..., got '%s'",
-              url);
-    return -1;
-  }
-  if (d->path == NULL) {
-    db_errorf(err, "out of memory");
-    return -1;
-  }
-  return 0;
-}
-
-static int parse_config(db *d, const char *config_json, char **err) {
-  static const char *const defaults_masked[] = {"*password*", "*secret*",
-                                                "*token*", "*api_key*"};
-  cJSON *cfg = cJSON_Parse(config_json), *item;
-  const char *key;
-  double v;
-  const struct limit_key *limit;
-  int rc = -1, i;
-
-  if (!cJSON_IsObject(cfg)) {
-    db_errorf(err, "config is not a JSON object");
-    goto cleanup;
-  }
-  d->default_limit = DEFAULT_LIMIT;
-  d->max_limit = MAX_LIMIT;
-  d->default_timeout = DEFAULT_TIMEOUT_MS;
-  d->max_timeout = MAX_TIMEOUT_MS;
-  d->max_sql = MAX_SQL_BYTES;
-  d->max_bytes = MAX_RESULT_BYTES;
-  d->max_affected = MAX_AFFECTED;
-  d->pool_size = 4;
-  if (RAND_bytes(d->cursor_key, sizeof(d->cursor_key)) != 1) {
-    db_errorf(err, "no randomness for the cursor key");
-    goto cleanup;
-  }
-  cJSON_ArrayForEach(item, cfg) {
-    key = item->string;
-    if (strcmp(key, "url") == 0 && cJSON_IsString(item)) {
-      d->url = strdup(item->valuestring);
-    } else if (strcmp(key, "seed") == 0 && cJSON_IsString(item)) {
-      d->seed = strdup(item->valuestring);
-    } else if (strcmp(key, "hidden_tables") == 0 && cJSON_IsArray(item)) {
-      if (string_list(item, &d->hidden, &d->nhidden) != 0)
-        goto bad_value;
-    } else if (strcmp(key, "masked_columns") == 0 && cJSON_IsArray(item)) {
-      if (string_list(item, &d->masked, &d->nmasked) != 0)
-        goto bad_value;
-    } else if ((limit = find_limit(key)) != NULL) {
-      if (number_in(item, limit->lo, limit->hi, &v) != 0)
-        goto bad_value;
-      store_limit(d, limit, v);
-    } else if (strcmp(key, "allow_writes") == 0 && cJSON_IsBool(item)) {
-      d->allow_writes = cJSON_IsTrue(item);
-    } else if (strcmp(key, "cursor_secret") == 0 && cJSON_IsString(item)) {
-      /* A fixed secret keeps cursors valid across restarts and between
-       * instances that share it. */
-      SHA256((const unsigned char *)item->valuestring,
-             strlen(item->valuestring), d->cursor_key);
-    } else {
-      db_errorf(err, "config: unknown key or wrong type: '%s'", key);
-      goto cleanup;
-    }
-  }
-  if (d->url == NULL) {
-    db_errorf(err, "config: \"url\" is required (sqlite:PATH or "
-                   "postgresql://...)");
-    goto cleanup;
-  }
-  if (d->default_limit > d->max_limit)
-    d->default_limit = d->max_limit;
-  if (d->default_timeout > d->max_timeout)
-    d->default_timeout = d->max_timeout;
-  if (d->masked == NULL) {
-    d->masked = calloc(4, sizeof(char *));
-    if (d->masked == NULL)
-      goto cleanup;
-    for (i = 0; i < 4; i++)
-      if ((d->masked[d->nmasked++] = strdup(defaults_masked[i])) == NULL)
-        goto cleanup;
-  }
-  if (parse_url(d, err) != 0)
-    goto cleanup;
-  if (d->kind == DB_SQLITE && d->seed == NULL)
-    d->seed = default_seed(d->path);
-  rc = 0;
-  goto cleanup;
-
-bad_value:
-  db_errorf(err, "config: bad value for '%s'", key);
-cleanup:
-  cJSON_Delete(cfg);
-  return rc;
 }
 
 /* Sets one tool's description for this instance; text is taken over. */
@@ -676,7 +131,7 @@ static int database_init(ph_instance *self, const ph_host_api *api,
     return -1;
   d->self = self;
   d->api = api;
-  if (parse_config(d, config_json, &err) != 0 ||
+  if (db_parse_config(d, config_json, &err) != 0 ||
       d->engine->open(d, &err) != DB_OK) {
     api->log(self, PH_LOG_ERROR, "database: %s",
              err != NULL ? err : "out of memory");
@@ -841,21 +296,21 @@ static int query_result(db *d, const db_request *rq, db_rows *out, int rc,
     db_errorf(err, "out of memory");
     goto cleanup;
   }
-  rows_put(&page, "{\"columns\":", 11);
-  rows_put(&page, columns, strlen(columns));
-  rows_put(&page, ",\"rows\":[", 9);
+  db_rows_put(&page, "{\"columns\":", 11);
+  db_rows_put(&page, columns, strlen(columns));
+  db_rows_put(&page, ",\"rows\":[", 9);
   if (out->len > 0)
-    rows_put(&page, out->text, out->len);
+    db_rows_put(&page, out->text, out->len);
   snprintf(tail, sizeof(tail),
            "],\"row_count\":%ld,\"truncated\":%s,"
            "\"next_cursor\":",
            out->count, out->truncated ? "true" : "false");
-  rows_put(&page, tail, strlen(tail));
+  db_rows_put(&page, tail, strlen(tail));
   if (next != NULL)
-    put_quoted(&page, next, strlen(next));
+    db_rows_put_quoted(&page, next, strlen(next));
   else
-    rows_put(&page, "null", 4);
-  rows_put(&page, "}", 2); /* With the NUL. */
+    db_rows_put(&page, "null", 4);
+  db_rows_put(&page, "}", 2); /* With the NUL. */
   if (page.failed) {
     rc = DB_EINTERNAL;
     db_errorf(err, "out of memory");
@@ -1034,8 +489,8 @@ static void reply_json(db *d, ph_call *call, const char *text) {
       return;
     }
     memcpy(json, head, sizeof(head) - 1);
-    o = escape_into(json + sizeof(head) - 1, json + sizeof(head) - 1 + quoted,
-                    p, p + len);
+    o = db_json_escape_into(json + sizeof(head) - 1,
+                            json + sizeof(head) - 1 + quoted, p, p + len);
     if (o == NULL)
       d->api->free(json);
   }

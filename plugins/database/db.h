@@ -1,11 +1,11 @@
 /* db.h: internals shared by the database plugin's files. Not installed; the
  * plugin's only public surface is its descriptor.
  *
- * database.c owns the instance (config, tools, resources, the "sql" service)
- * and talks to an engine (engine_sqlite.c; engine_pg.c with the files
- * engine_pg.h lists) through db_engine.
- * sql_scan.c is a small lexer both use to refuse hostile statements before a
- * server sees them; cursor.c signs pagination cursors. */
+ * database.c owns the instance (tools, resources, the "sql" service; its
+ * config parsed by config.c, its rows written as JSON by rows.c) and talks to
+ * an engine (engine_sqlite.c; engine_pg.c with the files engine_pg.h lists)
+ * through db_engine. sql_scan.c is a small lexer both use to refuse hostile
+ * statements before a server sees them; cursor.c signs pagination cursors. */
 #ifndef PH_DATABASE_DB_H
 #define PH_DATABASE_DB_H
 
@@ -128,8 +128,14 @@ struct db {
   void *engine_state; /* Owned by the engine. */
 };
 
-/* Milliseconds on the monotonic clock. */
-long long db_now_ms(void);
+/* ---- config.c ---- */
+
+/* Fills d's settings from the instance's config (JSON text); 0, or -1 with
+ * *err naming the key. d->self and d->api are the caller's. */
+int db_parse_config(db *d, const char *config_json, char **err);
+
+/* Frees d and what db_parse_config allocated (not the engine's state). */
+void db_free(db *d);
 
 /* Non-zero when a table (plain name, any case) is hidden by the config. */
 int db_table_hidden(const db *d, const char *table);
@@ -137,6 +143,8 @@ int db_table_hidden(const db *d, const char *table);
 /* Non-zero when column `column` of `table` is masked by the config; with
  * table NULL, when it is masked in some table. */
 int db_column_masked(const db *d, const char *table, const char *column);
+
+/* ---- rows.c ---- */
 
 /* The rough size one row of a result may reach on this instance, as JSON
  * and on the wire: four pages' budget and 1 MiB. A bigger row is refused,
@@ -166,9 +174,25 @@ void db_row_string(db_rows *out, const char *s, size_t len);
 void db_row_json(db_rows *out, cJSON *v);
 int db_row_end(db_rows *out);
 
+/* Append raw bytes, or a JSON string of len bytes with its quotes, to
+ * out->text outside any row: for a reply built in a db_rows as a buffer.
+ * Out of memory sets out->failed. */
+void db_rows_put(db_rows *out, const char *s, size_t n);
+void db_rows_put_quoted(db_rows *out, const char *s, size_t len);
+
 /* A JSON value for a 64-bit integer: a number when exact in a double, else
  * a string. */
 cJSON *db_json_int64(long long v);
+
+/* Writes the bytes p..end escaped as the body of a JSON string at o and
+ * returns the end, or NULL when that would pass limit. */
+char *db_json_escape_into(char *o, const char *limit, const unsigned char *p,
+                          const unsigned char *end);
+
+/* ---- database.c ---- */
+
+/* Milliseconds on the monotonic clock. */
+long long db_now_ms(void);
 
 /* Reports the instance ready or not (why: what is wrong) to a host that
  * knows readiness (ABI 1.1); a 1.0 host never hears of it. Any thread. */
