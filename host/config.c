@@ -1,6 +1,7 @@
 /* config.c: see config.h. */
 #include "config.h"
 
+#include "alloc.h"
 #include "log.h"
 
 #include <errno.h>
@@ -41,12 +42,12 @@ static int get_string(const cJSON *obj, const char *key, const char *def,
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
   if (v == NULL) {
-    *out = def ? strdup(def) : NULL;
+    *out = def ? ph__xstrdup(def) : NULL;
     return 0;
   }
   if (!cJSON_IsString(v))
     return ph__fail(err, "%s: \"%s\" must be a string", path, key);
-  *out = strdup(v->valuestring);
+  *out = ph__xstrdup(v->valuestring);
   return 0;
 }
 
@@ -76,9 +77,9 @@ static char **get_strings(const cJSON *obj, const char *key,
   if (v == NULL) {
     while (def != NULL && def[n] != NULL)
       n++;
-    list = calloc(n + 1, sizeof(char *));
+    list = ph__xcalloc(n + 1, sizeof(char *));
     for (n = 0; def != NULL && def[n] != NULL; n++)
-      list[n] = strdup(def[n]);
+      list[n] = ph__xstrdup(def[n]);
     return list;
   }
   if (!cJSON_IsArray(v)) {
@@ -86,14 +87,14 @@ static char **get_strings(const cJSON *obj, const char *key,
         ph__fail(err, "%s: \"%s\" must be an array of strings", path, key);
     return NULL;
   }
-  list = calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(char *));
+  list = ph__xcalloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(char *));
   cJSON_ArrayForEach(item, v) {
     if (!cJSON_IsString(item)) {
       *failed =
           ph__fail(err, "%s: \"%s\" must be an array of strings", path, key);
       break;
     }
-    list[n++] = strdup(item->valuestring);
+    list[n++] = ph__xstrdup(item->valuestring);
   }
   return list;
 }
@@ -252,7 +253,7 @@ static int parse_instance(const cJSON *obj, ph__instance_cfg *ic,
   if (conf != NULL && !cJSON_IsObject(conf))
     return ph__fail(err, "%s: department \"%s\": \"config\" must be an object",
                     path, dept);
-  ic->config_json = conf ? cJSON_PrintUnformatted(conf) : strdup("{}");
+  ic->config_json = conf ? cJSON_PrintUnformatted(conf) : ph__xstrdup("{}");
   if (get_uint(obj, "workers", 1, 256, &workers, path, err) != 0)
     return -1;
   ic->workers = (int)workers;
@@ -274,7 +275,7 @@ static int parse_department(const cJSON *obj, ph__department_cfg *d,
       return ph__fail(err,
                       "%s: department \"%s\": \"plugins\" must be an array",
                       path, d->name);
-    d->instances = calloc((size_t)cJSON_GetArraySize(plugins) + 1,
+    d->instances = ph__xcalloc((size_t)cJSON_GetArraySize(plugins) + 1,
                           sizeof(ph__instance_cfg));
     cJSON_ArrayForEach(item, plugins) {
       if (parse_instance(item, &d->instances[d->ninstances++], d->name, path,
@@ -304,8 +305,8 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
              cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
     return NULL;
   }
-  cfg = calloc(1, sizeof(*cfg));
-  cfg->path = strdup(path);
+  cfg = ph__xcalloc(1, sizeof(*cfg));
+  cfg->path = ph__xstrdup(path);
   cfg->limits = (ph__limits){
       .max_message_bytes = 4u << 20,
       .max_json_depth = 64,
@@ -391,7 +392,7 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
     goto fail;
   }
   cfg->departments =
-      calloc((size_t)cJSON_GetArraySize(depts) + 1, sizeof(ph__department_cfg));
+      ph__xcalloc((size_t)cJSON_GetArraySize(depts) + 1, sizeof(ph__department_cfg));
   cJSON_ArrayForEach(item, depts) {
     ph__department_cfg *d;
 
@@ -401,7 +402,7 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
     }
     d = &cfg->departments[cfg->ndepartments++];
 
-    d->name = strdup(item->string);
+    d->name = ph__xstrdup(item->string);
     if (!ph__valid_prefix(d->name) || d->name[0] == '\0') {
       ph__fail(err,
                "%s: department name \"%s\" must match ^[a-z][a-z0-9-]{0,15}$",
@@ -415,7 +416,7 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
     /* Every config has a default department: all plugins, default names. */
     ph__department_cfg *d = &cfg->departments[cfg->ndepartments++];
 
-    d->name = strdup("default");
+    d->name = ph__xstrdup("default");
     d->all_plugins = 1;
     d->allow = get_strings(NULL, "allow", allow_all, path, err, &failed);
     d->deny = get_strings(NULL, "deny", NULL, path, err, &failed);
@@ -453,7 +454,7 @@ ph__config *ph__config_load(const char *path, char **err) {
     ph__fail(err, "%s: unreadable or larger than 16 MiB", path);
     return NULL;
   }
-  text = malloc((size_t)n + 1);
+  text = ph__xmalloc((size_t)n + 1);
   if (fread(text, 1, (size_t)n, f) != (size_t)n) {
     fclose(f);
     free(text);

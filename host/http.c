@@ -18,6 +18,7 @@
  */
 #include "http.h"
 
+#include "alloc.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -305,7 +306,7 @@ static void conn_unref(ph__http_conn_t *conn) {
 static ph__http_response_t *res_new(ph__http_conn_t *conn) {
   ph__http_response_t *res;
 
-  res = calloc(1, sizeof(*res));
+  res = ph__xcalloc(1, sizeof(*res));
   if (res == NULL)
     return NULL;
   res->conn = conn;
@@ -450,7 +451,7 @@ static void conn_end(ph__http_conn_t *conn) {
   conn->phase = PHASE_ENDING;
   /* A client that never reads must not keep the connection forever. */
   conn_arm(conn, TIMER_CLOSE, conn->server->config.idle_timeout_ms);
-  req = malloc(sizeof(*req));
+  req = ph__xmalloc(sizeof(*req));
   if (req == NULL) {
     conn_close(conn);
     return;
@@ -509,7 +510,7 @@ static int conn_write(ph__http_conn_t *conn, char *data, size_t len) {
     memmove(data, data + err, len - (size_t)err);
     len -= (size_t)err;
   }
-  wr = malloc(sizeof(*wr));
+  wr = ph__xmalloc(sizeof(*wr));
   if (wr == NULL) {
     free(data);
     conn_close(conn);
@@ -555,7 +556,7 @@ static int res_emit(ph__http_response_t *res, char *data, size_t len) {
       cap = res->out_cap * 2;
       if (cap < res->out_len + len)
         cap = res->out_len + len;
-      grown = realloc(res->out, cap);
+      grown = ph__xrealloc(res->out, cap);
       if (grown == NULL) {
         free(data);
         conn_close(conn);
@@ -736,7 +737,7 @@ static char *build_response(ph__http_response_t *res, int status,
   need = 256 + strlen(reason) + body_len;
   for (i = 0; i < nheaders; i++)
     need += strlen(headers[i].name) + strlen(headers[i].value) + 4;
-  buf = malloc(need);
+  buf = ph__xmalloc(need);
   if (buf == NULL)
     return NULL;
 
@@ -856,7 +857,7 @@ int ph__http_stream_write(ph__http_response_t *res, const void *data,
     conn_close(conn);
     return UV_EPIPE;
   }
-  buf = malloc(len + 32);
+  buf = ph__xmalloc(len + 32);
   if (buf == NULL) {
     conn_close(conn);
     return UV_EPIPE;
@@ -878,7 +879,7 @@ int ph__http_stream_end(ph__http_response_t *res) {
   if (res->state != RES_STREAMING)
     return UV_EINVAL;
   if (res->chunked && !res->is_head && !res_gone(res)) {
-    last = malloc(5);
+    last = ph__xmalloc(5);
     if (last == NULL) {
       conn_close(res->conn);
     } else {
@@ -969,7 +970,7 @@ static int head_reserve(ph__http_response_t *res, size_t len) {
   cap = res->head_cap != 0 ? res->head_cap : 512;
   while (cap < res->head_len + len)
     cap *= 2;
-  grown = realloc(res->head, cap);
+  grown = ph__xrealloc(res->head, cap);
   if (grown == NULL)
     return UV_ENOMEM;
   res->head = grown;
@@ -1067,7 +1068,7 @@ static int on_header_field(http_parser *parser, const char *at, size_t len) {
       return refuse(conn, -1);
     if (res->nheaders == res->headers_cap) {
       cap = res->headers_cap != 0 ? res->headers_cap * 2 : 8;
-      grown = realloc(res->headers, cap * sizeof(*grown));
+      grown = ph__xrealloc(res->headers, cap * sizeof(*grown));
       if (grown == NULL)
         return refuse(conn, -1);
       res->headers = grown;
@@ -1257,7 +1258,7 @@ static void send_continue(ph__http_conn_t *conn) {
   static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
   char *data;
 
-  data = malloc(sizeof(line) - 1);
+  data = ph__xmalloc(sizeof(line) - 1);
   if (data == NULL) {
     conn_close(conn);
     return;
@@ -1350,7 +1351,7 @@ static int on_body(http_parser *parser, const char *at, size_t len) {
       cap = need;
     if (cap > max + 1)
       cap = max + 1;
-    grown = realloc(res->body, cap);
+    grown = ph__xrealloc(res->body, cap);
     if (grown == NULL)
       return refuse(conn, -1);
     res->body = grown;
@@ -1752,7 +1753,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   used = conn_parse(conn, buf->base, (size_t)nread);
   if (used < (size_t)nread && conn->phase == PHASE_OPEN && !conn->no_more) {
-    conn->pending = malloc((size_t)nread - used);
+    conn->pending = ph__xmalloc((size_t)nread - used);
     if (conn->pending == NULL) {
       conn_close(conn);
       return;
@@ -1773,7 +1774,7 @@ static void conn_open(ph__http_server_t *server, int fd,
                       const struct sockaddr *peer, socklen_t peer_len) {
   ph__http_conn_t *conn;
 
-  conn = calloc(1, sizeof(*conn));
+  conn = ph__xcalloc(1, sizeof(*conn));
   if (conn == NULL) {
     close(fd);
     return;
@@ -1969,7 +1970,7 @@ int ph__http_server_init(uv_loop_t *loop, ph__http_server_t *server,
       config->max_connections == 0 || config->max_pipelined == 0 ||
       config->max_write_queue_bytes == 0)
     return UV_EINVAL;
-  server->read_buf = malloc(READ_BUF_SIZE);
+  server->read_buf = ph__xmalloc(READ_BUF_SIZE);
   if (server->read_buf == NULL)
     return UV_ENOMEM;
   server->loop = loop;

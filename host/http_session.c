@@ -1,6 +1,7 @@
 /* http_session.c: see http_session.h. */
 #include "http_session.h"
 
+#include "alloc.h"
 #include "log.h"
 #include "queue.h"
 
@@ -74,7 +75,7 @@ void ph__http_sessions_init(uv_loop_t *loop) {
 void ph__sse_event(ph__http_response_t *res, const char *id, const char *data,
                    size_t len, int retry) {
   size_t cap = len + 96, pos = 0, i, start = 0;
-  char *buf = malloc(cap + len / 8 + 16), *grown;
+  char *buf = ph__xmalloc(cap + len / 8 + 16), *grown;
 
   if (retry)
     pos += (size_t)sprintf(buf + pos, "retry: %d\n", RETRY_MS);
@@ -87,7 +88,7 @@ void ph__sse_event(ph__http_response_t *res, const char *id, const char *data,
       continue;
     if (pos + (i - start) + 8 > cap) {
       cap = 2 * cap + (i - start) + 8;
-      grown = realloc(buf, cap);
+      grown = ph__xrealloc(buf, cap);
       buf = grown;
     }
     memcpy(buf + pos, "data: ", 6);
@@ -235,7 +236,7 @@ static void replay_add(ph__http_session *ms, unsigned stream_id, unsigned seq,
   event *e;
 
   if (ms->events == NULL)
-    ms->events = calloc(REPLAY_MAX_EVENTS, sizeof(event));
+    ms->events = ph__xcalloc(REPLAY_MAX_EVENTS, sizeof(event));
   while (ms->nevents > 0 && (ms->nevents == REPLAY_MAX_EVENTS ||
                              ms->event_bytes + len > REPLAY_MAX_BYTES)) {
     e = &ms->events[ms->first];
@@ -247,7 +248,7 @@ static void replay_add(ph__http_session *ms, unsigned stream_id, unsigned seq,
   e = &ms->events[(ms->first + ms->nevents) % REPLAY_MAX_EVENTS];
   e->stream = stream_id;
   e->seq = seq;
-  e->data = malloc(len + 1);
+  e->data = ph__xmalloc(len + 1);
   memcpy(e->data, data, len);
   e->data[len] = '\0';
   e->len = len;
@@ -334,7 +335,7 @@ ph__http_session *ph__http_session_new(const char *department, ph__client *c) {
 
   if (RAND_bytes(raw, sizeof(raw)) != 1)
     return NULL;
-  ms = calloc(1, sizeof(*ms));
+  ms = ph__xcalloc(1, sizeof(*ms));
   for (i = 0; i < SESSION_ID_BYTES; i++)
     sprintf(ms->id + 2 * i, "%02x", raw[i]);
   ms->refs = 1;
@@ -366,7 +367,7 @@ static void stream_gone(ph__http_response_t *res) {
 }
 
 static ph__sse_stream *stream_new(ph__http_session *ms, unsigned id) {
-  ph__sse_stream *st = calloc(1, sizeof(*st));
+  ph__sse_stream *st = ph__xcalloc(1, sizeof(*st));
 
   st->ms = ms;
   st->id = id;

@@ -77,7 +77,7 @@ int ph__protocol_version_supported(const char *version) {
 /* ---- Output helpers ---- */
 
 static char *server_info_json(void) {
-  return strdup("{\"name\":\"plughost\",\"title\":\"plughost MCP server "
+  return ph__xstrdup("{\"name\":\"plughost\",\"title\":\"plughost MCP server "
                 "host\",\"version\":\"" PH_VERSION "\"}");
 }
 
@@ -85,7 +85,7 @@ static char *server_info_json(void) {
 static void send_result(ph__outlet *o, const char *id_json,
                         const char *result) {
   size_t n = strlen(id_json) + strlen(result) + 40;
-  char *msg = malloc(n);
+  char *msg = ph__xmalloc(n);
   int len;
 
   len = snprintf(msg, n, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":%s}",
@@ -256,7 +256,7 @@ static int output_matches(const ph__tool_def *t, const cJSON *result,
     return 1;
   sc = cJSON_GetObjectItemCaseSensitive(result, "structuredContent");
   if (sc == NULL) {
-    *why = strdup("declares an outputSchema but returned no "
+    *why = ph__xstrdup("declares an outputSchema but returned no "
                   "structuredContent");
     return 0;
   }
@@ -304,14 +304,14 @@ static char *shape_result(ph_call *call, const char *text, int *code,
             NULL)) &&
       len >= 2 && text[0] == '{' && text[len - 1] == '}' &&
       ph__json_precheck(text, len, 1000) == NULL)
-    return strdup(text);
+    return ph__xstrdup(text);
   result = cJSON_ParseWithLength(text, len);
   if (!cJSON_IsObject(result)) {
     cJSON_Delete(result);
     ph__error("%s on %s: reply is not a JSON object; answered as an error",
               ph__call_name(call), ph__call_instance(call)->label);
     *code = PH__RPC_INTERNAL_ERROR;
-    *message = strdup("plugin returned malformed JSON");
+    *message = ph__xstrdup("plugin returned malformed JSON");
     return NULL;
   }
   if (kind == PH__CALL_TOOL) {
@@ -345,7 +345,7 @@ static char *shape_result(ph_call *call, const char *text, int *code,
     if (!cJSON_IsArray(contents) || cJSON_GetArraySize(contents) == 0) {
       cJSON_Delete(result);
       *code = PH__RPC_INTERNAL_ERROR;
-      *message = strdup("resource handler returned no contents");
+      *message = ph__xstrdup("resource handler returned no contents");
       return NULL;
     }
   }
@@ -353,7 +353,7 @@ static char *shape_result(ph_call *call, const char *text, int *code,
     return decorate_modern(result, kind == PH__CALL_READ);
   if (!changed) {
     cJSON_Delete(result);
-    return strdup(text);
+    return ph__xstrdup(text);
   }
   {
     char *out = cJSON_PrintUnformatted(result);
@@ -635,7 +635,7 @@ static void run_task_round(ph__task *t) {
   r.s = ph__task_session(t);
   r.o = ph__task_outlet(t);
   r.method = "tools/call";
-  r.id_json = strdup(id_json);
+  r.id_json = ph__xstrdup(id_json);
   r.params = params;
   r.modern = 1;
   r.log_level = -1;
@@ -810,7 +810,7 @@ static void list(request *r, int kind) {
     return;
   }
   n = strlen(page) + 64 + (next ? strlen(next) : 0);
-  text = malloc(n);
+  text = ph__xmalloc(n);
   if (next != NULL)
     snprintf(text, n, "{\"%s\":%s,\"nextCursor\":\"%s\"}", list_keys[kind],
              page, next);
@@ -1106,8 +1106,8 @@ static void m_subscribe(request *r) {
       break;
   if (i == s->nsubscriptions && s->nsubscriptions < 1024) {
     s->subscriptions =
-        realloc(s->subscriptions, (s->nsubscriptions + 1) * sizeof(char *));
-    s->subscriptions[s->nsubscriptions++] = strdup(uri->valuestring);
+        ph__xrealloc(s->subscriptions, (s->nsubscriptions + 1) * sizeof(char *));
+    s->subscriptions[s->nsubscriptions++] = ph__xstrdup(uri->valuestring);
   }
   answer_text(r, "{}", 0);
 }
@@ -1186,11 +1186,11 @@ static void m_listen(request *r) {
       list = cJSON_AddArrayToObject(got, "resourceSubscriptions");
     cJSON_AddItemToArray(list, cJSON_CreateString(u->valuestring));
     s->subscriptions =
-        realloc(s->subscriptions, (s->nsubscriptions + 1) * sizeof(char *));
-    s->subscriptions[s->nsubscriptions++] = strdup(u->valuestring);
+        ph__xrealloc(s->subscriptions, (s->nsubscriptions + 1) * sizeof(char *));
+    s->subscriptions[s->nsubscriptions++] = ph__xstrdup(u->valuestring);
   }
   s->listen_outlet = r->o;
-  s->listen_id = strdup(r->id_json);
+  s->listen_id = ph__xstrdup(r->id_json);
   text = cJSON_PrintUnformatted(ack);
   cJSON_Delete(ack);
   ph__outlet_send(r->o, text, strlen(text));

@@ -1,6 +1,7 @@
 /* protocol_http.c: see protocol_http.h. */
 #include "protocol_http.h"
 
+#include "alloc.h"
 #include "loader.h"
 #include "protocol.h"
 #include "registry.h"
@@ -20,7 +21,7 @@ static char *header_decode(const char *value) {
 
   if (n < 11 || strncmp(value, "=?base64?", 9) != 0 ||
       strcmp(value + n - 2, "?=") != 0)
-    return strdup(value);
+    return ph__xstrdup(value);
   value += 9;
   len = n - 11;
   if (len % 4 != 0)
@@ -36,7 +37,7 @@ static char *header_decode(const char *value) {
       return NULL;
     }
   }
-  out = malloc(len / 4 * 3 + 1);
+  out = ph__xmalloc(len / 4 * 3 + 1);
   if (EVP_DecodeBlock(out, (const unsigned char *)value, (int)len) < 0 ||
       memchr(out, '\0', len / 4 * 3 - pad) != NULL) {
     free(out);

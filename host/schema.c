@@ -13,6 +13,8 @@
  */
 #include "schema.h"
 
+#include "alloc.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <regex.h>
@@ -151,7 +153,7 @@ static int buf_add(struct buf *b, const char *s, size_t n) {
     char *p;
     while (cap < b->len + n + 1)
       cap *= 2;
-    p = realloc(b->data, cap);
+    p = ph__xrealloc(b->data, cap);
     if (!p)
       return -1;
     b->data = p;
@@ -201,7 +203,7 @@ static char *vformat(const char *fmt, va_list ap) {
   va_end(copy);
   if (n < 0)
     return NULL;
-  out = malloc((size_t)n + 1);
+  out = ph__xmalloc((size_t)n + 1);
   if (out)
     vsnprintf(out, (size_t)n + 1, fmt, ap);
   return out;
@@ -220,7 +222,7 @@ static char *format(const char *fmt, ...) {
 
 static char *copy_string(const char *s) {
   size_t n = strlen(s) + 1;
-  char *out = malloc(n);
+  char *out = ph__xmalloc(n);
   if (out)
     memcpy(out, s, n);
   return out;
@@ -236,7 +238,7 @@ static void *grow(void *array, size_t *cap, size_t need, size_t elem) {
     return array;
   while (n < need)
     n *= 2;
-  bigger = realloc(array, n * elem);
+  bigger = ph__xrealloc(array, n * elem);
   if (bigger)
     *cap = n;
   return bigger;
@@ -1016,7 +1018,7 @@ static int memo_put(compiler *c, const cJSON *json, node *n) {
     struct memo_slot *old = c->memo;
     size_t old_cap = c->memo_cap, i;
     c->memo_cap = old_cap ? old_cap * 2 : 64;
-    c->memo = calloc(c->memo_cap, sizeof *c->memo);
+    c->memo = ph__xcalloc(c->memo_cap, sizeof *c->memo);
     if (!c->memo) {
       c->memo = old;
       c->memo_cap = old_cap;
@@ -1074,7 +1076,7 @@ static int compile_list(compiler *c, const cJSON *obj, const char *keyword,
     return may_be_empty
                ? 0
                : keyword_fail(c, keyword, "expected a non-empty array");
-  *out = calloc(*count, sizeof **out);
+  *out = ph__xcalloc(*count, sizeof **out);
   if (!*out)
     return compile_fail(c, "out of memory");
   for (x = kw->child; x; x = x->next, n++) {
@@ -1102,7 +1104,7 @@ static int compile_map(compiler *c, const cJSON *kw, const char *keyword,
   *count = (size_t)cJSON_GetArraySize(kw);
   if (*count == 0)
     return 0;
-  *out = calloc(*count, sizeof **out);
+  *out = ph__xcalloc(*count, sizeof **out);
   if (!*out)
     return compile_fail(c, "out of memory");
   for (x = kw->child; x; x = x->next, n++) {
@@ -1193,7 +1195,7 @@ static int compile_pattern_props(compiler *c, node *n, const cJSON *kw) {
   if (!cJSON_IsObject(kw))
     return keyword_fail(c, "patternProperties", "expected an object");
   n->pattern_props =
-      calloc((size_t)cJSON_GetArraySize(kw) + 1, sizeof *n->pattern_props);
+      ph__xcalloc((size_t)cJSON_GetArraySize(kw) + 1, sizeof *n->pattern_props);
   if (!n->pattern_props)
     return compile_fail(c, "out of memory");
   for (x = kw->child; x; x = x->next) {
@@ -1233,8 +1235,8 @@ static int compile_dependencies(compiler *c, node *n, const cJSON *obj) {
     }
   if (total == 0)
     return 0;
-  n->dep_required = calloc(total, sizeof *n->dep_required);
-  n->dep_schemas = calloc(total, sizeof *n->dep_schemas);
+  n->dep_required = ph__xcalloc(total, sizeof *n->dep_required);
+  n->dep_schemas = ph__xcalloc(total, sizeof *n->dep_schemas);
   if (!n->dep_required || !n->dep_schemas)
     return compile_fail(c, "out of memory");
   for (k = 0; k < 3; k++) {
@@ -1320,7 +1322,7 @@ static int compile_string_keywords(compiler *c, node *n, const cJSON *obj) {
     return 0;
   if (!cJSON_IsString(kw))
     return keyword_fail(c, "pattern", "expected a string");
-  n->pattern = malloc(sizeof *n->pattern);
+  n->pattern = ph__xmalloc(sizeof *n->pattern);
   if (!n->pattern)
     return compile_fail(c, "out of memory");
   if (compile_regex(c, n->pattern, kw->valuestring, "pattern", NULL)) {
@@ -1430,7 +1432,7 @@ static node *compile_node(compiler *c, const cJSON *json) {
     compile_fail(c, "schema too deep");
     return NULL;
   }
-  n = calloc(1, sizeof *n);
+  n = ph__xcalloc(1, sizeof *n);
   nodes = grow(s->nodes, &s->cap_nodes, s->nnodes + 1, sizeof *nodes);
   if (nodes)
     s->nodes = nodes;
@@ -1457,7 +1459,7 @@ static node *compile_node(compiler *c, const cJSON *json) {
 /* Follows a local "$ref" ("#" plus a percent-encoded JSON pointer). */
 static const cJSON *resolve_pointer(compiler *c, const char *ref) {
   const cJSON *cur = c->s->doc;
-  char *ptr = malloc(strlen(ref) + 1), *p, *out;
+  char *ptr = ph__xmalloc(strlen(ref) + 1), *p, *out;
   const char *why = NULL;
   unsigned byte;
 
@@ -1598,7 +1600,7 @@ ph__schema *ph__schema_compile(const cJSON *schema, char **err) {
     compile_fail(&c, "no schema");
     goto done;
   }
-  s = calloc(1, sizeof *s);
+  s = ph__xcalloc(1, sizeof *s);
   if (!s || !(s->doc = cJSON_Duplicate(schema, 1))) {
     compile_fail(&c, "out of memory");
     goto done;
@@ -1821,7 +1823,7 @@ static int eval_unique(validator *v, const cJSON *arr, size_t count) {
 
   if (count < 2)
     return 0;
-  items = malloc(count * sizeof *items);
+  items = ph__xmalloc(count * sizeof *items);
   if (!items)
     return stop(v, "out of memory");
   for (i = 0, x = arr->child; x; x = x->next, i++)

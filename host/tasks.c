@@ -1,6 +1,7 @@
 /* tasks.c: see tasks.h. */
 #include "tasks.h"
 
+#include "alloc.h"
 #include "call.h"
 #include "log.h"
 
@@ -195,7 +196,7 @@ static void settle(ph__task *t, const char *json, size_t len) {
     state = cJSON_GetObjectItemCaseSensitive(result, "requestState");
     free(t->request_state);
     t->request_state =
-        cJSON_IsString(state) ? strdup(state->valuestring) : NULL;
+        cJSON_IsString(state) ? ph__xstrdup(state->valuestring) : NULL;
   } else if (cJSON_IsObject(result)) {
     t->status = PH__TASK_COMPLETED;
     /* The tasks/get response carries serverInfo; the result need not. */
@@ -283,14 +284,14 @@ ph__task *ph__task_new(const char *department, const char *principal,
     uv_unref((uv_handle_t *)&T.timer);
     T.timer_ready = 1;
   }
-  t = calloc(1, sizeof(*t));
+  t = ph__xcalloc(1, sizeof(*t));
   t->refs = 2;
   for (i = 0; i < TASK_ID_BYTES; i++)
     sprintf(t->id + 2 * i, "%02x", raw[i]);
-  t->department = strdup(department);
-  t->principal = principal ? strdup(principal) : NULL;
-  t->tool = strdup(tool);
-  t->args_json = strdup(args_json);
+  t->department = ph__xstrdup(department);
+  t->principal = principal ? ph__xstrdup(principal) : NULL;
+  t->tool = ph__xstrdup(tool);
+  t->args_json = ph__xstrdup(args_json);
   t->caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
   t->status = PH__TASK_WORKING;
   t->created_at = uv_now(ph__calls_loop());
@@ -300,11 +301,11 @@ ph__task *ph__task_new(const char *department, const char *principal,
   t->s = ph__session_new(department);
   t->s->modern = 1;
   snprintf(t->s->version, sizeof(t->s->version), "%s", "2026-07-28");
-  t->s->principal = principal ? strdup(principal) : NULL;
+  t->s->principal = principal ? ph__xstrdup(principal) : NULL;
   t->out.send = out_send;
   t->out.finish = out_finish;
   t->origin = origin;
-  t->origin_id = strdup(id_json);
+  t->origin_id = ph__xstrdup(id_json);
   t->prev = T.tail;
   if (T.tail != NULL)
     T.tail->next = t;

@@ -292,7 +292,7 @@ static void on_gone(ph__http_response_t *res);
 
 static exchange *exchange_new(ph__http_response_t *res, ph__session *s,
                               ph__http_session *ms, const char *cors) {
-  exchange *ex = calloc(1, sizeof(*ex));
+  exchange *ex = ph__xcalloc(1, sizeof(*ex));
 
   ex->base.send = ex_send;
   ex->base.finish = ex_finish;
@@ -304,7 +304,7 @@ static exchange *exchange_new(ph__http_response_t *res, ph__session *s,
     ex->ms = ms;
     ph__http_session_hold(ms);
   }
-  ex->cors = cors ? strdup(cors) : NULL;
+  ex->cors = cors ? ph__xstrdup(cors) : NULL;
   ex->next = H.exchanges;
   if (H.exchanges != NULL)
     H.exchanges->prev = ex;
@@ -1015,11 +1015,11 @@ static char *path_department(const char *path) {
   char *name;
 
   if (strcmp(path, "/mcp") == 0 || strcmp(path, "/mcp/") == 0)
-    return strdup("default");
+    return ph__xstrdup("default");
   if (strncmp(path, "/mcp/", 5) != 0 || strchr(path + 5, '/') != NULL)
     return NULL;
   gen = ph__registry_acquire();
-  name = gen && ph__generation_dept(gen, path + 5) ? strdup(path + 5) : NULL;
+  name = gen && ph__generation_dept(gen, path + 5) ? ph__xstrdup(path + 5) : NULL;
   ph__generation_unref(gen);
   return name;
 }

@@ -1,6 +1,7 @@
 /* transport_stdio.c: see transport_stdio.h. */
 #include "transport_stdio.h"
 
+#include "alloc.h"
 #include "log.h"
 #include "protocol.h"
 #include "session.h"
@@ -78,7 +79,7 @@ static void flush_now(void) {
   uv_prepare_stop(&S.flush_early);
   if (S.outlen == 0 || !S.out_open)
     return;
-  w = malloc(sizeof(*w));
+  w = ph__xmalloc(sizeof(*w));
   w->data = S.out_buf;
   b = uv_buf_init(w->data, (unsigned)S.outlen);
   S.out_buf = NULL;
@@ -128,7 +129,7 @@ static void write_line(const char *json, size_t len) {
     size_t cap = S.outcap ? S.outcap : 65536;
     while (cap < S.outlen + len + 1)
       cap *= 2;
-    S.out_buf = realloc(S.out_buf, cap);
+    S.out_buf = ph__xrealloc(S.out_buf, cap);
     S.outcap = cap;
   }
   memcpy(S.out_buf + S.outlen, json, len);
@@ -161,7 +162,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   if (S.cap - S.len < 65536) {
     S.cap = S.cap ? S.cap * 2 : 131072;
-    S.buf = realloc(S.buf, S.cap);
+    S.buf = ph__xrealloc(S.buf, S.cap);
   }
   *buf = uv_buf_init(S.buf + S.len, (unsigned)(S.cap - S.len));
 }
