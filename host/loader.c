@@ -192,8 +192,7 @@ static int copy_tool(ph__tool_def *d, const ph_tool *t, char **err) {
   return rc;
 }
 
-/* RFC 6570 level 1 only: literal text and {name} expressions. */
-static int valid_template(const char *t) {
+int ph__uri_template_valid(const char *t) {
   const char *p;
   int in_var = 0, var_len = 0, vars = 0;
 
@@ -356,7 +355,7 @@ static int copy_templates(ph__plugin *p, const ph_plugin_desc *d, char **err) {
                        sizeof(ph_resource_template), i, &scratch);
     ph__template_def *td = &p->templates[i];
 
-    if (!valid_template(rt->uri_template) || rt->handler == NULL ||
+    if (!ph__uri_template_valid(rt->uri_template) || rt->handler == NULL ||
         rt->name == NULL)
       return ph__fail(err,
                       "resource template \"%s\" must be an absolute RFC 6570 "

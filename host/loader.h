@@ -108,6 +108,11 @@ void ph__plugin_unref(ph__plugin *p);
 /* Whether the plugin provides `service`. */
 int ph__plugin_provides(const ph__plugin *p, const char *service);
 
+/* Whether t is a resource template the host serves: an absolute RFC 6570
+ * level 1 template (literal text and {name} expressions, at least one),
+ * which is what ph__dept_match_template() expects. */
+int ph__uri_template_valid(const char *t);
+
 /* Reads the idx-th item of a plugin table whose items are `size` bytes
  * (the size the plugin's minor published) as an item of this host's `host`
  * bytes: the item itself when the sizes agree, else a copy in scratch
