@@ -699,6 +699,11 @@ static long bracket_atom(struct regex_reader *r, unsigned char *set) {
     return -1;
   }
   ch = (unsigned char)*r->p++;
+  if (ch >= 0x80) {
+    /* Escaped or not, it would index past the ASCII set. */
+    r->why = "non-ASCII character in a character class";
+    return -1;
+  }
   if (ch == 'd' || ch == 'w' || ch == 's') {
     set_class(set, (char)ch);
     return -2;
