@@ -17,11 +17,7 @@
 #include <time.h>
 
 #define SAMPLE_ROWS 10
-
-/* Non-zero when the host's table has `field`: the table is append-only, so
- * a host built for an older minor ends it before the newer functions. */
-#define HOST_HAS(api, field)                                                   \
-  ((api)->size >= offsetof(ph_host_api, field) + sizeof((api)->field))
+#define QUOTE_PIECE 4096 /* Bytes reply_json quotes at a time. */
 
 /* ---- shared helpers (db.h) ---- */
 
@@ -33,8 +29,8 @@ long long db_now_ms(void) {
 }
 
 void db_set_ready(db *d, int ready, const char *why) {
-  if (HOST_HAS(d->api, set_ready))
-    d->api->set_ready(d->self, ready, why);
+  if (PH_API_HAS(db_api(d), set_ready))
+    db_api(d)->set_ready(d->self, ready, why);
 }
 
 void db_errorf(char **err, const char *fmt, ...) {
@@ -60,7 +56,7 @@ static int describe_tool(db *d, const char *tool, char *text) {
   if (text != NULL && o != NULL &&
       cJSON_AddStringToObject(o, "description", text) != NULL &&
       (json = cJSON_PrintUnformatted(o)) != NULL)
-    rc = d->api->configure_tool(d->self, tool, json);
+    rc = db_api(d)->configure_tool(d->self, tool, json);
   cJSON_free(json);
   cJSON_Delete(o);
   free(text);
@@ -78,7 +74,7 @@ static int configure_tools(db *d) {
   char *text;
   int rc;
 
-  if (!HOST_HAS(d->api, configure_tool))
+  if (!PH_API_HAS(db_api(d), configure_tool))
     return PH_OK;
   if (asprintf(&text,
                "Runs one read-only SQL statement (SELECT, WITH, VALUES) on "
@@ -109,7 +105,7 @@ static int configure_tools(db *d) {
   if (rc != PH_OK)
     return rc;
   if (!d->allow_writes)
-    return d->api->configure_tool(d->self, "execute", "{\"enabled\":false}");
+    return db_api(d)->configure_tool(d->self, "execute", "{\"enabled\":false}");
   if (asprintf(&text,
                "Runs one INSERT, UPDATE or DELETE (UPDATE and DELETE need a "
                "WHERE clause) on this %s database in its own transaction "
@@ -130,7 +126,6 @@ static int database_init(ph_instance *self, const ph_host_api *api,
   if (d == NULL)
     return -1;
   d->self = self;
-  d->api = api;
   if (db_parse_config(d, config_json, &err) != 0 ||
       d->engine->open(d, &err) != DB_OK) {
     api->log(self, PH_LOG_ERROR, "database: %s",
@@ -176,7 +171,6 @@ static int request_from_args(db *d, ph_call *call, const cJSON *args,
 
   memset(rq, 0, sizeof(*rq));
   rq->call = call;
-  rq->api = d->api;
   if (!cJSON_IsString(sql)) {
     db_errorf(err, "sql: a string with one SQL statement is required");
     return DB_EINVALID;
@@ -365,7 +359,6 @@ static int run_query(db *d, ph_call *call, const cJSON *args, cJSON **result,
 static void catalog_request(db *d, ph_call *call, db_request *rq) {
   memset(rq, 0, sizeof(*rq));
   rq->call = call;
-  rq->api = d->api;
   rq->introspect = 1;
   rq->timeout_ms = d->max_timeout;
   rq->deadline = db_now_ms() + rq->timeout_ms;
@@ -464,18 +457,34 @@ cleanup:
 
 /* ---- tool replies ---- */
 
-/* Bytes of s as the body of a JSON string (without the quotes). */
+/* Writes the len bytes of s escaped as the body of a JSON string at o, a
+ * piece at a time, and returns the end, or NULL when a piece might not fit
+ * before limit (ph_json_escape needs six bytes a byte at worst). */
+static char *quote_into(char *o, const char *limit, const char *s, size_t len) {
+  size_t n;
+
+  while (len > 0) {
+    n = len < QUOTE_PIECE ? len : QUOTE_PIECE;
+    if ((size_t)(limit - o) < 6 * n)
+      return NULL;
+    o = ph_json_escape(o, s, n);
+    s += n;
+    len -= n;
+  }
+  return o;
+}
+
 /* Replies the JSON text of a result as structuredContent and, quoted, as a
  * text block (what ph_reply_structured does), but in one buffer: a page
  * of rows is tens of kilobytes, and appending it a byte at a time to a
  * doubling buffer was a large share of the plugin's CPU per request. JSON
- * text holds no control characters, so quoting it at most doubles it; the
- * exact worst case is only needed if it somehow does. */
+ * text holds no control characters, so quoting it at most doubles it:
+ * twice its length and one piece's worst case always hold it, and the
+ * exact worst case is only needed if it somehow does not. */
 static void reply_json(db *d, ph_call *call, const char *text) {
   static const char head[] = "{\"content\":[{\"type\":\"text\",\"text\":\"";
   static const char middle[] = "\"}],\"structuredContent\":";
-  const unsigned char *p = (const unsigned char *)text;
-  size_t len = strlen(text), quoted = len * 2, size;
+  size_t len = strlen(text), quoted = len * 2 + 6 * QUOTE_PIECE, size;
   char *json, *o = NULL;
   int attempt;
 
@@ -483,16 +492,16 @@ static void reply_json(db *d, ph_call *call, const char *text) {
     if (attempt == 1)
       quoted = len * 6;
     size = sizeof(head) - 1 + quoted + sizeof(middle) - 1 + len + 2;
-    json = d->api->alloc(size);
+    json = db_api(d)->alloc(size);
     if (json == NULL) {
-      ph_reply_text(d->api, call, "out of memory", 1);
+      ph_reply_text(db_api(d), call, "out of memory", 1);
       return;
     }
     memcpy(json, head, sizeof(head) - 1);
-    o = db_json_escape_into(json + sizeof(head) - 1,
-                            json + sizeof(head) - 1 + quoted, p, p + len);
+    o = quote_into(json + sizeof(head) - 1, json + sizeof(head) - 1 + quoted,
+                   text, len);
     if (o == NULL)
-      d->api->free(json);
+      db_api(d)->free(json);
   }
   memcpy(o, middle, sizeof(middle) - 1);
   o += sizeof(middle) - 1;
@@ -500,8 +509,8 @@ static void reply_json(db *d, ph_call *call, const char *text) {
   o += len;
   *o++ = '}';
   *o = '\0';
-  d->api->reply(call, json);
-  d->api->free(json);
+  db_api(d)->reply(call, json);
+  db_api(d)->free(json);
 }
 
 /* reply_json of a result built as a cJSON tree. */
@@ -509,7 +518,7 @@ static void reply_structured(db *d, ph_call *call, cJSON *result) {
   char *text = cJSON_PrintUnformatted(result);
 
   if (text == NULL) {
-    ph_reply_text(d->api, call, "out of memory", 1);
+    ph_reply_text(db_api(d), call, "out of memory", 1);
     return;
   }
   reply_json(d, call, text);
@@ -518,7 +527,7 @@ static void reply_structured(db *d, ph_call *call, cJSON *result) {
 
 static void reply_failure(db *d, ph_call *call, int rc, const char *err) {
   (void)rc;
-  ph_reply_text(d->api, call, err != NULL ? err : "database error", 1);
+  ph_reply_text(db_api(d), call, err != NULL ? err : "database error", 1);
 }
 
 static cJSON *parse_args(db *d, ph_call *call, const char *args_json) {
@@ -526,7 +535,7 @@ static cJSON *parse_args(db *d, ph_call *call, const char *args_json) {
 
   if (!cJSON_IsObject(args)) {
     cJSON_Delete(args);
-    ph_reply_text(d->api, call, "arguments must be a JSON object", 1);
+    ph_reply_text(db_api(d), call, "arguments must be a JSON object", 1);
     return NULL;
   }
   return args;
@@ -568,7 +577,7 @@ static void query_in_pool(ph_call *call, void *arg) {
   int rc;
 
   (void)call;
-  if (job->d->api->cancelled(job->call)) {
+  if (ph_call_api(job->call)->cancelled(job->call)) {
     job_reply(job, DB_ECANCELED, strdup("Query cancelled by the client"));
     return;
   }
@@ -577,7 +586,7 @@ static void query_in_pool(ph_call *call, void *arg) {
 }
 
 static void to_pool(query_job *job) {
-  if (job->d->api->run_in_pool(job->call, query_in_pool, job) != PH_OK)
+  if (ph_call_api(job->call)->run_in_pool(job->call, query_in_pool, job) != PH_OK)
     job_reply(job, DB_EINTERNAL,
               strdup("The database is busy: too many queries queued; "
                      "try again"));
@@ -616,7 +625,7 @@ static void tool_query(ph_call *call, const char *args_json, void *state) {
 
   job = calloc(1, sizeof(*job));
   if (job == NULL) {
-    ph_reply_text(d->api, call, "out of memory", 1);
+    ph_reply_text(db_api(d), call, "out of memory", 1);
     return;
   }
   job->d = d;
@@ -678,7 +687,7 @@ static void tool_execute(ph_call *call, const char *args_json, void *state) {
   int rc;
 
   if (!d->allow_writes) {
-    ph_reply_text(d->api, call,
+    ph_reply_text(db_api(d), call,
                   "Writes are disabled for this database: the operator has "
                   "not set \"allow_writes\": true in its config",
                   1);
@@ -739,7 +748,7 @@ static void tool_describe_table(ph_call *call, const char *args_json,
     return;
   table = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "table"));
   if (table == NULL || *table == '\0') {
-    ph_reply_text(d->api, call, "table: the name of a table is required", 1);
+    ph_reply_text(db_api(d), call, "table: the name of a table is required", 1);
     goto cleanup;
   }
   catalog_request(d, call, &rq);
@@ -747,7 +756,7 @@ static void tool_describe_table(ph_call *call, const char *args_json,
   if (rc == DB_OK)
     reply_structured(d, call, desc);
   else if (rc == DB_ENOTFOUND)
-    ph_reply_textf(d->api, call, 1, "Table '%s' does not exist", table);
+    ph_reply_textf(db_api(d), call, 1, "Table '%s' does not exist", table);
   else
     reply_failure(d, call, rc, err);
 
@@ -804,10 +813,10 @@ static void reply_json_resource(db *d, ph_call *call, const char *uri,
   char *text = cJSON_PrintUnformatted(value);
 
   if (text == NULL) {
-    d->api->reply_error(call, PH_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    db_api(d)->reply_error(call, PH_RPC_INTERNAL_ERROR, "out of memory", NULL);
     return;
   }
-  ph_reply_resource_text(d->api, call, uri, "application/json", text);
+  ph_reply_resource_text(db_api(d), call, uri, "application/json", text);
   cJSON_free(text);
 }
 
@@ -821,8 +830,8 @@ static void read_schema(ph_call *call, const char *uri, const char *vars_json,
   if (whole_schema(d, call, &schema, &err) == DB_OK)
     reply_json_resource(d, call, uri, schema);
   else
-    d->api->reply_error(call, PH_RPC_INTERNAL_ERROR,
-                        err != NULL ? err : "database error", NULL);
+    db_api(d)->reply_error(call, PH_RPC_INTERNAL_ERROR,
+                           err != NULL ? err : "database error", NULL);
   cJSON_Delete(schema);
   free(err);
 }
@@ -838,8 +847,8 @@ static void read_table(ph_call *call, const char *uri, const char *vars_json,
 
   table = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(vars, "table"));
   if (table == NULL || *table == '\0') {
-    d->api->reply_error(call, PH_RPC_INVALID_PARAMS, "no table in the URI",
-                        NULL);
+    db_api(d)->reply_error(call, PH_RPC_INVALID_PARAMS, "no table in the URI",
+                           NULL);
     goto cleanup;
   }
   catalog_request(d, call, &rq);
@@ -854,11 +863,11 @@ static void read_table(ph_call *call, const char *uri, const char *vars_json,
   } else if (rc == DB_ENOTFOUND) {
     if (asprintf(&msg, "Table '%s' does not exist", table) < 0)
       msg = NULL;
-    d->api->reply_error(call, PH_RPC_RESOURCE_NOT_FOUND,
-                        msg != NULL ? msg : "no such table", NULL);
+    db_api(d)->reply_error(call, PH_RPC_RESOURCE_NOT_FOUND,
+                           msg != NULL ? msg : "no such table", NULL);
   } else {
-    d->api->reply_error(call, PH_RPC_INTERNAL_ERROR,
-                        err != NULL ? err : "database error", NULL);
+    db_api(d)->reply_error(call, PH_RPC_INTERNAL_ERROR,
+                           err != NULL ? err : "database error", NULL);
   }
 
 cleanup:
@@ -898,9 +907,9 @@ static void complete_table(ph_call *call, const char *arg, const char *value,
   cJSON_AddBoolToObject(result, "hasMore", total > 100);
   text = cJSON_PrintUnformatted(result);
   if (text != NULL)
-    d->api->reply(call, text);
+    db_api(d)->reply(call, text);
   else
-    d->api->reply_error(call, PH_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    db_api(d)->reply_error(call, PH_RPC_INTERNAL_ERROR, "out of memory", NULL);
   cJSON_free(text);
   cJSON_Delete(result);
   cJSON_Delete(tables);
@@ -986,16 +995,16 @@ static void serve_sql(ph_call *call, const char *service,
 done:
   if (rc == DB_OK && result != NULL &&
       (text = cJSON_PrintUnformatted(result)) != NULL) {
-    d->api->reply(call, text);
+    db_api(d)->reply(call, text);
     cJSON_free(text);
   } else {
     snprintf(data, sizeof(data), "{\"reason\":\"%s\"}", failure_reason(rc));
-    d->api->reply_error(call,
-                        rc == DB_EREFUSED || rc == DB_EINVALID ||
-                                rc == DB_ENOTFOUND
-                            ? PH_RPC_INVALID_PARAMS
-                            : PH_RPC_INTERNAL_ERROR,
-                        err != NULL ? err : "database error", data);
+    db_api(d)->reply_error(call,
+                           rc == DB_EREFUSED || rc == DB_EINVALID ||
+                                   rc == DB_ENOTFOUND
+                               ? PH_RPC_INVALID_PARAMS
+                               : PH_RPC_INTERNAL_ERROR,
+                           err != NULL ? err : "database error", data);
   }
   cJSON_Delete(value);
   cJSON_Delete(result);

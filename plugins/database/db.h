@@ -31,15 +31,14 @@ typedef struct db db;
 
 /* One unit of work handed to an engine. */
 typedef struct db_request {
-  const char *sql;        /* The statement, as the client sent it. */
-  const cJSON *params;    /* Positional parameters (array) or NULL. */
-  long offset;            /* Rows to skip (from a cursor). */
-  long limit;             /* Rows to return at most (already clamped). */
-  int timeout_ms;         /* Time limit of the statement (clamped). */
-  long long deadline;     /* db_now_ms() + timeout_ms. */
-  ph_call *call;          /* For cancellation; NULL outside calls. */
-  const ph_host_api *api; /* Host table, for cancelled() and base64. */
-  int introspect;         /* Non-zero: the plugin's own catalog query. */
+  const char *sql;     /* The statement, as the client sent it. */
+  const cJSON *params; /* Positional parameters (array) or NULL. */
+  long offset;         /* Rows to skip (from a cursor). */
+  long limit;          /* Rows to return at most (already clamped). */
+  int timeout_ms;      /* Time limit of the statement (clamped). */
+  long long deadline;  /* db_now_ms() + timeout_ms. */
+  ph_call *call;       /* For cancellation; NULL outside calls. */
+  int introspect;      /* Non-zero: the plugin's own catalog query. */
 } db_request;
 
 /* Rows as JSON, filled by an engine, bounded by limit and max bytes. The
@@ -104,8 +103,7 @@ extern const db_engine db_postgres_engine;
 /* The instance. Immutable after init except the engine's own state, which
  * the engine guards itself. */
 struct db {
-  ph_instance *self;
-  const ph_host_api *api;
+  ph_instance *self; /* Also the way to the host's table (db_api). */
   db_kind kind;
   const db_engine *engine;
   char *url;     /* As configured. */
@@ -128,10 +126,16 @@ struct db {
   void *engine_state; /* Owned by the engine. */
 };
 
+/* The host's API table. ABI 1.3 promises every instance begins with a
+ * pointer to it, so the instance need not keep one. */
+static inline const ph_host_api *db_api(const db *d) {
+  return ph_instance_api(d->self);
+}
+
 /* ---- config.c ---- */
 
 /* Fills d's settings from the instance's config (JSON text); 0, or -1 with
- * *err naming the key. d->self and d->api are the caller's. */
+ * *err naming the key. d->self is the caller's. */
 int db_parse_config(db *d, const char *config_json, char **err);
 
 /* Frees d and what db_parse_config allocated (not the engine's state). */
@@ -183,11 +187,6 @@ void db_rows_put_quoted(db_rows *out, const char *s, size_t len);
 /* A JSON value for a 64-bit integer: a number when exact in a double, else
  * a string. */
 cJSON *db_json_int64(long long v);
-
-/* Writes the bytes p..end escaped as the body of a JSON string at o and
- * returns the end, or NULL when that would pass limit. */
-char *db_json_escape_into(char *o, const char *limit, const unsigned char *p,
-                          const unsigned char *end);
 
 /* ---- database.c ---- */
 

@@ -241,7 +241,7 @@ static int authorize(void *arg, int action, const char *a1, const char *a2,
 
 static int progress(void *arg) {
   sq_conn *c = arg;
-  const ph_host_api *api = c->d->api;
+  const ph_host_api *api = db_api(c->d);
 
   if (c->deadline > 0 && db_now_ms() > c->deadline) {
     c->stop = SQ_TIMEOUT;
@@ -275,7 +275,7 @@ static int busy_wait(void *arg, int tries) {
     c->stop = c->deadline > 0 ? SQ_TIMEOUT : SQ_RUNNING;
     return 0;
   }
-  if (c->call != NULL && c->d->api->cancelled(c->call)) {
+  if (c->call != NULL && db_api(c->d)->cancelled(c->call)) {
     c->stop = SQ_CANCELLED;
     return 0;
   }
@@ -396,8 +396,8 @@ static int sq_open(db *d, char **err) {
     rc = create_from_seed(d, err);
     if (rc != DB_OK)
       return rc;
-    d->api->log(d->self, PH_LOG_INFO, "database: created %s from %s", d->path,
-                d->seed);
+    db_api(d)->log(d->self, PH_LOG_INFO, "database: created %s from %s",
+                   d->path, d->seed);
   }
   s = calloc(1, sizeof(*s));
   if (s == NULL)
@@ -518,10 +518,10 @@ static void note_usable(db *d, int usable, const char *why) {
     return;
   if (atomic_exchange(&s->unusable, !usable) == !usable)
     return; /* Another thread reported it first. */
-  d->api->log(d->self, usable ? PH_LOG_INFO : PH_LOG_ERROR,
-              "database: %s %s%s%s", d->path,
-              usable ? "is readable again" : "cannot be read",
-              usable ? "" : ": ", usable ? "" : why);
+  db_api(d)->log(d->self, usable ? PH_LOG_INFO : PH_LOG_ERROR,
+                 "database: %s %s%s%s", d->path,
+                 usable ? "is readable again" : "cannot be read",
+                 usable ? "" : ": ", usable ? "" : why);
   db_set_ready(d, usable, why);
 }
 
@@ -682,11 +682,11 @@ static cJSON *sq_value(sq_conn *c, sqlite3_stmt *stmt, int i,
   case SQLITE_BLOB:
     blob = sqlite3_column_blob(stmt, i);
     len = sqlite3_column_bytes(stmt, i);
-    b64 = ph_base64(c->d->api, blob != NULL ? blob : "", (size_t)len);
+    b64 = ph_base64(db_api(c->d), blob != NULL ? blob : "", (size_t)len);
     if (b64 == NULL)
       return NULL;
     v = cJSON_CreateString(b64);
-    c->d->api->free(b64);
+    db_api(c->d)->free(b64);
     return v;
   default:
     return cJSON_CreateNull();

@@ -105,10 +105,10 @@ void pg_note_state(db *d, int connected, const char *why) {
   pthread_mutex_unlock(&s->lock);
   if (was == connected)
     return;
-  d->api->log(d->self, connected ? PH_LOG_INFO : PH_LOG_WARNING,
-              "database: PostgreSQL %s%s%s",
-              connected ? "connected" : "unavailable", why ? ": " : "",
-              why ? why : "");
+  db_api(d)->log(d->self, connected ? PH_LOG_INFO : PH_LOG_WARNING,
+                 "database: PostgreSQL %s%s%s",
+                 connected ? "connected" : "unavailable", why ? ": " : "",
+                 why ? why : "");
   db_set_ready(d, connected, why != NULL ? why : "PostgreSQL is unavailable");
 }
 
@@ -267,7 +267,7 @@ PGresult *pg_next_result(db *d, pg_conn *c, const db_request *rq,
     if (*cancel_at == 0) {
       /* The server's statement_timeout fires first; this is the backup
        * for a server that does not answer, and the path for cancels. */
-      if (rq->call != NULL && d->api->cancelled(rq->call))
+      if (rq->call != NULL && db_api(d)->cancelled(rq->call))
         *stop = PG_CANCELLED;
       else if (now > rq->deadline + CANCEL_GRACE_MS)
         *stop = PG_TIMEOUT;

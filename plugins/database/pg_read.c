@@ -112,9 +112,9 @@ static int hand_over(db *d, pg_conn *c);
 
 static void async_watch(pg_async *a, int write) {
   a->watch_write = write;
-  a->d->api->watch_fd(a->d->self, a->fd,
-                      PH_WATCH_READ | (write ? PH_WATCH_WRITE : 0), on_pg_io,
-                      a);
+  db_api(a->d)->watch_fd(a->d->self, a->fd,
+                         PH_WATCH_READ | (write ? PH_WATCH_WRITE : 0), on_pg_io,
+                         a);
 }
 
 /* The loop: the connection has something for us (or room for output). */
@@ -206,13 +206,13 @@ static void async_finish(pg_async *a) {
          !a->too_big && c->cancelling == 0 && fd >= 0;
   pthread_mutex_unlock(&s->lock);
   if (!keep && fd >= 0)
-    d->api->watch_fd(d->self, fd, 0, NULL, NULL);
+    db_api(d)->watch_fd(d->self, fd, 0, NULL, NULL);
   if (cancel != NULL)
     pq.PQfreeCancel(cancel);
   rc = pg_pipe_end(c, a->rq, &a->p, &a->err, &fresh);
   if (keep && (c->conn == NULL || pq.PQstatus(c->conn) != CONNECTION_OK ||
                pq.PQtransactionStatus(c->conn) != PQTRANS_IDLE)) {
-    d->api->watch_fd(d->self, fd, 0, NULL, NULL);
+    db_api(d)->watch_fd(d->self, fd, 0, NULL, NULL);
     keep = 0;
   }
   if (!keep) {
@@ -233,7 +233,7 @@ static void async_finish(pg_async *a) {
   free(a);
   s->loop_reads--;
   if (keep && hand_over(d, c) < 0) {
-    d->api->watch_fd(d->self, fd, 0, NULL, NULL);
+    db_api(d)->watch_fd(d->self, fd, 0, NULL, NULL);
     pq.PQsetnonblocking(c->conn, 0);
     pg_checkin(d, c);
   }
@@ -255,7 +255,7 @@ static int launch_on(pg_async *a, pg_conn *c, int watched) {
   if (fd < 0 || pq.PQsetnonblocking(c->conn, 1) != 0 ||
       pg_pipe_send(c, a->rq, a->values, a->nvalues, &a->p) != 0) {
     if (watched)
-      d->api->watch_fd(d->self, fd, 0, NULL, NULL);
+      db_api(d)->watch_fd(d->self, fd, 0, NULL, NULL);
     if (a->cancel != NULL)
       pq.PQfreeCancel(a->cancel);
     a->cancel = NULL;
@@ -325,7 +325,7 @@ static void waiting_push_front(pg_state *s, pg_async *a) {
 /* Answers a waiting read the client cancelled or whose deadline passed
  * (now); returns 0 when it is still wanted. */
 static int give_up_if_late(db *d, pg_async *a, long long now) {
-  if (a->rq->call != NULL && d->api->cancelled(a->rq->call))
+  if (a->rq->call != NULL && db_api(d)->cancelled(a->rq->call))
     async_give_up(a, DB_ECANCELED, "Query cancelled by the client");
   else if (now >= a->rq->deadline)
     async_give_up(a, DB_ETIMEOUT,
@@ -456,7 +456,7 @@ void pg_watch_async(db *d) {
   for (a = s->async; a != NULL; a = a->next) {
     if (a->cancel_at == 0) {
       why = PG_RUNNING;
-      if (a->rq->call != NULL && d->api->cancelled(a->rq->call))
+      if (a->rq->call != NULL && db_api(d)->cancelled(a->rq->call))
         why = PG_CANCELLED;
       else if (now > a->rq->deadline + CANCEL_GRACE_MS)
         why = PG_TIMEOUT;
@@ -480,7 +480,7 @@ void pg_watch_async(db *d) {
   for (pp = &s->waiting, prev = NULL; *pp != NULL;) {
     a = *pp;
     if (now < a->rq->deadline &&
-        (a->rq->call == NULL || !d->api->cancelled(a->rq->call))) {
+        (a->rq->call == NULL || !db_api(d)->cancelled(a->rq->call))) {
       prev = a;
       pp = &a->wnext;
       continue;

@@ -111,12 +111,12 @@ static cJSON *bytea_value(db *d, const char *text, size_t len) {
       break;
     bytes[n++] = (unsigned char)(hi << 4 | lo);
   }
-  b64 = ph_base64(d->api, bytes, n);
+  b64 = ph_base64(db_api(d), bytes, n);
   free(bytes);
   if (b64 == NULL)
     return NULL;
   v = cJSON_CreateString(b64);
-  d->api->free(b64);
+  db_api(d)->free(b64);
   return v;
 }
 

@@ -168,73 +168,16 @@ void db_row_double(db_rows *out, double v) {
   put_number(out, v);
 }
 
-/* Writes len bytes of s as a JSON string, escaped as cJSON escapes. */
-/* Bytes a JSON string cannot hold as they are: control characters, the
- * quote and the backslash. */
-static const unsigned char json_special[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: '"' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: '\\' */
-};
-
-/* Writes the bytes p..end escaped as the body of a JSON string at o (as
- * cJSON escapes: short forms where JSON has them, else \u00XX) and
- * returns the end, or NULL when that would pass limit. One pass, a table
- * lookup a byte: JSON text, the usual input, has a quote every few bytes,
- * so there are no long runs to copy whole. The room is checked only at a
- * six-byte escape: with twice the input's length free at the start, a
- * byte that stays one byte or becomes two never runs out of it. */
-char *db_json_escape_into(char *o, const char *limit, const unsigned char *p,
-                          const unsigned char *end) {
-  static const char hex[] = "0123456789abcdef";
-  static const char short_form[32] = {
-      ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
-  unsigned c;
-
-  if ((size_t)(limit - o) < 2 * (size_t)(end - p)) {
-    /* Not room for the rule above: check every byte. */
-    for (; p < end; p++) {
-      if (limit - o < 6)
-        return NULL;
-      o = db_json_escape_into(o, o + 6, p, p + 1);
-    }
-    return o;
-  }
-  for (; p < end; p++) {
-    c = *p;
-    if (!json_special[c]) {
-      *o++ = (char)c;
-    } else if (c == '"' || c == '\\') {
-      *o++ = '\\';
-      *o++ = (char)c;
-    } else if (short_form[c]) {
-      *o++ = '\\';
-      *o++ = short_form[c];
-    } else {
-      if ((size_t)(limit - o) < 6 + 2 * (size_t)(end - p - 1))
-        return NULL;
-      memcpy(o, "\\u00", 4);
-      o[4] = hex[c >> 4];
-      o[5] = hex[c & 15];
-      o += 6;
-    }
-  }
-  return o;
-}
-
 void db_rows_put_quoted(db_rows *out, const char *s, size_t len) {
-  const unsigned char *p = (const unsigned char *)s;
   char *o;
 
-  /* Every byte escaped as \u00XX at worst, and the quotes. */
+  /* Every byte escaped as \u00XX at worst (the room ph_json_escape needs),
+   * and the quotes. */
   if (rows_reserve(out, len * 6 + 2) != 0)
     return;
   o = out->text + out->len;
   *o++ = '"';
-  o = db_json_escape_into(o, out->text + out->cap, p, p + len);
+  o = ph_json_escape(o, s, len);
   *o++ = '"';
   out->len = (size_t)(o - out->text);
 }
