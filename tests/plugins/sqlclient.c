@@ -7,8 +7,6 @@
 #include <cJSON.h>
 #include <stdlib.h>
 
-static const ph_host_api *host;
-
 /* Copies member `name` of `from` into `to`, if present. */
 static void copy_member(cJSON *to, const cJSON *from, const char *name) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, name);
@@ -20,6 +18,7 @@ static void copy_member(cJSON *to, const cJSON *from, const char *name) {
 /* Builds the request from the tool's own arguments, so the tests see that
  * a plugin passes only what the service documents. */
 static void tool_rows(ph_call *call, const char *args_json, void *state) {
+  const ph_host_api *host = ph_call_api(call);
   cJSON *args = cJSON_Parse(args_json), *request = cJSON_CreateObject();
   char *text = NULL, *response = NULL;
   int err;
@@ -50,15 +49,6 @@ cleanup:
   cJSON_Delete(args);
 }
 
-static int sqlclient_init(ph_instance *self, const ph_host_api *api,
-                          const char *config, void **state) {
-  (void)self;
-  (void)config;
-  host = api;
-  *state = NULL;
-  return 0;
-}
-
 static const ph_tool sqlclient_tools[] = {
     {.name = "rows",
      .description = "Runs a read-only query through the sql service and "
@@ -74,4 +64,4 @@ static const ph_tool sqlclient_tools[] = {
 PH_PLUGIN(.name = "sqlclient", .version = "1.0.0",
           .description = "Fixture: reads through the sql service",
           .requires = (const char *const[]){"sql", NULL},
-          .init = sqlclient_init, .tools = sqlclient_tools)
+          .tools = sqlclient_tools)

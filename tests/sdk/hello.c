@@ -2,22 +2,13 @@
  * prove plughost.h, libplughost_sdk.a and plughost.pc are enough. */
 #include <plughost.h>
 
-static const ph_host_api *host;
-
+/* No init and no saved table: the call leads to the host's (ABI 1.3). */
 static void tool_greet(ph_call *call, const char *args, void *state) {
   (void)args;
   (void)state;
-  ph_reply_textf(host, call, 0, "Hello from outside the tree (ABI %d.%d)",
-                 PH_ABI_MAJOR, PH_ABI_MINOR);
-}
-
-static int hello_init(ph_instance *self, const ph_host_api *api,
-                      const char *config, void **state) {
-  (void)self;
-  (void)config;
-  host = api;
-  *state = NULL;
-  return 0;
+  ph_reply_textf(ph_call_api(call), call, 0,
+                 "Hello from outside the tree (ABI %d.%d)", PH_ABI_MAJOR,
+                 PH_ABI_MINOR);
 }
 
 static const ph_tool hello_tools[] = {
@@ -29,5 +20,4 @@ static const ph_tool hello_tools[] = {
     {0}};
 
 PH_PLUGIN(.name = "hello", .version = "1.0.0",
-          .description = "SDK example built out of tree", .init = hello_init,
-          .tools = hello_tools)
+          .description = "SDK example built out of tree", .tools = hello_tools)
