@@ -881,6 +881,17 @@ static int translate_escape(struct regex_reader *r) {
   return -1;
 }
 
+/* After a quantifier (and its lazy '?'): ECMA has nothing for another one
+ * to repeat ("a++", "a?{2}"), and glibc's regcomp, which takes them,
+ * copies the tree once per quantifier, so a run of them exhausts memory. */
+static int refuse_stacked(struct regex_reader *r) {
+  if (*r->p != '*' && *r->p != '+' && *r->p != '?' &&
+      !(*r->p == '{' && quantifier_length(r->p) > 0))
+    return 0;
+  r->why = "nothing to repeat: a quantifier follows a quantifier";
+  return -1;
+}
+
 /* Translates an ECMA-262 pattern; returns malloc'd ERE text or NULL with
  * *why set. ECMA '.' excludes line terminators, POSIX '.' does not. Lazy
  * quantifiers become greedy: only whether a match exists matters here. */
@@ -917,6 +928,7 @@ static char *translate_regex(const char *src, const char **why) {
       rc = buf_addc(&r.out, ch);
       if (*r.p == '?')
         r.p++;
+      rc = rc || refuse_stacked(&r);
       break;
     case '{':
       n = quantifier_length(r.p - 1);
@@ -928,6 +940,7 @@ static char *translate_regex(const char *src, const char **why) {
       r.p += n - 1;
       if (*r.p == '?')
         r.p++;
+      rc = rc || refuse_stacked(&r);
       break;
     case '}':
       rc = buf_add(&r.out, "\\}", 2);
