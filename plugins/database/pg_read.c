@@ -412,6 +412,7 @@ int pg_query_start(db *d, const db_request *rq, db_rows *out,
   if (a == NULL)
     return DB_EAGAIN;
   if (pg_param_texts(rq->params, &a->values, &a->nvalues, err) != DB_OK) {
+    pg_free_texts(a->values, a->nvalues);
     free(a);
     return DB_EINVALID;
   }
