@@ -99,7 +99,9 @@ static struct {
   uv_loop_t *loop;
   uv_async_t async;
   uv_thread_t loop_thread;
-  int running;
+  /* Set at start and cleared at close on the loop; workers still replying
+   * at shutdown read it through ph__on_loop_thread(). */
+  atomic_int running;
   int closed; /* Guarded by mu: the async handle is closed. */
   uv_mutex_t mu;
   event *head, *tail;
@@ -112,7 +114,8 @@ static struct {
 int ph__on_loop_thread(void) {
   uv_thread_t self = uv_thread_self();
 
-  return D.running && uv_thread_equal(&self, &D.loop_thread);
+  return atomic_load_explicit(&D.running, memory_order_relaxed) &&
+         uv_thread_equal(&self, &D.loop_thread);
 }
 
 uv_loop_t *ph__calls_loop(void) {
@@ -234,7 +237,7 @@ static int finalise_on_loop(ph_instance *inst) {
     return 1;
   /* Joining worker threads from one of them would deadlock, and fini
    * should not race the loop: hand it over when off the loop. */
-  if (!D.running || ph__on_loop_thread())
+  if (!atomic_load(&D.running) || ph__on_loop_thread())
     return 0;
   ev = ph__xcalloc(1, sizeof(*ev));
   ev->kind = EV_FREE;
@@ -253,19 +256,19 @@ int ph__calls_init(uv_loop_t *loop) {
   err = uv_async_init(loop, &D.async, on_async);
   if (err)
     return err;
-  D.running = 1;
+  atomic_store(&D.running, 1);
   return 0;
 }
 
 void ph__calls_close(void) {
-  if (!D.running)
+  if (!atomic_load(&D.running))
     return;
   ph__instances_close_watches();
   on_async(&D.async);
   uv_mutex_lock(&D.mu);
   D.closed = 1;
   uv_mutex_unlock(&D.mu);
-  D.running = 0;
+  atomic_store(&D.running, 0);
   uv_close((uv_handle_t *)&D.async, NULL);
 }
 
@@ -824,7 +827,7 @@ refused:
 int ph__calls_notify(ph_instance *inst, int kind, const char *uri) {
   event *ev;
 
-  if (!D.running)
+  if (!atomic_load(&D.running))
     return PH__ENOTSUP;
   ev = ph__xcalloc(1, sizeof(*ev));
   ev->kind = EV_NOTIFY;
