@@ -164,7 +164,8 @@ static const char *const top_keys[] = {
     "separator",        "log_level",     "page_size",
     "watch_plugin_dir", "hmac_key",      "limits",
     "allowed_origins",  "allowed_hosts", "departments",
-    "stdio_scopes",     "check_results", NULL};
+    "stdio_scopes",     "check_results", "audit_log",
+    NULL};
 static const char *const limit_keys[] = {"max_message_bytes",
                                          "max_json_depth",
                                          "call_timeout_ms",
@@ -185,10 +186,180 @@ static const char *const limit_keys[] = {"max_message_bytes",
                                          "session_rate_per_client",
                                          "session_burst_per_client",
                                          NULL};
-static const char *const dept_keys[] = {"plugins", "allow", "deny", NULL};
+static const char *const dept_keys[] = {"plugins",
+                                        "allow",
+                                        "deny",
+                                        "auth",
+                                        "public_url",
+                                        "authorization_servers",
+                                        "scopes_supported",
+                                        "issuers",
+                                        "tool_scopes",
+                                        "list_unauthorized_tools",
+                                        "audit",
+                                        NULL};
 static const char *const inst_keys[] = {"plugin", "prefix", "config", "workers",
                                         NULL};
 static const char *const allow_all[] = {"*", NULL};
+
+int ph__valid_scope(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+
+  if (*p == '\0')
+    return 0;
+  for (; *p != '\0'; p++)
+    if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\')
+      return 0;
+  return 1;
+}
+
+const char *ph__config_tool_scope(const ph__department_cfg *d,
+                                  const char *tool, const char *declared) {
+  size_t i;
+
+  for (i = 0; d != NULL && i < d->auth.ntool_scopes; i++)
+    if (strcmp(d->auth.tool_scopes[i].tool, tool) == 0)
+      return d->auth.tool_scopes[i].scope;
+  return declared;
+}
+
+/* A resource URL as MCP wants the audience (RFC 8707, RFC 9728 3.3): http
+ * or https, a host, no userinfo, query or fragment, no trailing slash, and
+ * the scheme and host in lower case, so that the one string clients use
+ * is the one tokens name. It also lands in a challenge header, so no
+ * quote, backslash, space or control character. */
+static const char *public_url_problem(const char *url) {
+  const char *p, *host, *end;
+
+  if (strncmp(url, "https://", 8) == 0)
+    host = url + 8;
+  else if (strncmp(url, "http://", 7) == 0)
+    host = url + 7;
+  else
+    return "must start with https:// or http://";
+  for (p = url; *p != '\0'; p++)
+    if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '"' ||
+        *p == '\\')
+      return "must be printable ASCII without spaces, quotes or backslashes";
+  if (strchr(url, '?') != NULL || strchr(url, '#') != NULL)
+    return "must have no query or fragment";
+  end = host + strcspn(host, "/");
+  if (end == host)
+    return "must name a host";
+  for (p = host; p < end; p++) {
+    if (*p == '@')
+      return "must have no userinfo";
+    if (*p >= 'A' && *p <= 'Z')
+      return "must have its host in lower case";
+  }
+  if (*end != '\0' && end[strlen(end) - 1] == '/')
+    return "must not end with a slash";
+  return NULL;
+}
+
+static int parse_auth(const cJSON *obj, ph__department_cfg *d,
+                      const char *path, char **err) {
+  ph__dept_auth *a = &d->auth;
+  const cJSON *v, *item;
+  const char *why;
+  char **sc;
+  char *mode = NULL;
+  int failed;
+
+  if (get_string(obj, "auth", "none", &mode, path, err) != 0)
+    return -1;
+  if (strcmp(mode, "none") == 0) {
+    a->mode = PH__AUTH_NONE;
+  } else if (strcmp(mode, "optional") == 0) {
+    a->mode = PH__AUTH_OPTIONAL;
+  } else if (strcmp(mode, "required") == 0) {
+    a->mode = PH__AUTH_REQUIRED;
+  } else {
+    free(mode);
+    return ph__fail(err,
+                    "%s: department \"%s\": \"auth\" must be \"none\", "
+                    "\"optional\" or \"required\"",
+                    path, d->name);
+  }
+  free(mode);
+  if (get_string(obj, "public_url", NULL, &a->public_url, path, err) != 0)
+    return -1;
+  if (a->public_url == NULL && a->mode != PH__AUTH_NONE)
+    return ph__fail(err,
+                    "%s: department \"%s\": \"auth\" needs \"public_url\", "
+                    "the URL clients use for it (the tokens' audience)",
+                    path, d->name);
+  if (a->public_url != NULL && (why = public_url_problem(a->public_url)))
+    return ph__fail(err, "%s: department \"%s\": \"public_url\" %s", path,
+                    d->name, why);
+  a->scopes_supported =
+      get_strings(obj, "scopes_supported", NULL, path, err, &failed);
+  if (failed)
+    return -1;
+  for (sc = a->scopes_supported; *sc != NULL; sc++)
+    if (!ph__valid_scope(*sc))
+      return ph__fail(err,
+                      "%s: department \"%s\": scope \"%s\" in "
+                      "\"scopes_supported\" is not a scope token",
+                      path, d->name, *sc);
+  if (cJSON_GetObjectItemCaseSensitive(obj, "issuers") != NULL) {
+    a->issuers = get_strings(obj, "issuers", NULL, path, err, &failed);
+    if (failed)
+      return -1;
+    if (a->issuers[0] == NULL)
+      return ph__fail(err,
+                      "%s: department \"%s\": \"issuers\" is empty, which "
+                      "would refuse every token; leave it out to accept "
+                      "every issuer of the auth plugin",
+                      path, d->name);
+  }
+  /* RFC 9728 wants the authorization servers; the issuers are theirs. */
+  a->authorization_servers =
+      get_strings(obj, "authorization_servers",
+                  (const char *const *)a->issuers, path, err, &failed);
+  if (failed)
+    return -1;
+  v = cJSON_GetObjectItemCaseSensitive(obj, "tool_scopes");
+  if (v != NULL && !cJSON_IsObject(v))
+    return ph__fail(err,
+                    "%s: department \"%s\": \"tool_scopes\" must be an object "
+                    "of tool names to a scope or null",
+                    path, d->name);
+  a->tool_scopes = ph__xcalloc((size_t)cJSON_GetArraySize(v) + 1,
+                               sizeof(*a->tool_scopes));
+  cJSON_ArrayForEach(item, v) {
+    ph__tool_scope *ts;
+
+    if (!ph__valid_name(item->string))
+      return ph__fail(err,
+                      "%s: department \"%s\": \"tool_scopes\" names \"%s\", "
+                      "which is not a tool name",
+                      path, d->name, item->string);
+    if (!cJSON_IsNull(item) &&
+        !(cJSON_IsString(item) && ph__valid_scope(item->valuestring)))
+      return ph__fail(err,
+                      "%s: department \"%s\": \"tool_scopes\".\"%s\" must be "
+                      "a scope token or null (public)",
+                      path, d->name, item->string);
+    ts = &a->tool_scopes[a->ntool_scopes++];
+    ts->tool = ph__xstrdup(item->string);
+    ts->scope = cJSON_IsString(item) ? ph__xstrdup(item->valuestring) : NULL;
+  }
+  v = cJSON_GetObjectItemCaseSensitive(obj, "list_unauthorized_tools");
+  if (v != NULL && !cJSON_IsBool(v))
+    return ph__fail(err,
+                    "%s: department \"%s\": \"list_unauthorized_tools\" must "
+                    "be true or false",
+                    path, d->name);
+  a->list_unauthorized_tools = cJSON_IsTrue(v);
+  v = cJSON_GetObjectItemCaseSensitive(obj, "audit");
+  if (v != NULL && !cJSON_IsBool(v))
+    return ph__fail(err,
+                    "%s: department \"%s\": \"audit\" must be true or false",
+                    path, d->name);
+  a->audit = v != NULL ? cJSON_IsTrue(v) : a->mode != PH__AUTH_NONE;
+  return 0;
+}
 
 static int parse_limits(const cJSON *obj, ph__limits *l, const char *path,
                         char **err) {
@@ -287,7 +458,9 @@ static int parse_department(const cJSON *obj, ph__department_cfg *d,
   if (failed)
     return -1;
   d->deny = get_strings(obj, "deny", NULL, path, err, &failed);
-  return failed ? -1 : 0;
+  if (failed)
+    return -1;
+  return parse_auth(obj, d, path, err);
 }
 
 ph__config *ph__config_parse(const char *text, const char *path, char **err) {
@@ -296,6 +469,7 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
   const cJSON *depts, *item;
   char *level = NULL, *checks = NULL;
   double page = 100;
+  size_t i, j;
   int failed;
 
   *err = NULL;
@@ -338,7 +512,9 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
       get_string(root, "separator", "_", &cfg->separator, path, err) != 0 ||
       get_string(root, "log_level", "info", &level, path, err) != 0 ||
       get_string(root, "hmac_key", NULL, &cfg->hmac_key, path, err) != 0 ||
-      get_string(root, "check_results", "structural", &checks, path, err) != 0)
+      get_string(root, "check_results", "structural", &checks, path, err) !=
+          0 ||
+      get_string(root, "audit_log", NULL, &cfg->audit_log, path, err) != 0)
     goto fail;
   if (strcmp(checks, "structural") == 0) {
     cfg->check_results = PH__CHECK_STRUCTURAL;
@@ -420,7 +596,21 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
     d->all_plugins = 1;
     d->allow = get_strings(NULL, "allow", allow_all, path, err, &failed);
     d->deny = get_strings(NULL, "deny", NULL, path, err, &failed);
+    parse_auth(NULL, d, path, err);
   }
+  /* One audience, one department: else a token for one is good for both. */
+  for (i = 0; i < cfg->ndepartments; i++)
+    for (j = 0; j < i; j++)
+      if (cfg->departments[i].auth.public_url != NULL &&
+          cfg->departments[j].auth.public_url != NULL &&
+          strcmp(cfg->departments[i].auth.public_url,
+                 cfg->departments[j].auth.public_url) == 0) {
+        ph__fail(err,
+                 "%s: departments \"%s\" and \"%s\" have the same "
+                 "\"public_url\"",
+                 path, cfg->departments[j].name, cfg->departments[i].name);
+        goto fail;
+      }
   free(level);
   free(checks);
   cJSON_Delete(root);
@@ -494,12 +684,22 @@ void ph__config_free(ph__config *cfg) {
     free(d->instances);
     free_strings(d->allow);
     free_strings(d->deny);
+    free(d->auth.public_url);
+    free_strings(d->auth.authorization_servers);
+    free_strings(d->auth.scopes_supported);
+    free_strings(d->auth.issuers);
+    for (j = 0; j < d->auth.ntool_scopes; j++) {
+      free(d->auth.tool_scopes[j].tool);
+      free(d->auth.tool_scopes[j].scope);
+    }
+    free(d->auth.tool_scopes);
     free(d->name);
   }
   free(cfg->departments);
   free_strings(cfg->allowed_origins);
   free_strings(cfg->allowed_hosts);
   free_strings(cfg->stdio_scopes);
+  free(cfg->audit_log);
   free(cfg->path);
   free(cfg->plugin_dir);
   free(cfg->cache_dir);

@@ -14,8 +14,40 @@ typedef struct ph__instance_cfg {
   int workers;       /* Worker threads; 0: limits.workers_per_plugin. */
 } ph__instance_cfg;
 
+/* Who may call a department over HTTP (auth). */
+enum ph__auth_mode {
+  PH__AUTH_NONE,     /* No authentication; scopes come only from
+                        stdio_scopes (the default, as before). */
+  PH__AUTH_OPTIONAL, /* A credential is checked when sent; anonymous
+                        callers see and call only public tools. */
+  PH__AUTH_REQUIRED  /* Every request carries a valid credential. */
+};
+
+/* A department's override of a tool's required_scope (tool_scopes). */
+typedef struct ph__tool_scope {
+  char *tool;  /* Exposed name, matched exactly. */
+  char *scope; /* The scope it needs; NULL: public, none needed. */
+} ph__tool_scope;
+
+/* A department's authorization settings (README: Authorization). */
+typedef struct ph__dept_auth {
+  int mode;         /* enum ph__auth_mode. */
+  char *public_url; /* The resource URL clients use: the audience and
+                       the PRM's resource. NULL for mode none. */
+  char **authorization_servers; /* For the PRM; NULL-terminated. */
+  char **scopes_supported;      /* For the PRM and the 401 challenge. */
+  char **issuers; /* Accepted iss values, passed to authn; NULL (not an
+                     empty list): every issuer of the provider. */
+  ph__tool_scope *tool_scopes;
+  size_t ntool_scopes;
+  int list_unauthorized_tools; /* tools/list shows tools the caller lacks
+                                  the scope for (calls still get 403). */
+  int audit; /* Audit lines for its calls (default: mode is not none). */
+} ph__dept_auth;
+
 typedef struct ph__department_cfg {
   char *name;
+  ph__dept_auth auth;
   int all_plugins; /* No "plugins" key: every plugin, default prefixes. */
   ph__instance_cfg *instances;
   size_t ninstances;
@@ -70,6 +102,7 @@ typedef struct ph__config {
   char **allowed_origins; /* Browser origins for CORS; NULL-terminated. */
   char **allowed_hosts;   /* Extra Host header values; NULL-terminated. */
   char **stdio_scopes;    /* Scopes the local stdio client holds. */
+  char *audit_log;        /* Audit lines go here; NULL: stderr. */
   ph__limits limits;
   ph__department_cfg *departments;
   size_t ndepartments;
@@ -87,6 +120,16 @@ void ph__config_free(ph__config *cfg);
 /* The department called name, or NULL. */
 const ph__department_cfg *ph__config_department(const ph__config *cfg,
                                                 const char *name);
+
+/* The scope a department requires for a tool: its tool_scopes override
+ * when it has one, else `declared` (the tool's required_scope). NULL:
+ * none, the tool is public. */
+const char *ph__config_tool_scope(const ph__department_cfg *d,
+                                  const char *tool, const char *declared);
+
+/* Whether s is a scope token (RFC 6749 3.3: printable ASCII but space,
+ * '"' and '\\'), so that it can stand in a challenge header as it is. */
+int ph__valid_scope(const char *s);
 
 /* Prefix rule: ^[a-z][a-z0-9-]{0,15}$ or empty. */
 int ph__valid_prefix(const char *prefix);

@@ -447,3 +447,121 @@ Test(config, check_results_is_strict) {
   FAILS("{'check_results':'Full'}", "check_results", "structural");
   FAILS("{'check_results':true}", "check_results", "string");
 }
+
+/* ---- authorization (README: Authorization) ---- */
+
+Test(config, auth_defaults_to_none_and_unaudited) {
+  ph__config *cfg = parse_ok("{'departments':{'sales':{}}}");
+  const ph__department_cfg *d = ph__config_department(cfg, "sales");
+
+  cr_expect_eq(d->auth.mode, PH__AUTH_NONE);
+  cr_expect_null(d->auth.public_url);
+  cr_expect_null(d->auth.issuers);
+  cr_expect_null(d->auth.scopes_supported[0]);
+  cr_expect_null(d->auth.authorization_servers[0]);
+  cr_expect_eq(d->auth.list_unauthorized_tools, 0);
+  cr_expect_eq(d->auth.audit, 0);
+  cr_expect_eq(ph__config_department(cfg, "default")->auth.mode,
+               PH__AUTH_NONE);
+  cr_expect_null(cfg->audit_log);
+  ph__config_free(cfg);
+}
+
+Test(config, auth_keys_are_read) {
+  ph__config *cfg = parse_ok(
+      "{'audit_log':'/var/log/plughost-audit.jsonl','departments':{'sales':{"
+      "'auth':'required','public_url':'https://mcp.example.com/mcp/sales',"
+      "'issuers':['urn:plughost:auth','https://idp.example.com'],"
+      "'scopes_supported':['read:sales','write:sales'],"
+      "'tool_scopes':{'db_query':'read:sales','auth_login':null},"
+      "'list_unauthorized_tools':true}}}");
+  const ph__department_cfg *d = ph__config_department(cfg, "sales");
+
+  cr_expect_str_eq(cfg->audit_log, "/var/log/plughost-audit.jsonl");
+  cr_expect_eq(d->auth.mode, PH__AUTH_REQUIRED);
+  cr_expect_str_eq(d->auth.public_url, "https://mcp.example.com/mcp/sales");
+  cr_expect_str_eq(d->auth.issuers[1], "https://idp.example.com");
+  cr_expect_null(d->auth.issuers[2]);
+  /* Without authorization_servers, the PRM names the issuers. */
+  cr_expect_str_eq(d->auth.authorization_servers[0], "urn:plughost:auth");
+  cr_expect_str_eq(d->auth.scopes_supported[1], "write:sales");
+  cr_expect_eq(d->auth.list_unauthorized_tools, 1);
+  cr_expect_eq(d->auth.audit, 1);
+  cr_expect_str_eq(ph__config_tool_scope(d, "db_query", NULL), "read:sales");
+  cr_expect_null(ph__config_tool_scope(d, "auth_login", "auth:admin"));
+  cr_expect_str_eq(ph__config_tool_scope(d, "auth_whoami", "x:y"), "x:y");
+  cr_expect_null(ph__config_tool_scope(d, "other", NULL));
+  ph__config_free(cfg);
+
+  cfg = parse_ok("{'departments':{'default':{'auth':'optional',"
+                 "'public_url':'http://127.0.0.1:8080/mcp','audit':false,"
+                 "'authorization_servers':['https://as.example.com']}}}");
+  d = ph__config_department(cfg, "default");
+  cr_expect_eq(d->auth.mode, PH__AUTH_OPTIONAL);
+  cr_expect_eq(d->auth.audit, 0);
+  cr_expect_str_eq(d->auth.authorization_servers[0], "https://as.example.com");
+  ph__config_free(cfg);
+}
+
+Test(config, auth_values_are_checked) {
+  FAILS("{'departments':{'s':{'auth':'yes'}}}", "\"s\"", "\"auth\"",
+        "required");
+  FAILS("{'departments':{'s':{'auth':true}}}", "\"auth\"", "string");
+  FAILS("{'departments':{'s':{'auth':'required'}}}", "\"s\"", "public_url");
+  FAILS("{'departments':{'s':{'auth':'optional'}}}", "public_url");
+  FAILS("{'departments':{'s':{'auth':'required',"
+        "'public_url':'mcp.example.com/mcp/s'}}}",
+        "public_url", "https://");
+  FAILS("{'departments':{'s':{'auth':'required',"
+        "'public_url':'https://mcp.example.com/mcp/s/'}}}",
+        "public_url", "slash");
+  FAILS("{'departments':{'s':{'auth':'required',"
+        "'public_url':'https://MCP.example.com/mcp/s'}}}",
+        "public_url", "lower case");
+  FAILS("{'departments':{'s':{'auth':'required',"
+        "'public_url':'https://mcp.example.com/mcp/s?x=1'}}}",
+        "public_url", "query");
+  FAILS("{'departments':{'s':{'auth':'required',"
+        "'public_url':'https://u@mcp.example.com/mcp/s'}}}",
+        "public_url", "userinfo");
+  FAILS("{'departments':{'s':{'auth':'required',"
+        "'public_url':'https:///mcp/s'}}}",
+        "public_url", "host");
+  FAILS("{'departments':{'s':{'auth':'required',"
+        "'public_url':'https://mcp.example.com/m\\\"cp'}}}",
+        "public_url", "quotes");
+  FAILS("{'departments':{'s':{'scopes_supported':['a b']}}}",
+        "scopes_supported", "a b");
+  FAILS("{'departments':{'s':{'scopes_supported':'a'}}}", "scopes_supported",
+        "array");
+  FAILS("{'departments':{'s':{'issuers':[]}}}", "issuers", "empty");
+  FAILS("{'departments':{'s':{'issuers':[1]}}}", "issuers");
+  FAILS("{'departments':{'s':{'tool_scopes':['x']}}}", "tool_scopes",
+        "object");
+  FAILS("{'departments':{'s':{'tool_scopes':{'a b':'x'}}}}", "tool_scopes",
+        "a b");
+  FAILS("{'departments':{'s':{'tool_scopes':{'t':'x y'}}}}", "tool_scopes",
+        "\"t\"", "scope token");
+  FAILS("{'departments':{'s':{'tool_scopes':{'t':1}}}}", "\"t\"");
+  FAILS("{'departments':{'s':{'list_unauthorized_tools':1}}}",
+        "list_unauthorized_tools");
+  FAILS("{'departments':{'s':{'audit':'yes'}}}", "\"audit\"");
+  FAILS("{'departments':{'s':{'authorisation_servers':[]}}}",
+        "\"authorisation_servers\"");
+  FAILS("{'audit_log':true}", "audit_log");
+  /* One audience names one department. */
+  FAILS("{'departments':{'a':{'auth':'required','public_url':'https://x/mcp'},"
+        "'b':{'auth':'optional','public_url':'https://x/mcp'}}}",
+        "\"a\"", "\"b\"", "same");
+}
+
+Test(config, scope_tokens) {
+  cr_expect(ph__valid_scope("read:sales"));
+  cr_expect(ph__valid_scope("https://api.example.com/.default"));
+  cr_expect(!ph__valid_scope(""));
+  cr_expect(!ph__valid_scope("a b"));
+  cr_expect(!ph__valid_scope("a\"b"));
+  cr_expect(!ph__valid_scope("a\\b"));
+  cr_expect(!ph__valid_scope("caf\xc3\xa9"));
+  cr_expect(!ph__valid_scope("a\tb"));
+}
