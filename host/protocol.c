@@ -263,6 +263,33 @@ static int output_matches(const ph__tool_def *t, const cJSON *result,
   return ph__schema_validate(t->output_validator, sc, why) == 0;
 }
 
+/* For check_results "structural": whether a tool result that passed the
+ * precheck needs no more than it has, given its outputSchema: none, an
+ * error result, or a structuredContent that the schema accepts. Only that
+ * member is parsed, not the text blocks beside it (a file's megabyte of
+ * text, say). 0 sends the result down the full path, which answers a
+ * violation as a tool error. */
+static int structured_matches(ph_call *call, const char *text, size_t len) {
+  const ph__tool_def *t = ph__call_def(call);
+  const char *end = text + len, *v, *vend;
+  cJSON *sc;
+  char *why = NULL;
+  int ok;
+
+  if (t->output_validator == NULL)
+    return 1;
+  v = ph__jsonrpc_member(text, end, "isError", &vend);
+  if (v != NULL && vend - v == 4 && memcmp(v, "true", 4) == 0)
+    return 1;
+  v = ph__jsonrpc_member(text, end, "structuredContent", &vend);
+  if (v == NULL || (sc = cJSON_ParseWithLength(v, (size_t)(vend - v))) == NULL)
+    return 0;
+  ok = ph__schema_validate(t->output_validator, sc, &why) == 0;
+  free(why);
+  cJSON_Delete(sc);
+  return ok;
+}
+
 static cJSON *tool_error_result(const char *text) {
   cJSON *res = cJSON_CreateObject(), *content, *block;
 
@@ -298,12 +325,10 @@ static char *shape_result(ph_call *call, const char *text, int *code,
    * rest of the call (README: check_results). A structuredContent is
    * always validated against the tool's outputSchema, as MCP requires. */
   if (atomic_load(&P.check_results) == PH__CHECK_STRUCTURAL && !pc->modern &&
-      (kind == PH__CALL_PROMPT ||
-       (kind == PH__CALL_TOOL &&
-        ((const ph__tool_def *)ph__call_def(call))->output_validator ==
-            NULL)) &&
-      len >= 2 && text[0] == '{' && text[len - 1] == '}' &&
-      ph__json_precheck(text, len, 1000) == NULL)
+      (kind == PH__CALL_PROMPT || kind == PH__CALL_TOOL) && len >= 2 &&
+      text[0] == '{' && text[len - 1] == '}' &&
+      ph__json_precheck(text, len, 1000) == NULL &&
+      (kind == PH__CALL_PROMPT || structured_matches(call, text, len)))
     return ph__xstrdup(text);
   result = cJSON_ParseWithLength(text, len);
   if (!cJSON_IsObject(result)) {
