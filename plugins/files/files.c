@@ -466,12 +466,13 @@ static void reply_err(ctx *c) {
 static void reply_ok(ctx *c, const char *text, size_t n,
                      const char *structured) {
   fs_buf out = {0};
+  size_t escaped = fs_json_len(text, n);
 
   /* One allocation of the exact size: the escaped text is measured
-   * first, so a large reply is never grown and copied. */
-  fs_buf_reserve(&out, fs_json_len(text, n) + strlen(structured) + 96);
+   * first (once), so a large reply is never grown and copied. */
+  fs_buf_reserve(&out, escaped + strlen(structured) + 96);
   fs_buf_puts(&out, "{\"content\":[{\"type\":\"text\",\"text\":");
-  fs_buf_json(&out, text, n);
+  fs_buf_json_measured(&out, text, n, escaped);
   fs_buf_puts(&out, "}],\"structuredContent\":");
   fs_buf_puts(&out, structured);
   fs_buf_puts(&out, "}");

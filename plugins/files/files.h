@@ -50,6 +50,8 @@ void fs_buf_printf(fs_buf *b, const char *fmt, ...)
 size_t fs_json_len(const char *s, size_t n);
 /* Appends s as a JSON string, quotes included. */
 void fs_buf_json(fs_buf *b, const char *s, size_t n);
+/* The same when fs_json_len(s, n) is known: escaped. */
+void fs_buf_json_measured(fs_buf *b, const char *s, size_t n, size_t escaped);
 void fs_buf_free(fs_buf *b);
 
 /* ---- the sandbox ---- */

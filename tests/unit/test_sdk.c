@@ -1,5 +1,6 @@
 /* test_sdk.c: the SDK's pure helpers, which every plugin links: the JSON
- * escaper (checked against cJSON's own printing, byte for byte) and the
+ * escaper (checked against cJSON's own printing, byte for byte, at every
+ * place of the words it reads) and the
  * argument readers with their messages. */
 #include <plughost.h>
 
@@ -40,6 +41,23 @@ Test(sdk, escape_matches_cjson_for_every_byte) {
   same_as_cjson("plain text", strlen("plain text"));
   same_as_cjson("\"\\\b\f\n\r\t\x01\x1f", 9);
   same_as_cjson("caf\xc3\xa9 \xe2\x82\xac", 9);
+}
+
+/* The escaper takes eight bytes at a time: every byte value, at every
+ * place of a word and in the tail, among bytes that need no escape and
+ * among bytes that do. */
+Test(sdk, escape_matches_cjson_at_every_place_of_a_word) {
+  char buf[20];
+  int c, at, fill;
+
+  for (fill = 0; fill < 2; fill++)
+    for (c = 1; c < 256; c++)
+      for (at = 0; at < 19; at++) {
+        memset(buf, fill ? '"' : 'a', 19);
+        buf[at] = (char)c;
+        buf[19] = '\0';
+        same_as_cjson(buf, 19);
+      }
 }
 
 Test(sdk, escape_stays_within_six_bytes_a_byte) {
