@@ -319,6 +319,12 @@ static int parse_auth(const cJSON *obj, ph__department_cfg *d,
                   (const char *const *)a->issuers, path, err, &failed);
   if (failed)
     return -1;
+  if (a->mode != PH__AUTH_NONE && a->authorization_servers[0] == NULL)
+    return ph__fail(err,
+                    "%s: department \"%s\": \"auth\" needs "
+                    "\"authorization_servers\" (or \"issuers\", which it "
+                    "defaults to): MCP's resource metadata must name one",
+                    path, d->name);
   v = cJSON_GetObjectItemCaseSensitive(obj, "tool_scopes");
   if (v != NULL && !cJSON_IsObject(v))
     return ph__fail(err,

@@ -509,7 +509,10 @@ Test(config, auth_values_are_checked) {
   FAILS("{'departments':{'s':{'auth':true}}}", "\"auth\"", "string");
   FAILS("{'departments':{'s':{'auth':'required'}}}", "\"s\"", "public_url");
   FAILS("{'departments':{'s':{'auth':'optional'}}}", "public_url");
-  FAILS("{'departments':{'s':{'auth':'required',"
+  FAILS("{'departments':{'s':{'auth':'optional',"
+        "'public_url':'https://mcp.example.com/mcp/s'}}}",
+        "\"s\"", "authorization_servers");
+  FAILS("{'departments':{'s':{'auth':'required','issuers':['i'],"
         "'public_url':'mcp.example.com/mcp/s'}}}",
         "public_url", "https://");
   FAILS("{'departments':{'s':{'auth':'required',"
@@ -550,8 +553,9 @@ Test(config, auth_values_are_checked) {
         "\"authorisation_servers\"");
   FAILS("{'audit_log':true}", "audit_log");
   /* One audience names one department. */
-  FAILS("{'departments':{'a':{'auth':'required','public_url':'https://x/mcp'},"
-        "'b':{'auth':'optional','public_url':'https://x/mcp'}}}",
+  FAILS("{'departments':{'a':{'auth':'required','public_url':'https://x/mcp',"
+        "'issuers':['i']},'b':{'auth':'optional','issuers':['i'],"
+        "'public_url':'https://x/mcp'}}}",
         "\"a\"", "\"b\"", "same");
 }
 
