@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: setup, a -Werror build, a
 # throwaway PostgreSQL, unit and integration tests, the out-of-tree SDK
-# build, the official conformance suite, then the unit and integration
-# tests again under ASan and UBSan. Exits non-zero on any failure.
+# build, the official conformance suite, the unit and integration tests
+# again under ASan and UBSan, the integration and soak tests against a
+# ThreadSanitizer build, and a short run of every fuzz harness. Exits
+# non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -39,6 +41,14 @@ cmake --build build-asan -j"$(nproc)" >/dev/null
   LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp \
   ctest --output-on-failure -j2 -L 'unit|integration|soak' --timeout 600) ||
   status=1
+
+# ThreadSanitizer: the integration and soak tests against an instrumented
+# host and plugins, on the same PostgreSQL cluster.
+scripts/tsan.sh || status=1
+
+# Each libFuzzer harness for a few seconds (the long campaign is
+# scripts/fuzz.sh --long, see tests/fuzz/README.md).
+scripts/fuzz.sh --short || status=1
 
 if [ "$status" = 0 ]; then echo "test: all passed"; else echo "test: FAILED"; fi
 exit $status
