@@ -21,7 +21,11 @@ enum ph__outcome {
   PH__OUTCOME_TOO_LARGE,  /* Past limits.max_message_bytes (413). */
   PH__OUTCOME_BUSY,       /* Too many requests in flight on the session
                              (429). */
-  PH__OUTCOME_UNAVAILABLE /* The plugin's queue is full (503). */
+  PH__OUTCOME_UNAVAILABLE, /* The plugin's queue is full (503). */
+  PH__OUTCOME_FORBIDDEN    /* A tools/call needs a scope the caller lacks,
+                              named by need_scope() first (403 with
+                              insufficient_scope, or 401 for an anonymous
+                              caller). Only on outlets with need_scope. */
 };
 
 struct ph__outlet {
@@ -36,6 +40,11 @@ struct ph__outlet {
   /* Legacy HTTP only, else NULL: end the connection of the request's SSE
    * stream but keep the stream, for the client to resume (SEP-1699). */
   void (*close_stream)(ph__outlet *o);
+  /* HTTP only, else NULL: the scope (borrowed for the call) the answer
+   * that follows with PH__OUTCOME_FORBIDDEN is about, for the transport's
+   * challenge, so that a client can step up (SEP-2350). Outlets without
+   * it get a tool error instead. */
+  void (*need_scope)(ph__outlet *o, const char *scope);
 };
 
 static inline void ph__outlet_send(ph__outlet *o, const char *json,

@@ -5,6 +5,7 @@
 #include "protocol.h"
 
 #include "alloc.h"
+#include "audit.h"
 #include "call.h"
 #include "jsonrpc.h"
 #include "log.h"
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <uv.h>
 
 #define META_VERSION "io.modelcontextprotocol/protocolVersion"
 #define META_CAPS "io.modelcontextprotocol/clientCapabilities"
@@ -44,6 +46,8 @@ typedef struct proto_call {
   const char *method;   /* Static: the methods table's name. */
   char *progress_token; /* JSON text as the client wrote it, or NULL. */
   int modern;           /* The 2026-07-28 era. */
+  int audited;          /* A tools/call of a department with audit on. */
+  uint64_t started_ns;  /* uv_hrtime() at its start, for the audit line. */
 } proto_call;
 
 /* What one incoming request needs while it is being answered. */
@@ -108,7 +112,8 @@ void ph__protocol_reject(ph__outlet *o, int outcome, int code,
 }
 
 /* Modern results carry resultType and serverInfo; lists and reads also
- * carry caching hints. Takes ownership of result. */
+ * carry caching hints (cache_hints 1: public; 2: private, a list that
+ * depends on who asks). Takes ownership of result. */
 static char *decorate_modern(cJSON *result, int cache_hints) {
   cJSON *meta;
   char *text;
@@ -127,7 +132,8 @@ static char *decorate_modern(cJSON *result, int cache_hints) {
     /* The lists only change on reload, when list_changed tells clients;
      * a minute bounds staleness for clients that do not listen. */
     cJSON_AddNumberToObject(result, "ttlMs", 60000);
-    cJSON_AddStringToObject(result, "cacheScope", "public");
+    cJSON_AddStringToObject(result, "cacheScope",
+                            cache_hints == 2 ? "private" : "public");
   }
   text = cJSON_PrintUnformatted(result);
   cJSON_Delete(result);
@@ -398,6 +404,54 @@ static const char *capability_name(unsigned cap) {
   }
 }
 
+/* ---- Audit ---- */
+
+/* Whether the department's calls are audited (its config says). */
+static int audited(const char *department) {
+  const ph__department_cfg *dc = ph__config_department(P.cfg, department);
+
+  return dc != NULL && dc->auth.audit;
+}
+
+static void audit_call(const ph__session *s, const char *principal,
+                       const char *tool, const char *args, const char *outcome,
+                       const char *reason, double duration_ms) {
+  ph__audit_event e = {.event = "tools/call",
+                       .principal = principal,
+                       .department = s->department,
+                       .tool = tool,
+                       .args = args,
+                       .args_len = args ? strlen(args) : 0,
+                       .outcome = outcome,
+                       .reason = reason,
+                       .duration_ms = duration_ms,
+                       .client = s->client_address[0] ? s->client_address
+                                                      : NULL};
+
+  ph__audit(P.cfg, &e);
+}
+
+/* How a started call ended, in the audit's words. */
+static const char *answer_outcome(const ph__call_answer *a) {
+  const char *v, *end;
+
+  switch (a->kind) {
+  case PH__ANSWER_CANCELLED:
+    return "cancelled";
+  case PH__ANSWER_TIMEOUT:
+    return "timeout";
+  case PH__ANSWER_INPUT:
+    return "input_required";
+  case PH__ANSWER_RESULT:
+    end = a->result_json + strlen(a->result_json);
+    v = ph__jsonrpc_member(
+        ph__jsonrpc_skip_space(a->result_json, end), end, "isError", &end);
+    return v != NULL && strncmp(v, "true", 4) == 0 ? "tool_error" : "ok";
+  default:
+    return "error";
+  }
+}
+
 /* Loop thread: the one place a call's answer is written. */
 static void on_call_answer(ph_call *call, const ph__call_answer *a) {
   proto_call *pc = proto_of(call);
@@ -409,6 +463,10 @@ static void on_call_answer(ph_call *call, const ph__call_answer *a) {
   char msg[256];
 
   session_forget_call(s, call);
+  if (pc->audited)
+    audit_call(s, ph__call_principal(call), ph__call_name(call),
+               ph__call_args(call), answer_outcome(a), NULL,
+               (double)(uv_hrtime() - pc->started_ns) / 1e6);
   if (o == NULL)
     return;
   r.s = s;
@@ -556,30 +614,109 @@ static int take_round_state(request *r, ph_call *call) {
   return 0;
 }
 
+/* ---- Scopes (README: Authorization) ----
+ *
+ * One rule decides what a caller may call and what tools/list shows it,
+ * so that the two never disagree: a tool needs the scope its department
+ * sets for it (tool_scopes) or else its own required_scope. */
+
 /* A principal holds a scope when its "scope" claim (space-separated, as
  * OAuth puts it) or "scopes" array names it. No principal holds none. */
-int ph__principal_has_scope(const char *principal, const char *scope) {
-  cJSON *p = principal ? cJSON_Parse(principal) : NULL;
+static int holds_scope(const cJSON *p, const char *scope) {
   const cJSON *sc, *item;
   const char *s, *e;
   size_t n = strlen(scope);
-  int found = 0;
 
   sc = cJSON_GetObjectItemCaseSensitive(p, "scope");
-  for (s = cJSON_IsString(sc) ? sc->valuestring : ""; *s && !found; s = e) {
+  for (s = cJSON_IsString(sc) ? sc->valuestring : ""; *s; s = e) {
     while (*s == ' ')
       s++;
     e = s;
     while (*e != '\0' && *e != ' ')
       e++;
-    found = (size_t)(e - s) == n && strncmp(s, scope, n) == 0;
+    if ((size_t)(e - s) == n && strncmp(s, scope, n) == 0)
+      return 1;
   }
   cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(p, "scopes")) {
     if (cJSON_IsString(item) && strcmp(item->valuestring, scope) == 0)
-      found = 1;
+      return 1;
   }
+  return 0;
+}
+
+int ph__principal_has_scope(const char *principal, const char *scope) {
+  cJSON *p = principal ? cJSON_Parse(principal) : NULL;
+  int found = holds_scope(p, scope);
+
   cJSON_Delete(p);
   return found;
+}
+
+enum access {
+  ACCESS_GRANTED,   /* Public, or the caller holds the scope. */
+  ACCESS_ANONYMOUS, /* It needs a scope and the caller has no identity. */
+  ACCESS_LACKS      /* It needs a scope this caller does not hold. */
+};
+
+/* Whether the caller (principal parsed, or NULL) may call tool it, and
+ * the scope it needs in *scope (NULL: none). */
+static int tool_access(const ph__department_cfg *dc, const ph__item *it,
+                       const cJSON *principal, const char **scope) {
+  const ph__tool_def *t = it->def;
+
+  *scope = ph__config_tool_scope(dc, it->name, t->required_scope);
+  if (*scope == NULL || holds_scope(principal, *scope))
+    return ACCESS_GRANTED;
+  return principal == NULL ? ACCESS_ANONYMOUS : ACCESS_LACKS;
+}
+
+/* Whether tools/list shows a tool of that access: with auth none
+ * everything, as before auth existed; otherwise what the caller may
+ * call, and with list_unauthorized_tools also what an authenticated
+ * caller could step up to. An anonymous caller sees public tools. */
+static int tool_listed(const ph__department_cfg *dc, int access) {
+  return access == ACCESS_GRANTED || dc == NULL ||
+         dc->auth.mode == PH__AUTH_NONE ||
+         (access == ACCESS_LACKS && dc->auth.list_unauthorized_tools);
+}
+
+static const ph__department_cfg *request_dept_cfg(const request *r) {
+  return ph__config_department(r->gen->config, r->dept->name);
+}
+
+/* The page of tools without those this caller is not shown: page itself
+ * (not copied) when it shows them all, else a malloc'd text in *out. */
+static const char *visible_tools(const request *r, const char *page,
+                                 char **out) {
+  const ph__department_cfg *dc = request_dept_cfg(r);
+  cJSON *principal, *arr, *item, *next;
+  const ph__item *it;
+  const char *scope, *name;
+  size_t i;
+  int hidden = 0;
+
+  *out = NULL;
+  if (dc == NULL || dc->auth.mode == PH__AUTH_NONE)
+    return page;
+  principal = r->s->principal ? cJSON_Parse(r->s->principal) : NULL;
+  for (i = 0; i < r->dept->nitems[PH__TOOL] && !hidden; i++)
+    hidden = !tool_listed(dc, tool_access(dc, &r->dept->items[PH__TOOL][i],
+                                          principal, &scope));
+  if (!hidden || (arr = cJSON_Parse(page)) == NULL) {
+    cJSON_Delete(principal);
+    return page;
+  }
+  for (item = arr->child; item != NULL; item = next) {
+    next = item->next;
+    name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "name"));
+    it = name ? ph__dept_lookup(r->dept, PH__TOOL, name) : NULL;
+    if (it != NULL && !tool_listed(dc, tool_access(dc, it, principal, &scope)))
+      cJSON_Delete(cJSON_DetachItemViaPointer(arr, item));
+  }
+  *out = ph__xjson_print(arr);
+  cJSON_Delete(arr);
+  cJSON_Delete(principal);
+  return *out;
 }
 
 /* ---- Tasks (2026-07-28 extension io.modelcontextprotocol/tasks) ---- */
@@ -815,10 +952,17 @@ static void m_discover(request *r) {
 static const char *const list_keys[] = {"tools", "resources",
                                         "resourceTemplates", "prompts"};
 
+/* Tools listed per caller: a department with auth. */
+static int private_list(const request *r, int kind) {
+  const ph__department_cfg *dc = request_dept_cfg(r);
+
+  return kind == PH__TOOL && dc != NULL && dc->auth.mode != PH__AUTH_NONE;
+}
+
 static void list(request *r, int kind) {
   const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(r->params, "cursor");
   const char *page;
-  char *next = NULL, *text;
+  char *next = NULL, *text, *filtered = NULL;
   size_t n;
 
   if (cursor != NULL && !cJSON_IsString(cursor) && !cJSON_IsNull(cursor)) {
@@ -834,6 +978,8 @@ static void list(request *r, int kind) {
                  NULL);
     return;
   }
+  if (kind == PH__TOOL)
+    page = visible_tools(r, page, &filtered);
   n = strlen(page) + 64 + (next ? strlen(next) : 0);
   text = ph__xmalloc(n);
   if (next != NULL)
@@ -841,9 +987,11 @@ static void list(request *r, int kind) {
              page, next);
   else
     snprintf(text, n, "{\"%s\":%s}", list_keys[kind], page);
-  answer_text(r, text, 1);
+  /* A list that depends on the caller is no one else's to cache. */
+  answer_text(r, text, filtered || private_list(r, kind) ? 2 : 1);
   free(text);
   free(next);
+  free(filtered);
 }
 
 static void m_tools_list(request *r) {
@@ -884,6 +1032,47 @@ static char *arguments_text(const request *r, const cJSON *args) {
   return out;
 }
 
+/* Applies the scope rule to a tools/call of it. Returns 1 when the call
+ * may go on, else 0 after answering. Over HTTP with auth, a missing scope
+ * is a 403 naming it (401 for an anonymous caller), so that the client
+ * can step up (SEP-2350), and never "unknown tool"; elsewhere (auth none,
+ * stdio, a batch member, a task's round) it is a tool error, as before. */
+static int may_call(request *r, const ph__item *it) {
+  const ph__department_cfg *dc = request_dept_cfg(r);
+  cJSON *principal = r->s->principal ? cJSON_Parse(r->s->principal) : NULL;
+  const char *scope;
+  int access = tool_access(dc, it, principal, &scope);
+  char msg[400], data[200], *args;
+
+  cJSON_Delete(principal);
+  if (access == ACCESS_GRANTED)
+    return 1;
+  if (dc != NULL && dc->auth.audit) {
+    args = r->text ? arguments_text(
+                         r, cJSON_GetObjectItemCaseSensitive(r->params,
+                                                             "arguments"))
+                   : NULL;
+    audit_call(r->s, r->s->principal, it->name, args,
+               access == ACCESS_ANONYMOUS ? "unauthenticated" : "forbidden",
+               scope, -1);
+    free(args);
+  }
+  snprintf(msg, sizeof(msg),
+           "%s requires the scope \"%.100s\", which this client does not "
+           "hold",
+           it->name, scope);
+  if (dc == NULL || dc->auth.mode == PH__AUTH_NONE ||
+      r->o->need_scope == NULL) {
+    answer_json(r, tool_error_result(msg), 0);
+    return 0;
+  }
+  snprintf(data, sizeof(data), "{\"requiredScope\":\"%.100s\"}", scope);
+  r->o->need_scope(r->o, scope);
+  send_error(r->o, PH__OUTCOME_FORBIDDEN, r->id_json, PH__RPC_INVALID_REQUEST,
+             msg, data);
+  return 0;
+}
+
 static void m_tools_call(request *r) {
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(r->params, "name");
   const cJSON *args = cJSON_GetObjectItemCaseSensitive(r->params, "arguments");
@@ -910,15 +1099,8 @@ static void m_tools_call(request *r) {
                  "Invalid params: arguments must be an object", NULL);
     return;
   }
-  if (t->required_scope != NULL &&
-      !ph__principal_has_scope(r->s->principal, t->required_scope)) {
-    snprintf(msg, sizeof(msg),
-             "%s requires the scope \"%.100s\", which this client does not "
-             "hold",
-             it->name, t->required_scope);
-    answer_json(r, tool_error_result(msg), 0);
+  if (!may_call(r, it))
     return;
-  }
   if (task_support(t) == TASKS_REQUIRED && r->modern && !declares_tasks(r)) {
     answer_needs_tasks(r);
     return;
@@ -938,6 +1120,10 @@ static void m_tools_call(request *r) {
   call = new_call(PH__CALL_TOOL, it->inst);
   ph__call_set_target(call, t, it->name);
   ph__call_take_args(call, arguments_text(r, args));
+  if (audited(r->s->department)) {
+    proto_of(call)->audited = 1;
+    proto_of(call)->started_ns = uv_hrtime();
+  }
   cJSON_Delete(empty);
   if (take_round_state(r, call) != 0) {
     ph__call_unref(call);

@@ -27,6 +27,7 @@ struct ph__session {
   ph__session *prev, *next; /* All live sessions; loop thread only. */
   char *department;
   char *principal; /* Claims JSON of the authenticated client, or NULL. */
+  char client_address[48]; /* The peer, for audit lines; "" if none. */
   int initialized; /* initialize answered (legacy). */
   int ready;       /* notifications/initialized received. */
   char version[16];
