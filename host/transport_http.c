@@ -12,6 +12,8 @@
 #include "transport_http.h"
 
 #include "alloc.h"
+#include "audit.h"
+#include "authz.h"
 #include "clients.h"
 #include "call.h"
 #include "http.h"
@@ -52,6 +54,7 @@ struct exchange {
   int minting;  /* An initialize that creates ms. */
   int prime;    /* Legacy: send the SEP-1699 priming event. */
   char *cors;   /* Origin to allow in the response, or NULL. */
+  char *need_scope; /* The scope a PH__OUTCOME_FORBIDDEN answer is about. */
 };
 
 static struct {
@@ -82,7 +85,7 @@ static void add_cors(headers *h, const char *origin) {
     return;
   add_header(h, "Access-Control-Allow-Origin", origin);
   add_header(h, "Access-Control-Expose-Headers",
-             "Mcp-Session-Id, MCP-Protocol-Version");
+             "Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate");
   add_header(h, "Vary", "Origin");
 }
 
@@ -122,9 +125,9 @@ static void begin_sse(ph__http_response_t *res, const char *session_id,
 /* ---- Legacy sessions ---- */
 
 /* The client a request comes from, for the per-client limits: its peer
- * address. When authenticate() learns a principal, the principal becomes
- * the key here, so that clients behind one proxy or NAT are told apart and
- * one client on many addresses is one. */
+ * address. The principal authenticate() learns could become the key here,
+ * so that clients behind one proxy or NAT are told apart and one client
+ * on many addresses is one; clients.h has no such key kind yet. */
 static ph__client *client_of(const ph__http_request_t *req) {
   ph__client_key key;
 
@@ -154,6 +157,7 @@ static void exchange_maybe_free(exchange *ex) {
     ph__http_session_release(ex->ms);
   ph__session_unref(ex->s);
   free(ex->cors);
+  free(ex->need_scope);
   free(ex);
 }
 
@@ -241,6 +245,8 @@ static int outcome_status(int outcome) {
     return 429;
   case PH__OUTCOME_UNAVAILABLE:
     return 503;
+  case PH__OUTCOME_FORBIDDEN:
+    return 403;
   default:
     return 200;
   }
@@ -251,11 +257,27 @@ static void ex_finish(ph__outlet *o, int outcome, const char *json,
   exchange *ex = (exchange *)((char *)o - offsetof(exchange, base));
   ph__sse_stream *st = exchange_stream(ex);
   int status = outcome_status(outcome);
+  const ph__department_cfg *dc;
+  char *challenge = NULL;
   headers h = {0};
 
   if (ex->answered)
     return;
   ex->answered = 1;
+  if (status == 403 &&
+      (dc = ph__config_department(H.cfg, ex->s->department)) != NULL &&
+      dc->auth.public_url != NULL) {
+    /* Who has no identity yet needs one first; who has one steps up. */
+    if (ex->s->principal == NULL) {
+      status = 401;
+      challenge = ph__bearer_challenge(dc, ex->need_scope, NULL, NULL);
+    } else {
+      challenge = ph__bearer_challenge(
+          dc, ex->need_scope, "insufficient_scope",
+          "the tool needs a scope this token does not grant");
+    }
+    add_header(&h, "WWW-Authenticate", challenge);
+  }
   if (st != NULL) {
     ex->stream_id = 0;
     ph__sse_stream_finish(st, json, len);
@@ -283,9 +305,17 @@ static void ex_finish(ph__outlet *o, int outcome, const char *json,
     }
     ex->res = NULL;
   }
+  free(challenge);
   if (ex->modern)
     ph__session_close(ex->s); /* Its one request is answered. */
   exchange_maybe_free(ex);
+}
+
+static void ex_need_scope(ph__outlet *o, const char *scope) {
+  exchange *ex = (exchange *)((char *)o - offsetof(exchange, base));
+
+  free(ex->need_scope);
+  ex->need_scope = ph__xstrdup(scope);
 }
 
 static void on_gone(ph__http_response_t *res);
@@ -297,6 +327,7 @@ static exchange *exchange_new(ph__http_response_t *res, ph__session *s,
   ex->base.send = ex_send;
   ex->base.finish = ex_finish;
   ex->base.close_stream = ex_close_stream;
+  ex->base.need_scope = ex_need_scope;
   ex->res = res;
   ex->s = s;
   ph__session_ref(s);
@@ -662,15 +693,6 @@ static int origin_allowed(const ph__http_request_t *req, const char **cors) {
          loopback_host(&a);
 }
 
-/* The seam for bearer authentication (a later issue): returns 0 to serve
- * the request, or an HTTP status after answering it. Nothing yet. */
-static int authenticate(const ph__http_request_t *req,
-                        ph__http_response_t *res) {
-  (void)req;
-  (void)res;
-  return 0;
-}
-
 /* The header lookup of the 2026-07-28 rules (protocol_http.h). */
 static int count_header(const void *req, const char *name, const char **value) {
   *value = single_header(req, name);
@@ -701,7 +723,7 @@ static void respond_too_many(ph__http_response_t *res, const char *cors,
  * client refused by them ends nobody's session. */
 static void on_initialize(const ph__http_request_t *req, const cJSON *parsed,
                           ph__http_response_t *res, const char *department,
-                          const char *cors) {
+                          const char *cors, const char *principal) {
   const ph__limits *l = &H.cfg->limits;
   ph__client *c = client_of(req);
   char *id_json = NULL, msg[256], data[128], retry[24];
@@ -744,6 +766,11 @@ static void on_initialize(const ph__http_request_t *req, const cJSON *parsed,
   } else {
     ph__debug("http: session %.8s… opened for %s", ph__http_session_id(ms),
               req->remote_ip);
+    /* The session is its first caller's for good (session_caller()). */
+    ph__http_session_protocol(ms)->principal = ph__xstrdup_or_null(principal);
+    snprintf(ph__http_session_protocol(ms)->client_address,
+             sizeof(ph__http_session_protocol(ms)->client_address), "%s",
+             req->remote_ip);
     ex = exchange_new(res, ph__http_session_protocol(ms), ms, cors);
     ex->minting = 1;
     exchange_run(ex, req->body, req->body_len, parsed);
@@ -751,8 +778,23 @@ static void on_initialize(const ph__http_request_t *req, const cJSON *parsed,
   free(id_json);
 }
 
+/* Whether a legacy session may serve this caller: the one that opened it
+ * (the same iss, sub and key), so that a session id that leaks is no
+ * use with another credential. The session then carries the latest of
+ * the caller's principals, with the scopes granted now. */
+static int session_caller(ph__session *s, const char *principal) {
+  if (!ph__principal_same(s->principal, principal))
+    return 0;
+  if (principal != NULL && strcmp(s->principal, principal) != 0) {
+    free(s->principal);
+    s->principal = ph__xstrdup(principal);
+  }
+  return 1;
+}
+
 static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
-                    const char *department, const char *cors) {
+                    const char *department, const char *cors,
+                    const char *principal) {
   const char *ctype = single_header(req, "Content-Type");
   const char *accept = ph__http_request_header(req, "Accept");
   const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
@@ -772,7 +814,8 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
   if (sid != NULL) {
     ms = ph__http_session_find(sid);
     s = ms != NULL ? ph__http_session_protocol(ms) : NULL;
-    if (s == NULL || strcmp(s->department, department) != 0) {
+    if (s == NULL || strcmp(s->department, department) != 0 ||
+        !session_caller(s, principal)) {
       respond_error(res, cors, 404, NULL, PH__RPC_SESSION_NOT_FOUND,
                     "Session not found: initialize a new session", NULL);
     } else if (hv != NULL && !ph__protocol_version_supported(hv)) {
@@ -829,6 +872,9 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
       s = ph__session_new(department);
       s->modern = 1;
       snprintf(s->version, sizeof(s->version), "%s", PH__MODERN_VERSION);
+      s->principal = ph__xstrdup_or_null(principal);
+      snprintf(s->client_address, sizeof(s->client_address), "%s",
+               req->remote_ip);
       ex = exchange_new(res, s, NULL, cors);
       ex->modern = 1;
       exchange_run(ex, req->body, req->body_len, post.body);
@@ -842,7 +888,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
                     "text/event-stream",
                     NULL);
     } else {
-      on_initialize(req, post.body, res, department, cors);
+      on_initialize(req, post.body, res, department, cors, principal);
     }
     break;
   default:
@@ -856,7 +902,8 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
 }
 
 static void on_get(const ph__http_request_t *req, ph__http_response_t *res,
-                   const char *department, const char *cors) {
+                   const char *department, const char *cors,
+                   const char *principal) {
   const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
   const char *last = ph__http_request_header(req, "Last-Event-ID");
   const char *accept = ph__http_request_header(req, "Accept");
@@ -873,7 +920,8 @@ static void on_get(const ph__http_request_t *req, ph__http_response_t *res,
   }
   ms = ph__http_session_find(sid);
   s = ms != NULL ? ph__http_session_protocol(ms) : NULL;
-  if (s == NULL || strcmp(s->department, department) != 0) {
+  if (s == NULL || strcmp(s->department, department) != 0 ||
+      !session_caller(s, principal)) {
     respond_error(res, cors, 404, NULL, PH__RPC_SESSION_NOT_FOUND,
                   "Session not found", NULL);
     return;
@@ -918,7 +966,8 @@ static void on_get(const ph__http_request_t *req, ph__http_response_t *res,
 }
 
 static void on_delete(const ph__http_request_t *req, ph__http_response_t *res,
-                      const char *department, const char *cors) {
+                      const char *department, const char *cors,
+                      const char *principal) {
   const char *sid = ph__http_request_header(req, "Mcp-Session-Id");
   ph__http_session *ms;
   headers h = {0};
@@ -930,7 +979,8 @@ static void on_delete(const ph__http_request_t *req, ph__http_response_t *res,
   }
   ms = ph__http_session_find(sid);
   if (ms == NULL ||
-      strcmp(ph__http_session_protocol(ms)->department, department) != 0) {
+      strcmp(ph__http_session_protocol(ms)->department, department) != 0 ||
+      !session_caller(ph__http_session_protocol(ms), principal)) {
     respond_error(res, cors, 404, NULL, PH__RPC_SESSION_NOT_FOUND,
                   "Session not found", NULL);
     return;
@@ -1024,6 +1074,303 @@ static char *path_department(const char *path) {
   return name;
 }
 
+/* ---- Authorization (README: Authorization) ---- */
+
+#define PRM_PATH "/.well-known/oauth-protected-resource"
+
+/* Serves a request whose caller is known: principal is its claims JSON,
+ * or NULL for anonymous (or auth none). */
+static void serve(const ph__http_request_t *req, ph__http_response_t *res,
+                  const char *department, const char *cors,
+                  const char *principal) {
+  if (strcmp(req->method, "POST") == 0) {
+    on_post(req, res, department, cors, principal);
+  } else if (strcmp(req->method, "GET") == 0) {
+    on_get(req, res, department, cors, principal);
+  } else if (strcmp(req->method, "DELETE") == 0) {
+    on_delete(req, res, department, cors, principal);
+  } else {
+    respond_error(res, cors, 405, NULL, PH__RPC_INVALID_REQUEST,
+                  "Method Not Allowed", NULL);
+  }
+}
+
+static void audit_refusal(const ph__department_cfg *dc,
+                          const ph__http_request_t *req, const char *outcome,
+                          const char *reason) {
+  ph__audit_event e = {.event = "authentication",
+                       .department = dc->name,
+                       .outcome = outcome,
+                       .reason = reason,
+                       .duration_ms = -1,
+                       .client = req->remote_ip};
+
+  if (dc->auth.audit)
+    ph__audit(H.cfg, &e);
+}
+
+/* A refusal with its challenge: status, WWW-Authenticate, and the reason
+ * as a JSON-RPC error (id null: the body was never read). */
+static void respond_challenge(ph__http_response_t *res, const char *cors,
+                              int status, const char *challenge,
+                              const char *message) {
+  headers h = {0};
+  char *text =
+      ph__jsonrpc_error_text(NULL, PH__RPC_INVALID_REQUEST, message, NULL);
+
+  add_cors(&h, cors);
+  add_header(&h, "WWW-Authenticate", challenge);
+  if (status == 503)
+    add_header(&h, "Retry-After", "1");
+  respond_json(res, status, &h, text, strlen(text));
+  free(text);
+}
+
+/* 401 for a request without a bearer credential (RFC 6750 3.1: no error
+ * code), naming where the metadata is and the scopes to ask for. */
+static void refuse_unauthenticated(const ph__http_request_t *req,
+                                   ph__http_response_t *res,
+                                   const ph__department_cfg *dc,
+                                   const char *cors, const char *outcome) {
+  char *challenge = ph__bearer_challenge(dc, NULL, NULL, NULL);
+
+  audit_refusal(dc, req, outcome, NULL);
+  respond_challenge(res, cors, 401, challenge,
+                    "Unauthorized: send Authorization: Bearer <token> (or "
+                    "X-API-Key)");
+  free(challenge);
+}
+
+/* A request waiting for its credential's check. Two hold it: the
+ * response side, until the check answers or the connection goes first,
+ * and the check, until its callback. */
+typedef struct waiting {
+  ph__http_response_t *res; /* NULL once the connection went. */
+  char *department;
+  char *cors;
+  int refs;
+} waiting;
+
+static void waiting_unref(waiting *w) {
+  if (--w->refs > 0)
+    return;
+  free(w->department);
+  free(w->cors);
+  free(w);
+}
+
+static void waiting_gone(ph__http_response_t *res) {
+  waiting *w = ph__http_response_get_data(res);
+
+  ph__http_response_close(res);
+  w->res = NULL;
+  waiting_unref(w);
+}
+
+static void on_authenticated(const ph__authn_result *r, void *data) {
+  waiting *w = data;
+  ph__http_response_t *res = w->res;
+  const ph__http_request_t *req;
+  const ph__department_cfg *dc;
+  char *challenge, msg[300];
+
+  if (res == NULL) {
+    waiting_unref(w);
+    return;
+  }
+  ph__http_response_set_data(res, NULL);
+  ph__http_response_set_gone_cb(res, NULL);
+  w->refs--; /* The response side's: answered below. */
+  req = ph__http_response_request(res);
+  /* A reload may have come meanwhile: the department as it is now. */
+  dc = ph__config_department(H.cfg, w->department);
+  if (dc == NULL || dc->auth.public_url == NULL) {
+    respond_error(res, w->cors, 404, NULL, PH__RPC_INVALID_REQUEST,
+                  "Not Found: no such endpoint", NULL);
+  } else if (H.stopping) {
+    respond_error(res, w->cors, 503, NULL, PH__RPC_INTERNAL_ERROR,
+                  "Service Unavailable: shutting down", NULL);
+  } else if (r->status == PH__AUTHN_OK) {
+    serve(req, res, w->department, w->cors, r->principal);
+  } else if (r->status == PH__AUTHN_INVALID) {
+    audit_refusal(dc, req, "invalid_token", r->reason);
+    challenge =
+        ph__bearer_challenge(dc, NULL, "invalid_token", r->description);
+    snprintf(msg, sizeof(msg), "Unauthorized: %.250s", r->description);
+    respond_challenge(res, w->cors, 401, challenge, msg);
+    free(challenge);
+  } else if (r->status == PH__AUTHN_UNAVAILABLE) {
+    audit_refusal(dc, req, "unavailable", r->reason);
+    respond_error(res, w->cors, 503, NULL, PH__RPC_INTERNAL_ERROR,
+                  "Service Unavailable: credentials cannot be checked now; "
+                  "try again",
+                  NULL);
+  } else {
+    audit_refusal(dc, req, "failed", NULL);
+    respond_error(res, w->cors, 500, NULL, PH__RPC_INTERNAL_ERROR,
+                  "Internal Server Error: the credential check failed", NULL);
+  }
+  waiting_unref(w);
+}
+
+/* The credential a request carries: Authorization: Bearer (the scheme in
+ * any case, RFC 9110 11.1) or X-API-Key. Returns 1 with *token and
+ * *scheme, 0 for none, -1 for an Authorization of another scheme, or -2
+ * for one that is unusable (repeated, both headers, empty). */
+static int credential(const ph__http_request_t *req, const char **token,
+                      const char **scheme) {
+  const char *authz = single_header(req, "Authorization");
+  const char *key = single_header(req, "X-API-Key");
+
+  if (authz == repeated || key == repeated || (authz && key))
+    return -2;
+  if (key != NULL) {
+    *token = key;
+    *scheme = "api_key";
+    return *key != '\0' ? 1 : -2;
+  }
+  if (authz == NULL)
+    return 0;
+  if (strncasecmp(authz, "Bearer", 6) != 0 ||
+      (authz[6] != ' ' && authz[6] != '\0'))
+    return -1;
+  *token = skip_ows(authz + 6);
+  *scheme = "bearer";
+  return **token != '\0' ? 1 : -2;
+}
+
+/* Decides who the caller of department dc is, then serves the request or
+ * refuses it. The department comes first, from the path alone, so the
+ * check is the one of the department that serves the request. */
+static void authenticate(const ph__http_request_t *req,
+                         ph__http_response_t *res, const char *department,
+                         const char *cors) {
+  const ph__department_cfg *dc = ph__config_department(H.cfg, department);
+  const char *token = NULL, *scheme = NULL;
+  char *challenge;
+  waiting *w;
+  int err;
+
+  if (dc == NULL) { /* Served but not configured: never unchecked. */
+    respond_error(res, cors, 404, NULL, PH__RPC_INVALID_REQUEST,
+                  "Not Found: no such endpoint", NULL);
+    return;
+  }
+  if (dc->auth.mode == PH__AUTH_NONE) {
+    serve(req, res, department, cors, NULL);
+    return;
+  }
+  switch (credential(req, &token, &scheme)) {
+  case 0:
+    if (dc->auth.mode == PH__AUTH_OPTIONAL)
+      serve(req, res, department, cors, NULL);
+    else
+      refuse_unauthenticated(req, res, dc, cors, "missing_token");
+    return;
+  case -1:
+    refuse_unauthenticated(req, res, dc, cors, "unsupported_scheme");
+    return;
+  case -2:
+    audit_refusal(dc, req, "invalid_request", NULL);
+    challenge = ph__bearer_challenge(
+        dc, NULL, "invalid_request",
+        "send one credential: one Authorization or one X-API-Key header");
+    respond_challenge(res, cors, 400, challenge,
+                      "Bad Request: send one credential");
+    free(challenge);
+    return;
+  }
+  w = ph__xcalloc(1, sizeof(*w));
+  w->res = res;
+  w->department = ph__xstrdup(department);
+  w->cors = ph__xstrdup_or_null(cors);
+  w->refs = 2;
+  err = ph__authn_start(H.loop, H.cfg, dc, token, scheme, on_authenticated, w);
+  if (err != 0) {
+    free(w->department);
+    free(w->cors);
+    free(w);
+    if (err == PH__ENOSERVICE)
+      ph__error("department %s has auth %s but no plugin provides authn",
+                dc->name,
+                dc->auth.mode == PH__AUTH_REQUIRED ? "required" : "optional");
+    audit_refusal(dc, req, "unavailable", ph__strerror(err));
+    respond_error(res, cors, 503, NULL, PH__RPC_INTERNAL_ERROR,
+                  err == UV_EBUSY
+                      ? "Service Unavailable: too many credential checks "
+                        "waiting; try again"
+                      : "Service Unavailable: credentials cannot be checked",
+                  NULL);
+    return;
+  }
+  ph__http_response_set_data(res, w);
+  ph__http_response_set_gone_cb(res, waiting_gone);
+}
+
+/* The department whose Protected Resource Metadata a well-known path
+ * asks for (RFC 9728 3.1), or NULL: after the well-known prefix, the
+ * path of an MCP endpoint ("/mcp", "/mcp/<name>") or of a department's
+ * public_url, which a proxy in front may have chosen; with no path, the
+ * default department, or the one department with auth. Compared
+ * exactly, as the endpoints are. */
+static const ph__department_cfg *prm_department(const char *suffix) {
+  const ph__department_cfg *d, *only = NULL;
+  const char *host, *path;
+  size_t i, n = 0;
+
+  if (*suffix == '\0') {
+    d = ph__config_department(H.cfg, "default");
+    if (d != NULL && d->auth.mode != PH__AUTH_NONE)
+      return d;
+    for (i = 0; i < H.cfg->ndepartments; i++)
+      if (H.cfg->departments[i].auth.mode != PH__AUTH_NONE) {
+        only = &H.cfg->departments[i];
+        n++;
+      }
+    return n == 1 ? only : NULL;
+  }
+  for (i = 0; i < H.cfg->ndepartments; i++) {
+    d = &H.cfg->departments[i];
+    if (d->auth.mode == PH__AUTH_NONE)
+      continue;
+    if (strncmp(suffix, "/mcp", 4) == 0 &&
+        ((suffix[4] == '\0' && strcmp(d->name, "default") == 0) ||
+         (suffix[4] == '/' && strcmp(suffix + 5, d->name) == 0)))
+      return d;
+    host = strstr(d->auth.public_url, "://") + 3;
+    path = host + strcspn(host, "/");
+    if (*path != '\0' && strcmp(path, suffix) == 0)
+      return d;
+  }
+  return NULL;
+}
+
+/* GET of the metadata: public, so any origin may read it. */
+static void on_prm(const ph__http_request_t *req, ph__http_response_t *res) {
+  const ph__department_cfg *d =
+      prm_department(req->path + strlen(PRM_PATH));
+  headers h = {0};
+  char *doc;
+
+  add_header(&h, "Access-Control-Allow-Origin", "*");
+  if (d == NULL) {
+    respond_error(res, NULL, 404, NULL, PH__RPC_INVALID_REQUEST,
+                  "Not Found: no protected resource here", NULL);
+  } else if (strcmp(req->method, "OPTIONS") == 0) {
+    add_header(&h, "Access-Control-Allow-Methods", "GET, OPTIONS");
+    add_header(&h, "Access-Control-Max-Age", "86400");
+    ph__http_respond(res, 204, h.h, h.n, NULL, 0);
+  } else if (strcmp(req->method, "GET") != 0 &&
+             strcmp(req->method, "HEAD") != 0) {
+    add_header(&h, "Allow", "GET, OPTIONS");
+    respond_json(res, 405, &h, "{\"error\":\"method not allowed\"}", 30);
+  } else {
+    doc = ph__prm_document(d);
+    respond_json(res, 200, &h, doc, strlen(doc));
+    free(doc);
+  }
+}
+
 static void on_request(ph__http_server_t *server, const ph__http_request_t *req,
                        ph__http_response_t *res) {
   const char *cors = NULL;
@@ -1031,7 +1378,18 @@ static void on_request(ph__http_server_t *server, const ph__http_request_t *req,
   char *department;
 
   (void)server;
-  if (!host_allowed(req) || !origin_allowed(req, &cors)) {
+  if (!host_allowed(req)) {
+    respond_error(res, NULL, 403, NULL, PH__RPC_INVALID_REQUEST,
+                  "Forbidden: Host or Origin not allowed", NULL);
+    return;
+  }
+  if (strncmp(req->path, PRM_PATH, strlen(PRM_PATH)) == 0 &&
+      (req->path[strlen(PRM_PATH)] == '\0' ||
+       req->path[strlen(PRM_PATH)] == '/')) {
+    on_prm(req, res);
+    return;
+  }
+  if (!origin_allowed(req, &cors)) {
     respond_error(res, NULL, 403, NULL, PH__RPC_INVALID_REQUEST,
                   "Forbidden: Host or Origin not allowed", NULL);
     return;
@@ -1055,17 +1413,8 @@ static void on_request(ph__http_server_t *server, const ph__http_request_t *req,
   } else if (H.stopping) {
     respond_error(res, cors, 503, NULL, PH__RPC_INTERNAL_ERROR,
                   "Service Unavailable: shutting down", NULL);
-  } else if (authenticate(req, res) != 0) {
-    /* Answered by authenticate(). */
-  } else if (strcmp(req->method, "POST") == 0) {
-    on_post(req, res, department, cors);
-  } else if (strcmp(req->method, "GET") == 0) {
-    on_get(req, res, department, cors);
-  } else if (strcmp(req->method, "DELETE") == 0) {
-    on_delete(req, res, department, cors);
   } else {
-    respond_error(res, cors, 405, NULL, PH__RPC_INVALID_REQUEST,
-                  "Method Not Allowed", NULL);
+    authenticate(req, res, department, cors);
   }
   free(department);
 }
