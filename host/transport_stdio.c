@@ -2,6 +2,8 @@
 #include "transport_stdio.h"
 
 #include "alloc.h"
+#include "authz.h"
+#include "error.h"
 #include "log.h"
 #include "protocol.h"
 #include "session.h"
@@ -353,6 +355,78 @@ static int open_stream(uv_loop_t *loop, int fd, void *handle, int readable) {
   return UV_EINVAL;
 }
 
+static int start_reading(void) {
+  int err;
+
+  if (S.in_file) {
+    read_file_chunk();
+    return 0;
+  }
+  err = uv_read_start((uv_stream_t *)&S.in, on_alloc, on_read);
+  if (err)
+    return err;
+  S.reading = 1;
+  return 0;
+}
+
+/* PLUGHOST_TOKEN checked: the client is its principal, or nobody is
+ * served. */
+static void on_token_checked(const ph__authn_result *r, void *data) {
+  (void)data;
+  if (S.session == NULL || S.eof)
+    return; /* Shut down meanwhile. */
+  if (r->status != PH__AUTHN_OK) {
+    ph__error("PLUGHOST_TOKEN refused for department %s: %s%s%s",
+              S.session->department, r->reason[0] ? r->reason : "refused",
+              r->description[0] ? ": " : "", r->description);
+    ph__stdio_stop();
+    if (S.on_eof != NULL)
+      S.on_eof(); /* Shuts the host down: nobody is served. */
+    return;
+  }
+  free(S.session->principal);
+  S.session->principal = ph__xstrdup(r->principal);
+  ph__info("stdio: the client is authenticated by PLUGHOST_TOKEN");
+  if (start_reading() != 0) {
+    ph__stdio_stop();
+    if (S.on_eof != NULL)
+      S.on_eof();
+  }
+}
+
+/* Who the local client is. Without auth, stdio_scopes (the operator's
+ * word, as before). With auth, a token in PLUGHOST_TOKEN is checked by
+ * authn as an HTTP bearer token would be, and reading waits for it;
+ * without one, stdio_scopes still stands for a trusted local client,
+ * and a department that requires auth refuses to start with neither.
+ * Returns 0, 1 when reading must wait for the check, or an error. */
+static int stdio_caller(const ph__config *cfg, const char *department) {
+  const ph__department_cfg *dc = ph__config_department(cfg, department);
+  const char *token = getenv("PLUGHOST_TOKEN");
+  int err;
+
+  if (dc == NULL || dc->auth.mode == PH__AUTH_NONE)
+    return 0;
+  if (token != NULL && token[0] != '\0') {
+    err = ph__authn_start(S.loop, cfg, dc, token, "bearer", on_token_checked,
+                          NULL);
+    if (err != 0) {
+      ph__error("cannot check PLUGHOST_TOKEN for department %s: %s",
+                department, ph__strerror(err));
+      return err;
+    }
+    return 1;
+  }
+  if (dc->auth.mode == PH__AUTH_REQUIRED && S.session->principal == NULL) {
+    ph__error("department %s requires authentication: set PLUGHOST_TOKEN "
+              "(a token or API key) or, for a trusted local client, "
+              "stdio_scopes",
+              department);
+    return UV_EACCES;
+  }
+  return 0;
+}
+
 int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
                     const char *department, void (*on_eof)(void)) {
   int err;
@@ -402,15 +476,12 @@ int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
     cJSON_Delete(p);
   }
   S.session->notify = session_notify;
-  if (S.in_file) {
-    read_file_chunk();
-    return 0;
-  }
-  err = uv_read_start((uv_stream_t *)&S.in, on_alloc, on_read);
-  if (err)
-    return err;
-  S.reading = 1;
-  return 0;
+  snprintf(S.session->client_address, sizeof(S.session->client_address),
+           "stdio");
+  err = stdio_caller(cfg, department);
+  if (err != 0)
+    return err < 0 ? err : 0;
+  return start_reading();
 }
 
 void ph__stdio_set_config(const ph__config *cfg) {
