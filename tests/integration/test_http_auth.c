@@ -768,3 +768,86 @@ Test(http_auth, no_plugin_sees_the_token_and_the_audit_holds_none) {
   free(root);
   free(alice);
 }
+
+/* A legacy session is its first caller's: another credential with its id
+ * finds no session. */
+Test(http_auth, a_session_stays_with_its_caller) {
+  char *root = root_token(), *alice, *bob, *a, *b, *r, *sid, hdr[512];
+
+  add_user(root, "alice", "[\"read:sales\"]");
+  add_user(root, "bob", "[]");
+  alice = login_at("/mcp/lobby", "alice", "alice-password-1");
+  bob = login_at("/mcp/lobby", "bob", "bob-password-1");
+  a = bearer(alice);
+  b = bearer(bob);
+  r = req_at("POST", "/mcp/sales", a,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+             "\"params\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\""
+             ":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}");
+  cr_assert_eq(th_http_status(r), 200, "%s", r);
+  sid = th_http_session_id(r);
+  cr_assert_not_null(sid, "%s", r);
+  free(r);
+  snprintf(hdr, sizeof(hdr), "Mcp-Session-Id: %s\r\n%s", sid, b);
+  r = req_at("POST", "/mcp/sales", hdr,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+  cr_expect_eq(th_http_status(r), 404, "bob used alice's session: %s", r);
+  free(r);
+  snprintf(hdr, sizeof(hdr), "Mcp-Session-Id: %s\r\n", sid);
+  r = req_at("POST", "/mcp/sales", hdr,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+  cr_expect_eq(th_http_status(r), 401, "no credential: %s", r);
+  free(r);
+  snprintf(hdr, sizeof(hdr), "Mcp-Session-Id: %s\r\n%s", sid, a);
+  r = req_at("POST", "/mcp/sales", hdr,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+  cr_expect_eq(th_http_status(r), 200, "%s", r);
+  cr_expect_not_null(strstr(r, "spy_secret"), "%s", r);
+  free(r);
+  free(sid);
+  free(a);
+  free(b);
+  free(root);
+  free(alice);
+  free(bob);
+}
+
+/* stdio: PLUGHOST_TOKEN is checked the same way; without one (and
+ * without stdio_scopes) a department that requires auth does not start,
+ * and a refused one stops the host. */
+Test(http_auth, stdio_takes_its_token_from_the_environment) {
+  char *root = root_token(), *alice;
+  th_host *h;
+  cJSON *res;
+
+  add_user(root, "alice", "[\"read:sales\"]");
+  alice = login_at("/mcp/lobby", "alice", "alice-password-1");
+  setenv("PLUGHOST_TOKEN", alice, 1);
+  h = th_start(config_path, "--department", "sales", NULL);
+  cJSON_Delete(th_initialize(h, "2025-06-18", NULL));
+  res = th_request(h, "tools/call", "{\"name\":\"spy_dump\",\"arguments\":{}}",
+                   20000);
+  cr_assert_not_null(res, "%s", th_stderr(h));
+  cr_expect_str_eq(th_str(res, "result.structuredContent.principal.sub"),
+                   "alice", "%s", th_stderr(h));
+  cJSON_Delete(res);
+  /* stdio has no step-up: a missing scope stays a tool error. */
+  res = th_request(h, "tools/call", "{\"name\":\"auth_user_list\"}", 20000);
+  cr_expect(cJSON_IsTrue(th_get(res, "result.isError")), "%s",
+            cJSON_PrintUnformatted(res));
+  cJSON_Delete(res);
+  th_stop(h, 20000);
+
+  setenv("PLUGHOST_TOKEN", "not-a-token", 1);
+  h = th_start(config_path, "--department", "sales", NULL);
+  cr_expect(th_wait_stderr(h, "PLUGHOST_TOKEN refused", 20000), "%s",
+            th_stderr(h));
+  th_stop(h, 20000);
+  unsetenv("PLUGHOST_TOKEN");
+  h = th_start(config_path, "--department", "sales", NULL);
+  cr_expect(th_wait_stderr(h, "requires authentication", 20000), "%s",
+            th_stderr(h));
+  th_stop(h, 20000);
+  free(root);
+  free(alice);
+}
