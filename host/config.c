@@ -198,8 +198,10 @@ static const char *const dept_keys[] = {"plugins",
                                         "list_unauthorized_tools",
                                         "audit",
                                         NULL};
-static const char *const inst_keys[] = {"plugin", "prefix", "config", "workers",
-                                        NULL};
+static const char *const inst_keys[] = {
+    "plugin", "prefix", "config", "workers", "isolation", "limits", NULL};
+static const char *const runner_limit_keys[] = {
+    "address_space_mb", "cpu_seconds", "open_files", NULL};
 static const char *const allow_all[] = {"*", NULL};
 
 int ph__valid_scope(const char *s) {
@@ -407,6 +409,52 @@ static int parse_limits(const cJSON *obj, ph__limits *l, const char *path,
   return 0;
 }
 
+/* An instance's "isolation" and, for a process, its "limits". */
+static int parse_isolation(const cJSON *obj, ph__instance_cfg *ic,
+                           const char *dept, const char *path, char **err) {
+  ph__runner_limits *l = &ic->limits;
+  const cJSON *limits;
+  char *mode = NULL;
+  double v;
+
+  if (get_string(obj, "isolation", "none", &mode, path, err) != 0)
+    return -1;
+  if (strcmp(mode, "none") == 0) {
+    ic->isolation = PH__ISOLATION_NONE;
+  } else if (strcmp(mode, "process") == 0) {
+    ic->isolation = PH__ISOLATION_PROCESS;
+  } else {
+    free(mode);
+    return ph__fail(err,
+                    "%s: department \"%s\": instance of %s: \"isolation\" "
+                    "must be \"none\" or \"process\"",
+                    path, dept, ic->plugin);
+  }
+  free(mode);
+  limits = cJSON_GetObjectItemCaseSensitive(obj, "limits");
+  if (limits == NULL)
+    return 0;
+  if (ic->isolation != PH__ISOLATION_PROCESS)
+    return ph__fail(err,
+                    "%s: department \"%s\": instance of %s: \"limits\" "
+                    "needs \"isolation\": \"process\"",
+                    path, dept, ic->plugin);
+  if (check_keys(limits, runner_limit_keys, "an instance's \"limits\"", path,
+                 err) != 0)
+    return -1;
+#define RUNNER_LIMIT(key, max, field)                                          \
+  v = 0;                                                                       \
+  if (get_uint(limits, key, 1, max, &v, path, err) != 0)                       \
+    return -1;                                                                 \
+  l->field = (uint64_t)v;
+
+  RUNNER_LIMIT("address_space_mb", 1 << 24, address_space_mb)
+  RUNNER_LIMIT("cpu_seconds", 1 << 30, cpu_seconds)
+  RUNNER_LIMIT("open_files", 1 << 20, open_files)
+#undef RUNNER_LIMIT
+  return 0;
+}
+
 static int parse_instance(const cJSON *obj, ph__instance_cfg *ic,
                           const char *dept, const char *path, char **err) {
   const cJSON *conf;
@@ -434,7 +482,7 @@ static int parse_instance(const cJSON *obj, ph__instance_cfg *ic,
   if (get_uint(obj, "workers", 1, 256, &workers, path, err) != 0)
     return -1;
   ic->workers = (int)workers;
-  return 0;
+  return parse_isolation(obj, ic, dept, path, err);
 }
 
 static int parse_department(const cJSON *obj, ph__department_cfg *d,

@@ -7,11 +7,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Where an instance's plugin code runs (isolation). */
+enum ph__isolation {
+  PH__ISOLATION_NONE,   /* In the host, on its worker threads. */
+  PH__ISOLATION_PROCESS /* In a plughost-runner child process. */
+};
+
+/* An isolated instance's runner limits (an instance's "limits"); 0 leaves
+ * the host's own limit in place. */
+typedef struct ph__runner_limits {
+  uint64_t address_space_mb; /* RLIMIT_AS, MiB. */
+  uint64_t cpu_seconds;      /* RLIMIT_CPU: SIGXCPU, a second later SIGKILL. */
+  uint64_t open_files;       /* RLIMIT_NOFILE. */
+} ph__runner_limits;
+
 typedef struct ph__instance_cfg {
-  char *plugin;      /* Plugin name (the descriptor's name). */
-  char *prefix;      /* Exposed prefix; "" for bare names. */
-  char *config_json; /* The instance's "config" object as text. */
-  int workers;       /* Worker threads; 0: limits.workers_per_plugin. */
+  char *plugin;             /* Plugin name (the descriptor's name). */
+  char *prefix;             /* Exposed prefix; "" for bare names. */
+  char *config_json;        /* The instance's "config" object as text. */
+  int workers;              /* Worker threads; 0: limits.workers_per_plugin. */
+  int isolation;            /* enum ph__isolation. */
+  ph__runner_limits limits; /* PH__ISOLATION_PROCESS only. */
 } ph__instance_cfg;
 
 /* Who may call a department over HTTP (auth). */
