@@ -2,6 +2,7 @@
 #include "call.h"
 
 #include "alloc.h"
+#include "channel.h"
 #include "error.h"
 #include "log.h"
 #include "pool.h"
@@ -416,9 +417,107 @@ void ph__call_cancel(ph_call *call) {
   answer(call);
 }
 
+static ph_call *root_of(ph_call *call) {
+  while (call->parent != NULL)
+    call = call->parent;
+  return call;
+}
+
+/* The item a complete handler belongs to: def points at the complete
+ * field of one of the plugin's templates or prompts. */
+static void complete_item(const ph__plugin *p, const void *def,
+                          ph__runner_req *req) {
+  size_t i;
+
+  for (i = 0; i < p->ntemplates; i++) {
+    if (def == (const void *)&p->templates[i].complete) {
+      req->kind = PH__WIRE_COMPLETE_TMPL;
+      req->index = (uint32_t)i;
+      req->item = p->templates[i].uri_template;
+      return;
+    }
+  }
+  for (i = 0; i < p->nprompts; i++) {
+    if (def == (const void *)&p->prompts[i].complete) {
+      req->kind = PH__WIRE_COMPLETE_PROMPT;
+      req->index = (uint32_t)i;
+      req->item = p->prompts[i].name;
+      return;
+    }
+  }
+}
+
+/* An isolated instance's call: the same handler, in its runner. */
+static void invoke_isolated(ph_call *call) {
+  const ph__plugin *p = call->inst->plugin;
+  const ph_call *root = root_of(call);
+  ph__runner_req req = {
+      .name = ph__call_name(call),
+      .principal = root->principal,
+      .state = root->state_in,
+      .progress = root->progress,
+      .timeout_ms = call->timeout_ms,
+  };
+  const ph__tool_def *tool;
+  const ph__template_def *tmpl;
+  const ph__resource_def *res;
+  const ph__prompt_def *prompt;
+
+  switch (call->kind) {
+  case PH__CALL_TOOL:
+    tool = call->def;
+    req.kind = PH__WIRE_TOOL;
+    req.index = (uint32_t)(tool - p->tools);
+    req.item = tool->name;
+    req.run_inline = tool->run_inline;
+    req.a = call->args_json;
+    break;
+  case PH__CALL_READ:
+    req.a = call->uri;
+    if (call->vars_json != NULL) {
+      tmpl = call->def;
+      req.kind = PH__WIRE_TEMPLATE;
+      req.index = (uint32_t)(tmpl - p->templates);
+      req.item = tmpl->uri_template;
+      req.b = call->vars_json;
+    } else {
+      res = call->def;
+      req.kind = PH__WIRE_RESOURCE;
+      req.index = (uint32_t)(res - p->resources);
+      req.item = res->uri;
+    }
+    break;
+  case PH__CALL_PROMPT:
+    prompt = call->def;
+    req.kind = PH__WIRE_PROMPT;
+    req.index = (uint32_t)(prompt - p->prompts);
+    req.item = prompt->name;
+    req.a = call->args_json;
+    break;
+  case PH__CALL_COMPLETE:
+    complete_item(p, call->def, &req);
+    req.a = call->arg_name;
+    req.b = call->arg_value;
+    req.c = call->context_json;
+    break;
+  case PH__CALL_SERVICE:
+    req.kind = PH__WIRE_SERVICE;
+    req.item = call->service;
+    req.a = call->service;
+    req.b = call->request_json;
+    break;
+  }
+  ph__runner_call(call->inst->runner, call, &req);
+}
+
 static void invoke(ph_call *call) {
   ph_instance *inst = call->inst;
   void *state = inst->state;
+
+  if (inst->runner != NULL) {
+    invoke_isolated(call);
+    return;
+  }
 
   switch (call->kind) {
   case PH__CALL_TOOL:
@@ -468,8 +567,14 @@ static void run_handler(ph__job *job) {
   ph__call_unref(call);
 }
 
+void ph__call_invoke(ph_call *call) {
+  invoke(call);
+}
+
 int ph__call_start(ph_call *call) {
-  int run_inline = call->kind == PH__CALL_TOOL &&
+  /* An isolated instance's inline tools run inline in its runner; here
+   * they wait for it on the pool, since the loop never waits on a runner. */
+  int run_inline = call->kind == PH__CALL_TOOL && call->inst->runner == NULL &&
                    ((const ph__tool_def *)call->def)->run_inline;
   int err;
 
@@ -583,12 +688,6 @@ int ph__call_reply(ph_call *call, const char *result_json) {
 int ph__call_reply_error(ph_call *call, int code, const char *message,
                          const char *data_json) {
   return finish(call, NULL, code, message, data_json);
-}
-
-static ph_call *root_of(ph_call *call) {
-  while (call->parent != NULL)
-    call = call->parent;
-  return call;
 }
 
 /* Sends e (its strings taken) up before the call's answer, in order: at

@@ -201,6 +201,11 @@ ph__session *ph__call_session(const ph_call *call);
 ph__outlet *ph__call_outlet(const ph_call *call);
 uint32_t ph__call_timeout_ms(const ph_call *call);
 
+/* Runs the call's handler on this thread: the plugin's own, or for an
+ * isolated instance its runner's (isolate.h), waiting for it. For service
+ * calls, which run on their caller's thread. */
+void ph__call_invoke(ph_call *call);
+
 /* Runs the call: inline or on the pool. Returns 0, or UV_EBUSY (the pool
  * queue is full) without having taken anything; the caller then answers
  * and unrefs. Loop thread. */

@@ -132,7 +132,7 @@ static int api_service_call(ph_call *call, const char *service,
   sub = ph__call_new_service(call, provider, service, request_json);
   ph__instance_unref(provider); /* sub holds it now. */
   ph__call_ref(sub); /* The provider's reference, dropped by its reply. */
-  provider->plugin->service(sub, service, request_json, provider->state);
+  ph__call_invoke(sub);
   if (!ph__call_replied(sub)) {
     ph__error("service \"%s\" of %s returned without replying", service,
               provider->label);

@@ -71,9 +71,42 @@ static void live_remove(ph_instance *inst) {
   uv_mutex_unlock(&live_lock);
 }
 
+/* Starts the runner of an isolated instance, whose init runs there. */
+static int start_runner(ph_instance *inst, int workers,
+                        const ph__runner_limits *limits, char **err) {
+  ph__runner_setup setup = {
+      .inst = inst,
+      .api = host_api,
+      .label = inst->label,
+      .so_path = inst->plugin->cache_path,
+      .config_json = inst->config_json,
+      .channels = workers,
+      .limits = *limits,
+  };
+  char *why = NULL;
+  ph__runner *r;
+
+  inst->limits = *limits;
+  inst->initialising = 1;
+  r = ph__runner_start(&setup, &why);
+  inst->initialising = 0;
+  if (r != NULL) {
+    /* ph__instances_not_ready() reads it from the loop meanwhile. */
+    live_lock_take();
+    inst->runner = r;
+    uv_mutex_unlock(&live_lock);
+    return 0;
+  }
+  ph__fail(err, "init of %s failed: %s", inst->label,
+           why ? why : "out of memory");
+  free(why);
+  return PH__EFAIL;
+}
+
 ph_instance *ph__instance_create(ph__plugin *p, const char *department,
                                  const char *prefix, const char *config_json,
-                                 int workers, int queue, char **err) {
+                                 int workers, int queue,
+                                 const ph__runner_limits *isolate, char **err) {
   ph_instance *inst;
   int rc;
 
@@ -93,7 +126,10 @@ ph_instance *ph__instance_create(ph__plugin *p, const char *department,
   inst->label = ph__xasprintf("%s/%s (%s)", department,
                               prefix[0] ? prefix : "-", p->name);
   live_add(inst);
-  if (p->init != NULL) {
+  if (isolate != NULL) {
+    if (start_runner(inst, workers, isolate, err) != 0)
+      goto fail;
+  } else if (p->init != NULL) {
     inst->initialising = 1;
     rc = p->init(inst, host_api, inst->config_json, &inst->state);
     inst->initialising = 0;
@@ -182,7 +218,9 @@ void ph__instance_destroy(ph_instance *inst) {
   /* The pool goes first: its threads may still be returning from handlers
    * that already replied. */
   ph__pool_destroy(inst->pool);
-  if (inst->initialised && inst->plugin->fini != NULL)
+  if (inst->runner != NULL)
+    ph__runner_stop(inst->runner); /* fini runs there. */
+  else if (inst->initialised && inst->plugin->fini != NULL)
     inst->plugin->fini(inst->state);
   ph__debug("finalised instance %s", inst->label);
   ph__plugin_unref(inst->plugin);
@@ -310,16 +348,42 @@ char *ph__instances_not_ready(void) {
 
   live_lock_take();
   for (inst = live; inst != NULL; inst = inst->live_next) {
-    if (!atomic_load(&inst->not_ready) || inst->retired_at != 0)
+    char *down = NULL;
+
+    if (inst->retired_at != 0)
       continue;
-    grown = ph__xasprintf(
-        "%s%s%s: %s", out ? out : "", out ? "; " : "", inst->label,
-        inst->not_ready_why ? inst->not_ready_why : "not ready");
+    if (inst->runner != NULL && ph__runner_serving(inst->runner, &down))
+      down = NULL;
+    if (down == NULL && !atomic_load(&inst->not_ready))
+      continue;
+    grown = ph__xasprintf("%s%s%s: %s", out ? out : "", out ? "; " : "",
+                          inst->label,
+                          down                  ? down
+                          : inst->not_ready_why ? inst->not_ready_why
+                                                : "not ready");
+    free(down);
     free(out);
     out = grown;
   }
   uv_mutex_unlock(&live_lock);
   return out;
+}
+
+int ph__instances_restarting(void) {
+  ph_instance *inst;
+  char *down;
+  int n = 0;
+
+  live_lock_take();
+  for (inst = live; inst != NULL; inst = inst->live_next) {
+    if (inst->retired_at != 0 || inst->runner == NULL ||
+        ph__runner_serving(inst->runner, &down))
+      continue;
+    free(down);
+    n++;
+  }
+  uv_mutex_unlock(&live_lock);
+  return n;
 }
 
 static ph__watch *find_watch(int fd) {

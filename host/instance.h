@@ -5,13 +5,19 @@
  * finally finalised (fini) and freed. Every instance not yet freed is on one
  * live list.
  *
- * Layers: above loader.h (its code) and pool.h (its worker threads); below
+ * An isolated instance ("isolation": "process") keeps its plugin code in a
+ * runner process (isolate.h): init and fini run there, and its workers
+ * proxy calls to it instead of running handlers.
+ *
+ * Layers: above loader.h (its code), pool.h (its worker threads) and
+ * isolate.h (an isolated instance's runner); below
  * registry.h (which composes instances into generations) and call.h (which
  * runs calls on them). It calls upward only through the finaliser hook the
  * call layer installs. */
 #ifndef PH_INSTANCE_H
 #define PH_INSTANCE_H
 
+#include "isolate.h"
 #include "loader.h"
 #include "pool.h"
 
@@ -35,7 +41,10 @@ struct ph_instance {
   char *label; /* "department/prefix (plugin)" for log lines. */
   void *state;
   ph__pool *pool;
-  int initialised;       /* init succeeded: fini is owed. */
+  ph__runner *runner;       /* Isolated: its runner, which owns init and fini;
+                               NULL in the host. */
+  ph__runner_limits limits; /* Isolated: the runner's limits. */
+  int initialised;          /* init succeeded: fini is owed. */
   atomic_int stuck;      /* Retired but still busy past the drain deadline. */
   cJSON *tool_overrides; /* configure_tool during init: name -> object. */
   int initialising;      /* configure_tool is allowed. */
@@ -65,11 +74,14 @@ void ph__instances_set_finaliser(int (*finalise)(ph_instance *inst));
 
 /* Creates an instance of p (referenced) and runs init on it on the calling
  * thread, then starts its pool of `workers` threads queueing up to `queue`
- * calls. Returns it with one reference, or NULL with *err (malloc'd) saying
+ * calls. With `isolate` (not NULL), init runs in a runner process with
+ * those limits and `workers` channels, and the calling thread waits for
+ * it. Returns it with one reference, or NULL with *err (malloc'd) saying
  * why. */
 ph_instance *ph__instance_create(ph__plugin *p, const char *department,
                                  const char *prefix, const char *config_json,
-                                 int workers, int queue, char **err);
+                                 int workers, int queue,
+                                 const ph__runner_limits *isolate, char **err);
 
 void ph__instance_ref(ph_instance *inst);
 
@@ -110,9 +122,14 @@ const cJSON *ph__instance_tool_override(const ph_instance *inst,
 /* Records set_ready; logs transitions. Any thread. */
 void ph__instance_set_ready(ph_instance *inst, int ready, const char *why);
 
-/* Instances that reported not ready, as a malloc'd text "label: why; ..."
- * or NULL when all are ready. Any thread. */
+/* Instances that reported not ready, or isolated ones whose runner is down
+ * (restarting), as a malloc'd text "label: why; ..." or NULL when all are
+ * ready. Retired instances do not count. Any thread. */
 char *ph__instances_not_ready(void);
+
+/* Isolated instances in service whose runner is down (restarting). Any
+ * thread. */
+int ph__instances_restarting(void);
 
 /* watch_fd (plughost.h) on `loop`, whose thread the caller is on: starts
  * watching fd for inst, changes its watch, or with events 0 stops it.

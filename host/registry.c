@@ -35,10 +35,20 @@ static ph__plugin *find_plugin(ph__plugin **plugins, size_t n,
   return NULL;
 }
 
+/* Whether inst runs where isolate (NULL: in the host) says, with the same
+ * limits. */
+static int same_isolation(const ph_instance *inst,
+                          const ph__runner_limits *isolate) {
+  if (isolate == NULL || inst->runner == NULL)
+    return isolate == NULL && inst->runner == NULL;
+  return memcmp(&inst->limits, isolate, sizeof(*isolate)) == 0;
+}
+
 /* An instance of prev that can be carried over unchanged, or NULL. */
 static ph_instance *reusable(const ph__generation *prev, const char *dept,
                              const ph__plugin *p, const char *prefix,
-                             const char *config_json) {
+                             const char *config_json,
+                             const ph__runner_limits *isolate) {
   const ph__dept *d;
   size_t i;
 
@@ -47,7 +57,8 @@ static ph_instance *reusable(const ph__generation *prev, const char *dept,
   for (i = 0; i < d->ninstances; i++) {
     ph_instance *inst = d->instances[i];
     if (inst->plugin == p && strcmp(inst->prefix, prefix) == 0 &&
-        strcmp(inst->config_json, config_json) == 0)
+        strcmp(inst->config_json, config_json) == 0 &&
+        same_isolation(inst, isolate))
       return inst;
   }
   return NULL;
@@ -356,6 +367,10 @@ static void build_dept(ph__dept *d, const ph__department_cfg *dc,
     int workers = dc->all_plugins || dc->instances[i].workers == 0
                       ? cfg->limits.workers_per_plugin
                       : dc->instances[i].workers;
+    const ph__runner_limits *isolate =
+        !dc->all_plugins && dc->instances[i].isolation == PH__ISOLATION_PROCESS
+            ? &dc->instances[i].limits
+            : NULL;
     ph__plugin *p = find_plugin(plugins, nplugins, pname);
     ph_instance *inst;
     char *err = NULL;
@@ -375,12 +390,12 @@ static void build_dept(ph__dept *d, const ph__department_cfg *dc,
                 dc->name, prefix, pname);
       continue;
     }
-    inst = reusable(prev, dc->name, p, prefix, conf);
+    inst = reusable(prev, dc->name, p, prefix, conf, isolate);
     if (inst != NULL) {
       ph__instance_ref(inst);
     } else {
       inst = ph__instance_create(p, dc->name, prefix, conf, workers,
-                                 cfg->limits.queue_per_plugin, &err);
+                                 cfg->limits.queue_per_plugin, isolate, &err);
       if (inst == NULL) {
         ph__error("refused plugin %s in department %s: %s", p->source_path,
                   dc->name, err ? err : "out of memory");

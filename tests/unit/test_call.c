@@ -162,7 +162,8 @@ static ph_instance *instance(const char *file, int workers, int queue) {
   ph_instance *inst;
   char *err = NULL;
 
-  inst = ph__instance_create(p, "default", p->name, NULL, workers, queue, &err);
+  inst = ph__instance_create(p, "default", p->name, NULL, workers, queue, NULL,
+                             &err);
   cr_assert_not_null(inst, "%s", err ? err : "?");
   instances[ninstances++] = inst;
   return inst;

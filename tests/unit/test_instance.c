@@ -56,7 +56,7 @@ Test(instance, instance_create_runs_init) {
   ph_instance *inst;
   char *err = (char *)"unset";
 
-  inst = ph__instance_create(p, "sales", "crm", "{\"x\":1}", 2, 4, &err);
+  inst = ph__instance_create(p, "sales", "crm", "{\"x\":1}", 2, 4, NULL, &err);
   cr_assert_not_null(inst, "%s", err ? err : "?");
   cr_expect_null(err);
   cr_expect_eq(atomic_load(&inst->refs), 1);
@@ -84,7 +84,7 @@ Test(instance, instance_defaults) {
   ph_instance *inst;
   char *err = NULL;
 
-  inst = ph__instance_create(p, "default", "", NULL, 1, 1, &err);
+  inst = ph__instance_create(p, "default", "", NULL, 1, 1, NULL, &err);
   cr_assert_not_null(inst, "%s", err ? err : "?");
   cr_expect_str_eq(inst->config_json, "{}");
   cr_expect_str_eq(inst->label, "default/- (slow)");
@@ -97,7 +97,7 @@ Test(instance, failing_init_refuses_the_instance) {
   ph_instance *inst;
   char *err = NULL;
 
-  inst = ph__instance_create(p, "default", "x", "{}", 1, 1, &err);
+  inst = ph__instance_create(p, "default", "x", "{}", 1, 1, NULL, &err);
   cr_expect_null(inst);
   cr_assert_not_null(err);
   cr_expect_str_eq(err, "init of default/x (init-fails) failed (returned -1)");
@@ -113,8 +113,8 @@ Test(instance, ready_and_draining_bookkeeping) {
   ph_instance *a, *b;
   char *err = NULL, *text;
 
-  a = ph__instance_create(p, "default", "a", NULL, 1, 1, &err);
-  b = ph__instance_create(p, "default", "b", NULL, 1, 1, &err);
+  a = ph__instance_create(p, "default", "a", NULL, 1, 1, NULL, &err);
+  b = ph__instance_create(p, "default", "b", NULL, 1, 1, NULL, &err);
   cr_assert_not_null(a);
   cr_assert_not_null(b);
   cr_expect_null(ph__instances_not_ready());
@@ -139,7 +139,8 @@ Test(instance, creating_without_an_api_table_fails) {
   char *err = NULL;
 
   ph__instances_set_api(NULL);
-  cr_expect_null(ph__instance_create(p, "default", "x", NULL, 1, 1, &err));
+  cr_expect_null(
+      ph__instance_create(p, "default", "x", NULL, 1, 1, NULL, &err));
   cr_expect_str_eq(err, "no host API table (ph__instances_set_api)");
   free(err);
   ph__plugin_unref(p);
