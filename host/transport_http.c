@@ -1023,8 +1023,9 @@ static void on_preflight(const ph__http_request_t *req,
 
 /* Ready: a generation is published, it serves every configured
  * department, every plugin instance the config names is live, and none
- * reported itself not ready (set_ready). The body also counts instances
- * still draining after a reload and those stuck past the drain deadline. */
+ * reported itself not ready (set_ready) or is an isolated one restarting.
+ * The body also counts instances still draining after a reload, those
+ * stuck past the drain deadline and those restarting. */
 static void on_ready(ph__http_response_t *res) {
   ph__generation *gen = ph__registry_acquire();
   char *not_ready = ph__instances_not_ready(), *text;
@@ -1045,6 +1046,7 @@ static void on_ready(ph__http_response_t *res) {
     cJSON_AddNumberToObject(body, "generation", (double)gen->id);
   cJSON_AddNumberToObject(body, "draining", ph__instances_draining());
   cJSON_AddNumberToObject(body, "stuck", ph__instances_stuck());
+  cJSON_AddNumberToObject(body, "restarting", ph__instances_restarting());
   if (not_ready != NULL)
     cJSON_AddStringToObject(body, "reason", not_ready);
   else if (!ok)
