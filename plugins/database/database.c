@@ -586,7 +586,8 @@ static void query_in_pool(ph_call *call, void *arg) {
 }
 
 static void to_pool(query_job *job) {
-  if (ph_call_api(job->call)->run_in_pool(job->call, query_in_pool, job) != PH_OK)
+  if (ph_call_api(job->call)->run_in_pool(job->call, query_in_pool, job) !=
+      PH_OK)
     job_reply(job, DB_EINTERNAL,
               strdup("The database is busy: too many queries queued; "
                      "try again"));
