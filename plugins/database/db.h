@@ -221,6 +221,10 @@ typedef struct sql_scan {
   int nidents;
   int unicode_ident; /* A U&"..." identifier was seen. */
   int unterminated;  /* A string, identifier or comment never ended. */
+  int unbalanced;    /* A ')' outside strings and comments closed nothing,
+                        or a '(' was left open. */
+  size_t end;        /* Bytes of the text before its first ';' outside
+                        strings and comments (all of it when none). */
 } sql_scan;
 
 /* Lexes sql for the given engine. Returns 0, or -1 when out of memory. */

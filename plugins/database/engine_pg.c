@@ -150,8 +150,8 @@ static void pg_close(db *d) {
 /* Streams the client's statement row by row (single-row mode), so a huge
  * result costs no memory: past the limit the rest is cancelled, and a row
  * past the row limit drops the link before libpq has all of it. */
-static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
-                       int nvalues, db_rows *out, char **err) {
+static int stream_rows(db *d, pg_conn *c, const db_request *rq, const char *sql,
+                       char **values, int nvalues, db_rows *out, char **err) {
   enum pg_stop stop = PG_RUNNING;
   long long cancel_at = 0;
   PGresult *res;
@@ -159,7 +159,7 @@ static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
   int rc = DB_OK, have_columns = 0, done = 0, taken;
   char buf[256];
 
-  if (!pq.PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
+  if (!pq.PQsendQueryParams(c->conn, sql, nvalues, NULL,
                             (const char *const *)values, NULL, NULL, 0)) {
     return pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
@@ -200,7 +200,8 @@ static int stream_rows(db *d, pg_conn *c, const db_request *rq, char **values,
 }
 
 static int pg_query(db *d, const db_request *rq, db_rows *out, char **err) {
-  char **values = NULL;
+  char **values = NULL, *bounded = NULL;
+  const char *run;
   int nvalues = 0, rc;
   sql_scan scan;
   pg_conn *c;
@@ -208,13 +209,17 @@ static int pg_query(db *d, const db_request *rq, db_rows *out, char **err) {
   rc = pg_screen(d, rq, 0, &scan, err);
   if (rc != DB_OK)
     return rc;
+  rc = pg_bound_sql(d, rq->sql, &scan, &bounded, err);
+  if (rc != DB_OK)
+    goto cleanup;
+  run = bounded != NULL ? bounded : rq->sql;
   rc = pg_param_texts(rq->params, &values, &nvalues, err);
   if (rc != DB_OK)
     goto cleanup;
   if (pg_pipeline_ok(d, &scan)) {
     rc = pg_screen_names(d, &scan, err);
     if (rc == DB_OK)
-      rc = pg_pipelined_query(d, rq, values, nvalues, out, err);
+      rc = pg_pipelined_query(d, rq, run, values, nvalues, out, err);
     goto cleanup;
   }
   c = pg_begin_read(d, rq, err, &rc);
@@ -222,10 +227,11 @@ static int pg_query(db *d, const db_request *rq, db_rows *out, char **err) {
     goto cleanup;
   rc = pg_screen_plan(d, c, rq, &scan, values, nvalues, err);
   if (rc == DB_OK)
-    rc = stream_rows(d, c, rq, values, nvalues, out, err);
+    rc = stream_rows(d, c, rq, run, values, nvalues, out, err);
   pg_end_read(d, c);
 
 cleanup:
+  free(bounded);
   pg_free_texts(values, nvalues);
   sql_scan_free(&scan);
   return rc;

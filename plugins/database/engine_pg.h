@@ -13,6 +13,8 @@
  *                   pipelined round trip
  *   pg_read.c       reads driven from the host's loop (watch_fd) and the
  *                   watcher's part in them
+ *   pg_bound.c      the row limit, which the server measures before it
+ *                   sends a row
  *
  * Threads: everything here runs on a worker thread, blocking, except
  * pg_read.c's loop side; pg_state's fields say which lock guards them. */
@@ -188,8 +190,10 @@ typedef struct pipe_run {
   enum pg_stop stop;
   long skipped;
   int rc, have_columns, done, results, stale;
-  int over;       /* The rows reached the limit: cancel the rest. */
-  int single_row; /* Rows come one PGresult each (else all in one). */
+  int over;         /* The rows reached the limit: cancel the rest. */
+  int single_row;   /* Rows come one PGresult each (else all in one). */
+  int bound_failed; /* The server refused a row past the row limit. */
+  const char *sql;  /* The text run (borrowed): the client's, bounded. */
   size_t len;
   unsigned hash;
   pg_stmt *t;    /* The kept statement run, or NULL (unnamed). */
@@ -304,8 +308,8 @@ int pg_explain_json(db *d, pg_conn *c, const db_request *rq, char **values,
 
 /* Sends rq as one pipeline on c (see pg_pipeline.c); 0, or -1 when the
  * link failed (closed; nothing ran). */
-int pg_pipe_send(pg_conn *c, const db_request *rq, char **values, int nvalues,
-                 pipe_run *p);
+int pg_pipe_send(pg_conn *c, const db_request *rq, const char *sql,
+                 char **values, int nvalues, pipe_run *p);
 
 /* A NULL from PQgetResult: the current step is over; -1 when it cannot
  * be. */
@@ -325,8 +329,21 @@ int pg_pipe_end(pg_conn *c, const db_request *rq, pipe_run *p, char **err,
 int pg_pipeline_ok(db *d, const sql_scan *scan);
 
 /* A read in one round trip on a worker, borrowing its own connection. */
-int pg_pipelined_query(db *d, const db_request *rq, char **values, int nvalues,
-                       db_rows *out, char **err);
+int pg_pipelined_query(db *d, const db_request *rq, const char *sql,
+                       char **values, int nvalues, db_rows *out, char **err);
+
+/* ---- pg_bound.c ---- */
+
+/* The client's statement sql (lexed into scan) wrapped so that the server
+ * refuses a row past the row limit before it sends it, in *bounded
+ * (malloc'd; the caller frees it), or NULL when the statement needs no
+ * wrapper (SHOW). DB_OK, or a refusal with *err. */
+int pg_bound_sql(db *d, const char *sql, const sql_scan *scan, char **bounded,
+                 char **err);
+
+/* The size of the row the wrapper refused when res is that refusal, else
+ * 0. */
+long long pg_bound_failed(const PGresult *res);
 
 /* ---- pg_read.c ---- */
 

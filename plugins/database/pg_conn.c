@@ -138,7 +138,8 @@ int pg_link_open(db *d, pg_conn *c, int writable, char **err) {
    * with the default timeout needs no SET LOCAL of its own. */
   snprintf(setup, sizeof(setup),
            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
-           " SET bytea_output = 'hex'; SET statement_timeout = %d%s",
+           " SET bytea_output = 'hex'; SET standard_conforming_strings = on;"
+           " SET statement_timeout = %d%s",
            d->default_timeout,
            writable ? "" : "; SET default_transaction_read_only = on");
   res = pq.PQexec(c->conn, setup);
@@ -294,6 +295,21 @@ void pg_drain(db *d, pg_conn *c, const db_request *rq, enum pg_stop *stop,
     pg_link_close(c);
 }
 
+/* An error's message can quote a value of any size (an input function
+ * quotes its input); clients get its start, cut at a character. */
+#define MESSAGE_MAX 4096
+
+static int message_length(const char *s) {
+  size_t n = strlen(s);
+
+  if (n <= MESSAGE_MAX)
+    return (int)n;
+  n = MESSAGE_MAX;
+  while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+    n--;
+  return (int)n;
+}
+
 /* Maps a failed result to a code and a message a client can act on. */
 int pg_failure(pg_conn *c, const PGresult *res, const db_request *rq,
                enum pg_stop stop, char **err) {
@@ -302,6 +318,14 @@ int pg_failure(pg_conn *c, const PGresult *res, const db_request *rq,
   const char *primary =
       res != NULL ? pq.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
+  if (pg_bound_failed(res) > 0) {
+    db_errorf(err,
+              "A row of this result takes %lld bytes as text, more than "
+              "the limit of a row (4 x max_result_bytes + 1 MiB); select "
+              "fewer or smaller values",
+              pg_bound_failed(res));
+    return DB_EREFUSED;
+  }
   if (c->row_too_big) {
     db_errorf(err,
               "A row of this result is larger than %zu bytes, the limit of "
@@ -326,7 +350,8 @@ int pg_failure(pg_conn *c, const PGresult *res, const db_request *rq,
   if (primary == NULL)
     primary = c->conn != NULL ? pq.PQerrorMessage(c->conn) : "unknown error";
   if (state != NULL && strcmp(state, "25006") == 0) {
-    db_errorf(err, "Writes are not allowed: %s", primary);
+    db_errorf(err, "Writes are not allowed: %.*s", message_length(primary),
+              primary);
     return DB_EREFUSED;
   }
   if (state != NULL && strcmp(state, "42601") == 0 &&
@@ -336,10 +361,11 @@ int pg_failure(pg_conn *c, const PGresult *res, const db_request *rq,
     return DB_EREFUSED;
   }
   if (state != NULL && strncmp(state, "42501", 5) == 0) {
-    db_errorf(err, "Not permitted: %s", primary);
+    db_errorf(err, "Not permitted: %.*s", message_length(primary), primary);
     return DB_EREFUSED;
   }
-  db_errorf(err, "PostgreSQL: %s", primary);
+  db_errorf(err, "PostgreSQL: %.*s%s", message_length(primary), primary,
+            primary[message_length(primary)] != '\0' ? "..." : "");
   return state != NULL && strncmp(state, "08", 2) == 0 ? DB_EINTERNAL
                                                        : DB_EINVALID;
 }

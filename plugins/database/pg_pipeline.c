@@ -65,17 +65,18 @@ static pg_stmt *stmt_victim(pg_conn *c) {
  * changed) drops the link so the retry prepares afresh.
  *
  * Returns 0, or -1 when the link failed (closed; nothing ran). */
-int pg_pipe_send(pg_conn *c, const db_request *rq, char **values, int nvalues,
-                 pipe_run *p) {
+int pg_pipe_send(pg_conn *c, const db_request *rq, const char *sql,
+                 char **values, int nvalues, pipe_run *p) {
   char timeout[64], name[32];
   int sent;
 
   memset(p, 0, sizeof(*p));
   p->single_row = 1;
-  p->len = strlen(rq->sql);
-  p->hash = stmt_hash(rq->sql, p->len);
+  p->sql = sql;
+  p->len = strlen(sql);
+  p->hash = stmt_hash(sql, p->len);
   if (p->len <= STMT_MAX_SQL) {
-    p->t = stmt_find(c, rq->sql, p->len, p->hash);
+    p->t = stmt_find(c, sql, p->len, p->hash);
     if (p->t == NULL)
       p->t = p->slot = stmt_victim(c);
   }
@@ -101,7 +102,7 @@ int pg_pipe_send(pg_conn *c, const db_request *rq, char **values, int nvalues,
   if (sent && p->slot != NULL) {
     p->slot->serial = ++c->serial;
     snprintf(name, sizeof(name), "ph_s%u", p->slot->serial);
-    sent = pq.PQsendPrepare(c->conn, name, rq->sql, 0, NULL);
+    sent = pq.PQsendPrepare(c->conn, name, sql, 0, NULL);
     p->steps[p->nsteps++] = STEP_PREPARE;
   }
   if (sent) {
@@ -111,7 +112,7 @@ int pg_pipe_send(pg_conn *c, const db_request *rq, char **values, int nvalues,
       sent = pq.PQsendQueryPrepared(c->conn, name, nvalues,
                                     (const char *const *)values, NULL, NULL, 0);
     } else {
-      sent = pq.PQsendQueryParams(c->conn, rq->sql, nvalues, NULL,
+      sent = pq.PQsendQueryParams(c->conn, sql, nvalues, NULL,
                                   (const char *const *)values, NULL, NULL, 0);
     }
     p->steps[p->nsteps++] = STEP_STATEMENT;
@@ -160,7 +161,7 @@ void pg_pipe_result(db *d, pg_conn *c, const db_request *rq, pipe_run *p,
     if (st == PGRES_COMMAND_OK) {
       p->slot->sql = malloc(p->len + 1);
       if (p->slot->sql != NULL) {
-        memcpy(p->slot->sql, rq->sql, p->len + 1);
+        memcpy(p->slot->sql, p->sql, p->len + 1);
         p->slot->len = p->len;
         p->slot->hash = p->hash;
       } else {
@@ -193,6 +194,8 @@ void pg_pipe_result(db *d, pg_conn *c, const db_request *rq, pipe_run *p,
        * under a kept statement. Dropping the link drops it too. */
       p->stale = 1;
     } else {
+      if (pg_bound_failed(res))
+        p->bound_failed = 1;
       p->rc = pg_failure(c, res, rq, p->stop, err);
     }
   }
@@ -238,15 +241,15 @@ int pg_pipe_end(pg_conn *c, const db_request *rq, pipe_run *p, char **err,
  * error: pg_end_read then rolls it back, or checkin drops the link, as on the
  * unpipelined path. */
 static int pipelined_rows(db *d, pg_conn *c, const db_request *rq,
-                          char **values, int nvalues, db_rows *out, char **err,
-                          int *fresh) {
+                          const char *sql, char **values, int nvalues,
+                          db_rows *out, char **err, int *fresh) {
   long long cancel_at = 0;
   PGresult *res;
   pipe_run p;
   char buf[256];
   int rc;
 
-  if (pg_pipe_send(c, rq, values, nvalues, &p) != 0) {
+  if (pg_pipe_send(c, rq, sql, values, nvalues, &p) != 0) {
     *fresh = 1;
     return pg_failure(c, NULL, rq, PG_BROKEN, err);
   }
@@ -295,8 +298,8 @@ int pg_pipeline_ok(db *d, const sql_scan *scan) {
 
 /* A read in one round trip (see pipelined_rows). A link that was dead
  * while idle in the pool is reconnected once, as pg_begin_read does. */
-int pg_pipelined_query(db *d, const db_request *rq, char **values, int nvalues,
-                       db_rows *out, char **err) {
+int pg_pipelined_query(db *d, const db_request *rq, const char *sql,
+                       char **values, int nvalues, db_rows *out, char **err) {
   pg_conn *c;
   int attempt, rc = DB_EINTERNAL, fresh;
 
@@ -304,7 +307,7 @@ int pg_pipelined_query(db *d, const db_request *rq, char **values, int nvalues,
     c = pg_checkout(d, rq, err);
     if (c == NULL)
       return db_now_ms() >= rq->deadline ? DB_ETIMEOUT : DB_EINTERNAL;
-    rc = pipelined_rows(d, c, rq, values, nvalues, out, err, &fresh);
+    rc = pipelined_rows(d, c, rq, sql, values, nvalues, out, err, &fresh);
     pg_end_read(d, c);
     if (rc == DB_OK || !fresh)
       break;

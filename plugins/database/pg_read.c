@@ -33,6 +33,7 @@ struct pg_async {
   db_rows *out;
   char **values;
   int nvalues;
+  char *bounded; /* The statement run (pg_bound_sql), or NULL: rq->sql. */
   int fd;
   int watch_write; /* Output is pending: watched for writing too. */
   size_t wire;     /* Bytes seen waiting on the socket, summed (at least
@@ -107,6 +108,13 @@ static pg_conn *checkout_now(db *d) {
 }
 
 static void async_finish(pg_async *a);
+
+/* Frees a read and what it owns, once it has been answered. */
+static void async_free(pg_async *a) {
+  pg_free_texts(a->values, a->nvalues);
+  free(a->bounded);
+  free(a);
+}
 static void async_next(db *d);
 static int hand_over(db *d, pg_conn *c);
 
@@ -220,17 +228,18 @@ static void async_finish(pg_async *a) {
       pq.PQsetnonblocking(c->conn, 0);
     pg_end_read(d, c);
   }
-  pg_free_texts(a->values, a->nvalues);
-  if (rc != DB_OK && (fresh || a->too_big) && db_now_ms() < a->rq->deadline) {
+  if (rc != DB_OK && (fresh || a->too_big || a->p.bound_failed) &&
+      db_now_ms() < a->rq->deadline) {
     /* Nothing of the client's ran (or a kept statement went stale, or the
-     * result was too big to read whole): the worker path runs it again,
-     * reconnecting if need be. */
+     * result was too big to read whole, or it held a row past the limit,
+     * which a page streamed row by row may end before): the worker path
+     * runs it again, reconnecting if need be. */
     free(a->err);
     a->err = NULL;
     rc = DB_EAGAIN;
   }
   a->done(a->ctx, rc, a->err);
-  free(a);
+  async_free(a);
   s->loop_reads--;
   if (keep && hand_over(d, c) < 0) {
     db_api(d)->watch_fd(d->self, fd, 0, NULL, NULL);
@@ -253,7 +262,8 @@ static int launch_on(pg_async *a, pg_conn *c, int watched) {
   a->fd = fd;
   a->cancel = pq.PQgetCancel(c->conn);
   if (fd < 0 || pq.PQsetnonblocking(c->conn, 1) != 0 ||
-      pg_pipe_send(c, a->rq, a->values, a->nvalues, &a->p) != 0) {
+      pg_pipe_send(c, a->rq, a->bounded != NULL ? a->bounded : a->rq->sql,
+                   a->values, a->nvalues, &a->p) != 0) {
     if (watched)
       db_api(d)->watch_fd(d->self, fd, 0, NULL, NULL);
     if (a->cancel != NULL)
@@ -293,9 +303,8 @@ static void async_give_up(pg_async *a, int rc, const char *why) {
 
   if (why != NULL)
     db_errorf(&err, "%s", why);
-  pg_free_texts(a->values, a->nvalues);
   a->done(a->ctx, rc, err);
-  free(a);
+  async_free(a);
 }
 
 /* Takes the first waiting read off the list (under s->lock). */
@@ -397,23 +406,29 @@ int pg_query_start(db *d, const db_request *rq, db_rows *out,
   sql_scan scan;
   int rc, ok;
 
+  char *bounded = NULL;
+
   rc = pg_screen(d, rq, 0, &scan, err);
   if (rc != DB_OK)
     return rc;
   ok = pg_pipeline_ok(d, &scan);
   if (ok)
     rc = pg_screen_names(d, &scan, err);
+  if (rc == DB_OK && ok)
+    rc = pg_bound_sql(d, rq->sql, &scan, &bounded, err);
   sql_scan_free(&scan);
   if (rc != DB_OK)
     return rc;
   if (!ok)
     return DB_EAGAIN;
   a = calloc(1, sizeof(*a));
-  if (a == NULL)
+  if (a == NULL) {
+    free(bounded);
     return DB_EAGAIN;
+  }
+  a->bounded = bounded;
   if (pg_param_texts(rq->params, &a->values, &a->nvalues, err) != DB_OK) {
-    pg_free_texts(a->values, a->nvalues);
-    free(a);
+    async_free(a);
     return DB_EINVALID;
   }
   a->d = d;
@@ -434,8 +449,7 @@ int pg_query_start(db *d, const db_request *rq, db_rows *out,
     pthread_mutex_unlock(&s->lock);
     return DB_OK;
   }
-  pg_free_texts(a->values, a->nvalues);
-  free(a);
+  async_free(a);
   return DB_EAGAIN;
 }
 

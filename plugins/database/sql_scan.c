@@ -116,10 +116,11 @@ static const char *skip_block_comment(const char *p, db_kind kind) {
 
 int sql_scan_run(sql_scan *s, const char *sql, db_kind kind) {
   const char *p = sql, *start, *end;
-  int in_statement = 0, first_done = 0;
+  int in_statement = 0, first_done = 0, depth = 0, ended = 0;
   char q;
 
   memset(s, 0, sizeof(*s));
+  s->end = strlen(sql);
   while (*p != '\0') {
     unsigned char c = (unsigned char)*p;
 
@@ -139,6 +140,9 @@ int sql_scan_run(sql_scan *s, const char *sql, db_kind kind) {
       continue;
     }
     if (c == ';') {
+      if (!ended)
+        s->end = (size_t)(p - sql);
+      ended = 1;
       in_statement = 0;
       p++;
       continue;
@@ -213,8 +217,18 @@ int sql_scan_run(sql_scan *s, const char *sql, db_kind kind) {
      * before the first word leaves `first` empty. */
     if (c != '(')
       first_done = 1;
+    if (c == '(') {
+      depth++;
+    } else if (c == ')') {
+      if (depth == 0)
+        s->unbalanced = 1;
+      else
+        depth--;
+    }
     p++;
   }
+  if (depth > 0)
+    s->unbalanced = 1;
   return 0;
 
 unterminated:
