@@ -279,6 +279,9 @@ static int pg_execute(db *d, const db_request *rq, long long *affected,
   rc = pg_screen(d, rq, 1, &scan, err);
   if (rc != DB_OK)
     return rc;
+  rc = pg_bound_write(&scan, err);
+  if (rc != DB_OK)
+    goto cleanup;
   rc = pg_param_texts(rq->params, &values, &nvalues, err);
   if (rc != DB_OK)
     goto cleanup;

@@ -345,6 +345,9 @@ int pg_bound_sql(db *d, const char *sql, const sql_scan *scan, char **bounded,
  * 0. */
 long long pg_bound_failed(const PGresult *res);
 
+/* Refuses a write with RETURNING, whose rows no wrapper can bound. */
+int pg_bound_write(const sql_scan *scan, char **err);
+
 /* ---- pg_read.c ---- */
 
 /* db_engine.query_start: a read started on the loop thread. */

@@ -67,3 +67,18 @@ long long pg_bound_failed(const PGresult *res) {
   return mark != NULL ? strtoll(mark + 1 + strlen(ROW_LIMIT_MARK), NULL, 10)
                       : 0;
 }
+
+int pg_bound_write(const sql_scan *scan, char **err) {
+  int i;
+
+  /* A write's RETURNING rows would come back as one result, read whole,
+   * and execute answers with the count alone. */
+  for (i = 0; i < scan->nidents; i++)
+    if (!scan->idents[i].quoted &&
+        strcmp(scan->idents[i].text, "returning") == 0) {
+      db_errorf(err, "execute answers with affected_rows only: leave out "
+                     "RETURNING");
+      return DB_EREFUSED;
+    }
+  return DB_OK;
+}

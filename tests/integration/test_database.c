@@ -2172,6 +2172,17 @@ Test(database, execute_writes_only_when_enabled) {
     res = call(h, "execute", sql_args("DROP TABLE orders", NULL));
     cr_assert(is_error(res));
     cJSON_Delete(res);
+    if (e[i].kind == PG) {
+      /* Its rows would be read whole, and execute answers with a count. */
+      snprintf(sql, sizeof(sql),
+               "UPDATE %s SET name = 'y' WHERE region_id = 10 RETURNING "
+               "repeat(name, 1000)",
+               table);
+      res = call(h, "execute", sql_args(sql, NULL));
+      cr_assert(is_error(res));
+      cr_assert(strstr(th_str(res, "result.content.0.text"), "RETURNING"));
+      cJSON_Delete(res);
+    }
     snprintf(sql, sizeof(sql),
              "DELETE FROM %s WHERE region_id = 10; DROP TABLE orders", table);
     res = call(h, "execute", sql_args(sql, NULL));
