@@ -18,6 +18,7 @@
 #define PH_AUTHZ_H
 
 #include "config.h"
+#include "principal.h" /* ph__principal_same, for the transports. */
 
 #include <uv.h>
 
@@ -52,11 +53,6 @@ int ph__authn_start(uv_loop_t *loop, const ph__config *cfg,
 
 /* Checks started and not yet called back. */
 int ph__authn_pending(void);
-
-/* Whether two principals (claims JSON, or NULL for anonymous) are the
- * same caller: the same iss, sub and, for API keys, key_id. A legacy
- * session stays its first caller's. Any thread. */
-int ph__principal_same(const char *a, const char *b);
 
 /* The well-known URL of a resource's metadata (RFC 9728 3.1): the
  * public_url's origin, "/.well-known/oauth-protected-resource", then its

@@ -4,6 +4,7 @@
 #include "alloc.h"
 #include "call.h"
 #include "log.h"
+#include "principal.h"
 
 #include <openssl/rand.h>
 #include <stddef.h>
@@ -342,8 +343,7 @@ ph__task *ph__task_find(const char *id, const char *department,
       continue;
     /* Another principal's task does not exist for this one. */
     if (strcmp(t->department, department) != 0 ||
-        (t->principal == NULL) != (principal == NULL) ||
-        (principal != NULL && strcmp(t->principal, principal) != 0) ||
+        !ph__principal_same(t->principal, principal) ||
         now - t->created_at >= TASK_TTL_MS)
       return NULL;
     return t;

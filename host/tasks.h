@@ -60,8 +60,9 @@ ph__outlet *ph__task_outlet(ph__task *t);
  * the caller's reference is dropped. */
 void ph__task_started(ph__task *t);
 
-/* A visible, unexpired task of this department and principal, or NULL.
- * Borrowed. */
+/* A visible, unexpired task of this department and caller, or NULL: the
+ * caller is compared as ph__principal_same does (issuer and subject), so
+ * a refreshed token still finds its tasks. Borrowed. */
 ph__task *ph__task_find(const char *id, const char *department,
                         const char *principal);
 

@@ -150,8 +150,8 @@ static void start(void) {
   cr_assert_not_null(mkdtemp(base));
   snprintf(dir, sizeof(dir), "%s/plugins", base);
   cr_assert_eq(mkdir(dir, 0755), 0);
-  run("cp '%s/plugins/auth.so' '%s/spy.so' '%s'", PH_BUILD_DIR,
-      PH_TEST_PLUGIN_DIR, dir);
+  run("cp '%s/plugins/auth.so' '%s/spy.so' '%s/conformance.so' '%s'",
+      PH_BUILD_DIR, PH_TEST_PLUGIN_DIR, PH_TEST_PLUGIN_DIR, dir);
   make_idp_key();
   setenv("PH_TEST_ROOT_PASSWORD", ROOT_PASSWORD, 1);
   cr_assert(asprintf(&db, "\"db\":\"%s/data/auth.db\"", base) > 0);
@@ -178,7 +178,8 @@ static void start(void) {
           "\"hr\":{\"auth\":\"optional\",\"public_url\":\"" HR "\","
           "\"authorization_servers\":[\"" IDP "\"],"
           "\"plugins\":[{\"plugin\":\"auth\",\"config\":{%s,"
-          "\"token_audience\":\"" HR "\"}},{\"plugin\":\"spy\"}]}}}",
+          "\"token_audience\":\"" HR "\"}},{\"plugin\":\"spy\"},"
+          "{\"plugin\":\"conformance\",\"prefix\":\"conf\"}]}}}",
           base, base, db, base, db, db) > 0);
   config_path = th_write_temp(text, ".json");
   free(text);
@@ -809,6 +810,80 @@ Test(http_auth, a_session_stays_with_its_caller) {
   free(b);
   free(root);
   free(alice);
+  free(bob);
+}
+
+/* A 2026-07-28 request to hr with the tasks extension, as the caller of
+ * token; the JSON-RPC message of the answer, its status in *status. */
+static cJSON *hr_tasks_request(const char *token, const char *method,
+                               const char *name, const char *params,
+                               int *status) {
+  char *auth = bearer(token), *headers, *body, *r;
+  cJSON *j;
+
+  cr_assert(asprintf(&headers,
+                     "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: %s\r\n"
+                     "Mcp-Name: %s\r\n%s",
+                     method, name, auth) > 0);
+  cr_assert(asprintf(&body,
+                     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\","
+                     "\"params\":{%s,\"_meta\":{"
+                     "\"io.modelcontextprotocol/protocolVersion\":"
+                     "\"2026-07-28\","
+                     "\"io.modelcontextprotocol/clientCapabilities\":{"
+                     "\"extensions\":{\"io.modelcontextprotocol/tasks\":{}}}}}}",
+                     method, params) > 0);
+  r = req_at("POST", "/mcp/hr", headers, body);
+  *status = th_http_status(r);
+  j = body_json(r);
+  free(r);
+  free(body);
+  free(headers);
+  free(auth);
+  return j;
+}
+
+/* A task belongs to its caller, not to the token it was made with: after
+ * a refresh (a new token, another exp) the caller still finds it, and
+ * another caller does not. */
+Test(http_auth, a_task_stays_with_its_caller_across_a_refresh) {
+  char *root = root_token(), *first, *refreshed, *bob, *params, *id;
+  cJSON *j;
+  int status;
+
+  add_user(root, "alice", "[\"read:sales\"]");
+  add_user(root, "bob", "[\"read:sales\"]");
+  first = login_at("/mcp/hr", "alice", "alice-password-1");
+  bob = login_at("/mcp/hr", "bob", "bob-password-1");
+  j = hr_tasks_request(first, "tools/call", "conf_slow_compute",
+                       "\"name\":\"conf_slow_compute\",\"arguments\":{"
+                       "\"seconds\":0.5,\"label\":\"x\"}",
+                       &status);
+  cr_assert_eq(status, 200);
+  cr_assert_str_eq(th_str(j, "result.resultType"), "task", "%s",
+                   cJSON_PrintUnformatted(j));
+  id = strdup(th_str(j, "result.taskId"));
+  cJSON_Delete(j);
+  sleep(1); /* Tokens have whole-second exp: the next one differs. */
+  refreshed = login_at("/mcp/hr", "alice", "alice-password-1");
+  cr_assert_str_neq(first, refreshed);
+  cr_assert(asprintf(&params, "\"taskId\":\"%s\"", id) > 0);
+  j = hr_tasks_request(refreshed, "tasks/get", id, params, &status);
+  cr_expect_eq(status, 200);
+  cr_expect_not_null(th_str(j, "result.status"), "%s",
+                     cJSON_PrintUnformatted(j));
+  cJSON_Delete(j);
+  j = hr_tasks_request(bob, "tasks/get", id, params, &status);
+  cr_expect_null(th_get(j, "result"), "bob sees alice's task: %s",
+                 cJSON_PrintUnformatted(j));
+  cr_expect_str_eq(th_str(j, "error.message"),
+                   "Invalid params: unknown or expired taskId");
+  cJSON_Delete(j);
+  free(params);
+  free(id);
+  free(root);
+  free(first);
+  free(refreshed);
   free(bob);
 }
 
