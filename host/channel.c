@@ -77,8 +77,10 @@ int ph__msg_send(int fd, const ph__msg *m) {
   return 0;
 }
 
-/* Reads exactly len bytes. UV_EOF when the peer closed first. */
-static int read_full(int fd, void *buf, size_t len) {
+/* Reads exactly len bytes. UV_EOF when the peer closed first; with a
+ * receive timeout on fd, UV_ETIMEDOUT when it passes before the first
+ * byte of a message (start), and waiting on once the message has begun. */
+static int read_full(int fd, void *buf, size_t len, int start) {
   char *p = buf;
   ssize_t r;
 
@@ -89,6 +91,11 @@ static int read_full(int fd, void *buf, size_t len) {
     if (r < 0) {
       if (errno == EINTR)
         continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (start && p == (char *)buf)
+          return UV_ETIMEDOUT;
+        continue;
+      }
       return errno == ECONNRESET ? UV_EOF : -errno;
     }
     p += r;
@@ -123,13 +130,13 @@ int ph__msg_recv(int fd, ph__msg *m) {
   int err;
 
   memset(m, 0, sizeof(*m));
-  err = read_full(fd, &h, sizeof(h));
+  err = read_full(fd, &h, sizeof(h), 1);
   if (err)
     return err;
   if (h.len > PH__MSG_MAX)
     return PH__EINVAL;
   m->buf = ph__xmalloc((size_t)h.len + 1);
-  err = read_full(fd, m->buf, h.len);
+  err = read_full(fd, m->buf, h.len, 0);
   if (err == 0)
     err = split_strings(m, h.len);
   if (err) {

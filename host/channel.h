@@ -119,8 +119,10 @@ int ph__msg_send(int fd, const ph__msg *m);
 
 /* Reads one message from fd, blocking until it is whole. Returns 0 with
  * *m filled (free with ph__msg_clear), UV_EOF when the peer closed between
- * messages or inside one, PH__EINVAL for a malformed or oversized one, or
- * a negative errno. On an error *m is left cleared. */
+ * messages or inside one, PH__EINVAL for a malformed or oversized one,
+ * UV_ETIMEDOUT when fd has a receive timeout (SO_RCVTIMEO) that passed
+ * before a message began (one that has begun is read whole), or a
+ * negative errno. On an error *m is left cleared. */
 int ph__msg_recv(int fd, ph__msg *m);
 
 /* Frees what a receive allocated and zeroes m. */

@@ -251,12 +251,15 @@ static proc *spawn(ph__runner *r, char **err) {
       pipe2(errp, O_CLOEXEC) != 0)
     goto fail;
   for (i = 0; i < r->nchans; i++) {
+    struct timeval check = {0, CHECK_MS * 1000};
     int pair[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
       goto fail;
     p->chans[i] = pair[0];
     child_ends[i] = pair[1];
+    if (setsockopt(pair[0], SOL_SOCKET, SO_RCVTIMEO, &check, sizeof(check)))
+      goto fail;
   }
   pid = fork();
   if (pid < 0)
@@ -739,7 +742,7 @@ static int round_trip(ph__runner *r, int fd, uint32_t seq, ph_call *call,
 static int converse(ph__runner *r, proc *p, int ch, ph_call *call,
                     const ph__runner_req *req) {
   const ph_host_api *api = r->api;
-  int fd = p->chans[ch], err = 0, done = 0, cancelled = 0, killed = 0, n;
+  int fd = p->chans[ch], err = 0, done = 0, cancelled = 0, killed = 0;
   uint32_t seq = atomic_fetch_add(&r->seq, 1) + 1;
   uint64_t deadline = req->timeout_ms ? now_ms() + req->timeout_ms : 0;
   ph__msg m = {
@@ -756,14 +759,11 @@ static int converse(ph__runner *r, proc *p, int ch, ph_call *call,
   atomic_store(&p->cancel[ch], 0);
   err = ph__msg_send(fd, &m);
   while (err == 0 && !done) {
-    struct pollfd pf = {fd, POLLIN, 0};
-
-    n = poll(&pf, 1, CHECK_MS);
-    if (n < 0 && errno != EINTR) {
-      err = -errno;
-      break;
-    }
-    if (n <= 0) {
+    /* The channel's receive timeout (spawn) brings this thread back every
+     * CHECK_MS while it waits, without a poll per message. */
+    err = ph__msg_recv(fd, &m);
+    if (err == UV_ETIMEDOUT) {
+      err = 0;
       if (!cancelled && api->cancelled(call)) {
         cancelled = 1;
         atomic_store(&p->cancel[ch], seq);
@@ -778,7 +778,6 @@ static int converse(ph__runner *r, proc *p, int ch, ph_call *call,
       }
       continue;
     }
-    err = ph__msg_recv(fd, &m);
     if (err)
       break;
     if (m.seq != seq) {
