@@ -36,6 +36,7 @@ static struct {
   const char *listen;
   int shutting_down;
   int abandoned; /* Exiting while plugin code still runs on workers. */
+  int exit_status; /* Non-zero: a failure found while serving. */
   uint32_t shutdown_timeout_ms;
   uint64_t shutdown_deadline;
   uv_signal_t sigterm, sigint, sighup;
@@ -123,8 +124,11 @@ static void begin_shutdown(const char *why) {
   uv_timer_start(&M.drain_timer, on_drain_tick, 0, 5);
 }
 
-static void on_stdin_eof(void) {
-  begin_shutdown("stdin closed");
+static void on_stdio_end(int status) {
+  if (status != 0)
+    M.exit_status = status;
+  begin_shutdown(status != 0 ? "the stdio client was refused"
+                             : "stdin closed");
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -296,7 +300,7 @@ int main(int argc, char **argv) {
   uv_signal_start(&M.sighup, on_signal, SIGHUP);
 
   if (M.use_stdio) {
-    if (ph__stdio_start(M.loop, M.cfg, M.department, on_stdin_eof) != 0) {
+    if (ph__stdio_start(M.loop, M.cfg, M.department, on_stdio_end) != 0) {
       begin_shutdown("stdio unavailable");
       rc = 1;
     }
@@ -313,6 +317,8 @@ int main(int argc, char **argv) {
   uv_loop_close(M.loop);
   remove_cache_copies();
   free(M.cache_dir);
+  if (rc == 0)
+    rc = M.exit_status;
   if (M.abandoned)
     _exit(rc); /* No destructors while abandoned handlers still run. */
   return rc;

@@ -54,7 +54,7 @@ static struct {
   size_t head, scan, len, cap;
   uv_idle_t more; /* Serves the next slice of lines. */
   int skipping;   /* Discarding an oversized line up to its newline. */
-  void (*on_eof)(void);
+  void (*on_end)(int status);
 } S;
 
 typedef struct {
@@ -300,8 +300,8 @@ static void end_of_input(ssize_t nread) {
     serve_line(S.head, S.len);
   S.head = S.len = S.scan = 0;
   ph__stdio_stop();
-  if (S.on_eof != NULL)
-    S.on_eof();
+  if (S.on_end != NULL)
+    S.on_end(0);
 }
 
 static void consume(ssize_t nread) {
@@ -380,8 +380,8 @@ static void on_token_checked(const ph__authn_result *r, void *data) {
               S.session->department, r->reason[0] ? r->reason : "refused",
               r->description[0] ? ": " : "", r->description);
     ph__stdio_stop();
-    if (S.on_eof != NULL)
-      S.on_eof(); /* Shuts the host down: nobody is served. */
+    if (S.on_end != NULL)
+      S.on_end(1); /* Shuts the host down: nobody is served. */
     return;
   }
   free(S.session->principal);
@@ -389,8 +389,8 @@ static void on_token_checked(const ph__authn_result *r, void *data) {
   ph__info("stdio: the client is authenticated by PLUGHOST_TOKEN");
   if (start_reading() != 0) {
     ph__stdio_stop();
-    if (S.on_eof != NULL)
-      S.on_eof();
+    if (S.on_end != NULL)
+      S.on_end(1);
   }
 }
 
@@ -428,12 +428,12 @@ static int stdio_caller(const ph__config *cfg, const char *department) {
 }
 
 int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
-                    const char *department, void (*on_eof)(void)) {
+                    const char *department, void (*on_end)(int status)) {
   int err;
 
   S.loop = loop;
   S.cfg = cfg;
-  S.on_eof = on_eof;
+  S.on_end = on_end;
   S.outlet.send = outlet_send;
   S.outlet.finish = outlet_finish;
   err = open_stream(loop, STDOUT_FILENO, &S.out, 0);

@@ -7,10 +7,12 @@
 
 #include <uv.h>
 
-/* Starts reading stdin on loop for `department`. on_eof runs once when
- * stdin ends (or fails); the caller then shuts down. */
+/* Starts reading stdin on loop for `department`. on_end runs once when
+ * stdin ends or fails (status 0), or when the client is refused before
+ * anything is read, its PLUGHOST_TOKEN not accepted (status 1, logged
+ * here); the caller then shuts down and exits with status. */
 int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
-                    const char *department, void (*on_eof)(void));
+                    const char *department, void (*on_end)(int status));
 
 /* Uses a new configuration's limits after a reload. */
 void ph__stdio_set_config(const ph__config *cfg);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -894,6 +895,7 @@ Test(http_auth, stdio_takes_its_token_from_the_environment) {
   char *root = root_token(), *alice;
   th_host *h;
   cJSON *res;
+  int status;
 
   add_user(root, "alice", "[\"read:sales\"]");
   alice = login_at("/mcp/lobby", "alice", "alice-password-1");
@@ -913,16 +915,24 @@ Test(http_auth, stdio_takes_its_token_from_the_environment) {
   cJSON_Delete(res);
   th_stop(h, 20000);
 
+  /* Refused or missing, the host says why and fails: a service manager
+   * or a client that spawned it sees the failure in the exit status. */
   setenv("PLUGHOST_TOKEN", "not-a-token", 1);
   h = th_start(config_path, "--department", "sales", NULL);
-  cr_expect(th_wait_stderr(h, "PLUGHOST_TOKEN refused", 20000), "%s",
-            th_stderr(h));
-  th_stop(h, 20000);
+  cr_expect(th_wait_stderr(h, "PLUGHOST_TOKEN refused for department sales: "
+                              "malformed",
+                           20000),
+            "%s", th_stderr(h));
+  status = th_stop(h, 20000);
+  cr_expect(WIFEXITED(status) && WEXITSTATUS(status) != 0,
+            "a refused PLUGHOST_TOKEN exits with status %d", status);
   unsetenv("PLUGHOST_TOKEN");
   h = th_start(config_path, "--department", "sales", NULL);
   cr_expect(th_wait_stderr(h, "requires authentication", 20000), "%s",
             th_stderr(h));
-  th_stop(h, 20000);
+  status = th_stop(h, 20000);
+  cr_expect(WIFEXITED(status) && WEXITSTATUS(status) != 0,
+            "no PLUGHOST_TOKEN exits with status %d", status);
   free(root);
   free(alice);
 }
