@@ -4,6 +4,7 @@
 #include "alloc.h"
 #include "authz.h"
 #include "error.h"
+#include "lines.h"
 #include "log.h"
 #include "protocol.h"
 #include "session.h"
@@ -28,7 +29,6 @@
 
 static struct {
   uv_loop_t *loop;
-  const ph__config *cfg;
   union {
     uv_pipe_t pipe;
     uv_tty_t tty;
@@ -47,13 +47,8 @@ static struct {
   size_t outlen, outcap;
   ph__session *session;
   ph__outlet outlet;
-  /* Bytes read and not yet served: lines from head, the newline search
-   * going on from scan. Input is only taken while no complete line is
-   * left, and then head is 0. */
-  char *buf;
-  size_t head, scan, len, cap;
-  uv_idle_t more; /* Serves the next slice of lines. */
-  int skipping;   /* Discarding an oversized line up to its newline. */
+  ph__lines lines; /* Bytes read and not yet served. */
+  uv_idle_t more;   /* Serves the next slice of lines. */
   void (*on_end)(int status);
 } S;
 
@@ -162,11 +157,10 @@ static void session_notify(ph__session *s, const char *json, size_t len) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)h;
   (void)suggested;
-  if (S.cap - S.len < 65536) {
-    S.cap = S.cap ? S.cap * 2 : 131072;
-    S.buf = ph__xrealloc(S.buf, S.cap);
-  }
-  *buf = uv_buf_init(S.buf + S.len, (unsigned)(S.cap - S.len));
+  char *at;
+  size_t room = ph__lines_room(&S.lines, &at);
+
+  *buf = uv_buf_init(at, (unsigned)(room < UINT32_MAX ? room : UINT32_MAX));
 }
 
 static void handle_line(char *line, size_t len) {
@@ -180,47 +174,35 @@ static void handle_line(char *line, size_t len) {
 }
 
 /* A line that ended in a newline, or the last one at EOF. */
-static void serve_line(size_t start, size_t end) {
-  size_t max = S.cfg->limits.max_message_bytes;
-
-  if (S.skipping || end - start > max) {
-    S.skipping = 0;
-    ph__warn("stdin: skipped a message larger than %zu bytes", max);
+static void serve_line(int kind, char *line, size_t len) {
+  if (kind == PH__LINES_TOO_LARGE) {
+    ph__warn("stdin: skipped a message larger than %zu bytes",
+             S.lines.max);
     ph__protocol_reject(&S.outlet, PH__OUTCOME_TOO_LARGE,
                         PH__RPC_INVALID_REQUEST,
                         "Invalid Request: message exceeds the size limit");
-  } else {
-    handle_line(S.buf + start, end - start);
+  } else if (kind == PH__LINES_MESSAGE) {
+    handle_line(line, len);
   }
 }
 
-/* Serves complete lines for one slice. Returns 1 if some are left. */
+/* Serves complete lines for one slice. Returns 1 if some may be left. */
 static int serve_lines(void) {
   uint64_t deadline = uv_hrtime() + LINE_SLICE_NS;
-  size_t max = S.cfg->limits.max_message_bytes;
-  int served = 0;
-  char *nl;
+  const char *line;
+  size_t len;
+  int served = 0, kind;
 
-  while ((nl = memchr(S.buf + S.scan, '\n', S.len - S.scan)) != NULL) {
-    size_t start = S.head, end = (size_t)(nl - S.buf);
-
+  for (;;) {
     if (served++ && uv_hrtime() >= deadline)
       return 1;
-    S.head = S.scan = end + 1;
-    serve_line(start, end);
+    kind = ph__lines_next(&S.lines, &line, &len);
+    if (kind == PH__LINES_NONE)
+      return 0;
+    serve_line(kind, (char *)line, len);
     if (S.eof)
       return 0; /* Stopped meanwhile: the rest is not served. */
   }
-  /* Only part of a line is left: move it to the front for more input. */
-  memmove(S.buf, S.buf + S.head, S.len - S.head);
-  S.len -= S.head;
-  S.scan = S.len;
-  S.head = 0;
-  if (S.skipping || S.len > max) {
-    S.skipping = 1; /* Nothing of an oversized line is worth keeping. */
-    S.len = S.scan = 0;
-  }
-  return 0;
 }
 
 static int output_backed_up(void) {
@@ -296,9 +278,13 @@ static void on_resume_check(uv_timer_t *t) {
 static void end_of_input(ssize_t nread) {
   if (nread != UV_EOF)
     ph__error("stdin: %s", uv_strerror((int)nread));
-  else if (S.skipping || S.len > S.head)
-    serve_line(S.head, S.len);
-  S.head = S.len = S.scan = 0;
+  else {
+    const char *line;
+    size_t len;
+    int kind = ph__lines_last(&S.lines, &line, &len);
+
+    serve_line(kind, (char *)line, len);
+  }
   ph__stdio_stop();
   if (S.on_end != NULL)
     S.on_end(0);
@@ -309,7 +295,7 @@ static void consume(ssize_t nread) {
     end_of_input(nread);
     return;
   }
-  S.len += (size_t)nread;
+  ph__lines_added(&S.lines, (size_t)nread);
   pump();
 }
 
@@ -432,7 +418,7 @@ int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
   int err;
 
   S.loop = loop;
-  S.cfg = cfg;
+  ph__lines_init(&S.lines, cfg->limits.max_message_bytes);
   S.on_end = on_end;
   S.outlet.send = outlet_send;
   S.outlet.finish = outlet_finish;
@@ -485,7 +471,7 @@ int ph__stdio_start(uv_loop_t *loop, const ph__config *cfg,
 }
 
 void ph__stdio_set_config(const ph__config *cfg) {
-  S.cfg = cfg;
+  S.lines.max = cfg->limits.max_message_bytes;
 }
 
 void ph__stdio_stop(void) {
@@ -532,7 +518,7 @@ void ph__stdio_close(void) {
     S.out_open = 0;
   }
   if (S.in_file && S.reading)
-    return; /* The threadpool still writes into S.buf; the process ends. */
-  free(S.buf);
-  S.buf = NULL;
+    return; /* The threadpool still writes into the buffer; the process
+             * ends. */
+  ph__lines_free(&S.lines);
 }

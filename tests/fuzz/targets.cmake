@@ -30,6 +30,7 @@ endif()
 find_library(PH_FUZZ_CRITERION criterion REQUIRED)
 
 ph_fuzz_target(http)
+ph_fuzz_target(lines)
 # The protocol on a generation of fixture plugins, published by the unit
 # tests' fixture (whose checks are criterion's).
 ph_fuzz_target(jsonrpc
