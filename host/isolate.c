@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -78,7 +79,6 @@ struct ph__runner {
   uint64_t next_start; /* When the next attempt is due, in ms (mu). */
   int wake;            /* eventfd: the supervisor looks at `stopping`. */
   atomic_uint seq;     /* Call numbers. */
-  atomic_long restarts;
   uv_thread_t thread;
 };
 
@@ -207,6 +207,11 @@ static _Noreturn void child(const ph__runner *r, int ctl, int memfd,
     set_limit(RLIMIT_CPU, l->cpu_seconds, l->cpu_seconds + 1);
   if (l->open_files > 0)
     set_limit(RLIMIT_NOFILE, l->open_files, l->open_files);
+  /* Plugin work is throughput work: as SCHED_BATCH, a runner woken by a
+   * call does not preempt the host's threads, which go on handing out
+   * calls, and then serves them in a row; on a shared core that halves
+   * the switches between the two address spaces (bench/README.md). */
+  sched_setscheduler(0, SCHED_BATCH, &(struct sched_param){0});
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   /* The supervisor thread that forked lives as long as the host: if the
    * host dies, so does the runner. */
@@ -573,7 +578,6 @@ static void supervise(void *arg) {
     backoff = backoff * 2 > PH__RUNNER_BACKOFF_MAX_MS
                   ? PH__RUNNER_BACKOFF_MAX_MS
                   : backoff * 2;
-    atomic_fetch_add(&r->restarts, 1);
   }
 }
 
@@ -663,10 +667,6 @@ int ph__runner_serving(ph__runner *r, char **why) {
   *why = down_text(r);
   uv_mutex_unlock(&r->mu);
   return *why == NULL;
-}
-
-long ph__runner_restarts(ph__runner *r) {
-  return atomic_load(&r->restarts);
 }
 
 /* Answers call with an error naming the instance; data says the state and

@@ -103,7 +103,4 @@ void ph__runner_call(ph__runner *r, ph_call *call, const ph__runner_req *req);
  * in 200 ms". */
 int ph__runner_serving(ph__runner *r, char **why);
 
-/* Restarts so far (tests and the log). */
-long ph__runner_restarts(ph__runner *r);
-
 #endif
