@@ -215,6 +215,7 @@ Test(isolation, hang_past_deadline_kills_the_runner) {
   stop(h);
 }
 
+#ifndef PH_TEST_ASAN
 /* Resident memory of a process in KiB, from /proc. */
 static long rss_kib(long pid) {
   char path[64], line[256];
@@ -232,7 +233,6 @@ static long rss_kib(long pid) {
   return kib;
 }
 
-#ifndef PH_TEST_ASAN
 Test(isolation, leak_is_stopped_by_the_address_space_limit) {
   th_host *h = start(ISOLATED);
   long before = runner_pid(h);
