@@ -1838,12 +1838,12 @@ Test(database, one_row_cannot_exceed_the_memory_limits, .timeout = 300) {
  * and behind the plan check (sales_reps has a masked column). */
 static const char *const huge_values[] = {
     "SELECT repeat('x', 300000000)",
-    "SELECT string_agg(repeat('x', 1000000), '') FROM generate_series(1, 300)",
-    "SELECT rep_id, repeat(first_name, 60000000) AS v FROM sales_reps "
+    "SELECT string_agg(repeat('x', 1000000), '') FROM generate_series(1, 100)",
+    "SELECT rep_id, repeat(first_name, 20000000) AS v FROM sales_reps "
     "LIMIT 1",
-    "SELECT 'a' AS t, repeat('x', 300000000) AS v",
-    "VALUES (1), (2), (3), (length(repeat('x', 300000000))) UNION ALL "
-    "SELECT length(v) FROM (SELECT repeat('y', 300000000) AS v) s",
+    "SELECT 'a' AS t, repeat('x', 20000000) AS v",
+    "VALUES (1), (2), (3), (length(repeat('x', 50000000))) UNION ALL "
+    "SELECT length(v) FROM (SELECT repeat('y', 50000000) AS v) s",
 };
 
 Test(database, postgres_one_huge_value_never_reaches_the_host, .timeout = 300) {
