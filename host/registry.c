@@ -458,6 +458,16 @@ static void build_dept(ph__dept *d, const ph__department_cfg *dc,
            d->nitems[PH__TEMPLATE], d->nitems[PH__PROMPT]);
 }
 
+static int generation_uses(const ph__generation *g, const ph__plugin *p) {
+  size_t i, j;
+
+  for (i = 0; i < g->ndepts; i++)
+    for (j = 0; j < g->depts[i].ninstances; j++)
+      if (g->depts[i].instances[j]->plugin == p)
+        return 1;
+  return 0;
+}
+
 ph__generation *ph__generation_build(ph__config *cfg, ph__plugin **plugins,
                                      size_t nplugins,
                                      const ph__generation *prev) {
@@ -468,15 +478,22 @@ ph__generation *ph__generation_build(ph__config *cfg, ph__plugin **plugins,
   atomic_init(&g->refs, 1);
   g->id = atomic_fetch_add(&next_generation_id, 1);
   g->config = cfg;
-  g->plugins = ph__xcalloc(nplugins + 1, sizeof(ph__plugin *));
-  for (i = 0; i < nplugins; i++) {
-    ph__plugin_ref(plugins[i]);
-    g->plugins[g->nplugins++] = plugins[i];
-  }
   g->depts = ph__xcalloc(cfg->ndepartments + 1, sizeof(ph__dept));
   for (i = 0; i < cfg->ndepartments; i++)
     build_dept(&g->depts[g->ndepts++], &cfg->departments[i], cfg, plugins,
                nplugins, prev);
+  /* Only the plugins an instance uses stay loaded: one that no department
+   * names was opened and checked (its refusals logged) and is closed when
+   * the caller drops the scan, so the libraries it pulls in (libsodium,
+   * libpq...) cost nothing idle. The next reload opens it again if a
+   * department comes to name it. */
+  g->plugins = ph__xcalloc(nplugins + 1, sizeof(ph__plugin *));
+  for (i = 0; i < nplugins; i++) {
+    if (!generation_uses(g, plugins[i]))
+      continue;
+    ph__plugin_ref(plugins[i]);
+    g->plugins[g->nplugins++] = plugins[i];
+  }
   return g;
 }
 

@@ -48,7 +48,8 @@ typedef struct ph__generation {
 } ph__generation;
 
 /* Builds a generation from a config (ownership passes to the generation)
- * and loaded plugins (each gets a reference). Instances of `prev` whose
+ * and loaded plugins (each that an instance uses gets a reference; the
+ * rest are closed when the caller drops its own). Instances of `prev` whose
  * plugin, prefix and config are unchanged are reused rather than
  * re-initialised. Problems with single items or instances are logged and
  * skipped; the generation itself is always built. */
