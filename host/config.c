@@ -165,6 +165,8 @@ static const char *const top_keys[] = {
     "watch_plugin_dir", "hmac_key",      "limits",
     "allowed_origins",  "allowed_hosts", "departments",
     "stdio_scopes",     "check_results", "audit_log",
+    "metrics",          "metrics_listen", "log_format",
+    "log_file",         "log_levels",
     NULL};
 static const char *const limit_keys[] = {"max_message_bytes",
                                          "max_json_depth",
@@ -517,6 +519,66 @@ static int parse_department(const cJSON *obj, ph__department_cfg *d,
   return parse_auth(obj, d, path, err);
 }
 
+static int get_bool(const cJSON *obj, const char *key, int def, int *out,
+                    const char *path, char **err) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+  if (v != NULL && !cJSON_IsBool(v))
+    return ph__fail(err, "%s: \"%s\" must be true or false", path, key);
+  *out = v == NULL ? def : cJSON_IsTrue(v);
+  return 0;
+}
+
+/* The operations keys (README: Operations): metrics and logs. */
+static int parse_ops(const cJSON *root, ph__config *cfg, const char *path,
+                     char **err) {
+  const cJSON *levels = cJSON_GetObjectItemCaseSensitive(root, "log_levels");
+  const cJSON *item;
+  char *format = NULL;
+  int rc = -1;
+
+  if (get_bool(root, "metrics", 1, &cfg->metrics, path, err) != 0 ||
+      get_string(root, "metrics_listen", NULL, &cfg->metrics_listen, path,
+                 err) != 0 ||
+      get_string(root, "log_file", NULL, &cfg->log_file, path, err) != 0 ||
+      get_string(root, "log_format", "text", &format, path, err) != 0)
+    goto done;
+  if (strcmp(format, "json") != 0 && strcmp(format, "text") != 0) {
+    ph__fail(err, "%s: \"log_format\" must be \"json\" or \"text\"", path);
+    goto done;
+  }
+  cfg->log_json = strcmp(format, "json") == 0;
+  if (levels != NULL && !cJSON_IsObject(levels)) {
+    ph__fail(err, "%s: \"log_levels\" must be an object of plugin names",
+             path);
+    goto done;
+  }
+  if (cJSON_GetArraySize(levels) > PH__LOG_MAX_PLUGIN_LEVELS) {
+    ph__fail(err, "%s: \"log_levels\" names more than %d plugins", path,
+             PH__LOG_MAX_PLUGIN_LEVELS);
+    goto done;
+  }
+  cfg->log_levels = ph__xcalloc((size_t)cJSON_GetArraySize(levels) + 1,
+                                sizeof(*cfg->log_levels));
+  cJSON_ArrayForEach(item, levels) {
+    ph__plugin_level *pl = &cfg->log_levels[cfg->nlog_levels];
+
+    if (!cJSON_IsString(item) ||
+        (pl->level = ph__log_level_parse(item->valuestring)) < 0) {
+      ph__fail(err, "%s: \"log_levels\".\"%s\" must be a log level name",
+               path, item->string);
+      goto done;
+    }
+    pl->plugin = ph__xstrdup(item->string);
+    cfg->nlog_levels++;
+  }
+  rc = 0;
+
+done:
+  free(format);
+  return rc;
+}
+
 ph__config *ph__config_parse(const char *text, const char *path, char **err) {
   ph__config *cfg;
   cJSON *root;
@@ -614,6 +676,8 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
     goto fail;
   if (parse_limits(cJSON_GetObjectItemCaseSensitive(root, "limits"),
                    &cfg->limits, path, err) != 0)
+    goto fail;
+  if (parse_ops(root, cfg, path, err) != 0)
     goto fail;
 
   depts = cJSON_GetObjectItemCaseSensitive(root, "departments");
@@ -754,6 +818,11 @@ void ph__config_free(ph__config *cfg) {
   free_strings(cfg->allowed_hosts);
   free_strings(cfg->stdio_scopes);
   free(cfg->audit_log);
+  free(cfg->metrics_listen);
+  free(cfg->log_file);
+  for (i = 0; i < cfg->nlog_levels; i++)
+    free(cfg->log_levels[i].plugin);
+  free(cfg->log_levels);
   free(cfg->path);
   free(cfg->plugin_dir);
   free(cfg->cache_dir);

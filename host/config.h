@@ -104,6 +104,12 @@ enum ph__check_results {
   PH__CHECK_FULL        /* Every result parsed as JSON. */
 };
 
+/* A plugin's own log threshold (log_levels). */
+typedef struct ph__plugin_level {
+  char *plugin; /* The plugin's name. */
+  int level;    /* enum ph_log_level. */
+} ph__plugin_level;
+
 typedef struct ph__config {
   char *path;           /* Where it was read from. */
   char *plugin_dir;     /* Relative to the working directory. */
@@ -119,6 +125,13 @@ typedef struct ph__config {
   char **allowed_hosts;   /* Extra Host header values; NULL-terminated. */
   char **stdio_scopes;    /* Scopes the local stdio client holds. */
   char *audit_log;        /* Audit lines go here; NULL: stderr. */
+  int metrics;            /* GET /metrics is served and metrics count. */
+  char *metrics_listen;   /* HOST:PORT serving /metrics alone, or NULL. */
+  int log_json;           /* log_format "json": one JSON object a line. */
+  char *log_file;         /* Log lines go here (SIGUSR1 reopens); NULL:
+                             stderr. */
+  ph__plugin_level *log_levels; /* Per-plugin thresholds. */
+  size_t nlog_levels;
   ph__limits limits;
   ph__department_cfg *departments;
   size_t ndepartments;

@@ -46,12 +46,16 @@ static void api_log(ph_instance *self, int level, const char *fmt, ...) {
   char buf[2048];
   va_list ap;
 
-  if (level < ph__log_level())
+  if (level < ph__log_plugin_level(self ? self->plugin->name : NULL))
     return;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  ph__log(level, "[%s] %s", self ? self->label : "plugin", buf);
+  if (self == NULL)
+    ph__log_from_plugin(level, NULL, NULL, NULL, NULL, buf);
+  else
+    ph__log_from_plugin(level, self->department, self->plugin->name,
+                        self->prefix, self->label, buf);
 }
 
 static int api_message(ph_call *call, int level, const char *logger,

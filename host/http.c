@@ -491,6 +491,7 @@ static int conn_write(ph__http_conn_t *conn, char *data, size_t len) {
     free(data);
     return UV_EPIPE;
   }
+  conn->server->bytes_out += len;
   /* Most answers fit the socket buffer at once: writing them directly
    * spares a queued request and the epoll_ctl libuv makes each time its
    * queue drains. uv_try_write refuses while older writes are queued, so
@@ -1748,6 +1749,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     on_read_end(conn, nread);
     return;
   }
+  conn->server->bytes_in += (uint64_t)nread;
   /* Past the last request, input is only drained. */
   if (conn->phase != PHASE_OPEN || conn->no_more)
     return;
@@ -2046,6 +2048,12 @@ int ph__http_server_listen(ph__http_server_t *server, const char *host,
 
 int ph__http_server_port(const ph__http_server_t *server) {
   return server->port;
+}
+
+void ph__http_server_bytes(const ph__http_server_t *server, uint64_t *in,
+                           uint64_t *out) {
+  *in = server->bytes_in;
+  *out = server->bytes_out;
 }
 
 void ph__http_server_stop(ph__http_server_t *server) {

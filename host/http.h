@@ -145,6 +145,7 @@ struct ph__http_server_s {
   char *read_buf;                    /* one read buffer for all connections */
   int64_t date_second;               /* second the cached Date is for */
   char date[48];                     /* cached "Date: ...\r\n" line */
+  uint64_t bytes_in, bytes_out;      /* read and written, all connections */
 };
 
 /* An authority as a Host header or an absolute URI carries it (RFC 3986
@@ -187,6 +188,11 @@ int ph__http_server_listen(ph__http_server_t *server, const char *host,
 
 /* The bound port after a successful listen, else 0. */
 int ph__http_server_port(const ph__http_server_t *server);
+
+/* Bytes read from and written to every connection so far (the write
+ * counted when it is handed to the socket). Loop thread. */
+void ph__http_server_bytes(const ph__http_server_t *server, uint64_t *in,
+                           uint64_t *out);
 
 /* For the fuzz harness (tests/fuzz/fuzz_http.c): serves the connected
  * stream socket `fd`, e.g. one end of a socketpair, as a client accepted

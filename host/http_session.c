@@ -302,6 +302,10 @@ static void session_notify(ph__session *s, const char *json, size_t len) {
     ph__sse_stream_emit(st, json, len);
 }
 
+int ph__http_sessions_count(void) {
+  return S.nsessions;
+}
+
 int ph__http_sessions_make_room(ph__client *c, int max) {
   ph__client *heavy;
   ph__queue *q;

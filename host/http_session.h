@@ -55,6 +55,9 @@ ph__http_session *ph__http_session_find(const char *id);
  * Returns 0, or -1 when every session is busy. */
 int ph__http_sessions_make_room(ph__client *c, int max);
 
+/* Sessions in the table now (the metrics' gauge). */
+int ph__http_sessions_count(void);
+
 /* Ends a session: its protocol session closes (its calls are cancelled,
  * so their exchanges finish), its streams end and are freed, its id is
  * found no more. The table's reference goes; exchanges keep theirs. */

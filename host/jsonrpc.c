@@ -2,6 +2,7 @@
 #include "jsonrpc.h"
 
 #include "alloc.h"
+#include "metrics.h"
 #include "utf8.h"
 
 #include <stdio.h>
@@ -28,6 +29,9 @@ char *ph__jsonrpc_error_text(const char *id_json, int code, const char *message,
   ph__xjson_put(msg, "id",
                 id_json != NULL ? cJSON_CreateRaw(id_json)
                                 : cJSON_CreateNull());
+  /* Every error answer is written here, so it is counted here. */
+  ph__metrics_add(PH__M_RPC_ERRORS, 1, ph__metrics_code_label(code), NULL,
+                  NULL);
   ph__xjson_put_number(err, "code", code);
   ph__xjson_put_string(err, "message", message);
   if (data_json != NULL)

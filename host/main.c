@@ -39,7 +39,7 @@ static struct {
   int exit_status; /* Non-zero: a failure found while serving. */
   uint32_t shutdown_timeout_ms;
   uint64_t shutdown_deadline;
-  uv_signal_t sigterm, sigint, sighup;
+  uv_signal_t sigterm, sigint, sighup, sigusr1;
   uv_timer_t drain_timer;
 } M;
 
@@ -90,6 +90,7 @@ static void finish_shutdown(void) {
   uv_close((uv_handle_t *)&M.sigterm, NULL);
   uv_close((uv_handle_t *)&M.sigint, NULL);
   uv_close((uv_handle_t *)&M.sighup, NULL);
+  uv_close((uv_handle_t *)&M.sigusr1, NULL);
   ph__calls_close();
 }
 
@@ -135,6 +136,12 @@ static void on_signal(uv_signal_t *h, int signum) {
   (void)h;
   if (signum == SIGHUP) {
     ph__reload_start();
+    return;
+  }
+  if (signum == SIGUSR1) {
+    /* logrotate moved log_file away: write to a new one. */
+    if (ph__log_reopen() != 0)
+      ph__error("SIGUSR1: cannot reopen log_file; logging where it did");
     return;
   }
   begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -253,7 +260,7 @@ int main(int argc, char **argv) {
     free(err);
     return 2;
   }
-  ph__log_set_level(M.cfg->log_level);
+  ph__reload_apply_ops(M.cfg);
   raise_nofile_limit();
   if (ph__config_department(M.cfg, M.department) == NULL) {
     fprintf(stderr, "plughost: %s: no department named \"%s\"\n", M.config_path,
@@ -298,6 +305,8 @@ int main(int argc, char **argv) {
   uv_signal_start(&M.sigterm, on_signal, SIGTERM);
   uv_signal_start(&M.sigint, on_signal, SIGINT);
   uv_signal_start(&M.sighup, on_signal, SIGHUP);
+  uv_signal_init(M.loop, &M.sigusr1);
+  uv_signal_start(&M.sigusr1, on_signal, SIGUSR1);
 
   if (M.use_stdio) {
     if (ph__stdio_start(M.loop, M.cfg, M.department, on_stdio_end) != 0) {

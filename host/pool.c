@@ -106,3 +106,12 @@ int ph__pool_submit(ph__pool *pool, ph__job *job, void (*work)(ph__job *job)) {
   uv_mutex_unlock(&pool->mu);
   return 0;
 }
+
+int ph__pool_queued(ph__pool *pool) {
+  int n;
+
+  uv_mutex_lock(&pool->mu);
+  n = pool->queued;
+  uv_mutex_unlock(&pool->mu);
+  return n;
+}

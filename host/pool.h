@@ -47,4 +47,7 @@ void ph__pool_destroy(ph__pool *pool);
  * queue is full or the pool is stopping; on an error nothing was queued. */
 int ph__pool_submit(ph__pool *pool, ph__job *job, void (*work)(ph__job *job));
 
+/* Jobs waiting for a worker now (the metrics' queue depth). */
+int ph__pool_queued(ph__pool *pool);
+
 #endif

@@ -9,6 +9,7 @@
 #include "call.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "request_state.h"
 #include "tasks.h"
@@ -47,7 +48,7 @@ typedef struct proto_call {
   char *progress_token; /* JSON text as the client wrote it, or NULL. */
   int modern;           /* The 2026-07-28 era. */
   int audited;          /* A tools/call of a department with audit on. */
-  uint64_t started_ns;  /* uv_hrtime() at its start, for the audit line. */
+  uint64_t started_ns;  /* uv_hrtime() at its creation: audit, metrics. */
 } proto_call;
 
 /* What one incoming request needs while it is being answered. */
@@ -67,6 +68,8 @@ typedef struct request {
   const ph__dept *dept;
   int in_task;  /* A round of a task: it runs here, never as a new task. */
   int in_batch; /* A member of a batch. */
+  int started;    /* A call took the request over: it is timed there. */
+  int error_code; /* The JSON-RPC error it was answered with, or 0. */
 } request;
 
 int ph__protocol_version_supported(const char *version) {
@@ -170,6 +173,7 @@ static void answer_error(request *r, int code, const char *message,
                          const char *data_json) {
   int outcome = PH__OUTCOME_ANSWERED;
 
+  r->error_code = code;
   /* The modern era gives protocol errors a meaning of their own (HTTP maps
    * them onto status codes); the legacy eras answer them. */
   if (r->modern) {
@@ -238,7 +242,10 @@ static void release_call(ph_call *call) {
 
 /* A new call of the protocol's, with its part. */
 static ph_call *new_call(int kind, ph_instance *inst) {
-  return ph__call_new(kind, inst, sizeof(proto_call));
+  ph_call *call = ph__call_new(kind, inst, sizeof(proto_call));
+
+  proto_of(call)->started_ns = uv_hrtime();
+  return call;
 }
 
 static void session_forget_call(ph__session *s, ph_call *call) {
@@ -452,6 +459,59 @@ static const char *answer_outcome(const ph__call_answer *a) {
   }
 }
 
+/* ---- Metrics ---- */
+
+/* A call's answer in the metrics: the operation's duration under
+ * OpenTelemetry's error.type (the JSON-RPC code, "tool_error", or none),
+ * and for a tool its department, name and outcome. */
+static void count_call(ph_call *call, const ph__call_answer *a,
+                       const char *outcome) {
+  proto_call *pc = proto_of(call);
+  const char *tool = ph__call_kind(call) == PH__CALL_TOOL
+                         ? ph__call_name(call)
+                         : NULL;
+  const char *error_type = NULL;
+
+  if (!ph__metrics_enabled())
+    return;
+  if (a->kind == PH__ANSWER_ERROR)
+    error_type = ph__metrics_code_label(a->code);
+  else if (a->kind == PH__ANSWER_MISSING)
+    error_type = ph__metrics_code_label(PH__RPC_MISSING_CAPABILITY);
+  else if (a->kind == PH__ANSWER_TIMEOUT || a->kind == PH__ANSWER_CANCELLED ||
+           strcmp(outcome, "tool_error") == 0)
+    error_type = outcome;
+  ph__metrics_observe(PH__M_OPERATION, uv_hrtime() - pc->started_ns,
+                      pc->method, tool, error_type);
+  if (tool != NULL)
+    ph__metrics_add(PH__M_TOOL_CALLS, 1, ph__call_session(call)->department,
+                    tool, outcome);
+}
+
+/* A call its instance's queue had no room for. */
+static void count_rejected(request *r, ph_call *call) {
+  ph_instance *inst = ph__call_instance(call);
+
+  r->error_code = PH__RPC_INTERNAL_ERROR;
+  if (ph__call_kind(call) == PH__CALL_TOOL)
+    ph__metrics_add(PH__M_TOOL_CALLS, 1, r->s->department,
+                    ph__call_name(call), "queue_full");
+  ph__metrics_add(PH__M_QUEUE_REJECTED, 1, inst->department, inst->prefix,
+                  inst->plugin->name);
+}
+
+/* A request answered where it was handled, without a call: its duration
+ * under its method (from the methods table, or _OTHER). */
+static void count_request(const request *r, const char *method,
+                          uint64_t started_ns) {
+  if (r->started || !ph__metrics_enabled())
+    return;
+  ph__metrics_observe(PH__M_OPERATION, uv_hrtime() - started_ns,
+                      method ? method : "_OTHER", NULL,
+                      r->error_code ? ph__metrics_code_label(r->error_code)
+                                    : NULL);
+}
+
 /* Loop thread: the one place a call's answer is written. */
 static void on_call_answer(ph_call *call, const ph__call_answer *a) {
   proto_call *pc = proto_of(call);
@@ -463,6 +523,7 @@ static void on_call_answer(ph_call *call, const ph__call_answer *a) {
   char msg[256];
 
   session_forget_call(s, call);
+  count_call(call, a, answer_outcome(a));
   if (pc->audited)
     audit_call(s, ph__call_principal(call), ph__call_name(call),
                ph__call_args(call), answer_outcome(a), NULL,
@@ -553,6 +614,7 @@ static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
 
   if (s->ninflight >= (size_t)P.cfg->limits.max_inflight_per_session) {
     ph__call_unref(call);
+    r->error_code = PH__RPC_INTERNAL_ERROR;
     send_error(r->o, PH__OUTCOME_BUSY, r->id_json, PH__RPC_INTERNAL_ERROR,
                "too many requests in flight on this session", NULL);
     return;
@@ -580,8 +642,11 @@ static void start_call(request *r, ph_call *call, uint32_t timeout_ms) {
         ph__xrealloc(s->inflight, s->capinflight * sizeof(*s->inflight));
   }
   s->inflight[s->ninflight++] = call;
+  r->started = 1;
   err = ph__call_start(call);
   if (err) {
+    r->started = 0;
+    count_rejected(r, call);
     session_forget_call(s, call);
     send_error(r->o, PH__OUTCOME_UNAVAILABLE, r->id_json,
                PH__RPC_INTERNAL_ERROR,
@@ -782,6 +847,8 @@ static void start_task(request *r, ph_call *call, uint32_t timeout_ms) {
   tr.o = ph__task_outlet(task);
   tr.in_task = 1;
   start_call(&tr, call, timeout_ms);
+  r->started = tr.started;
+  r->error_code = tr.error_code;
   ph__task_started(task);
 }
 
@@ -1120,10 +1187,8 @@ static void m_tools_call(request *r) {
   call = new_call(PH__CALL_TOOL, it->inst);
   ph__call_set_target(call, t, it->name);
   ph__call_take_args(call, arguments_text(r, args));
-  if (audited(r->s->department)) {
+  if (audited(r->s->department))
     proto_of(call)->audited = 1;
-    proto_of(call)->started_ns = uv_hrtime();
-  }
   cJSON_Delete(empty);
   if (take_round_state(r, call) != 0) {
     ph__call_unref(call);
@@ -1551,7 +1616,8 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
   request r = {0};
   const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
   const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
-  const struct method *m;
+  uint64_t started_ns = ph__metrics_enabled() ? uv_hrtime() : 0;
+  const struct method *m = NULL;
   size_t i;
 
   r.s = s;
@@ -1624,6 +1690,7 @@ static void handle_request(ph__session *s, ph__outlet *o, const cJSON *msg,
   m->fn(&r);
 
 done:
+  count_request(&r, m ? m->name : NULL, started_ns);
   ph__generation_unref(r.gen);
   free(r.id_json);
 }

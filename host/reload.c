@@ -5,6 +5,7 @@
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "registry.h"
 #include "transport_http.h"
@@ -25,6 +26,7 @@ static struct {
   ph__generation *prev; /* The generation the reload started from. */
   ph__generation *next; /* Built off the loop, or NULL on failure. */
   unsigned long reloads;
+  uint64_t started_ns; /* uv_hrtime() when the running reload began. */
   uv_timer_t stuck_timer;  /* Watches retired instances drain. */
   uv_fs_event_t dir_watch; /* watch_plugin_dir */
   uv_timer_t dir_debounce; /* Lets a burst of file events settle. */
@@ -135,6 +137,27 @@ static void update_watch(const ph__config *cfg) {
   }
 }
 
+void ph__reload_apply_ops(const ph__config *cfg) {
+  const char **plugins = ph__xcalloc(cfg->nlog_levels + 1, sizeof(*plugins));
+  int *levels = ph__xcalloc(cfg->nlog_levels + 1, sizeof(*levels));
+  size_t i;
+  int err;
+
+  ph__log_set_level(cfg->log_level);
+  ph__log_set_json(cfg->log_json);
+  for (i = 0; i < cfg->nlog_levels; i++) {
+    plugins[i] = cfg->log_levels[i].plugin;
+    levels[i] = cfg->log_levels[i].level;
+  }
+  ph__log_set_plugin_levels(plugins, levels, cfg->nlog_levels);
+  free(plugins);
+  free(levels);
+  if ((err = ph__log_open(cfg->log_file)) != 0)
+    ph__error("log_file %s: %s; logging where it did", cfg->log_file,
+              uv_strerror(err));
+  ph__metrics_set_enabled(cfg->metrics);
+}
+
 /* On the loop: publish with one pointer swap, then tell every session
  * whose lists changed. */
 static void publish(uv_work_t *req, int status) {
@@ -144,8 +167,11 @@ static void publish(uv_work_t *req, int status) {
   (void)req;
   (void)status;
   R.running = 0;
+  ph__metrics_add(PH__M_RELOADS, 1, now != NULL ? "ok" : "failed", NULL, NULL);
+  ph__metrics_observe(PH__M_RELOAD_DURATION, uv_hrtime() - R.started_ns, NULL,
+                      NULL, NULL);
   if (now != NULL && !R.stopped) {
-    ph__log_set_level(now->config->log_level);
+    ph__reload_apply_ops(now->config);
     ph__protocol_set_config(now->config);
     ph__stdio_set_config(now->config);
     ph__mcp_http_set_config(now->config);
@@ -188,6 +214,7 @@ void ph__reload_start(void) {
   if (R.prev == NULL)
     return;
   R.running = 1;
+  R.started_ns = uv_hrtime();
   err = uv_queue_work(R.loop, &R.work, build, publish);
   if (err != 0) {
     ph__error("reload: cannot start: %s", ph__strerror(err));

@@ -42,4 +42,9 @@ void ph__reload_stop(void);
 /* Closes the timers and the directory watch. */
 void ph__reload_close(void);
 
+/* Applies cfg's logging and metrics settings (log_level, log_format,
+ * log_file, log_levels, metrics): at start-up and with every generation a
+ * reload publishes. Loop thread. */
+void ph__reload_apply_ops(const ph__config *cfg);
+
 #endif

@@ -20,6 +20,7 @@
 #include "http_session.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "protocol_http.h"
 #include "registry.h"
@@ -66,6 +67,8 @@ static struct {
   uv_timer_t sweep;
   uint64_t last_keepalive;
   exchange *exchanges;
+  ph__http_server_t metrics_server; /* metrics_listen, when set. */
+  int metrics_listening;
 } H;
 
 /* ---- Small helpers ---- */
@@ -1061,6 +1064,120 @@ static void on_ready(ph__http_response_t *res) {
   free(not_ready);
 }
 
+/* ---- Metrics (metrics.h) ---- */
+
+/* Whether a stored series names a tool or an instance of gen. */
+static int metrics_live(void *data, int what, const char *a, const char *b) {
+  const ph__generation *gen = data;
+  const ph__dept *d;
+  size_t i, j;
+
+  for (i = 0; gen != NULL && i < gen->ndepts; i++) {
+    d = &gen->depts[i];
+    if (a != NULL && strcmp(d->name, a) != 0)
+      continue;
+    if (what == PH__METRICS_LIVE_TOOL && ph__dept_lookup(d, PH__TOOL, b))
+      return 1;
+    for (j = 0; what == PH__METRICS_LIVE_INSTANCE && j < d->ninstances; j++)
+      if (strcmp(d->instances[j]->prefix, b) == 0)
+        return 1;
+  }
+  return 0;
+}
+
+/* The gauges read now: what the layers below hold, as this scrape finds
+ * it. */
+static void metrics_gauges(ph__metrics_page *p, const ph__generation *gen) {
+  const ph__dept *d;
+  ph_instance *inst;
+  uint64_t in = 0, out = 0;
+  int serving = 0, not_ready = 0, stuck = ph__instances_stuck();
+  size_t i, j;
+
+  ph__metrics_page_family(p, "plughost_generation", "gauge",
+                          "The id of the published generation.");
+  ph__metrics_page_sample(p, "plughost_generation", gen ? (double)gen->id : 0,
+                          NULL);
+  ph__metrics_page_family(p, "plughost_instance_queue_depth", "gauge",
+                          "Calls waiting for a worker of the instance.");
+  for (i = 0; gen != NULL && i < gen->ndepts; i++) {
+    d = &gen->depts[i];
+    for (j = 0; j < d->ninstances; j++) {
+      inst = d->instances[j];
+      serving++;
+      not_ready += atomic_load(&inst->not_ready) != 0;
+      ph__metrics_page_sample(
+          p, "plughost_instance_queue_depth",
+          inst->pool ? ph__pool_queued(inst->pool) : 0, "department",
+          d->name, "instance", inst->prefix, "plugin", inst->plugin->name,
+          NULL);
+    }
+  }
+  ph__metrics_page_family(p, "plughost_instances", "gauge",
+                          "Plugin instances by state: serving (in the "
+                          "published generation), not_ready (of those, "
+                          "reporting not ready), restarting (isolated, "
+                          "runner down), draining (retired, still busy), "
+                          "stuck (draining past drain_timeout_ms).");
+  ph__metrics_page_sample(p, "plughost_instances", serving, "state", "serving",
+                          NULL);
+  ph__metrics_page_sample(p, "plughost_instances", not_ready, "state",
+                          "not_ready", NULL);
+  ph__metrics_page_sample(p, "plughost_instances", ph__instances_restarting(),
+                          "state", "restarting", NULL);
+  ph__metrics_page_sample(p, "plughost_instances",
+                          ph__instances_draining() - stuck, "state",
+                          "draining", NULL);
+  ph__metrics_page_sample(p, "plughost_instances", stuck, "state", "stuck",
+                          NULL);
+  ph__metrics_page_family(p, "plughost_calls_in_flight", "gauge",
+                          "Calls started and not yet answered.");
+  ph__metrics_page_sample(p, "plughost_calls_in_flight",
+                          (double)ph__calls_unanswered(), NULL);
+  ph__metrics_page_family(p, "plughost_http_legacy_sessions", "gauge",
+                          "Legacy HTTP sessions (Mcp-Session-Id) open.");
+  ph__metrics_page_sample(p, "plughost_http_legacy_sessions",
+                          ph__http_sessions_count(), NULL);
+  ph__http_server_bytes(&H.server, &in, &out);
+  ph__metrics_page_family(p, "plughost_http_received_bytes_total", "counter",
+                          "Bytes read from HTTP clients of the MCP listener.");
+  ph__metrics_page_sample(p, "plughost_http_received_bytes_total", (double)in,
+                          NULL);
+  ph__metrics_page_family(p, "plughost_http_sent_bytes_total", "counter",
+                          "Bytes written to HTTP clients of the MCP listener.");
+  ph__metrics_page_sample(p, "plughost_http_sent_bytes_total", (double)out,
+                          NULL);
+}
+
+/* GET /metrics: the Prometheus text format (version 0.0.4). */
+static void on_metrics(ph__http_response_t *res) {
+  ph__generation *gen = ph__registry_acquire();
+  ph__metrics_page *p = ph__metrics_page_new();
+  ph__http_header_t h[] = {
+      {"Content-Type", "text/plain; version=0.0.4; charset=utf-8"},
+      {"Cache-Control", "no-store"}};
+  size_t len;
+  char *text;
+
+  metrics_gauges(p, gen);
+  ph__metrics_page_stored(p, metrics_live, gen);
+  text = ph__metrics_page_finish(p, &len);
+  ph__generation_unref(gen);
+  ph__http_respond(res, 200, h, 2, text, len);
+  free(text);
+}
+
+/* The metrics_listen listener serves /metrics and nothing else. */
+static void on_metrics_request(ph__http_server_t *server,
+                               const ph__http_request_t *req,
+                               ph__http_response_t *res) {
+  (void)server;
+  if (strcmp(req->path, "/metrics") == 0 && strcmp(req->method, "GET") == 0)
+    on_metrics(res);
+  else
+    ph__http_respond(res, 404, NULL, 0, "Not Found\n", 10);
+}
+
 /* The department a path names, or NULL. */
 static char *path_department(const char *path) {
   ph__generation *gen;
@@ -1404,6 +1521,11 @@ static void on_request(ph__http_server_t *server, const ph__http_request_t *req,
     on_ready(res);
     return;
   }
+  if (strcmp(req->path, "/metrics") == 0 && strcmp(req->method, "GET") == 0 &&
+      H.cfg->metrics) {
+    on_metrics(res);
+    return;
+  }
   department = path_department(req->path);
   if (department == NULL) {
     respond_error(res, cors, 404, NULL, PH__RPC_INVALID_REQUEST,
@@ -1495,33 +1617,67 @@ static void http_config_from(const ph__config *cfg, ph__http_config_t *hc) {
   hc->idle_timeout_ms = cfg->limits.idle_timeout_ms;
 }
 
-int ph__mcp_http_start(uv_loop_t *loop, const ph__config *cfg,
-                       const char *listen) {
-  ph__http_config_t hc;
-  const char *colon;
-  char host[64];
+/* Splits HOST:PORT ("[v6]:port" too; localhost is 127.0.0.1) into host
+ * (of hostsize bytes) and *port. Returns 0 or UV_EINVAL, logged. */
+static int split_listen(const char *listen, char *host, size_t hostsize,
+                        int *port) {
+  const char *colon = strrchr(listen, ':');
   size_t n;
-  int port, err;
 
-  H.loop = loop;
-  H.cfg = cfg;
-  colon = strrchr(listen, ':');
-  if (colon == NULL || sscanf(colon + 1, "%d", &port) != 1 || port < 0 ||
-      port > 65535) {
+  if (colon == NULL || sscanf(colon + 1, "%d", port) != 1 || *port < 0 ||
+      *port > 65535) {
     ph__error("listen address \"%s\" is not HOST:PORT", listen);
     return UV_EINVAL;
   }
   n = (size_t)(colon - listen);
   if (n > 0 && listen[0] == '[' && listen[n - 1] == ']')
     listen++, n -= 2;
-  if (n == 0 || n >= sizeof(host)) {
+  if (n == 0 || n >= hostsize) {
     ph__error("listen address \"%s\" has no usable host", listen);
     return UV_EINVAL;
   }
   memcpy(host, listen, n);
   host[n] = '\0';
   if (strcmp(host, "localhost") == 0)
-    strcpy(host, "127.0.0.1");
+    snprintf(host, hostsize, "127.0.0.1");
+  return 0;
+}
+
+/* metrics_listen: a second listener, so that /metrics need not be public.
+ * It checks no Host: it serves nothing a browser could be tricked into
+ * changing. */
+static int metrics_listen(uv_loop_t *loop, const char *listen) {
+  ph__http_config_t hc;
+  char host[64];
+  int port, err;
+
+  if ((err = split_listen(listen, host, sizeof(host), &port)) != 0)
+    return err;
+  ph__http_config_init(&hc);
+  err = ph__http_server_init(loop, &H.metrics_server, &hc, on_metrics_request);
+  if (err == 0)
+    err = ph__http_server_listen(&H.metrics_server, host, port);
+  if (err != 0) {
+    ph__error("cannot listen on %s (metrics_listen): %s", listen,
+              uv_strerror(err));
+    return err;
+  }
+  H.metrics_listening = 1;
+  ph__info("serving metrics on http://%s:%d/metrics", host,
+           ph__http_server_port(&H.metrics_server));
+  return 0;
+}
+
+int ph__mcp_http_start(uv_loop_t *loop, const ph__config *cfg,
+                       const char *listen) {
+  ph__http_config_t hc;
+  char host[64];
+  int port, err;
+
+  H.loop = loop;
+  H.cfg = cfg;
+  if ((err = split_listen(listen, host, sizeof(host), &port)) != 0)
+    return err;
   snprintf(H.bound_ip, sizeof(H.bound_ip), "%s", host);
   http_config_from(cfg, &hc);
   err = ph__http_server_init(loop, &H.server, &hc, on_request);
@@ -1539,6 +1695,8 @@ int ph__mcp_http_start(uv_loop_t *loop, const ph__config *cfg,
   ph__info("serving MCP over HTTP on http://%s%s%s:%d/mcp",
            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
            ph__http_server_port(&H.server));
+  if (cfg->metrics && cfg->metrics_listen != NULL)
+    return metrics_listen(loop, cfg->metrics_listen);
   return 0;
 }
 
@@ -1598,4 +1756,6 @@ void ph__mcp_http_close(void) {
   uv_timer_stop(&H.sweep);
   uv_close((uv_handle_t *)&H.sweep, NULL);
   ph__http_server_close(&H.server, NULL);
+  if (H.metrics_listening)
+    ph__http_server_close(&H.metrics_server, NULL);
 }

@@ -4,7 +4,8 @@
  * (Mcp-Session-Id, idle TTL, hard cap, per-client limits, DELETE), SSE
  * framing with event ids and a replay buffer per session (Last-Event-ID),
  * the standalone GET stream, the modern per-request sessions with their
- * header checks, the Host/Origin checks, CORS, /health and /ready. */
+ * header checks, the Host/Origin checks, CORS, /health, /ready and
+ * /metrics (also on metrics_listen, a listener of its own). */
 #ifndef PH_TRANSPORT_HTTP_H
 #define PH_TRANSPORT_HTTP_H
 
@@ -13,7 +14,8 @@
 #include <uv.h>
 
 /* Binds `listen` ("HOST:PORT", "[V6]:PORT"; port 0 picks a free one) and
- * starts serving. Returns 0 or a negative libuv error (logged). */
+ * starts serving, and binds cfg->metrics_listen when set. Returns 0 or a
+ * negative libuv error (logged). */
 int ph__mcp_http_start(uv_loop_t *loop, const ph__config *cfg,
                        const char *listen);
 
