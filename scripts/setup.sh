@@ -10,7 +10,7 @@ ROOT=$PWD
 APT_PACKAGES="build-essential cmake pkg-config libuv1-dev libcjson-dev
   libsqlite3-dev libpq-dev libcriterion-dev libhttp-parser-dev libssl-dev
   json-schema-test-suite postgresql sqlite3 valgrind libpcre2-dev
-  libsodium-dev clang prometheus"
+  libsodium-dev libcurl4-openssl-dev clang prometheus"
 # Node and npm only from Debian when the machine has none of its own (a
 # distribution's nodejs conflicts with a node installed some other way).
 command -v npm >/dev/null 2>&1 || APT_PACKAGES="$APT_PACKAGES nodejs npm"

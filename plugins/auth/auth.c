@@ -8,6 +8,7 @@
  * pool worker, or the host's thread for a service call). What init builds
  * (keys, policies, mappings) is read-only afterwards; the token cache and
  * the login backoff table each have a mutex; the store has its own. */
+#include "jwks_remote.h"
 #include "jwt.h"
 #include "store.h"
 
@@ -15,6 +16,7 @@
 
 #include <cJSON.h>
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -32,6 +34,9 @@
 #define DEFAULT_ISSUER "urn:plughost:auth"
 #define DEFAULT_TOKEN_TTL 3600
 #define DEFAULT_LEEWAY 60
+/* Remote JWKS: how long fetched keys serve, and how long a fetch may take. */
+#define DEFAULT_JWKS_CACHE_TTL 3600
+#define DEFAULT_FETCH_TIMEOUT 5
 #define DEFAULT_CACHE_SIZE 4096
 /* Own tokens and API keys stand for rows that administration changes, so
  * a cached answer about them is re-read from the store this often. */
@@ -56,7 +61,8 @@
 /* One external issuer, from the config. */
 typedef struct issuer {
   char *iss;
-  jwt_keyset *keys;
+  jwt_keyset *keys;    /* From jwks or jwks_file, or NULL: */
+  jwks_remote *remote; /* from jwks_uri or discovery. */
   unsigned algs;
   double leeway;
   char *sub, *name, *email, *tenant;  /* Claim names, or NULL. */
@@ -92,6 +98,7 @@ typedef struct auth {
   unsigned own_alg;
   jwt_keyset *own_keys;
   char *own_kid;
+  int curl; /* curl_global_init was called: some issuer is remote. */
   /* Every issuer: [0] is our own, then the configured ones. */
   jwt_policy *policies;
   issuer *issuers;
@@ -447,6 +454,7 @@ static EVP_PKEY *load_or_make_key(const char *path, unsigned alg, char *err,
 static void issuer_free(issuer *is) {
   free(is->iss);
   jwt_keyset_free(is->keys);
+  jwks_remote_free(is->remote);
   free(is->sub);
   free(is->name);
   free(is->email);
@@ -477,6 +485,8 @@ static void auth_free(auth *a) {
   free(a->cache);
   pthread_mutex_destroy(&a->cache_lock);
   pthread_mutex_destroy(&a->backoff_lock);
+  if (a->curl)
+    curl_global_cleanup();
   free(a);
 }
 
@@ -590,9 +600,18 @@ bad:
   return -1;
 }
 
+static void log_fetch(void *ctx, int failed, const char *message) {
+  auth *a = ctx;
+
+  a->api->log(a->self, failed ? PH_LOG_WARNING : PH_LOG_INFO, "auth: %s",
+              message);
+}
+
 static int parse_issuer(auth *a, issuer *is, const cJSON *obj, char *err,
                         size_t size) {
-  const cJSON *item, *jwks = NULL, *jwks_file = NULL;
+  const cJSON *item, *jwks = NULL, *jwks_file = NULL, *jwks_uri = NULL;
+  double cache_ttl = DEFAULT_JWKS_CACHE_TTL, timeout = DEFAULT_FETCH_TIMEOUT;
+  int discovery = 0;
   char *text;
 
   is->algs = JWT_RS256 | JWT_PS256 | JWT_ES256 | JWT_EDDSA;
@@ -615,6 +634,16 @@ static int parse_issuer(auth *a, issuer *is, const cJSON *obj, char *err,
       jwks = item;
     else if (strcmp(k, "jwks_file") == 0 && cJSON_IsString(item))
       jwks_file = item;
+    else if (strcmp(k, "jwks_uri") == 0 && cJSON_IsString(item))
+      jwks_uri = item;
+    else if (strcmp(k, "discovery") == 0 && cJSON_IsBool(item))
+      discovery = cJSON_IsTrue(item);
+    else if (strcmp(k, "jwks_cache_ttl") == 0 && cJSON_IsNumber(item) &&
+             item->valuedouble >= 60 && item->valuedouble <= 86400)
+      cache_ttl = item->valuedouble;
+    else if (strcmp(k, "fetch_timeout") == 0 && cJSON_IsNumber(item) &&
+             item->valuedouble >= 0.1 && item->valuedouble <= 60)
+      timeout = item->valuedouble;
     else if (strcmp(k, "algorithms") == 0)
       rc = parse_algs(item, &is->algs);
     else if (strcmp(k, "leeway") == 0 && cJSON_IsNumber(item) &&
@@ -636,10 +665,30 @@ static int parse_issuer(auth *a, issuer *is, const cJSON *obj, char *err,
       return -1;
     }
   }
-  if ((jwks == NULL) == (jwks_file == NULL)) {
-    snprintf(err, size, "issuer %s: give exactly one of jwks or jwks_file",
+  if ((jwks != NULL) + (jwks_file != NULL) + (jwks_uri != NULL) + discovery !=
+      1) {
+    snprintf(err, size,
+             "issuer %s: give exactly one of jwks, jwks_file, jwks_uri or "
+             "discovery: true",
              is->iss);
     return -1;
+  }
+  if (jwks_uri != NULL || discovery) {
+    char why[256] = "out of memory";
+    if (!a->curl && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      snprintf(err, size, "issuer %s: libcurl failed to initialise", is->iss);
+      return -1;
+    }
+    a->curl = 1;
+    is->remote = jwks_remote_new(is->iss,
+                                 jwks_uri ? jwks_uri->valuestring : NULL,
+                                 cache_ttl, (long)(timeout * 1000), log_fetch,
+                                 a, why, sizeof(why));
+    if (is->remote == NULL) {
+      snprintf(err, size, "issuer %s: %s", is->iss, why);
+      return -1;
+    }
+    return 0; /* Keys come at the first token that needs them. */
   }
   if (jwks != NULL) {
     text = cJSON_PrintUnformatted(jwks);
@@ -1112,10 +1161,13 @@ static void check_jwt(auth *a, const char *token, const char *audience,
 static void validate(auth *a, const char *token, const char *audience,
                      const cJSON *accepted, int api_key_only, verdict *v) {
   jwt_policy *policies = NULL;
-  size_t *map = NULL, n = 0, i;
+  size_t *map = NULL, n = 0, i, remote_at = 0;
   double now = now_s();
   int own_ok = 1;
   const cJSON *item;
+  char *claimed = NULL, why[256];
+  jwks_remote *remote = NULL;
+  jwks_snapshot *keys = NULL, *fresh;
 
   memset(v, 0, sizeof(*v));
   if (accepted != NULL) {
@@ -1146,14 +1198,44 @@ static void validate(auth *a, const char *token, const char *audience,
       if (strcmp(item->valuestring, a->policies[i].issuer) == 0)
         ok = 1;
     }
-    if (ok) {
+    if (ok && i > 0 && a->issuers[i - 1].remote != NULL) {
+      /* Only the issuer the token claims has its keys fetched: a token
+       * naming another one must not make us fetch every provider's. */
+      if (claimed == NULL)
+        claimed = jwt_unverified_issuer(token);
+      if (claimed == NULL || strcmp(claimed, a->policies[i].issuer) != 0)
+        continue;
+      remote = a->issuers[i - 1].remote;
+      keys = jwks_remote_get(remote, why, sizeof(why));
+      if (keys == NULL) {
+        deny(v, "unavailable", why);
+        goto cleanup;
+      }
+      remote_at = n;
+      policies[n] = a->policies[i];
+      policies[n].keys = jwks_snapshot_keys(keys);
+      map[n++] = i;
+    } else if (ok) {
       policies[n] = a->policies[i];
       map[n++] = i;
     }
   }
   check_jwt(a, token, audience, policies, map, n, now, v);
+  /* A kid we do not know: the provider may have rotated its keys. */
+  if (keys != NULL && v->reason != NULL &&
+      strcmp(v->reason, JWT_UNKNOWN_KID) == 0) {
+    fresh = jwks_remote_refetch(remote, keys);
+    if (fresh != keys) {
+      policies[remote_at].keys = jwks_snapshot_keys(fresh);
+      memset(v, 0, sizeof(*v));
+      check_jwt(a, token, audience, policies, map, n, now, v);
+    }
+    jwks_snapshot_release(fresh);
+  }
 
 cleanup:
+  jwks_snapshot_release(keys);
+  free(claimed);
   free(policies);
   free(map);
 }

@@ -902,6 +902,26 @@ cleanup:
   return rc;
 }
 
+char *jwt_unverified_issuer(const char *token) {
+  size_t len = strnlen(token, JWT_MAX_TOKEN + 1);
+  const char *dot1 = memchr(token, '.', len), *dot2, *iss;
+  cJSON *claims;
+  char *out = NULL;
+  int bad_b64;
+
+  if (len > JWT_MAX_TOKEN || dot1 == NULL)
+    return NULL;
+  dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token));
+  if (dot2 == NULL)
+    return NULL;
+  claims = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), &bad_b64);
+  iss = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(claims, "iss"));
+  if (iss != NULL)
+    out = strdup(iss);
+  cJSON_Delete(claims);
+  return out;
+}
+
 /* ---- claims -> principal ---- */
 
 static void add_unique(cJSON *list, const char *s, size_t len) {

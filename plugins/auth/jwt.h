@@ -3,9 +3,10 @@
  * principal. Knows nothing of the host or the user store: the unit tests
  * link it alone (tests/unit/test_auth_jwt.c).
  *
- * Keys and policies are built once (at init) and then only read, so any
- * number of threads may verify against them at the same time. Nothing here
- * fetches anything: a JWKS arrives as text. */
+ * Keys and policies are built once and then only read, so any number of
+ * threads may verify against them at the same time. Nothing here fetches
+ * anything: a JWKS arrives as text (jwks_remote.h fetches the documents
+ * of issuers configured by URL). */
 #ifndef PH_AUTH_JWT_H
 #define PH_AUTH_JWT_H
 
@@ -103,6 +104,11 @@ typedef struct jwt_verdict {
  * Returns 0 when valid, -1 otherwise; the verdict says which. */
 int jwt_verify(const char *token, const jwt_policy *policies, size_t n,
                const char *audience, double now, jwt_verdict *v);
+
+/* The "iss" a token claims, before anything is verified: which issuer's
+ * keys to have ready for jwt_verify, which chooses by the same claim.
+ * Malloc'd, or NULL when the token has no readable payload or no iss. */
+char *jwt_unverified_issuer(const char *token);
 
 /* Signs claims (a JSON object) as a compact JWS with the key of `kid` in
  * set, using alg (JWT_ES256, JWT_EDDSA, JWT_RS256, JWT_PS256 with a private
