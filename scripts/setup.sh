@@ -39,15 +39,17 @@ fi
 
 if [ "$npm_wanted" = 1 ]; then
   # Node 22 for the conformance suite and the Inspector (they need >= 22;
-  # Debian ships older), plus the official clients, all project-local.
+  # Debian ships older), plus the official clients and, for test_oidc, a
+  # real identity provider (oidc-provider, OpenID Certified), all
+  # project-local.
   mkdir -p .deps/npm
-  if [ ! -f .deps/npm/.installed-v3 ]; then
+  if [ ! -f .deps/npm/.installed-v4 ]; then
     (cd .deps/npm &&
       { [ -f package.json ] || npm init -y >/dev/null; } &&
       npm install --no-audit --no-fund --loglevel=error \
         node@22 @modelcontextprotocol/sdk@1 \
-        @modelcontextprotocol/inspector@2.12 >/dev/null &&
-      touch .installed-v3)
+        @modelcontextprotocol/inspector@2.12 oidc-provider@9 >/dev/null &&
+      touch .installed-v4)
   fi
   for v in 0.1.16 0.2.0-alpha.12; do
     d=.deps/conformance-$v

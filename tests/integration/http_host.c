@@ -42,6 +42,11 @@ static char *read_log(const char *path) {
 }
 
 void th_http_start(th_http_host *h, const char *config, int timeout_ms) {
+  th_http_start_on(h, config, "127.0.0.1:0", timeout_ms);
+}
+
+void th_http_start_on(th_http_host *h, const char *config, const char *listen,
+                      int timeout_ms) {
   long long deadline = th_now_ms() + timeout_ms;
   char *text;
   const char *p;
@@ -55,8 +60,8 @@ void th_http_start(th_http_host *h, const char *config, int timeout_ms) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (freopen(h->log_path, "w", stderr) == NULL)
       _exit(126);
-    execl(th_binary(), th_binary(), "--config", config, "--listen",
-          "127.0.0.1:0", (char *)NULL);
+    execl(th_binary(), th_binary(), "--config", config, "--listen", listen,
+          (char *)NULL);
     _exit(127);
   }
   /* The port is read only once its digits are there, so a line caught

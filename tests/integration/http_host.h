@@ -20,6 +20,11 @@ typedef struct th_http_host {
  * the test process dies first. */
 void th_http_start(th_http_host *h, const char *config, int timeout_ms);
 
+/* The same on a given address ("127.0.0.1:8123"), for a config whose
+ * public_url must name the port before the host starts. */
+void th_http_start_on(th_http_host *h, const char *config, const char *listen,
+                      int timeout_ms);
+
 /* Sends SIGTERM, reaps the host and removes its log. Returns the exit
  * status (as from waitpid: use WIFEXITED etc.), or -1 if it never started.
  * Leaves h zeroed. */
