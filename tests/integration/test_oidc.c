@@ -30,6 +30,7 @@
 
 #define PROVIDER_SCRIPT PH_SOURCE_DIR "/tests/integration/oidc_provider.mjs"
 #define SDK_SCRIPT PH_SOURCE_DIR "/tests/integration/sdk_oauth_client.mjs"
+#define INSPECTOR "/.bin/mcp-inspector" /* Under PH_NODE_MODULES. */
 /* base64("plughost-tests:plughost-tests-secret"), the provider's client. */
 #define CLIENT_BASIC "cGx1Z2hvc3QtdGVzdHM6cGx1Z2hvc3QtdGVzdHMtc2VjcmV0"
 
@@ -399,4 +400,84 @@ Test(oidc, http_is_refused_for_a_remote_issuer) {
   unlink(config);
   free(config);
   free(plugins);
+}
+
+/* A shell command's stdout (up to 1 MiB) and exit status, with the node
+ * of PH_NODE first on PATH. */
+static char *run(const char *cmd, int *status) {
+  char *full, *out = calloc(1, 1 << 20), *dir = strdup(node());
+  size_t len = 0, n;
+  FILE *p;
+
+  if (strrchr(dir, '/') != NULL)
+    *strrchr(dir, '/') = '\0';
+  cr_assert(asprintf(&full, "PATH='%s':$PATH %s 2>&1", dir, cmd) > 0);
+  p = popen(full, "r");
+  cr_assert_not_null(p);
+  while ((n = fread(out + len, 1, (1 << 20) - 1 - len, p)) > 0)
+    len += n;
+  *status = pclose(p);
+  free(full);
+  free(dir);
+  return out;
+}
+
+/* The SDK client starts with no token: a 401, the resource metadata the
+ * challenge names, the provider's metadata, a client-credentials token
+ * for the resource, then the call, whose principal is the client. */
+Test(oidc, the_typescript_sdk_authorises_itself_and_calls_a_tool) {
+  char *cmd, *out, prm[160];
+  cJSON *j;
+  int status;
+
+  cr_assert(asprintf(&cmd, "'%s' '%s' '%s' spy_dump '%s'", node(), SDK_SCRIPT,
+                     sales, issuer) > 0);
+  out = run(cmd, &status);
+  cr_assert_eq(status, 0, "%s", out);
+  j = cJSON_Parse(strrchr(out, '{') ? strstr(out, "{\"tools\"") : out);
+  cr_assert_not_null(j, "%s", out);
+  cr_expect_str_eq(th_str(j, "result.structuredContent.principal.sub"),
+                   "plughost-tests", "%s", out);
+  cr_expect_str_eq(th_str(j, "result.structuredContent.principal.iss"),
+                   issuer, "%s", out);
+  cr_expect_str_eq(th_str(j, "requests.0"), "POST /mcp/sales 401", "%s", out);
+  snprintf(prm, sizeof(prm),
+           "GET /.well-known/oauth-protected-resource/mcp/sales 200");
+  cr_expect_not_null(strstr(out, prm), "%s", out);
+  cr_expect(strstr(out, "GET /.well-known/oauth-authorization-server 200") ||
+                strstr(out, "GET /.well-known/openid-configuration 200"),
+            "%s", out);
+  cr_expect_not_null(strstr(out, "POST /token 200"), "%s", out);
+  cr_expect_not_null(strstr(out, "POST /mcp/sales 200"), "%s", out);
+  cJSON_Delete(j);
+  free(out);
+  free(cmd);
+}
+
+/* The Inspector CLI with a bearer header from the provider. */
+Test(oidc, the_inspector_cli_calls_with_a_bearer_header) {
+  char *token = provider_token(sales), *cmd, *out;
+  int status;
+
+  cr_assert(asprintf(&cmd,
+                     "'%s" INSPECTOR "' --cli '%s' --transport http "
+                     "--method tools/call --tool-name spy_dump --header "
+                     "'Authorization: Bearer %s' --format json",
+                     getenv("PH_NODE_MODULES"), sales, token) > 0);
+  out = run(cmd, &status);
+  cr_expect_eq(status, 0, "%s", out);
+  cr_expect_not_null(strstr(out, "plughost-tests"), "%s", out);
+  free(cmd);
+  free(out);
+  /* Without it, the same call is refused. */
+  cr_assert(asprintf(&cmd,
+                     "'%s" INSPECTOR "' --cli '%s' --transport http "
+                     "--method tools/call --tool-name spy_dump --format json",
+                     getenv("PH_NODE_MODULES"), sales) > 0);
+  out = run(cmd, &status);
+  cr_expect_neq(status, 0, "%s", out);
+  cr_expect_null(strstr(out, "plughost-tests"), "%s", out);
+  free(cmd);
+  free(out);
+  free(token);
 }
