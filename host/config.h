@@ -95,13 +95,13 @@ typedef struct ph__limits {
   unsigned session_burst_per_client; /* New sessions at once. */
 } ph__limits;
 
-/* How much of a plugin's result the host checks (check_results). A tool
- * with an outputSchema has its structuredContent validated under both. */
+/* How much of a plugin's result the host checks (check_results). */
 enum ph__check_results {
-  PH__CHECK_STRUCTURAL, /* A legacy tool or prompt result without an
-                           outputSchema: UTF-8, strings and brackets, one
-                           object; every other result is parsed. */
-  PH__CHECK_FULL        /* Every result parsed as JSON. */
+  PH__CHECK_STRUCTURAL, /* A legacy tool or prompt result: UTF-8, strings
+                           and brackets, one object; the rest is parsed
+                           for what the host adds to it. */
+  PH__CHECK_FULL        /* Every result parsed, and structuredContent
+                           validated against the tool's outputSchema. */
 };
 
 /* A plugin's own log threshold (log_levels). */

@@ -276,33 +276,6 @@ static int output_matches(const ph__tool_def *t, const cJSON *result,
   return ph__schema_validate(t->output_validator, sc, why) == 0;
 }
 
-/* For check_results "structural": whether a tool result that passed the
- * precheck needs no more than it has, given its outputSchema: none, an
- * error result, or a structuredContent that the schema accepts. Only that
- * member is parsed, not the text blocks beside it (a file's megabyte of
- * text, say). 0 sends the result down the full path, which answers a
- * violation as a tool error. */
-static int structured_matches(ph_call *call, const char *text, size_t len) {
-  const ph__tool_def *t = ph__call_def(call);
-  const char *end = text + len, *v, *vend;
-  cJSON *sc;
-  char *why = NULL;
-  int ok;
-
-  if (t->output_validator == NULL)
-    return 1;
-  v = ph__jsonrpc_member(text, end, "isError", &vend);
-  if (v != NULL && vend - v == 4 && memcmp(v, "true", 4) == 0)
-    return 1;
-  v = ph__jsonrpc_member(text, end, "structuredContent", &vend);
-  if (v == NULL || (sc = cJSON_ParseWithLength(v, (size_t)(vend - v))) == NULL)
-    return 0;
-  ok = ph__schema_validate(t->output_validator, sc, &why) == 0;
-  free(why);
-  cJSON_Delete(sc);
-  return ok;
-}
-
 static cJSON *tool_error_result(const char *text) {
   cJSON *res = cJSON_CreateObject(), *content, *block;
 
@@ -317,7 +290,7 @@ static cJSON *tool_error_result(const char *text) {
 
 /* Runs on the thread that replied (usually a worker), so checking and
  * reshaping a result never costs the event loop: validates the reply,
- * checks structured content against the output schema when enabled, wraps
+ * checks structured content against the output schema under "full", wraps
  * completions, refuses empty resource contents and adds the modern era's
  * fields. Returns the final result text, or NULL with *code and *message
  * (malloc'd) for an error answer. */
@@ -326,22 +299,22 @@ static char *shape_result(ph_call *call, const char *text, int *code,
   const proto_call *pc = proto_of(call);
   int kind = ph__call_kind(call);
   size_t len = strlen(text);
+  int structural = atomic_load(&P.check_results) == PH__CHECK_STRUCTURAL;
   cJSON *result;
   int changed = 0;
   char msg[512];
 
   /* Under check_results "structural" (config.h), a legacy tool or prompt
-   * result that no outputSchema constrains goes out as the plugin wrote it
-   * once the structural check passes: valid UTF-8, balanced brackets and
-   * strings, one object. Plugins are the operator's own code, and a full
-   * parse of a large result (a page of rows) cost the host more than the
-   * rest of the call (README: check_results). A structuredContent is
-   * always validated against the tool's outputSchema, as MCP requires. */
-  if (atomic_load(&P.check_results) == PH__CHECK_STRUCTURAL && !pc->modern &&
+   * result goes out as the plugin wrote it once the structural check
+   * passes: valid UTF-8, balanced brackets and strings, one object. Plugins
+   * are the operator's own code, and parsing and validating a large result
+   * (a page of rows) against its outputSchema cost the host more than the
+   * rest of the call (README: check_results); "full" does both, for plugin
+   * development and CI. */
+  if (structural && !pc->modern &&
       (kind == PH__CALL_PROMPT || kind == PH__CALL_TOOL) && len >= 2 &&
       text[0] == '{' && text[len - 1] == '}' &&
-      ph__json_precheck(text, len, 1000) == NULL &&
-      (kind == PH__CALL_PROMPT || structured_matches(call, text, len)))
+      ph__json_precheck(text, len, 1000) == NULL)
     return ph__xstrdup(text);
   result = cJSON_ParseWithLength(text, len);
   if (!cJSON_IsObject(result)) {
@@ -352,7 +325,7 @@ static char *shape_result(ph_call *call, const char *text, int *code,
     *message = ph__xstrdup("plugin returned malformed JSON");
     return NULL;
   }
-  if (kind == PH__CALL_TOOL) {
+  if (kind == PH__CALL_TOOL && !structural) {
     char *why = NULL;
 
     if (!output_matches(ph__call_def(call), result, &why)) {

@@ -169,7 +169,8 @@ FX_FN void fx_setup(fx *x) {
 /* Starts the host with one files instance (prefix files) on x->root.
  * extra: more members of the instance's config (JSON after a comma), or
  * NULL. walk: the component walk instead of openat2. More instances go in
- * more_instances (JSON after a comma) or NULL. */
+ * more_instances (JSON after a comma) or NULL. Results are checked in full
+ * (check_results), so every answer is validated against its outputSchema. */
 FX_FN void fx_start_with(fx *x, const char *extra, int walk,
                          const char *more_instances, const char *version,
                          const char *caps) {
@@ -178,6 +179,7 @@ FX_FN void fx_start_with(fx *x, const char *extra, int walk,
 
   cr_assert(asprintf(&text,
                      "{\"plugin_dir\":\"%s/plugins\",\"log_level\":\"info\","
+                     "\"check_results\":\"full\","
                      "\"departments\":{\"default\":{\"plugins\":["
                      "{\"plugin\":\"files\",\"prefix\":\"files\",\"config\":{"
                      "\"roots\":[\"%s\"],\"resolve\":\"%s\"%s%s}}%s%s]}}}",

@@ -60,7 +60,8 @@ static int engines(engine out[2]) {
  * url. db_extra: more members of the instance's config; host_extra: more
  * members of the host config; plugins: more instances for the department
  * (each JSON text after a comma, or NULL). plugin_dir NULL means the
- * build's plugins. */
+ * build's plugins. Results are checked in full (check_results), so every
+ * answer of the plugin is validated against its outputSchema. */
 static th_host *start_host(const char *plugin_dir, const char *url,
                            const char *db_extra, const char *host_extra,
                            const char *plugins, char **cfg) {
@@ -72,7 +73,8 @@ static th_host *start_host(const char *plugin_dir, const char *url,
     strcat(dir, "/plugins");
   cr_assert(
       asprintf(&text,
-               "{\"plugin_dir\":\"%s\",%s%s\"departments\":{"
+               "{\"plugin_dir\":\"%s\",\"check_results\":\"full\",%s%s"
+               "\"departments\":{"
                "\"default\":{\"plugins\":[{\"plugin\":\"database\","
                "\"prefix\":\"db\",\"config\":{\"url\":\"%s\"%s%s}}%s%s]}}}",
                dir, host_extra ? host_extra : "", host_extra ? "," : "", url,
