@@ -7,6 +7,7 @@
 #include "host_api.h"
 #include "instance.h"
 #include "log.h"
+#include "notify.h"
 #include "protocol.h"
 #include "registry.h"
 #include "reload.h"
@@ -116,6 +117,7 @@ static void begin_shutdown(const char *why) {
     return;
   M.shutting_down = 1;
   ph__info("shutting down (%s)", why);
+  ph__notify("STOPPING=1");
   ph__reload_stop();
   ph__stdio_stop();
   ph__mcp_http_stop();
@@ -320,6 +322,8 @@ int main(int argc, char **argv) {
   }
   ph__info("plughost %s serving department %s%s", PH_VERSION, M.department,
            M.use_stdio ? " on stdio" : "");
+  if (rc == 0 && ph__notify("READY=1") != 0)
+    ph__warn("NOTIFY_SOCKET is set but READY=1 could not be sent");
   uv_run(M.loop, UV_RUN_DEFAULT);
   uv_walk(M.loop, close_walk, NULL);
   uv_run(M.loop, UV_RUN_DEFAULT);
