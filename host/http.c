@@ -184,6 +184,7 @@ static const http_parser_settings parser_settings = {
 static void conn_close(ph__http_conn_t *conn);
 static void conn_advance(ph__http_conn_t *conn);
 static void conn_refresh(ph__http_conn_t *conn);
+static int conn_backed_up(const ph__http_conn_t *conn);
 
 void ph__http_config_init(ph__http_config_t *config) {
   config->max_header_bytes = 16 * 1024;
@@ -478,6 +479,8 @@ static void on_write(uv_write_t *req, int status) {
   free(wr);
   if (status < 0)
     conn_close(conn);
+  else if (!conn_backed_up(conn))
+    conn_refresh(conn); /* Reading may resume. */
   conn_unref(conn);
 }
 
@@ -634,6 +637,17 @@ static void res_finish(ph__http_response_t *res) {
     conn_advance(conn);
 }
 
+/* Whether the client has not taken max_write_queue_bytes of our output:
+ * then no further request is read, or answers to a client that sends
+ * requests but never reads (each answer leaving the response queue for
+ * libuv's write queue at once) would pile up without bound. A write
+ * completing looks again. */
+static int conn_backed_up(const ph__http_conn_t *conn) {
+  return uv_stream_get_write_queue_size((const uv_stream_t *)&conn->tcp) +
+             conn->held_bytes >
+         conn->server->config.max_write_queue_bytes;
+}
+
 /* Decides reading and the idle or resume timer after any change. Never
  * calls the upper layer. */
 static void conn_refresh(ph__http_conn_t *conn) {
@@ -657,12 +671,13 @@ static void conn_refresh(ph__http_conn_t *conn) {
   }
   if (conn->pending != NULL) {
     conn_set_reading(conn, 0);
-    if (conn->queue_len < config->max_pipelined &&
+    if (conn->queue_len < config->max_pipelined && !conn_backed_up(conn) &&
         conn->timer_kind != TIMER_RESUME)
       conn_arm(conn, TIMER_RESUME, 0);
     return;
   }
-  conn_set_reading(conn, conn->queue_len < config->max_pipelined);
+  conn_set_reading(conn, conn->queue_len < config->max_pipelined &&
+                             !conn_backed_up(conn));
   if (conn->queue_len == 0 && conn->incoming == NULL &&
       conn->timer_kind == TIMER_NONE)
     conn_arm(conn, TIMER_CLOSE, config->idle_timeout_ms);
@@ -1626,7 +1641,7 @@ static size_t conn_parse(ph__http_conn_t *conn, const char *data, size_t len) {
   while (done < len) {
     if (conn->phase != PHASE_OPEN || conn->no_more)
       return len;
-    if (conn->queue_len >= server->config.max_pipelined)
+    if (conn->queue_len >= server->config.max_pipelined || conn_backed_up(conn))
       break;
     /* The parser gets what wire_scan() passed; a refused byte is answered
      * once the parser has taken everything before it (which gives the
