@@ -213,8 +213,6 @@ void ph__instance_destroy(ph_instance *inst) {
   }
   live_remove(inst);
   close_watches(inst);
-  cJSON_Delete(inst->tool_overrides);
-  free(inst->not_ready_why);
   /* The pool goes first: its threads may still be returning from handlers
    * that already replied. */
   ph__pool_destroy(inst->pool);
@@ -222,6 +220,11 @@ void ph__instance_destroy(ph_instance *inst) {
     ph__runner_stop(inst->runner); /* fini runs there. */
   else if (inst->initialised && inst->plugin->fini != NULL)
     inst->plugin->fini(inst->state);
+  /* Only now: until fini stopped them, the plugin's own threads (the
+   * database's watcher) could still call set_ready or configure_tool,
+   * which write these (a TSan report found the free racing one). */
+  cJSON_Delete(inst->tool_overrides);
+  free(inst->not_ready_why);
   ph__debug("finalised instance %s", inst->label);
   ph__plugin_unref(inst->plugin);
   free(inst->department);
