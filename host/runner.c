@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -88,6 +89,9 @@ static struct {
   uv_poll_t ctl_poll;
   uv_mutex_t inline_mu;
   ph_call *inline_head, *inline_tail;
+  /* Set by FINI: a channel that closes now ends its thread, not the
+   * process. */
+  atomic_int finishing;
 } R;
 
 /* The process cannot go on (the host went away, the wire broke): what the
@@ -629,6 +633,11 @@ static void chan_main(void *arg) {
   for (;;) {
     c = ph__xcalloc(1, sizeof(*c));
     err = ph__msg_recv(ch->fd, &c->msg);
+    if ((err || c->msg.type != PH__MSG_CALL) && atomic_load(&R.finishing)) {
+      ph__msg_clear(&c->msg); /* FINI shut the channel: fini may run. */
+      free(c);
+      return;
+    }
     if (err || c->msg.type != PH__MSG_CALL)
       runner_exit(0); /* The host closed the channel or broke it. */
     c->api = &runner_api;
@@ -647,6 +656,7 @@ static void chan_main(void *arg) {
 /* The control channel on the loop: FINI after the drain, or EOF. */
 static void on_control(uv_poll_t *h, int status, int events) {
   ph__msg m;
+  int i;
 
   (void)h;
   (void)events;
@@ -657,6 +667,15 @@ static void on_control(uv_poll_t *h, int status, int events) {
     runner_exit(4);
   }
   ph__msg_clear(&m);
+  /* The host has drained the instance, so each channel thread waits for a
+   * call that will not come: shut their sockets and join them, so that
+   * whatever they did happens before fini (through the host it did, but
+   * nothing in this process said so). */
+  atomic_store(&R.finishing, 1);
+  for (i = 0; i < R.nchans; i++)
+    shutdown(R.chans[i].fd, SHUT_RDWR);
+  for (i = 0; i < R.nchans; i++)
+    uv_thread_join(&R.chans[i].thread);
   /* Like the host at shutdown: watches still open are closed first. */
   ph__instances_close_watches();
   if (R.desc->fini != NULL)
