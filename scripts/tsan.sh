@@ -42,12 +42,25 @@ second_deadlock_stack=1$supp" \
   ctest --output-on-failure -j2 -L 'integration|soak' --timeout 900) ||
   status=1
 
-if compgen -G "$reports/tsan.*" >/dev/null; then
-  echo "tsan: $(ls "$reports" | wc -l) process(es) reported:" >&2
-  for f in "$reports"/tsan.*; do
-    echo "== $f" >&2
-    cat "$f" >&2
-  done
+# The crashy fixture segfaults on purpose (test_isolation: in the host,
+# which must die, and in a runner, which must be restarted): TSan writes a
+# report for that signal like any other. A report whose every finding is
+# that SEGV in tests/plugins/crashy.c is the test doing its job; any other
+# finding, in the same file or not, fails the pass.
+expected_crash() {
+  ! grep '^SUMMARY: ThreadSanitizer:' "$1" |
+    grep -qv 'SUMMARY: ThreadSanitizer: SEGV .*/tests/plugins/crashy\.c:'
+}
+found=0
+for f in "$reports"/tsan.*; do
+  [ -e "$f" ] || continue
+  if expected_crash "$f"; then continue; fi
+  found=$((found + 1))
+  echo "== $f" >&2
+  cat "$f" >&2
+done
+if [ "$found" -gt 0 ]; then
+  echo "tsan: $found process(es) reported" >&2
   status=1
 fi
 if [ "$status" = 0 ]; then echo "tsan: no reports"; else echo "tsan: FAILED"; fi
