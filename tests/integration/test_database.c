@@ -168,7 +168,8 @@ static th_host *start_pg_for_loop(const engine *pg, const char *extra,
   return h;
 }
 
-/* The database's state as text: schema, counts and sums of every table. */
+/* The database's state as text: schema, counts and sums of every table,
+ * but the scratch tables (ph_test_*) of the tests running alongside. */
 static char *fingerprint(th_host *h, int kind) {
   static const char *sqlite_sql =
       "SELECT (SELECT group_concat(type || ':' || name, ',') FROM (SELECT "
@@ -180,7 +181,8 @@ static char *fingerprint(th_host *h, int kind) {
       "sales_reps)";
   static const char *pg_sql =
       "SELECT (SELECT string_agg(relkind::text || ':' || relname, ',' ORDER BY "
-      "relname) FROM pg_class WHERE relnamespace = 'public'::regnamespace), "
+      "relname) FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+      "AND relname NOT LIKE 'ph\\_test\\_%'), "
       "(SELECT count(*) || '/' || sum(total) FROM orders), (SELECT count(*) "
       "|| '/' || sum(quantity) FROM order_lines), (SELECT count(*) FROM "
       "customers), (SELECT string_agg(name, ',' ORDER BY region_id) FROM "
