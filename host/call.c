@@ -928,12 +928,17 @@ int ph__calls_notify(ph_instance *inst, int kind, const char *uri) {
 
   if (!atomic_load(&D.running))
     return PH__ENOTSUP;
+  /* A plugin's thread (a watcher) may notify while its instance is being
+   * finalised, before fini stops it: that notification has no one to go
+   * to, and a reference taken then would outlive the instance (a TSan
+   * report at shutdown: use after free). */
+  if (!ph__instance_ref_live(inst))
+    return 0;
   ev = ph__xcalloc(1, sizeof(*ev));
   ev->kind = EV_NOTIFY;
   ev->inst = inst;
   ev->notify_kind = kind;
   ev->text = ph__xstrdup_or_null(uri);
-  ph__instance_ref(inst);
   post(ev);
   return 0;
 }

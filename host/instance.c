@@ -156,6 +156,16 @@ void ph__instance_ref(ph_instance *inst) {
   atomic_fetch_add(&inst->refs, 1);
 }
 
+int ph__instance_ref_live(ph_instance *inst) {
+  long refs = atomic_load(&inst->refs);
+
+  do {
+    if (refs <= 0)
+      return 0;
+  } while (!atomic_compare_exchange_weak(&inst->refs, &refs, refs + 1));
+  return 1;
+}
+
 void ph__instance_unref(ph_instance *inst) {
   if (inst == NULL || atomic_fetch_sub(&inst->refs, 1) != 1)
     return;

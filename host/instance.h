@@ -84,6 +84,11 @@ ph_instance *ph__instance_create(ph__plugin *p, const char *department,
                                  const ph__runner_limits *isolate, char **err);
 
 void ph__instance_ref(ph_instance *inst);
+/* Takes a reference only while the instance lives (refs above zero):
+ * a plugin's own thread may call the API while its instance is being
+ * finalised, and must not bring it back. Returns 1 if it took one. Any
+ * thread. */
+int ph__instance_ref_live(ph_instance *inst);
 
 /* Drops a reference; the last one finalises the instance (see
  * ph__instances_set_finaliser). Finalising joins the worker threads, so
