@@ -63,8 +63,7 @@ static void point_at(const ph__config *cfg) {
 }
 
 static void put_or_null(cJSON *o, const char *key, const char *value) {
-  ph__xjson_put(o, key,
-                value ? cJSON_CreateString(value) : cJSON_CreateNull());
+  ph__xjson_put(o, key, value ? cJSON_CreateString(value) : cJSON_CreateNull());
 }
 
 void ph__audit(const ph__config *cfg, const ph__audit_event *e) {
@@ -87,12 +86,13 @@ void ph__audit(const ph__config *cfg, const ph__audit_event *e) {
     p = cJSON_Parse(e->principal);
   put_or_null(line, "sub",
               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "sub")));
-  put_or_null(line, "tenant", cJSON_GetStringValue(
-                                  cJSON_GetObjectItemCaseSensitive(p, "tenant")));
+  put_or_null(
+      line, "tenant",
+      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "tenant")));
   if (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "key_id")))
-    ph__xjson_put_string(line, "key_id",
-                         cJSON_GetStringValue(
-                             cJSON_GetObjectItemCaseSensitive(p, "key_id")));
+    ph__xjson_put_string(
+        line, "key_id",
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "key_id")));
   cJSON_Delete(p);
   put_or_null(line, "department", e->department);
   if (e->tool != NULL)

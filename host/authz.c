@@ -40,8 +40,7 @@ static void run_check(uv_work_t *w) {
   const char *message, *data;
 
   ph__call_ref(c->sub); /* The provider's reference, dropped by its reply. */
-  c->provider->plugin->service(c->sub, "authn", c->request,
-                               c->provider->state);
+  c->provider->plugin->service(c->sub, "authn", c->request, c->provider->state);
   c->replied = ph__call_replied(c->sub);
   if (!c->replied) {
     ph__call_plugin_done(c->sub);

@@ -160,14 +160,13 @@ int ph__glob_match(const char *pat, const char *s) {
 }
 
 static const char *const top_keys[] = {
-    "plugin_dir",       "cache_dir",     "listen",
-    "separator",        "log_level",     "page_size",
-    "watch_plugin_dir", "hmac_key",      "limits",
-    "allowed_origins",  "allowed_hosts", "departments",
-    "stdio_scopes",     "check_results", "audit_log",
+    "plugin_dir",       "cache_dir",      "listen",
+    "separator",        "log_level",      "page_size",
+    "watch_plugin_dir", "hmac_key",       "limits",
+    "allowed_origins",  "allowed_hosts",  "departments",
+    "stdio_scopes",     "check_results",  "audit_log",
     "metrics",          "metrics_listen", "log_format",
-    "log_file",         "log_levels",
-    NULL};
+    "log_file",         "log_levels",     NULL};
 static const char *const limit_keys[] = {"max_message_bytes",
                                          "max_json_depth",
                                          "call_timeout_ms",
@@ -217,8 +216,8 @@ int ph__valid_scope(const char *s) {
   return 1;
 }
 
-const char *ph__config_tool_scope(const ph__department_cfg *d,
-                                  const char *tool, const char *declared) {
+const char *ph__config_tool_scope(const ph__department_cfg *d, const char *tool,
+                                  const char *declared) {
   size_t i;
 
   for (i = 0; d != NULL && i < d->auth.ntool_scopes; i++)
@@ -261,8 +260,8 @@ static const char *public_url_problem(const char *url) {
   return NULL;
 }
 
-static int parse_auth(const cJSON *obj, ph__department_cfg *d,
-                      const char *path, char **err) {
+static int parse_auth(const cJSON *obj, ph__department_cfg *d, const char *path,
+                      char **err) {
   ph__dept_auth *a = &d->auth;
   const cJSON *v, *item;
   const char *why;
@@ -319,8 +318,8 @@ static int parse_auth(const cJSON *obj, ph__department_cfg *d,
   }
   /* RFC 9728 wants the authorization servers; the issuers are theirs. */
   a->authorization_servers =
-      get_strings(obj, "authorization_servers",
-                  (const char *const *)a->issuers, path, err, &failed);
+      get_strings(obj, "authorization_servers", (const char *const *)a->issuers,
+                  path, err, &failed);
   if (failed)
     return -1;
   if (a->mode != PH__AUTH_NONE && a->authorization_servers[0] == NULL)
@@ -335,8 +334,8 @@ static int parse_auth(const cJSON *obj, ph__department_cfg *d,
                     "%s: department \"%s\": \"tool_scopes\" must be an object "
                     "of tool names to a scope or null",
                     path, d->name);
-  a->tool_scopes = ph__xcalloc((size_t)cJSON_GetArraySize(v) + 1,
-                               sizeof(*a->tool_scopes));
+  a->tool_scopes =
+      ph__xcalloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*a->tool_scopes));
   cJSON_ArrayForEach(item, v) {
     ph__tool_scope *ts;
 
@@ -503,7 +502,7 @@ static int parse_department(const cJSON *obj, ph__department_cfg *d,
                       "%s: department \"%s\": \"plugins\" must be an array",
                       path, d->name);
     d->instances = ph__xcalloc((size_t)cJSON_GetArraySize(plugins) + 1,
-                          sizeof(ph__instance_cfg));
+                               sizeof(ph__instance_cfg));
     cJSON_ArrayForEach(item, plugins) {
       if (parse_instance(item, &d->instances[d->ninstances++], d->name, path,
                          err) != 0)
@@ -549,8 +548,7 @@ static int parse_ops(const cJSON *root, ph__config *cfg, const char *path,
   }
   cfg->log_json = strcmp(format, "json") == 0;
   if (levels != NULL && !cJSON_IsObject(levels)) {
-    ph__fail(err, "%s: \"log_levels\" must be an object of plugin names",
-             path);
+    ph__fail(err, "%s: \"log_levels\" must be an object of plugin names", path);
     goto done;
   }
   if (cJSON_GetArraySize(levels) > PH__LOG_MAX_PLUGIN_LEVELS) {
@@ -565,8 +563,8 @@ static int parse_ops(const cJSON *root, ph__config *cfg, const char *path,
 
     if (!cJSON_IsString(item) ||
         (pl->level = ph__log_level_parse(item->valuestring)) < 0) {
-      ph__fail(err, "%s: \"log_levels\".\"%s\" must be a log level name",
-               path, item->string);
+      ph__fail(err, "%s: \"log_levels\".\"%s\" must be a log level name", path,
+               item->string);
       goto done;
     }
     pl->plugin = ph__xstrdup(item->string);
@@ -685,8 +683,8 @@ ph__config *ph__config_parse(const char *text, const char *path, char **err) {
     ph__fail(err, "%s: \"departments\" must be an object", path);
     goto fail;
   }
-  cfg->departments =
-      ph__xcalloc((size_t)cJSON_GetArraySize(depts) + 1, sizeof(ph__department_cfg));
+  cfg->departments = ph__xcalloc((size_t)cJSON_GetArraySize(depts) + 1,
+                                 sizeof(ph__department_cfg));
   cJSON_ArrayForEach(item, depts) {
     ph__department_cfg *d;
 

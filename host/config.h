@@ -121,15 +121,15 @@ typedef struct ph__config {
   int watch_plugin_dir; /* Reload by itself when the directory changes. */
   char *hmac_key;       /* Signs cursors and request state; random if unset. */
   int check_results;    /* enum ph__check_results. */
-  char **allowed_origins; /* Browser origins for CORS; NULL-terminated. */
-  char **allowed_hosts;   /* Extra Host header values; NULL-terminated. */
-  char **stdio_scopes;    /* Scopes the local stdio client holds. */
-  char *audit_log;        /* Audit lines go here; NULL: stderr. */
-  int metrics;            /* GET /metrics is served and metrics count. */
-  char *metrics_listen;   /* HOST:PORT serving /metrics alone, or NULL. */
-  int log_json;           /* log_format "json": one JSON object a line. */
-  char *log_file;         /* Log lines go here (SIGUSR1 reopens); NULL:
-                             stderr. */
+  char **allowed_origins;       /* Browser origins for CORS; NULL-terminated. */
+  char **allowed_hosts;         /* Extra Host header values; NULL-terminated. */
+  char **stdio_scopes;          /* Scopes the local stdio client holds. */
+  char *audit_log;              /* Audit lines go here; NULL: stderr. */
+  int metrics;                  /* GET /metrics is served and metrics count. */
+  char *metrics_listen;         /* HOST:PORT serving /metrics alone, or NULL. */
+  int log_json;                 /* log_format "json": one JSON object a line. */
+  char *log_file;               /* Log lines go here (SIGUSR1 reopens); NULL:
+                                   stderr. */
   ph__plugin_level *log_levels; /* Per-plugin thresholds. */
   size_t nlog_levels;
   ph__limits limits;
@@ -153,8 +153,8 @@ const ph__department_cfg *ph__config_department(const ph__config *cfg,
 /* The scope a department requires for a tool: its tool_scopes override
  * when it has one, else `declared` (the tool's required_scope). NULL:
  * none, the tool is public. */
-const char *ph__config_tool_scope(const ph__department_cfg *d,
-                                  const char *tool, const char *declared);
+const char *ph__config_tool_scope(const ph__department_cfg *d, const char *tool,
+                                  const char *declared);
 
 /* Whether s is a scope token (RFC 6749 3.3: printable ASCII but space,
  * '"' and '\\'), so that it can stand in a challenge header as it is. */

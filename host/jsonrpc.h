@@ -54,8 +54,7 @@ cJSON *ph__json_parse_prechecked(const char *text, size_t len,
  * costs the loop to parse, walk and free. Text shorter than 2 * max_values
  * bytes cannot hold more and is not scanned. For text the precheck passed;
  * returns NULL or a reason (thread-local, valid until the next call). */
-const char *ph__json_check_values(const char *text, size_t len,
-                                  int max_values);
+const char *ph__json_check_values(const char *text, size_t len, int max_values);
 
 /* The precheck, the values check, then ph__json_parse_prechecked(). */
 cJSON *ph__json_parse_message(const char *text, size_t len, int max_depth,

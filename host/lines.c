@@ -46,9 +46,8 @@ static int take(ph__lines *l, size_t start, size_t end, const char **line,
 }
 
 int ph__lines_next(ph__lines *l, const char **line, size_t *len) {
-  char *nl = l->len > l->scan
-                 ? memchr(l->buf + l->scan, '\n', l->len - l->scan)
-                 : NULL;
+  char *nl = l->len > l->scan ? memchr(l->buf + l->scan, '\n', l->len - l->scan)
+                              : NULL;
   size_t start = l->head, end;
 
   if (nl != NULL) {

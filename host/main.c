@@ -36,7 +36,7 @@ static struct {
   int use_stdio;
   const char *listen;
   int shutting_down;
-  int abandoned; /* Exiting while plugin code still runs on workers. */
+  int abandoned;   /* Exiting while plugin code still runs on workers. */
   int exit_status; /* Non-zero: a failure found while serving. */
   uint32_t shutdown_timeout_ms;
   uint64_t shutdown_deadline;
@@ -130,8 +130,7 @@ static void begin_shutdown(const char *why) {
 static void on_stdio_end(int status) {
   if (status != 0)
     M.exit_status = status;
-  begin_shutdown(status != 0 ? "the stdio client was refused"
-                             : "stdin closed");
+  begin_shutdown(status != 0 ? "the stdio client was refused" : "stdin closed");
 }
 
 static void on_signal(uv_signal_t *h, int signum) {

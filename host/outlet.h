@@ -11,16 +11,16 @@ typedef struct ph__outlet ph__outlet;
 
 /* What an answer means to the transport (HTTP's status in brackets). */
 enum ph__outcome {
-  PH__OUTCOME_ANSWERED,   /* json is the answer, errors of the legacy eras
-                             included (200). */
-  PH__OUTCOME_ACCEPTED,   /* Nothing is due; json is NULL (202). */
-  PH__OUTCOME_REFUSED,    /* Not a message we take (parse error, invalid
-                             request), or a modern request refused for its
-                             params, headers, version or capabilities (400). */
-  PH__OUTCOME_NOT_FOUND,  /* A modern request for a method it lacks (404). */
-  PH__OUTCOME_TOO_LARGE,  /* Past limits.max_message_bytes (413). */
-  PH__OUTCOME_BUSY,       /* Too many requests in flight on the session
-                             (429). */
+  PH__OUTCOME_ANSWERED,    /* json is the answer, errors of the legacy eras
+                              included (200). */
+  PH__OUTCOME_ACCEPTED,    /* Nothing is due; json is NULL (202). */
+  PH__OUTCOME_REFUSED,     /* Not a message we take (parse error, invalid
+                              request), or a modern request refused for its
+                              params, headers, version or capabilities (400). */
+  PH__OUTCOME_NOT_FOUND,   /* A modern request for a method it lacks (404). */
+  PH__OUTCOME_TOO_LARGE,   /* Past limits.max_message_bytes (413). */
+  PH__OUTCOME_BUSY,        /* Too many requests in flight on the session
+                              (429). */
   PH__OUTCOME_UNAVAILABLE, /* The plugin's queue is full (503). */
   PH__OUTCOME_FORBIDDEN    /* A tools/call needs a scope the caller lacks,
                               named by need_scope() first (403 with

@@ -66,8 +66,8 @@ typedef struct request {
   int log_level;     /* Threshold for notifications/message; -1 none. */
   ph__generation *gen;
   const ph__dept *dept;
-  int in_task;  /* A round of a task: it runs here, never as a new task. */
-  int in_batch; /* A member of a batch. */
+  int in_task;    /* A round of a task: it runs here, never as a new task. */
+  int in_batch;   /* A member of a batch. */
   int started;    /* A call took the request over: it is timed there. */
   int error_code; /* The JSON-RPC error it was answered with, or 0. */
 } request;
@@ -85,7 +85,7 @@ int ph__protocol_version_supported(const char *version) {
 
 static char *server_info_json(void) {
   return ph__xstrdup("{\"name\":\"plughost\",\"title\":\"plughost MCP server "
-                "host\",\"version\":\"" PH_VERSION "\"}");
+                     "host\",\"version\":\"" PH_VERSION "\"}");
 }
 
 /* Finishes with {"jsonrpc":"2.0","id":ID,"result":RESULT}. */
@@ -270,7 +270,7 @@ static int output_matches(const ph__tool_def *t, const cJSON *result,
   sc = cJSON_GetObjectItemCaseSensitive(result, "structuredContent");
   if (sc == NULL) {
     *why = ph__xstrdup("declares an outputSchema but returned no "
-                  "structuredContent");
+                       "structuredContent");
     return 0;
   }
   return ph__schema_validate(t->output_validator, sc, why) == 0;
@@ -405,8 +405,8 @@ static void audit_call(const ph__session *s, const char *principal,
                        .outcome = outcome,
                        .reason = reason,
                        .duration_ms = duration_ms,
-                       .client = s->client_address[0] ? s->client_address
-                                                      : NULL};
+                       .client =
+                           s->client_address[0] ? s->client_address : NULL};
 
   ph__audit(P.cfg, &e);
 }
@@ -424,8 +424,8 @@ static const char *answer_outcome(const ph__call_answer *a) {
     return "input_required";
   case PH__ANSWER_RESULT:
     end = a->result_json + strlen(a->result_json);
-    v = ph__jsonrpc_member(
-        ph__jsonrpc_skip_space(a->result_json, end), end, "isError", &end);
+    v = ph__jsonrpc_member(ph__jsonrpc_skip_space(a->result_json, end), end,
+                           "isError", &end);
     return v != NULL && strncmp(v, "true", 4) == 0 ? "tool_error" : "ok";
   default:
     return "error";
@@ -440,9 +440,8 @@ static const char *answer_outcome(const ph__call_answer *a) {
 static void count_call(ph_call *call, const ph__call_answer *a,
                        const char *outcome) {
   proto_call *pc = proto_of(call);
-  const char *tool = ph__call_kind(call) == PH__CALL_TOOL
-                         ? ph__call_name(call)
-                         : NULL;
+  const char *tool =
+      ph__call_kind(call) == PH__CALL_TOOL ? ph__call_name(call) : NULL;
   const char *error_type = NULL;
 
   if (!ph__metrics_enabled())
@@ -454,8 +453,8 @@ static void count_call(ph_call *call, const ph__call_answer *a,
   else if (a->kind == PH__ANSWER_TIMEOUT || a->kind == PH__ANSWER_CANCELLED ||
            strcmp(outcome, "tool_error") == 0)
     error_type = outcome;
-  ph__metrics_observe(PH__M_OPERATION, uv_hrtime() - pc->started_ns,
-                      pc->method, tool, error_type);
+  ph__metrics_observe(PH__M_OPERATION, uv_hrtime() - pc->started_ns, pc->method,
+                      tool, error_type);
   if (tool != NULL)
     ph__metrics_add(PH__M_TOOL_CALLS, 1, ph__call_session(call)->department,
                     tool, outcome);
@@ -467,8 +466,8 @@ static void count_rejected(request *r, ph_call *call) {
 
   r->error_code = PH__RPC_INTERNAL_ERROR;
   if (ph__call_kind(call) == PH__CALL_TOOL)
-    ph__metrics_add(PH__M_TOOL_CALLS, 1, r->s->department,
-                    ph__call_name(call), "queue_full");
+    ph__metrics_add(PH__M_TOOL_CALLS, 1, r->s->department, ph__call_name(call),
+                    "queue_full");
   ph__metrics_add(PH__M_QUEUE_REJECTED, 1, inst->department, inst->prefix,
                   inst->plugin->name);
 }
@@ -479,10 +478,9 @@ static void count_request(const request *r, const char *method,
                           uint64_t started_ns) {
   if (r->started || !ph__metrics_enabled())
     return;
-  ph__metrics_observe(PH__M_OPERATION, uv_hrtime() - started_ns,
-                      method ? method : "_OTHER", NULL,
-                      r->error_code ? ph__metrics_code_label(r->error_code)
-                                    : NULL);
+  ph__metrics_observe(
+      PH__M_OPERATION, uv_hrtime() - started_ns, method ? method : "_OTHER",
+      NULL, r->error_code ? ph__metrics_code_label(r->error_code) : NULL);
 }
 
 /* Loop thread: the one place a call's answer is written. */
@@ -521,7 +519,8 @@ static void on_call_answer(ph_call *call, const ph__call_answer *a) {
       answer_error(&r, PH__RPC_INTERNAL_ERROR, msg, NULL);
     return;
   case PH__ANSWER_INPUT: {
-    char *state = ph__request_state_sign(pc->method, ph__call_name(call), a->state);
+    char *state =
+        ph__request_state_sign(pc->method, ph__call_name(call), a->state);
 
     result = cJSON_CreateObject();
     cJSON_AddStringToObject(result, "resultType", "input_required");
@@ -638,9 +637,9 @@ static int take_round_state(request *r, ph_call *call) {
 
   if (!r->modern)
     return 0;
-  if (st != NULL &&
-      (!cJSON_IsString(st) ||
-       ph__request_state_verify(st->valuestring, r->method, ph__call_name(call), &state))) {
+  if (st != NULL && (!cJSON_IsString(st) ||
+                     ph__request_state_verify(st->valuestring, r->method,
+                                              ph__call_name(call), &state))) {
     answer_error(r, PH__RPC_INVALID_PARAMS,
                  "Invalid params: requestState failed "
                  "verification",
@@ -738,8 +737,8 @@ static const char *visible_tools(const request *r, const char *page,
     return page;
   principal = r->s->principal ? cJSON_Parse(r->s->principal) : NULL;
   for (i = 0; i < r->dept->nitems[PH__TOOL] && !hidden; i++)
-    hidden = !tool_listed(dc, tool_access(dc, &r->dept->items[PH__TOOL][i],
-                                          principal, &scope));
+    hidden = !tool_listed(
+        dc, tool_access(dc, &r->dept->items[PH__TOOL][i], principal, &scope));
   if (!hidden || (arr = cJSON_Parse(page)) == NULL) {
     cJSON_Delete(principal);
     return page;
@@ -1088,9 +1087,8 @@ static int may_call(request *r, const ph__item *it) {
   if (access == ACCESS_GRANTED)
     return 1;
   if (dc != NULL && dc->auth.audit) {
-    args = r->text ? arguments_text(
-                         r, cJSON_GetObjectItemCaseSensitive(r->params,
-                                                             "arguments"))
+    args = r->text ? arguments_text(r, cJSON_GetObjectItemCaseSensitive(
+                                           r->params, "arguments"))
                    : NULL;
     audit_call(r->s, r->s->principal, it->name, args,
                access == ACCESS_ANONYMOUS ? "unauthenticated" : "forbidden",
@@ -1354,8 +1352,8 @@ static void m_subscribe(request *r) {
     if (strcmp(s->subscriptions[i], uri->valuestring) == 0)
       break;
   if (i == s->nsubscriptions && s->nsubscriptions < 1024) {
-    s->subscriptions =
-        ph__xrealloc(s->subscriptions, (s->nsubscriptions + 1) * sizeof(char *));
+    s->subscriptions = ph__xrealloc(s->subscriptions,
+                                    (s->nsubscriptions + 1) * sizeof(char *));
     s->subscriptions[s->nsubscriptions++] = ph__xstrdup(uri->valuestring);
   }
   answer_text(r, "{}", 0);
@@ -1434,8 +1432,8 @@ static void m_listen(request *r) {
     if (list == NULL)
       list = cJSON_AddArrayToObject(got, "resourceSubscriptions");
     cJSON_AddItemToArray(list, cJSON_CreateString(u->valuestring));
-    s->subscriptions =
-        ph__xrealloc(s->subscriptions, (s->nsubscriptions + 1) * sizeof(char *));
+    s->subscriptions = ph__xrealloc(s->subscriptions,
+                                    (s->nsubscriptions + 1) * sizeof(char *));
     s->subscriptions[s->nsubscriptions++] = ph__xstrdup(u->valuestring);
   }
   s->listen_outlet = r->o;
@@ -1818,9 +1816,8 @@ parse_error:
   send_error(o, PH__OUTCOME_REFUSED, NULL, PH__RPC_PARSE_ERROR, msg, NULL);
 }
 
-void ph__protocol_handle_parsed(ph__session *s, ph__outlet *o,
-                                const char *text, size_t len,
-                                const cJSON *object) {
+void ph__protocol_handle_parsed(ph__session *s, ph__outlet *o, const char *text,
+                                size_t len, const cJSON *object) {
   const char *end = text + len, *start = ph__jsonrpc_skip_space(text, end);
 
   handle_message(s, o, object, start, (size_t)(end - start), 0);

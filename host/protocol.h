@@ -30,9 +30,8 @@ void ph__protocol_handle(ph__session *s, ph__outlet *o, const char *text,
 /* The same for a message the transport has already read with
  * ph__post_read() (protocol_http.h): object is its parse of text, which
  * the caller keeps and deletes, so a body is parsed once. */
-void ph__protocol_handle_parsed(ph__session *s, ph__outlet *o,
-                                const char *text, size_t len,
-                                const cJSON *object);
+void ph__protocol_handle_parsed(ph__session *s, ph__outlet *o, const char *text,
+                                size_t len, const cJSON *object);
 
 /* Answers a message that was refused before parsing (too large): an error
  * with the given code and message, id null, finished with outcome

@@ -18,11 +18,11 @@
 
 /* What a POST outside a session is. */
 enum ph__post_kind {
-  PH__POST_UNPARSABLE,    /* Not a JSON message we parse: a parse error. */
+  PH__POST_UNPARSABLE,      /* Not a JSON message we parse: a parse error. */
   PH__POST_TOO_MANY_VALUES, /* JSON past limits.max_json_values, unparsed. */
-  PH__POST_MODERN,        /* A 2026-07-28 request or notification. */
-  PH__POST_INITIALIZE,    /* A legacy initialize: it may open a session. */
-  PH__POST_NEEDS_SESSION, /* Anything else, which only a session takes. */
+  PH__POST_MODERN,          /* A 2026-07-28 request or notification. */
+  PH__POST_INITIALIZE,      /* A legacy initialize: it may open a session. */
+  PH__POST_NEEDS_SESSION,   /* Anything else, which only a session takes. */
 };
 
 /* A POST body read by ph__post_read(); the caller keeps it (on its stack)

@@ -26,7 +26,7 @@ static struct {
   ph__generation *prev; /* The generation the reload started from. */
   ph__generation *next; /* Built off the loop, or NULL on failure. */
   unsigned long reloads;
-  uint64_t started_ns; /* uv_hrtime() when the running reload began. */
+  uint64_t started_ns;     /* uv_hrtime() when the running reload began. */
   uv_timer_t stuck_timer;  /* Watches retired instances drain. */
   uv_fs_event_t dir_watch; /* watch_plugin_dir */
   uv_timer_t dir_debounce; /* Lets a burst of file events settle. */

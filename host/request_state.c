@@ -88,8 +88,8 @@ char *ph__request_state_sign(const char *method, const char *target,
     ph__xjson_put_string(payload, "s", state);
   text = ph__xjson_print(payload);
   cJSON_Delete(payload);
-  HMAC(EVP_sha256(), S.key, (int)S.len, (unsigned char *)text,
-       strlen(text), mac, &maclen);
+  HMAC(EVP_sha256(), S.key, (int)S.len, (unsigned char *)text, strlen(text),
+       mac, &maclen);
   p64 = b64((unsigned char *)text, strlen(text));
   m64 = b64(mac, maclen);
   out = ph__xasprintf("%s.%s", p64, m64);

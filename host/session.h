@@ -28,8 +28,8 @@ struct ph__session {
   char *department;
   char *principal; /* Claims JSON of the authenticated client, or NULL. */
   char client_address[48]; /* The peer, for audit lines; "" if none. */
-  int initialized; /* initialize answered (legacy). */
-  int ready;       /* notifications/initialized received. */
+  int initialized;         /* initialize answered (legacy). */
+  int ready;               /* notifications/initialized received. */
   char version[16];
   cJSON *client_caps;
   int log_level; /* Legacy logging/setLevel threshold. */

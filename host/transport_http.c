@@ -49,12 +49,12 @@ struct exchange {
   ph__session *s;           /* Referenced. */
   unsigned stream_id;       /* Legacy SSE stream, once begun, else 0. */
   int modern;
-  int sse;      /* Modern SSE begun on res. */
-  int answered; /* finish() ran. */
-  int busy;     /* Inside a call that may answer; do not free. */
-  int minting;  /* An initialize that creates ms. */
-  int prime;    /* Legacy: send the SEP-1699 priming event. */
-  char *cors;   /* Origin to allow in the response, or NULL. */
+  int sse;          /* Modern SSE begun on res. */
+  int answered;     /* finish() ran. */
+  int busy;         /* Inside a call that may answer; do not free. */
+  int minting;      /* An initialize that creates ms. */
+  int prime;        /* Legacy: send the SEP-1699 priming event. */
+  char *cors;       /* Origin to allow in the response, or NULL. */
   char *need_scope; /* The scope a PH__OUTCOME_FORBIDDEN answer is about. */
 };
 
@@ -853,8 +853,7 @@ static void on_post(const ph__http_request_t *req, ph__http_response_t *res,
 
     snprintf(msg, sizeof(msg), "Invalid Request: %s", why);
     id_json = ph__jsonrpc_id_text(req->body, req->body_len);
-    respond_error(res, cors, 400, id_json, PH__RPC_INVALID_REQUEST, msg,
-                  NULL);
+    respond_error(res, cors, 400, id_json, PH__RPC_INVALID_REQUEST, msg, NULL);
     free(id_json);
     break;
   }
@@ -1106,11 +1105,10 @@ static void metrics_gauges(ph__metrics_page *p, const ph__generation *gen) {
       inst = d->instances[j];
       serving++;
       not_ready += atomic_load(&inst->not_ready) != 0;
-      ph__metrics_page_sample(
-          p, "plughost_instance_queue_depth",
-          inst->pool ? ph__pool_queued(inst->pool) : 0, "department",
-          d->name, "instance", inst->prefix, "plugin", inst->plugin->name,
-          NULL);
+      ph__metrics_page_sample(p, "plughost_instance_queue_depth",
+                              inst->pool ? ph__pool_queued(inst->pool) : 0,
+                              "department", d->name, "instance", inst->prefix,
+                              "plugin", inst->plugin->name, NULL);
     }
   }
   ph__metrics_page_family(p, "plughost_instances", "gauge",
@@ -1126,8 +1124,8 @@ static void metrics_gauges(ph__metrics_page *p, const ph__generation *gen) {
   ph__metrics_page_sample(p, "plughost_instances", ph__instances_restarting(),
                           "state", "restarting", NULL);
   ph__metrics_page_sample(p, "plughost_instances",
-                          ph__instances_draining() - stuck, "state",
-                          "draining", NULL);
+                          ph__instances_draining() - stuck, "state", "draining",
+                          NULL);
   ph__metrics_page_sample(p, "plughost_instances", stuck, "state", "stuck",
                           NULL);
   ph__metrics_page_family(p, "plughost_calls_in_flight", "gauge",
@@ -1188,7 +1186,8 @@ static char *path_department(const char *path) {
   if (strncmp(path, "/mcp/", 5) != 0 || strchr(path + 5, '/') != NULL)
     return NULL;
   gen = ph__registry_acquire();
-  name = gen && ph__generation_dept(gen, path + 5) ? ph__xstrdup(path + 5) : NULL;
+  name =
+      gen && ph__generation_dept(gen, path + 5) ? ph__xstrdup(path + 5) : NULL;
   ph__generation_unref(gen);
   return name;
 }
@@ -1313,8 +1312,7 @@ static void on_authenticated(const ph__authn_result *r, void *data) {
     serve(req, res, w->department, w->cors, r->principal);
   } else if (r->status == PH__AUTHN_INVALID) {
     audit_refusal(dc, req, "invalid_token", r->reason);
-    challenge =
-        ph__bearer_challenge(dc, NULL, "invalid_token", r->description);
+    challenge = ph__bearer_challenge(dc, NULL, "invalid_token", r->description);
     snprintf(msg, sizeof(msg), "Unauthorized: %.250s", r->description);
     respond_challenge(res, w->cors, 401, challenge, msg);
     free(challenge);
@@ -1466,8 +1464,7 @@ static const ph__department_cfg *prm_department(const char *suffix) {
 
 /* GET of the metadata: public, so any origin may read it. */
 static void on_prm(const ph__http_request_t *req, ph__http_response_t *res) {
-  const ph__department_cfg *d =
-      prm_department(req->path + strlen(PRM_PATH));
+  const ph__department_cfg *d = prm_department(req->path + strlen(PRM_PATH));
   headers h = {0};
   char *doc;
 

@@ -48,7 +48,7 @@ static struct {
   ph__session *session;
   ph__outlet outlet;
   ph__lines lines; /* Bytes read and not yet served. */
-  uv_idle_t more;   /* Serves the next slice of lines. */
+  uv_idle_t more;  /* Serves the next slice of lines. */
   void (*on_end)(int status);
 } S;
 
@@ -176,8 +176,7 @@ static void handle_line(char *line, size_t len) {
 /* A line that ended in a newline, or the last one at EOF. */
 static void serve_line(int kind, char *line, size_t len) {
   if (kind == PH__LINES_TOO_LARGE) {
-    ph__warn("stdin: skipped a message larger than %zu bytes",
-             S.lines.max);
+    ph__warn("stdin: skipped a message larger than %zu bytes", S.lines.max);
     ph__protocol_reject(&S.outlet, PH__OUTCOME_TOO_LARGE,
                         PH__RPC_INVALID_REQUEST,
                         "Invalid Request: message exceeds the size limit");
@@ -397,8 +396,8 @@ static int stdio_caller(const ph__config *cfg, const char *department) {
     err = ph__authn_start(S.loop, cfg, dc, token, "bearer", on_token_checked,
                           NULL);
     if (err != 0) {
-      ph__error("cannot check PLUGHOST_TOKEN for department %s: %s",
-                department, ph__strerror(err));
+      ph__error("cannot check PLUGHOST_TOKEN for department %s: %s", department,
+                ph__strerror(err));
       return err;
     }
     return 1;

@@ -680,10 +680,9 @@ static int parse_issuer(auth *a, issuer *is, const cJSON *obj, char *err,
       return -1;
     }
     a->curl = 1;
-    is->remote = jwks_remote_new(is->iss,
-                                 jwks_uri ? jwks_uri->valuestring : NULL,
-                                 cache_ttl, (long)(timeout * 1000), log_fetch,
-                                 a, why, sizeof(why));
+    is->remote = jwks_remote_new(
+        is->iss, jwks_uri ? jwks_uri->valuestring : NULL, cache_ttl,
+        (long)(timeout * 1000), log_fetch, a, why, sizeof(why));
     if (is->remote == NULL) {
       snprintf(err, size, "issuer %s: %s", is->iss, why);
       return -1;

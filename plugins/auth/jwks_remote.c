@@ -159,8 +159,8 @@ static char *http_get(const jwks_remote *r, const char *url, char *err,
 /* ---- Discovery ---- */
 
 /* The jwks_uri of the metadata document at url, if its issuer is ours. */
-static char *metadata_jwks_uri(const jwks_remote *r, const char *url,
-                               char *err, size_t size) {
+static char *metadata_jwks_uri(const jwks_remote *r, const char *url, char *err,
+                               size_t size) {
   char *text = http_get(r, url, err, size), *out = NULL;
   cJSON *doc = text ? cJSON_Parse(text) : NULL;
   const char *iss, *uri;
@@ -325,15 +325,15 @@ static void fetch(jwks_remote *r) {
       r->found_uri = uri;
       uri = NULL;
     }
-    snprintf(msg, sizeof(msg), "JWKS of %.120s fetched: %zu key(s)",
-             r->issuer, jwt_keyset_count(keys));
+    snprintf(msg, sizeof(msg), "JWKS of %.120s fetched: %zu key(s)", r->issuer,
+             jwt_keyset_count(keys));
   } else {
     /* The provider may have moved its keys: discover again next time. */
     free(r->found_uri);
     r->found_uri = NULL;
     snprintf(r->last_error, sizeof(r->last_error), "%s", err);
-    snprintf(msg, sizeof(msg), "JWKS of %.120s not fetched: %.500s",
-             r->issuer, err);
+    snprintf(msg, sizeof(msg), "JWKS of %.120s not fetched: %.500s", r->issuer,
+             err);
   }
   pthread_mutex_unlock(&r->lock);
   jwks_snapshot_release(old);
@@ -347,8 +347,8 @@ static void fetch(jwks_remote *r) {
  * interval), or keys past their ttl (and no attempt within the interval,
  * since a failed one keeps the old keys). With r->lock held. */
 static int fetch_due(const jwks_remote *r, double now) {
-  int recent = r->attempted_at > 0 &&
-               now - r->attempted_at < JWKS_REFETCH_INTERVAL;
+  int recent =
+      r->attempted_at > 0 && now - r->attempted_at < JWKS_REFETCH_INTERVAL;
 
   if (r->current == NULL)
     return !recent;
@@ -373,8 +373,8 @@ jwks_snapshot *jwks_remote_get(jwks_remote *r, char *err, size_t size) {
   }
   s = snapshot_hold(r->current);
   if (s == NULL)
-    snprintf(err, size, "the keys of %.120s are unavailable: %.200s",
-             r->issuer, r->last_error[0] ? r->last_error : "not fetched yet");
+    snprintf(err, size, "the keys of %.120s are unavailable: %.200s", r->issuer,
+             r->last_error[0] ? r->last_error : "not fetched yet");
   pthread_mutex_unlock(&r->lock);
   return s;
 }
@@ -386,9 +386,8 @@ jwks_snapshot *jwks_remote_get(jwks_remote *r, char *err, size_t size) {
 static int refetch_due(const jwks_remote *r, const jwks_snapshot *seen) {
   double now = now_s();
 
-  return r->current == seen &&
-         (r->refetched_at == 0 ||
-          now - r->refetched_at >= JWKS_REFETCH_INTERVAL);
+  return r->current == seen && (r->refetched_at == 0 ||
+                                now - r->refetched_at >= JWKS_REFETCH_INTERVAL);
 }
 
 jwks_snapshot *jwks_remote_refetch(jwks_remote *r, jwks_snapshot *seen) {

@@ -113,8 +113,7 @@ size_t fs_json_len(const char *s, size_t n) {
   return n + extra;
 }
 
-void fs_buf_json_measured(fs_buf *b, const char *s, size_t n,
-                          size_t escaped) {
+void fs_buf_json_measured(fs_buf *b, const char *s, size_t n, size_t escaped) {
   char *end;
 
   if (fs_buf_reserve(b, escaped + 2) != 0)

@@ -156,32 +156,33 @@ static void start(void) {
   make_idp_key();
   setenv("PH_TEST_ROOT_PASSWORD", ROOT_PASSWORD, 1);
   cr_assert(asprintf(&db, "\"db\":\"%s/data/auth.db\"", base) > 0);
-  cr_assert(
-      asprintf(
-          &text,
-          "{\"plugin_dir\":\"%s/plugins\",\"log_level\":\"info\","
-          "\"audit_log\":\"%s/audit.jsonl\","
-          "\"departments\":{"
-          "\"sales\":{\"auth\":\"required\",\"public_url\":\"" SALES "\","
-          "\"scopes_supported\":[\"read:sales\"],"
-          "\"issuers\":[\"urn:plughost:auth\",\"" IDP "\"],"
-          "\"tool_scopes\":{\"spy_secret\":\"read:sales\"},"
-          "\"plugins\":[{\"plugin\":\"auth\",\"config\":{%s,"
-          "\"token_audience\":\"" SALES "\","
-          "\"bootstrap_admin\":{\"username\":\"root\","
-          "\"password_env\":\"PH_TEST_ROOT_PASSWORD\"},"
-          "\"issuers\":[{\"issuer\":\"" IDP "\",\"jwks_file\":"
-          "\"%s/jwks.json\",\"algorithms\":[\"RS256\"]}]}},"
-          "{\"plugin\":\"spy\"}]},"
-          "\"lobby\":{\"auth\":\"optional\",\"public_url\":\"" ORIGIN
-          "/mcp/lobby\",\"issuers\":[\"urn:plughost:auth\"],\"plugins\":[{\"plugin\":\"auth\",\"config\":{%s,"
-          "\"token_audience\":\"" SALES "\"}}]},"
-          "\"hr\":{\"auth\":\"optional\",\"public_url\":\"" HR "\","
-          "\"authorization_servers\":[\"" IDP "\"],"
-          "\"plugins\":[{\"plugin\":\"auth\",\"config\":{%s,"
-          "\"token_audience\":\"" HR "\"}},{\"plugin\":\"spy\"},"
-          "{\"plugin\":\"conformance\",\"prefix\":\"conf\"}]}}}",
-          base, base, db, base, db, db) > 0);
+  cr_assert(asprintf(&text,
+                     "{\"plugin_dir\":\"%s/plugins\",\"log_level\":\"info\","
+                     "\"audit_log\":\"%s/audit.jsonl\","
+                     "\"departments\":{"
+                     "\"sales\":{\"auth\":\"required\",\"public_url\":\"" SALES
+                     "\","
+                     "\"scopes_supported\":[\"read:sales\"],"
+                     "\"issuers\":[\"urn:plughost:auth\",\"" IDP "\"],"
+                     "\"tool_scopes\":{\"spy_secret\":\"read:sales\"},"
+                     "\"plugins\":[{\"plugin\":\"auth\",\"config\":{%s,"
+                     "\"token_audience\":\"" SALES "\","
+                     "\"bootstrap_admin\":{\"username\":\"root\","
+                     "\"password_env\":\"PH_TEST_ROOT_PASSWORD\"},"
+                     "\"issuers\":[{\"issuer\":\"" IDP "\",\"jwks_file\":"
+                     "\"%s/jwks.json\",\"algorithms\":[\"RS256\"]}]}},"
+                     "{\"plugin\":\"spy\"}]},"
+                     "\"lobby\":{\"auth\":\"optional\",\"public_url\":\"" ORIGIN
+                     "/mcp/"
+                     "lobby\",\"issuers\":[\"urn:plughost:auth\"],\"plugins\":["
+                     "{\"plugin\":\"auth\",\"config\":{%s,"
+                     "\"token_audience\":\"" SALES "\"}}]},"
+                     "\"hr\":{\"auth\":\"optional\",\"public_url\":\"" HR "\","
+                     "\"authorization_servers\":[\"" IDP "\"],"
+                     "\"plugins\":[{\"plugin\":\"auth\",\"config\":{%s,"
+                     "\"token_audience\":\"" HR "\"}},{\"plugin\":\"spy\"},"
+                     "{\"plugin\":\"conformance\",\"prefix\":\"conf\"}]}}}",
+                     base, base, db, base, db, db) > 0);
   config_path = th_write_temp(text, ".json");
   free(text);
   free(db);
@@ -214,7 +215,7 @@ TestSuite(http_auth, .init = start, .fini = stop, .timeout = 120);
 
 /* A request to path with extra header lines; the whole response. */
 static char *req_at(const char *method, const char *path, const char *headers,
-                  const char *body) {
+                    const char *body) {
   char *req, *out;
   int n;
 
@@ -273,8 +274,8 @@ static char *list_at(const char *path, const char *auth) {
                      "Mcp-Method: tools/list\r\n%s",
                      auth ? auth : "") > 0);
   out = req_at("POST", path, headers,
-             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\","
-             "\"params\":{" META "}}");
+               "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\","
+               "\"params\":{" META "}}");
   free(headers);
   return out;
 }
@@ -352,16 +353,15 @@ static void expect_401(char *r, const char *error, const char *what) {
 
   cr_expect_eq(status, 401, "%s: %s", what, copy);
   cr_assert_not_null(ch, "%s: no challenge in %s", what, copy);
-  cr_expect_eq(strncmp(ch, "Bearer resource_metadata=\"" PRM_SALES "\"", 76),
-               0, "%s: %s", what, ch);
+  cr_expect_eq(strncmp(ch, "Bearer resource_metadata=\"" PRM_SALES "\"", 76), 0,
+               "%s: %s", what, ch);
   cr_expect_not_null(strstr(ch, "scope=\"read:sales\""), "%s: %s", what, ch);
   if (error != NULL) {
     char want[64];
 
     snprintf(want, sizeof(want), "error=\"%s\"", error);
     cr_expect_not_null(strstr(ch, want), "%s: %s", what, ch);
-    cr_expect_not_null(strstr(ch, "error_description=\""), "%s: %s", what,
-                       ch);
+    cr_expect_not_null(strstr(ch, "error_description=\""), "%s: %s", what, ch);
   } else {
     cr_expect_null(strstr(ch, "error="), "%s: %s", what, ch);
   }
@@ -510,11 +510,9 @@ Test(http_auth, refusals_carry_the_challenge) {
   {
     char *rootauth = bearer(root), *args;
 
-    cr_assert(asprintf(&args, "{\"key_id\":\"%s\"}", th_str(j, "key_id")) >
-              0);
-    free(ok_result(
-        call_at("/mcp/sales", rootauth, "auth_api_key_revoke", args),
-        "revoke"));
+    cr_assert(asprintf(&args, "{\"key_id\":\"%s\"}", th_str(j, "key_id")) > 0);
+    free(ok_result(call_at("/mcp/sales", rootauth, "auth_api_key_revoke", args),
+                   "revoke"));
     free(args);
     free(rootauth);
   }
@@ -622,7 +620,7 @@ Test(http_auth, protected_resource_metadata) {
   cJSON *j;
 
   r = req_at("GET", "/.well-known/oauth-protected-resource/mcp/sales", NULL,
-           NULL);
+             NULL);
   cr_expect_eq(th_http_status(r), 200, "%s", r);
   j = body_json(r);
   cr_expect_str_eq(th_str(j, "resource"), SALES);
@@ -670,19 +668,41 @@ Test(http_auth, protected_resource_metadata) {
 /* Every spelling of sales' path either is sales, with its check, or is
  * nothing at all: never another department, never unchecked. */
 Test(http_auth, path_variants_reach_sales_checked_or_nothing) {
-  static const char *const variants[] = {
-      "/mcp/sales/",     "//mcp/sales",      "/mcp//sales",
-      "/MCP/sales",      "/mcp/SALES",       "/Mcp/Sales",
-      "/mcp/%73ales",    "/%6dcp/sales",     "/mcp%2fsales",
-      "/mcp/sales%2f",   "/mcp/sales%2F",    "/mcp/sales%00",
-      "/mcp/sales%20",   "/mcp/./sales",     "/mcp/../mcp/sales",
-      "/mcp/sales/.",    "/mcp/sales/..",    "/mcp/sales;x",
-      "/mcp/sales/x",    "/mcp/sales/mcp",   "/mcp/sale",
-      "/mcp/salesx",     "/mcp/sales.json",  "/mcp/sales\\",
-      "/./mcp/sales",    "/mcp/sales%3Fx",   "/mcp/%2e/sales",
-      "/mcp/sales/%2e",  "/mcp/\xc5\x9b" "ales", "/mcp/sales\t",
-      "/api/mcp/sales",  "/mcp/sales/../hr", "/mcp/hr/../sales",
-      NULL};
+  static const char *const variants[] = {"/mcp/sales/",
+                                         "//mcp/sales",
+                                         "/mcp//sales",
+                                         "/MCP/sales",
+                                         "/mcp/SALES",
+                                         "/Mcp/Sales",
+                                         "/mcp/%73ales",
+                                         "/%6dcp/sales",
+                                         "/mcp%2fsales",
+                                         "/mcp/sales%2f",
+                                         "/mcp/sales%2F",
+                                         "/mcp/sales%00",
+                                         "/mcp/sales%20",
+                                         "/mcp/./sales",
+                                         "/mcp/../mcp/sales",
+                                         "/mcp/sales/.",
+                                         "/mcp/sales/..",
+                                         "/mcp/sales;x",
+                                         "/mcp/sales/x",
+                                         "/mcp/sales/mcp",
+                                         "/mcp/sale",
+                                         "/mcp/salesx",
+                                         "/mcp/sales.json",
+                                         "/mcp/sales\\",
+                                         "/./mcp/sales",
+                                         "/mcp/sales%3Fx",
+                                         "/mcp/%2e/sales",
+                                         "/mcp/sales/%2e",
+                                         "/mcp/\xc5\x9b"
+                                         "ales",
+                                         "/mcp/sales\t",
+                                         "/api/mcp/sales",
+                                         "/mcp/sales/../hr",
+                                         "/mcp/hr/../sales",
+                                         NULL};
   const char *const *v;
   char *r;
   int status;
@@ -694,8 +714,7 @@ Test(http_auth, path_variants_reach_sales_checked_or_nothing) {
     free(r);
   }
   /* The query is no part of the path. */
-  expect_401(call_at("/mcp/sales?x=1", NULL, "spy_dump", NULL), NULL,
-             "query");
+  expect_401(call_at("/mcp/sales?x=1", NULL, "spy_dump", NULL), NULL, "query");
   expect_401(call_at("/mcp/sales", NULL, "spy_dump", NULL), NULL, "exact");
 }
 
@@ -826,14 +845,15 @@ static cJSON *hr_tasks_request(const char *token, const char *method,
                      "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: %s\r\n"
                      "Mcp-Name: %s\r\n%s",
                      method, name, auth) > 0);
-  cr_assert(asprintf(&body,
-                     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\","
-                     "\"params\":{%s,\"_meta\":{"
-                     "\"io.modelcontextprotocol/protocolVersion\":"
-                     "\"2026-07-28\","
-                     "\"io.modelcontextprotocol/clientCapabilities\":{"
-                     "\"extensions\":{\"io.modelcontextprotocol/tasks\":{}}}}}}",
-                     method, params) > 0);
+  cr_assert(
+      asprintf(&body,
+               "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\","
+               "\"params\":{%s,\"_meta\":{"
+               "\"io.modelcontextprotocol/protocolVersion\":"
+               "\"2026-07-28\","
+               "\"io.modelcontextprotocol/clientCapabilities\":{"
+               "\"extensions\":{\"io.modelcontextprotocol/tasks\":{}}}}}}",
+               method, params) > 0);
   r = req_at("POST", "/mcp/hr", headers, body);
   *status = th_http_status(r);
   j = body_json(r);
@@ -919,8 +939,9 @@ Test(http_auth, stdio_takes_its_token_from_the_environment) {
    * or a client that spawned it sees the failure in the exit status. */
   setenv("PLUGHOST_TOKEN", "not-a-token", 1);
   h = th_start(config_path, "--department", "sales", NULL);
-  cr_expect(th_wait_stderr(h, "PLUGHOST_TOKEN refused for department sales: "
-                              "malformed",
+  cr_expect(th_wait_stderr(h,
+                           "PLUGHOST_TOKEN refused for department sales: "
+                           "malformed",
                            20000),
             "%s", th_stderr(h));
   status = th_stop(h, 20000);

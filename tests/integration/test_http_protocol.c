@@ -173,9 +173,9 @@ Test(http_protocol, a_second_initialize_on_a_session_is_refused) {
  * being n bytes of value text made by fill(); about max_message_bytes in
  * all when n is near 4 MiB. */
 static char *big_call(size_t n, void (*fill)(char *, size_t)) {
-  static const char head[] =
-      "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{"
-      META ",\"name\":\"args_show\",\"arguments\":{\"x\":";
+  static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/"
+                             "call\",\"params\":{" META
+                             ",\"name\":\"args_show\",\"arguments\":{\"x\":";
   size_t h = sizeof(head) - 1;
   char *body = malloc(h + n + 4);
 

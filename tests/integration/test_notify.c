@@ -41,7 +41,8 @@ static const char *next_state(int fd, int timeout_ms) {
   ssize_t n;
 
   buf[0] = '\0';
-  if (poll(&p, 1, timeout_ms) == 1 && (n = recv(fd, buf, sizeof(buf) - 1, 0)) > 0)
+  if (poll(&p, 1, timeout_ms) == 1 &&
+      (n = recv(fd, buf, sizeof(buf) - 1, 0)) > 0)
     buf[n] = '\0';
   return buf;
 }

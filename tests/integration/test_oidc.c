@@ -95,8 +95,7 @@ static void start_provider(void) {
     close(out[0]);
     close(out[1]);
     execlp(node(), node(), PROVIDER_SCRIPT, "--key", key, "--log", log,
-           "--port", port, "--resource", sales, "--resource", hr,
-           (char *)NULL);
+           "--port", port, "--resource", sales, "--resource", hr, (char *)NULL);
     fprintf(stderr, "cannot run %s: %s\n", node(), strerror(errno));
     _exit(127);
   }
@@ -166,24 +165,23 @@ static void start(void) {
   start_provider();
   /* sales discovers the keys from the issuer; hr is given the jwks_uri. */
   cr_assert(
-      asprintf(
-          &text,
-          "{\"plugin_dir\":\"%s/plugins\",\"log_level\":\"info\","
-          "\"audit_log\":\"%s/audit.jsonl\",\"departments\":{"
-          "\"sales\":{\"auth\":\"required\",\"public_url\":\"%s\","
-          "\"issuers\":[\"%s\"],\"scopes_supported\":[\"read:sales\"],"
-          "\"tool_scopes\":{\"spy_secret\":\"read:sales\"},"
-          "\"plugins\":[{\"plugin\":\"auth\",\"config\":{"
-          "\"db\":\"%s/data/auth.db\",\"issuers\":[{\"issuer\":\"%s\","
-          "\"discovery\":true,\"algorithms\":[\"ES256\"]}]}},"
-          "{\"plugin\":\"spy\"}]},"
-          "\"hr\":{\"auth\":\"required\",\"public_url\":\"%s\","
-          "\"issuers\":[\"%s\"],"
-          "\"plugins\":[{\"plugin\":\"auth\",\"config\":{"
-          "\"db\":\"%s/data/auth.db\",\"issuers\":[{\"issuer\":\"%s\","
-          "\"jwks_uri\":\"%s/jwks\"}]}},{\"plugin\":\"spy\"}]}}}",
-          base, base, sales, issuer, base, issuer, hr, issuer, base, issuer,
-          issuer) > 0);
+      asprintf(&text,
+               "{\"plugin_dir\":\"%s/plugins\",\"log_level\":\"info\","
+               "\"audit_log\":\"%s/audit.jsonl\",\"departments\":{"
+               "\"sales\":{\"auth\":\"required\",\"public_url\":\"%s\","
+               "\"issuers\":[\"%s\"],\"scopes_supported\":[\"read:sales\"],"
+               "\"tool_scopes\":{\"spy_secret\":\"read:sales\"},"
+               "\"plugins\":[{\"plugin\":\"auth\",\"config\":{"
+               "\"db\":\"%s/data/auth.db\",\"issuers\":[{\"issuer\":\"%s\","
+               "\"discovery\":true,\"algorithms\":[\"ES256\"]}]}},"
+               "{\"plugin\":\"spy\"}]},"
+               "\"hr\":{\"auth\":\"required\",\"public_url\":\"%s\","
+               "\"issuers\":[\"%s\"],"
+               "\"plugins\":[{\"plugin\":\"auth\",\"config\":{"
+               "\"db\":\"%s/data/auth.db\",\"issuers\":[{\"issuer\":\"%s\","
+               "\"jwks_uri\":\"%s/jwks\"}]}},{\"plugin\":\"spy\"}]}}}",
+               base, base, sales, issuer, base, issuer, hr, issuer, base,
+               issuer, issuer) > 0);
   config_path = th_write_temp(text, ".json");
   free(text);
   snprintf(listen, sizeof(listen), "127.0.0.1:%d", host_port);
@@ -438,8 +436,8 @@ Test(oidc, the_typescript_sdk_authorises_itself_and_calls_a_tool) {
   cr_assert_not_null(j, "%s", out);
   cr_expect_str_eq(th_str(j, "result.structuredContent.principal.sub"),
                    "plughost-tests", "%s", out);
-  cr_expect_str_eq(th_str(j, "result.structuredContent.principal.iss"),
-                   issuer, "%s", out);
+  cr_expect_str_eq(th_str(j, "result.structuredContent.principal.iss"), issuer,
+                   "%s", out);
   cr_expect_str_eq(th_str(j, "requests.0"), "POST /mcp/sales 401", "%s", out);
   snprintf(prm, sizeof(prm),
            "GET /.well-known/oauth-protected-resource/mcp/sales 200");

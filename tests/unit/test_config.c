@@ -461,8 +461,7 @@ Test(config, auth_defaults_to_none_and_unaudited) {
   cr_expect_null(d->auth.authorization_servers[0]);
   cr_expect_eq(d->auth.list_unauthorized_tools, 0);
   cr_expect_eq(d->auth.audit, 0);
-  cr_expect_eq(ph__config_department(cfg, "default")->auth.mode,
-               PH__AUTH_NONE);
+  cr_expect_eq(ph__config_department(cfg, "default")->auth.mode, PH__AUTH_NONE);
   cr_expect_null(cfg->audit_log);
   ph__config_free(cfg);
 }
@@ -539,8 +538,7 @@ Test(config, auth_values_are_checked) {
         "array");
   FAILS("{'departments':{'s':{'issuers':[]}}}", "issuers", "empty");
   FAILS("{'departments':{'s':{'issuers':[1]}}}", "issuers");
-  FAILS("{'departments':{'s':{'tool_scopes':['x']}}}", "tool_scopes",
-        "object");
+  FAILS("{'departments':{'s':{'tool_scopes':['x']}}}", "tool_scopes", "object");
   FAILS("{'departments':{'s':{'tool_scopes':{'a b':'x'}}}}", "tool_scopes",
         "a b");
   FAILS("{'departments':{'s':{'tool_scopes':{'t':'x y'}}}}", "tool_scopes",
